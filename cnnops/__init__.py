@@ -1,0 +1,21 @@
+"""cnnops: hand-written CPU and CUDA kernels for convolutional networks, as
+drop-in PyTorch ops with full autograd."""
+from . import _C
+from . import _ops  # noqa: F401  (fake kernels and autograd for torch.ops.cnnops.*)
+from . import nn
+from .functional import conv2d, conv_transpose2d
+
+__version__ = "0.1.0"
+
+
+def build_info():
+    """What this build contains: CPU ISA paths (and the one in use), CUDA and its archs."""
+    return dict(_C.build_info())
+
+
+def set_cpu_isa(name):
+    """Force the CPU micro-kernel ISA: 'auto', 'avx512', 'avx2' or 'generic'."""
+    _C.set_cpu_isa(name)
+
+
+__all__ = ["conv2d", "conv_transpose2d", "nn", "build_info", "set_cpu_isa"]

@@ -1,0 +1,69 @@
+"""Argument checks of the registered ops, mirrored from csrc/torch/checks.cpp.
+
+The C++ ops check their arguments when they run; these run in the fake (meta)
+kernels, so torch.compile and FakeTensor tracing refuse the same inputs with the
+same messages. Keep the two in step.
+"""
+import torch
+
+_CPU_DTYPES = (torch.float32, torch.float64)
+_CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def rank(t, dim, op, arg, layout):
+    if t.dim() != dim:
+        raise ValueError(f"{op}: expected {arg} to be {dim}-D ({layout}), "
+                         f"got a {t.dim()}-D tensor of shape {list(t.shape)}")
+
+
+def float_tensor(t, op, arg):
+    if t.device.type == "cuda":
+        if t.dtype not in _CUDA_DTYPES:
+            raise TypeError(f"{op}: expected {arg} to be float32, float64, float16 or bfloat16 "
+                            f"on CUDA, got {t.dtype}")
+    elif t.dtype not in _CPU_DTYPES:
+        raise TypeError(f"{op}: expected {arg} to be float32 or float64 on the CPU, got {t.dtype}")
+
+
+def same_dtype_device(t, ref, op, arg, ref_arg):
+    if t.dtype != ref.dtype:
+        raise TypeError(f"{op}: expected {arg} to have the same dtype as {ref_arg} "
+                        f"({ref.dtype}), got {t.dtype}")
+    if t.device != ref.device:
+        raise ValueError(f"{op}: expected {arg} to be on the same device as {ref_arg} "
+                         f"({ref.device}), got {t.device}")
+
+
+def int_list(v, count, minimum, op, arg, expected):
+    if len(v) != count:
+        raise ValueError(f"{op}: expected {arg} to have {count} elements, got {list(v)}")
+    if any(x < minimum for x in v):
+        raise ValueError(f"{op}: expected {arg} to be {expected}, got {list(v)}")
+
+
+def hyper(op, stride, dilation, groups):
+    int_list(stride, 2, 1, op, "stride", "positive")
+    int_list(dilation, 2, 1, op, "dilation", "positive")
+    if groups <= 0:
+        raise ValueError(f"{op}: expected groups to be positive, got {groups}")
+
+
+def nonempty_feature_dims(t, op, arg):
+    if t.shape[1] == 0 or t.shape[2] == 0 or t.shape[3] == 0:
+        raise ValueError(f"{op}: expected {arg} to have non-zero channel and spatial sizes "
+                         f"(only the batch may be empty), got shape {list(t.shape)}")
+
+
+def weight(w, op, arg):
+    rank(w, 4, op, arg, "out_channels, in_channels/groups, kH, kW")
+    if any(s == 0 for s in w.shape):
+        raise ValueError(f"{op}: expected {arg} to have non-zero sizes, got shape {list(w.shape)}")
+
+
+def bias(b, channels, ref, op):
+    if b is None:
+        return
+    if b.dim() != 1 or b.shape[0] != channels:
+        raise ValueError(f"{op}: expected bias to be 1-D with {channels} elements, "
+                         f"got shape {list(b.shape)}")
+    same_dtype_device(b, ref, op, "bias", "input")

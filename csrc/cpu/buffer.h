@@ -1,0 +1,31 @@
+// A small 64-byte-aligned scratch buffer for packed panels (one per task).
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+namespace cnnops {
+namespace cpu {
+
+template <typename T>
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(int64_t count) {
+    size_t bytes = (static_cast<size_t>(count > 0 ? count : 1) * sizeof(T) + 63) / 64 * 64;
+    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (data_ == nullptr) throw std::bad_alloc();
+  }
+  ~AlignedBuffer() { std::free(data_); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  T* data_ = nullptr;
+};
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+}  // namespace cpu
+}  // namespace cnnops

@@ -1,0 +1,314 @@
+// Implicit-GEMM grouped correlation (see conv_correlation.h) for float and double.
+//
+// Two GEMM orientations, chosen by the output layout so the micro-kernel's vector
+// dimension is the contiguous one in memory:
+//  - pixels-on-vector (NCHW-like outputs): per (image, group, block of pixels),
+//    C[Ko x pixels] = Wpacked[Ko x red] * im2col[red x pixels], red = (ci, tr, ts);
+//  - channels-on-vector (channels_last outputs, or few pixels per image): per
+//    (group, block of pixels over all images), C[pixels x Ko] = im2col * Wpacked,
+//    red = (tr, ts, ci), so each tap reads a contiguous run of input channels.
+// The filter is packed once into micro-panels for all reduction blocks; each
+// task packs its own slice of the input (zero-filling padding) per reduction
+// block of kKc and runs the micro-kernel over it. Tasks run on at::parallel_for.
+// Full tiles of a flat output are written in place; edge tiles and strided
+// outputs go through a small tile buffer and a scatter.
+#include "conv_correlation.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "buffer.h"
+#include "copy_row.h"
+#include "microkernel.h"
+
+namespace cnnops {
+namespace cpu {
+namespace {
+
+constexpr int64_t kKc = 256;        // reduction block
+constexpr int64_t kBlockPanels = 8;  // pixel panels per task
+
+enum class ReduceOrder { ChannelsOuter, TapsOuter };  // (ci, tr, ts) or (tr, ts, ci)
+
+// A position in the reduction index, advanced one step at a time.
+struct RedCursor {
+  int64_t ci = 0, tr = 0, ts = 0;
+  int64_t Ci, TR, TS;
+  ReduceOrder order;
+  RedCursor(int64_t Ci_, int64_t TR_, int64_t TS_, ReduceOrder o, int64_t idx)
+      : Ci(Ci_), TR(TR_), TS(TS_), order(o) {
+    if (order == ReduceOrder::ChannelsOuter) {
+      ci = idx / (TR * TS);
+      tr = idx / TS % TR;
+      ts = idx % TS;
+    } else {
+      ci = idx % Ci;
+      tr = idx / Ci / TS;
+      ts = idx / Ci % TS;
+    }
+  }
+  void advance() {
+    if (order == ReduceOrder::ChannelsOuter) {
+      if (++ts == TS) { ts = 0; if (++tr == TR) { tr = 0; ++ci; } }
+    } else {
+      if (++ci == Ci) { ci = 0; if (++ts == TS) { ts = 0; ++tr; } }
+    }
+  }
+};
+
+template <typename T>
+int64_t reduction_size(const Correlation<T>& c) {
+  return c.Ci * static_cast<int64_t>(c.hoff.size()) * static_cast<int64_t>(c.woff.size());
+}
+
+// Filter micro-panels for every group and reduction block:
+// dst[g][block][panel][kk][width], where block starts at kb0 and panel covers
+// output channels panel*width .. +width (zero past Ko).
+template <typename T>
+void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* dst) {
+  const int64_t red = reduction_size(c);
+  const int64_t TR = c.hoff.size(), TS = c.woff.size();
+  const int64_t kpad = round_up(c.Ko, width);
+  const int64_t panels = kpad / width;
+  at::parallel_for(0, c.G * panels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t g = task / panels, panel = task % panels;
+      for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
+        const int64_t kc = std::min(kKc, red - kb0);
+        T* d = dst + g * kpad * red + kb0 * kpad + panel * kc * width;
+        for (int64_t x = 0; x < width; ++x) {
+          const int64_t ko = panel * width + x;
+          if (ko >= c.Ko) {
+            for (int64_t kk = 0; kk < kc; ++kk) d[kk * width + x] = T(0);
+            continue;
+          }
+          const T* wk = c.wt + g * c.wt_group + ko * c.wt_out;
+          RedCursor cur(c.Ci, TR, TS, order, kb0);
+          for (int64_t kk = 0; kk < kc; ++kk, cur.advance())
+            d[kk * width + x] = wk[cur.ci * c.wt_in + c.rtap[cur.tr] * c.wt_r + c.stap[cur.ts] * c.wt_s];
+        }
+      }
+    }
+  });
+}
+
+// Bias per group padded with zeros to a whole number of panels (or all zeros).
+template <typename T>
+std::vector<T> padded_bias(const Correlation<T>& c, int64_t width) {
+  const int64_t kpad = round_up(c.Ko, width);
+  std::vector<T> b(c.G * kpad, T(0));
+  if (c.bias != nullptr)
+    for (int64_t g = 0; g < c.G; ++g)
+      for (int64_t ko = 0; ko < c.Ko; ++ko) b[g * kpad + ko] = c.bias[g * c.Ko + ko];
+  return b;
+}
+
+// Pixels-on-vector im2col panels for image n, group g, reduction [kb0, kb0+kc)
+// and flat output pixels [j0, j0+jn): dst[panel][kk][NR].
+template <typename T>
+void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int64_t kb0,
+                             int64_t kc, int64_t j0, int64_t jn, int64_t nr, T* dst) {
+  const int64_t* s = c.in_strides;
+  RedCursor cur(c.Ci, c.hoff.size(), c.woff.size(), ReduceOrder::ChannelsOuter, kb0);
+  const int64_t panels = ceil_div(jn, nr);
+  for (int64_t kk = 0; kk < kc; ++kk, cur.advance()) {
+    const T* plane = c.in + n * s[0] + (g * c.Ci + cur.ci) * s[1];
+    const int64_t ho = c.hoff[cur.tr], wo = c.woff[cur.ts];
+    for (int64_t panel = 0; panel < panels; ++panel) {
+      T* d = dst + panel * kc * nr + kk * nr;
+      const int64_t count = std::min(nr, jn - panel * nr);
+      int64_t j = j0 + panel * nr;
+      int64_t p = j / c.Q, q = j % c.Q;
+      for (int64_t done = 0; done < count; p += 1, q = 0) {
+        const int64_t seg = std::min(count - done, c.Q - q);
+        const int64_t h = p * c.step_h + ho;
+        if (h >= 0 && h < c.H) {
+          copy_row_segment(plane + h * s[2], c.W, q * c.step_w + wo, c.step_w, s[3], seg, d + done, 1);
+        } else {
+          for (int64_t t = 0; t < seg; ++t) d[done + t] = T(0);
+        }
+        done += seg;
+      }
+      for (int64_t t = count; t < nr; ++t) d[t] = T(0);
+    }
+  }
+}
+
+// Channels-on-vector im2col panels for group g, reduction [kb0, kb0+kc) and
+// flat pixels m0 .. m0+mn over (n, p, q): dst[panel][kk][MR].
+template <typename T>
+void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, int64_t kc,
+                               int64_t m0, int64_t mn, int64_t mr, T* dst) {
+  const int64_t* s = c.in_strides;
+  const int64_t TS = c.woff.size();
+  const int64_t panels = ceil_div(mn, mr);
+  for (int64_t panel = 0; panel < panels; ++panel) {
+    for (int64_t ii = 0; ii < mr; ++ii) {
+      T* d = dst + panel * kc * mr + ii;
+      const int64_t m = m0 + panel * mr + ii;
+      if (panel * mr + ii >= mn) {
+        for (int64_t kk = 0; kk < kc; ++kk) d[kk * mr] = T(0);
+        continue;
+      }
+      const int64_t n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
+      const T* image = c.in + n * s[0] + g * c.Ci * s[1];
+      RedCursor cur(c.Ci, c.hoff.size(), TS, ReduceOrder::TapsOuter, kb0);
+      for (int64_t kk = 0; kk < kc;) {
+        const int64_t run = std::min(c.Ci - cur.ci, kc - kk);
+        const int64_t h = p * c.step_h + c.hoff[cur.tr];
+        const int64_t w = q * c.step_w + c.woff[cur.ts];
+        if (h >= 0 && h < c.H && w >= 0 && w < c.W) {
+          const T* src = image + h * s[2] + w * s[3] + cur.ci * s[1];
+          for (int64_t t = 0; t < run; ++t) d[(kk + t) * mr] = src[t * s[1]];
+        } else {
+          for (int64_t t = 0; t < run; ++t) d[(kk + t) * mr] = T(0);
+        }
+        kk += run;
+        cur.ci = 0;
+        if (++cur.ts == TS) { cur.ts = 0; ++cur.tr; }
+      }
+    }
+  }
+}
+
+template <typename T>
+void fill_bias_or_zero(const Correlation<T>& c) {
+  const int64_t* s = c.out_strides;
+  const int64_t K = c.G * c.Ko;
+  at::parallel_for(0, c.N * K, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t nk = begin; nk < end; ++nk) {
+      const int64_t n = nk / K, k = nk % K;
+      const T v = c.bias != nullptr ? c.bias[k] : T(0);
+      for (int64_t i = 0; i < c.P; ++i)
+        for (int64_t j = 0; j < c.Q; ++j) c.out[n * s[0] + k * s[1] + i * s[2] + j * s[3]] = v;
+    }
+  });
+}
+
+template <typename T>
+void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t MR = uk.mr, NR = uk.nr;
+  const int64_t red = reduction_size(c);
+  const int64_t kpad = round_up(c.Ko, MR);
+  AlignedBuffer<T> filter(c.G * kpad * red);
+  pack_filter(c, ReduceOrder::ChannelsOuter, MR, filter.get());
+  const std::vector<T> bias = padded_bias(c, MR);
+  const int64_t* os = c.out_strides;
+  const bool flat = os[3] == 1 && os[2] == c.Q;
+  const int64_t pixels = c.P * c.Q, block = kBlockPanels * NR;
+  const int64_t blocks = ceil_div(pixels, block);
+  const AccInit first = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
+
+  at::parallel_for(0, c.N * c.G * blocks, 1, [&](int64_t begin, int64_t end) {
+    AlignedBuffer<T> panels(kKc * block);
+    T tile[32 * 64];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / (c.G * blocks), g = task / blocks % c.G;
+      const int64_t j0 = task % blocks * block, jn = std::min(block, pixels - j0);
+      T* out_ng = c.out + n * os[0] + g * c.Ko * os[1];
+      for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
+        const int64_t kc = std::min(kKc, red - kb0);
+        pack_input_pixel_panels(c, n, g, kb0, kc, j0, jn, NR, panels.get());
+        for (int64_t mp = 0; mp < kpad / MR; ++mp) {
+          const T* a = filter.get() + g * kpad * red + kb0 * kpad + mp * kc * MR;
+          const T* brow = bias.data() + g * kpad + mp * MR;
+          const int64_t rows = std::min(MR, c.Ko - mp * MR);
+          for (int64_t np = 0; np < ceil_div(jn, NR); ++np) {
+            const T* b = panels.get() + np * kc * NR;
+            const int64_t cols = std::min(NR, jn - np * NR), j = j0 + np * NR;
+            if (flat && rows == MR && cols == NR) {
+              uk.fn(kc, a, b, out_ng + mp * MR * os[1] + j, os[1], kb0 == 0 ? first : AccInit::Load, brow);
+              continue;
+            }
+            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, brow);
+            for (int64_t jj = 0; jj < cols; ++jj) {
+              const int64_t p = (j + jj) / c.Q, q = (j + jj) % c.Q;
+              T* o = out_ng + mp * MR * os[1] + p * os[2] + q * os[3];
+              for (int64_t i = 0; i < rows; ++i) {
+                if (kb0 == 0) o[i * os[1]] = tile[i * NR + jj];
+                else o[i * os[1]] += tile[i * NR + jj];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t MR = uk.mr, NR = uk.nr;
+  const int64_t red = reduction_size(c);
+  const int64_t kpad = round_up(c.Ko, NR);
+  AlignedBuffer<T> filter(c.G * kpad * red);
+  pack_filter(c, ReduceOrder::TapsOuter, NR, filter.get());
+  const std::vector<T> bias = padded_bias(c, NR);
+  const int64_t* os = c.out_strides;
+  const bool flat = os[1] == 1 && os[2] == c.Q * os[3] && os[0] == c.P * c.Q * os[3];
+  const int64_t pixels = c.N * c.P * c.Q, block = kBlockPanels * MR;
+  const int64_t blocks = ceil_div(pixels, block);
+  const AccInit first = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
+
+  at::parallel_for(0, c.G * blocks, 1, [&](int64_t begin, int64_t end) {
+    AlignedBuffer<T> panels(kKc * block);
+    T tile[32 * 64];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t g = task / blocks;
+      const int64_t m0 = task % blocks * block, mn = std::min(block, pixels - m0);
+      T* out_g = c.out + g * c.Ko * os[1];
+      for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
+        const int64_t kc = std::min(kKc, red - kb0);
+        pack_input_channel_panels(c, g, kb0, kc, m0, mn, MR, panels.get());
+        for (int64_t np = 0; np < kpad / NR; ++np) {
+          const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
+          const T* bcol = bias.data() + g * kpad + np * NR;
+          const int64_t cols = std::min(NR, c.Ko - np * NR);
+          for (int64_t mp = 0; mp < ceil_div(mn, MR); ++mp) {
+            const T* a = panels.get() + mp * kc * MR;
+            const int64_t rows = std::min(MR, mn - mp * MR), m = m0 + mp * MR;
+            if (flat && rows == MR && cols == NR) {
+              uk.fn(kc, a, b, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load, bcol);
+              continue;
+            }
+            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
+            for (int64_t i = 0; i < rows; ++i) {
+              const int64_t n = (m + i) / (c.P * c.Q), p = (m + i) / c.Q % c.P, q = (m + i) % c.Q;
+              T* o = out_g + n * os[0] + p * os[2] + q * os[3] + np * NR * os[1];
+              for (int64_t jj = 0; jj < cols; ++jj) {
+                if (kb0 == 0) o[jj * os[1]] = tile[i * NR + jj];
+                else o[jj * os[1]] += tile[i * NR + jj];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void run_correlation(const Correlation<T>& c) {
+  if (c.N == 0 || c.P == 0 || c.Q == 0 || c.G * c.Ko == 0) return;
+  if (reduction_size(c) == 0) {
+    fill_bias_or_zero(c);
+    return;
+  }
+  const MicroKernel<T>& uk = active_microkernel<T>();
+  const bool channels_contiguous = c.out_strides[1] == 1 && c.out_strides[3] != 1;
+  if (channels_contiguous || c.P * c.Q < uk.nr) {
+    run_channels_on_vector(c, uk);
+  } else {
+    run_pixels_on_vector(c, uk);
+  }
+}
+
+template void run_correlation<float>(const Correlation<float>&);
+template void run_correlation<double>(const Correlation<double>&);
+
+}  // namespace cpu
+}  // namespace cnnops

@@ -1,0 +1,57 @@
+// The register-blocked GEMM micro-kernel interface used by every CPU conv kernel.
+//
+//   C[MR x NR] = init + sum_{k < kc} a[k*MR + i] * b[k*NR + j]
+//
+// a and b are packed panels (see packing in conv_correlation.cpp / conv2d_wgrad.cpp);
+// C has row stride ldc and unit column stride. Three builds of one template exist
+// (AVX-512, AVX2+FMA, portable); the widest one the CPU supports is chosen at run
+// time, and tests can force another with set_cpu_isa().
+#pragma once
+#include <cstdint>
+
+namespace cnnops {
+namespace cpu {
+
+// How the accumulators start before the k loop.
+enum class AccInit : int32_t {
+  Zero,     // 0
+  Load,     // the current contents of C (accumulate across k blocks)
+  RowBias,  // bias[i] for row i (bias has MR entries)
+  ColBias,  // bias[j] for column j (bias has NR entries)
+};
+
+template <typename T>
+using MicroKernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
+                               AccInit init, const T* bias);
+
+template <typename T>
+struct MicroKernel {
+  int64_t mr = 0;  // rows of C per call (broadcast side)
+  int64_t nr = 0;  // columns of C per call (vector side)
+  MicroKernelFn<T> fn = nullptr;
+};
+
+struct MicroKernelSet {
+  const char* isa = nullptr;  // "avx512", "avx2" or "generic"
+  MicroKernel<float> f32;
+  MicroKernel<double> f64;
+};
+
+// One function per ISA build; returns false when that build is not compiled in.
+bool microkernels_avx512(MicroKernelSet* out);
+bool microkernels_avx2(MicroKernelSet* out);
+bool microkernels_generic(MicroKernelSet* out);
+
+// The set in use (the best supported by this CPU unless overridden).
+const MicroKernelSet& active_microkernels();
+template <typename T>
+const MicroKernel<T>& active_microkernel();
+
+// Select an ISA by name ("avx512", "avx2", "generic", or "auto"); returns false
+// if that ISA is not compiled in or not supported by this CPU.
+bool set_cpu_isa(const char* name);
+// Comma-separated ISAs compiled in and supported by this CPU, best first.
+const char* supported_cpu_isas();
+
+}  // namespace cpu
+}  // namespace cnnops

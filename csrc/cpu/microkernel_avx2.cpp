@@ -1,0 +1,53 @@
+// AVX2+FMA build of the micro-kernel: 6 x 16 floats and 6 x 8 doubles (12 ymm
+// accumulators). Compiled for AVX2 via a target pragma; called only after a
+// run-time check that the CPU supports AVX2 and FMA.
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include "microkernel_template.h"
+
+namespace cnnops {
+namespace cpu {
+namespace {
+
+struct Avx2F32 {
+  using T = float;
+  using Reg = __m256;
+  static constexpr int kWidth = 8;
+  static Reg zero() { return _mm256_setzero_ps(); }
+  static Reg set1(T x) { return _mm256_set1_ps(x); }
+  static Reg load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, Reg x) { _mm256_storeu_ps(p, x); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+};
+
+struct Avx2F64 {
+  using T = double;
+  using Reg = __m256d;
+  static constexpr int kWidth = 4;
+  static Reg zero() { return _mm256_setzero_pd(); }
+  static Reg set1(T x) { return _mm256_set1_pd(x); }
+  static Reg load(const T* p) { return _mm256_loadu_pd(p); }
+  static void store(T* p, Reg x) { _mm256_storeu_pd(p, x); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
+};
+
+}  // namespace
+
+bool microkernels_avx2(MicroKernelSet* out) {
+  out->isa = "avx2";
+  out->f32 = make_microkernel<Avx2F32, 6, 2>();
+  out->f64 = make_microkernel<Avx2F64, 6, 2>();
+  return true;
+}
+
+}  // namespace cpu
+}  // namespace cnnops
+
+#else
+#include "microkernel.h"
+namespace cnnops { namespace cpu {
+bool microkernels_avx2(MicroKernelSet*) { return false; }
+}}  // namespace cnnops::cpu
+#endif

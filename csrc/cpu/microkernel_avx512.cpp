@@ -1,0 +1,53 @@
+// AVX-512 build of the micro-kernel: 14 x 32 floats (28 zmm accumulators) and
+// 14 x 16 doubles. The whole file is compiled for AVX-512 via a target pragma;
+// it is only called after a run-time check that the CPU supports AVX-512F.
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#pragma GCC target("avx512f,avx512dq,avx512vl,avx2,fma")
+#include <immintrin.h>
+
+#include "microkernel_template.h"
+
+namespace cnnops {
+namespace cpu {
+namespace {
+
+struct Avx512F32 {
+  using T = float;
+  using Reg = __m512;
+  static constexpr int kWidth = 16;
+  static Reg zero() { return _mm512_setzero_ps(); }
+  static Reg set1(T x) { return _mm512_set1_ps(x); }
+  static Reg load(const T* p) { return _mm512_loadu_ps(p); }
+  static void store(T* p, Reg x) { _mm512_storeu_ps(p, x); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+};
+
+struct Avx512F64 {
+  using T = double;
+  using Reg = __m512d;
+  static constexpr int kWidth = 8;
+  static Reg zero() { return _mm512_setzero_pd(); }
+  static Reg set1(T x) { return _mm512_set1_pd(x); }
+  static Reg load(const T* p) { return _mm512_loadu_pd(p); }
+  static void store(T* p, Reg x) { _mm512_storeu_pd(p, x); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
+};
+
+}  // namespace
+
+bool microkernels_avx512(MicroKernelSet* out) {
+  out->isa = "avx512";
+  out->f32 = make_microkernel<Avx512F32, 14, 2>();
+  out->f64 = make_microkernel<Avx512F64, 14, 2>();
+  return true;
+}
+
+}  // namespace cpu
+}  // namespace cnnops
+
+#else
+#include "microkernel.h"
+namespace cnnops { namespace cpu {
+bool microkernels_avx512(MicroKernelSet*) { return false; }
+}}  // namespace cnnops::cpu
+#endif

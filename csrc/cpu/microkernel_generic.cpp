@@ -1,0 +1,31 @@
+// Portable build of the micro-kernel (any CPU, any compiler): 4 x 8 scalars per
+// call, written so the compiler may auto-vectorise with the baseline ISA.
+#include "microkernel_template.h"
+
+namespace cnnops {
+namespace cpu {
+namespace {
+
+template <typename Scalar>
+struct ScalarTraits {
+  using T = Scalar;
+  using Reg = Scalar;
+  static constexpr int kWidth = 1;
+  static Reg zero() { return Scalar(0); }
+  static Reg set1(T x) { return x; }
+  static Reg load(const T* p) { return *p; }
+  static void store(T* p, Reg x) { *p = x; }
+  static Reg fma(Reg a, Reg b, Reg c) { return a * b + c; }
+};
+
+}  // namespace
+
+bool microkernels_generic(MicroKernelSet* out) {
+  out->isa = "generic";
+  out->f32 = make_microkernel<ScalarTraits<float>, 4, 8>();
+  out->f64 = make_microkernel<ScalarTraits<double>, 4, 8>();
+  return true;
+}
+
+}  // namespace cpu
+}  // namespace cnnops

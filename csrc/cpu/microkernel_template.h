@@ -1,0 +1,68 @@
+// The one micro-kernel, written once over a small vector-traits type V:
+//   V::T     element type            V::Reg   register type
+//   V::kWidth elements per register  zero/set1/load/store/fma
+// Each ISA translation unit defines its traits under its own target pragma and
+// instantiates this template, so the same source becomes AVX-512, AVX2 or
+// portable code. Include only after the ISA's target pragma and intrinsics.
+#pragma once
+#include <cstdint>
+
+#include "microkernel.h"
+
+namespace cnnops {
+namespace cpu {
+
+// MR rows x NV registers of accumulators; NR = NV * V::kWidth columns.
+template <typename V, int MR, int NV>
+inline void microkernel_body(int64_t kc, const typename V::T* a, const typename V::T* b,
+                             typename V::T* c, int64_t ldc, AccInit init,
+                             const typename V::T* bias) {
+  constexpr int NR = NV * V::kWidth;
+  typename V::Reg acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      if (init == AccInit::Load) acc[i][v] = V::load(c + i * ldc + v * V::kWidth);
+      else if (init == AccInit::RowBias) acc[i][v] = V::set1(bias[i]);
+      else if (init == AccInit::ColBias) acc[i][v] = V::load(bias + v * V::kWidth);
+      else acc[i][v] = V::zero();
+    }
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    typename V::Reg bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::kWidth);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      typename V::Reg ai = V::set1(a[i]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] = V::fma(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) V::store(c + i * ldc + v * V::kWidth, acc[i][v]);
+  }
+}
+
+template <typename V, int MR, int NV>
+void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typename V::T* c,
+                 int64_t ldc, AccInit init, const typename V::T* bias) {
+  microkernel_body<V, MR, NV>(kc, a, b, c, ldc, init, bias);
+}
+
+template <typename V, int MR, int NV>
+MicroKernel<typename V::T> make_microkernel() {
+  MicroKernel<typename V::T> k;
+  k.mr = MR;
+  k.nr = NV * V::kWidth;
+  k.fn = &microkernel<V, MR, NV>;
+  return k;
+}
+
+}  // namespace cpu
+}  // namespace cnnops

@@ -1,0 +1,52 @@
+// Output-size arithmetic for convolution and pooling, torch-free and usable
+// from host and device code. All math in int64_t; callers validate inputs
+// (positive stride/dilation, non-negative begin padding) before calling.
+#pragma once
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define CNNOPS_HOST_DEVICE __host__ __device__
+#else
+#define CNNOPS_HOST_DEVICE
+#endif
+
+namespace cnnops {
+
+// Extent of a dilated filter: taps at 0, dil, ..., dil*(k-1).
+CNNOPS_HOST_DEVICE inline int64_t effective_kernel(int64_t k, int64_t dil) {
+  return dil * (k - 1) + 1;
+}
+
+// Floor division that rounds towards minus infinity (C++ '/' truncates).
+CNNOPS_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+// Convolution output size along one axis; pad_begin + pad_end is the total
+// padding. Returns a value < 1 when the filter does not fit: callers report it.
+CNNOPS_HOST_DEVICE inline int64_t conv_out_size(int64_t in, int64_t k, int64_t pad_begin,
+                                                int64_t pad_end, int64_t stride, int64_t dil) {
+  int64_t span = in + pad_begin + pad_end - effective_kernel(k, dil);
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+// Transposed-convolution output size along one axis (torch's formula).
+CNNOPS_HOST_DEVICE inline int64_t conv_transpose_out_size(int64_t in, int64_t k, int64_t pad,
+                                                          int64_t output_padding, int64_t stride,
+                                                          int64_t dil) {
+  return (in - 1) * stride - 2 * pad + dil * (k - 1) + output_padding + 1;
+}
+
+// TensorFlow / Keras 'same' padding for any stride: output = ceil(in / stride),
+// and the odd pixel of padding goes to the end (bottom / right).
+CNNOPS_HOST_DEVICE inline void same_padding(int64_t in, int64_t k, int64_t stride, int64_t dil,
+                                            int64_t* pad_begin, int64_t* pad_end) {
+  int64_t out = (in + stride - 1) / stride;
+  int64_t total = (out - 1) * stride + effective_kernel(k, dil) - in;
+  if (total < 0) total = 0;
+  *pad_begin = total / 2;
+  *pad_end = total - total / 2;
+}
+
+}  // namespace cnnops

@@ -1,0 +1,87 @@
+#include "checks.h"
+
+#include <c10/util/safe_numerics.h>
+
+#include <sstream>
+
+namespace cnnops {
+
+std::string to_string(at::IntArrayRef v) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
+  os << "]";
+  return os.str();
+}
+
+std::vector<int64_t> concrete(c10::SymIntArrayRef v, const char* op, const char* arg) {
+  std::vector<int64_t> out;
+  for (const c10::SymInt& s : v) {
+    auto i = s.maybe_as_int();
+    TORCH_CHECK_VALUE(i.has_value(), op, ": ", arg, " must be concrete integers on this device");
+    out.push_back(*i);
+  }
+  return out;
+}
+
+void check_rank(const at::Tensor& t, int64_t dim, const char* op, const char* arg,
+                const char* layout) {
+  TORCH_CHECK_VALUE(t.dim() == dim, op, ": expected ", arg, " to be ", dim, "-D (", layout,
+                    "), got a ", t.dim(), "-D tensor of shape ", to_string(t.sizes()));
+}
+
+void check_float_tensor(const at::Tensor& t, const char* op, const char* arg) {
+  const auto st = t.scalar_type();
+  const bool cpu_ok = st == at::kFloat || st == at::kDouble;
+  const bool cuda_ok = cpu_ok || st == at::kHalf || st == at::kBFloat16;
+  if (t.is_cuda()) {
+    TORCH_CHECK_TYPE(cuda_ok, op, ": expected ", arg,
+                     " to be float32, float64, float16 or bfloat16 on CUDA, got ", st);
+  } else {
+    TORCH_CHECK_VALUE(t.device().is_cpu() || t.is_cuda(), op, ": ", arg,
+                      " is on an unsupported device ", t.device());
+    TORCH_CHECK_TYPE(cpu_ok, op, ": expected ", arg, " to be float32 or float64 on the CPU, got ",
+                     st);
+  }
+}
+
+void check_same_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* op,
+                             const char* arg, const char* ref_arg) {
+  TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), op, ": expected ", arg,
+                   " to have the same dtype as ", ref_arg, " (", ref.scalar_type(), "), got ",
+                   t.scalar_type());
+  TORCH_CHECK_VALUE(t.device() == ref.device(), op, ": expected ", arg,
+                    " to be on the same device as ", ref_arg, " (", ref.device(), "), got ",
+                    t.device());
+}
+
+void check_list(at::IntArrayRef v, size_t count, int64_t minimum, const char* op, const char* arg,
+                const char* expected) {
+  TORCH_CHECK_VALUE(v.size() == count, op, ": expected ", arg, " to have ", count,
+                    " elements, got ", to_string(v));
+  for (int64_t x : v)
+    TORCH_CHECK_VALUE(x >= minimum, op, ": expected ", arg, " to be ", expected, ", got ",
+                      to_string(v));
+}
+
+void check_nonempty_feature_dims(const at::Tensor& t, const char* op, const char* arg) {
+  TORCH_CHECK_VALUE(t.size(1) > 0 && t.size(2) > 0 && t.size(3) > 0, op, ": expected ", arg,
+                    " to have non-zero channel and spatial sizes (only the batch may be empty), "
+                    "got shape ",
+                    to_string(t.sizes()));
+}
+
+at::MemoryFormat output_memory_format(const at::Tensor& a, const at::Tensor& b) {
+  const bool cl = a.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
+                  b.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+  return cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+}
+
+int64_t checked_numel(at::IntArrayRef sizes, const char* op) {
+  uint64_t n = 1;
+  TORCH_CHECK_VALUE(!c10::safe_multiplies_u64(sizes, &n) && n <= uint64_t(INT64_MAX), op,
+                    ": output of shape ", to_string(sizes), " has too many elements");
+  return static_cast<int64_t>(n);
+}
+
+}  // namespace cnnops

@@ -1,0 +1,41 @@
+// Argument checks shared by every registered op. Each failure raises a Python
+// ValueError / TypeError whose message names the op, the argument, the value
+// received and what was expected.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+namespace cnnops {
+
+// "[1, 2, 3]" for messages.
+std::string to_string(at::IntArrayRef v);
+
+// Concrete ints from a SymInt[] argument (ops run on real tensors here).
+std::vector<int64_t> concrete(c10::SymIntArrayRef v, const char* op, const char* arg);
+
+// input.dim() == dim, else "<op>: expected <arg> to be <dim>-D (<layout>), got ...".
+void check_rank(const at::Tensor& t, int64_t dim, const char* op, const char* arg,
+                const char* layout);
+
+// Floating dtype supported on t's device (CPU: float32/float64; CUDA: also
+// float16/bfloat16), and the same dtype and device as `ref`.
+void check_float_tensor(const at::Tensor& t, const char* op, const char* arg);
+void check_same_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* op,
+                             const char* arg, const char* ref_arg);
+
+// Every element of v is >= minimum (size must be `count`).
+void check_list(at::IntArrayRef v, size_t count, int64_t minimum, const char* op, const char* arg,
+                const char* expected);
+
+// Non-empty C, H, W (the batch may be empty).
+void check_nonempty_feature_dims(const at::Tensor& t, const char* op, const char* arg);
+
+// Output memory format under torch's rule: channels_last if either tensor suggests it.
+at::MemoryFormat output_memory_format(const at::Tensor& a, const at::Tensor& b);
+
+// Product of sizes, raising instead of overflowing int64.
+int64_t checked_numel(at::IntArrayRef sizes, const char* op);
+
+}  // namespace cnnops

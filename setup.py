@@ -1,0 +1,51 @@
+"""Builds the extension cnnops._C with torch.utils.cpp_extension.
+
+The CUDA kernels (csrc/cuda/*.cu) are built when torch has CUDA, or when
+FORCE_CUDA=1; otherwise the package is CPU-only and cnnops.build_info() says so.
+Target GPUs: TORCH_CUDA_ARCH_LIST (default "8.0;9.0"), e.g.
+    TORCH_CUDA_ARCH_LIST="8.6;8.9" pip install --no-build-isolation .
+"""
+import glob
+import os
+
+from setuptools import find_packages, setup
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension, CUDA_HOME
+import torch
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def sources(pattern):
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def use_cuda():
+    if os.environ.get("FORCE_CUDA") == "1":
+        return True
+    return torch.version.cuda is not None and torch.cuda.is_available() and CUDA_HOME is not None
+
+
+def extension():
+    cxx = ["-O3", "-fno-math-errno"]
+    srcs = sources("csrc/cpu/*.cpp") + sources("csrc/torch/*.cpp")
+    if not use_cuda():
+        return CppExtension("cnnops._C", srcs, extra_compile_args={"cxx": cxx})
+    archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+    define = ["-DCNNOPS_WITH_CUDA", f'-DCNNOPS_CUDA_ARCHS="{archs}"']
+    return CUDAExtension(
+        "cnnops._C",
+        srcs + sources("csrc/cuda/*.cu"),
+        extra_compile_args={"cxx": cxx + define,
+                            "nvcc": ["-O3", "-lineinfo"] + define},
+    )
+
+
+setup(
+    name="cnnops",
+    version="0.1.0",
+    description="Hand-written CPU and CUDA kernels for convolutional networks, as PyTorch ops",
+    packages=find_packages(include=["cnnops", "cnnops.*"]),
+    ext_modules=[extension()],
+    cmdclass={"build_ext": BuildExtension},
+    python_requires=">=3.9",
+)
