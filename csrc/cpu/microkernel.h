@@ -35,6 +35,10 @@ struct MicroKernelSet {
   const char* isa = nullptr;  // "avx512", "avx2" or "generic"
   MicroKernel<float> f32;
   MicroKernel<double> f64;
+  // Peak-throughput probes for the benchmark suite: `iters` rounds of
+  // independent FMAs on registers; return the FLOPs done (2 per lane per FMA).
+  double (*fma_probe_f32)(int64_t iters) = nullptr;
+  double (*fma_probe_f64)(int64_t iters) = nullptr;
 };
 
 // One function per ISA build; returns false when that build is not compiled in.

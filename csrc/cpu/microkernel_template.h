@@ -55,6 +55,28 @@ void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typ
   microkernel_body<V, MR, NV>(kc, a, b, c, ldc, init, bias);
 }
 
+// kChains independent FMA chains, enough to cover the FMA latency on every port.
+template <typename V>
+double fma_probe(int64_t iters) {
+  constexpr int kChains = 12;
+  typename V::Reg acc[kChains];
+  const typename V::Reg m = V::set1(typename V::T(0.999999)), a = V::set1(typename V::T(1e-7));
+  for (int i = 0; i < kChains; ++i) acc[i] = V::set1(typename V::T(i));
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) acc[i] = V::fma(acc[i], m, a);
+  }
+  typename V::T sink[V::kWidth];
+  typename V::T total = 0;
+  for (int i = 0; i < kChains; ++i) {
+    V::store(sink, acc[i]);
+    total += sink[0];
+  }
+  volatile typename V::T keep = total;  // keeps the loop from being optimised away
+  (void)keep;
+  return 2.0 * kChains * V::kWidth * static_cast<double>(iters);
+}
+
 template <typename V, int MR, int NV>
 MicroKernel<typename V::T> make_microkernel() {
   MicroKernel<typename V::T> k;

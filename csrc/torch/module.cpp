@@ -1,6 +1,9 @@
 // The Python extension module cnnops._C: importing it registers the ops
 // (torch.ops.cnnops.*) and exposes build information and the CPU ISA switch.
+#include <ATen/Parallel.h>
 #include <torch/extension.h>
+
+#include <chrono>
 
 #include "../cpu/microkernel.h"
 
@@ -23,11 +26,30 @@ py::dict build_info() {
   return info;
 }
 
+// Peak FMA throughput of the active ISA on all torch threads, in GFLOP/s.
+double cpu_peak_gflops(bool float64, int64_t iters) {
+  const auto& mk = cnnops::cpu::active_microkernels();
+  auto probe = float64 ? mk.fma_probe_f64 : mk.fma_probe_f32;
+  const int64_t threads = at::get_num_threads();
+  std::vector<double> flops(threads, 0.0);
+  const auto start = std::chrono::steady_clock::now();
+  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) flops[t] = probe(iters);
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double total = 0;
+  for (double f : flops) total += f;
+  return total / seconds * 1e-9;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "cnnops kernels (ops are registered under torch.ops.cnnops)";
   m.def("build_info", &build_info, "What this build of cnnops contains");
+  m.def("cpu_peak_gflops", &cpu_peak_gflops, py::arg("float64") = false,
+        py::arg("iters") = 20000000,
+        "Measured peak FMA throughput (GFLOP/s) of the active CPU ISA on all torch threads");
   m.def(
       "set_cpu_isa",
       [](const std::string& name) {

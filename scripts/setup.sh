@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up shared by the two README commands:
+#  1. torch: the importable one if any (e.g. the GPU machine's CUDA build),
+#     otherwise torch==2.13.0 from pip;
+#  2. the Python packages the tests and benchmarks use, where missing;
+#  3. the extension cnnops._C, built in place (CUDA too when torch has CUDA).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  echo "[setup] torch not importable: installing torch==2.13.0"
+  "$PY" -m pip install --quiet torch==2.13.0
+fi
+
+missing=$("$PY" - <<'PYEOF'
+import importlib.util
+needed = {"pytest": "pytest", "hypothesis": "hypothesis", "numpy": "numpy",
+          "matplotlib": "matplotlib", "tqdm": "tqdm", "ninja": "ninja"}
+print(" ".join(pkg for mod, pkg in needed.items() if importlib.util.find_spec(mod) is None))
+PYEOF
+)
+if [ -n "$missing" ]; then
+  echo "[setup] installing: $missing"
+  "$PY" -m pip install --quiet $missing
+fi
+
+echo "[setup] building cnnops._C in place (log: build/build.log)"
+mkdir -p build
+if ! MAX_JOBS=${MAX_JOBS:-2} "$PY" setup.py build_ext --inplace >build/build.log 2>&1; then
+  tail -n 60 build/build.log
+  echo "[setup] build failed (full log: build/build.log)"
+  exit 1
+fi
+"$PY" -c "import torch, cnnops; print('[setup] cnnops', cnnops.__version__, 'torch', torch.__version__, cnnops.build_info())"
