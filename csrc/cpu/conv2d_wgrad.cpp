@@ -25,22 +25,117 @@ namespace {
 constexpr int64_t kKc = 256;              // pixels per reduction block
 constexpr int64_t kPixelsPerChunk = 2048;  // target pixels per partial sum
 constexpr int64_t kMaxChunks = 32;
-constexpr int64_t kPanelsPerBlock = 4;    // column panels per task
+constexpr int64_t kPanelsPerBlock = 16;   // column panels per task (dy is packed once per block)
+constexpr int64_t kMinTasks = 8;           // split pixels into chunks until there are this many tasks
 
 // What column `col` of the GEMM reads: input channel and tap offsets.
 struct Column {
   int64_t c, hoff, woff, dw_offset;
 };
 
-// Calls fn(n, p, q0, len) for each run of pixels [begin, end) that stays in
-// one output row (flat pixel index over n, p, q).
-template <typename Fn>
-void for_each_row_run(int64_t begin, int64_t end, int64_t P, int64_t Q, Fn fn) {
-  int64_t m = begin;
-  while (m < end) {
-    const int64_t q0 = m % Q, len = std::min(Q - q0, end - m);
-    fn(m / (P * Q), m / Q % P, q0, len);
-    m += len;
+// A panels: dy[n, k0 + k, p, q] for k < kpad (zero past Kg), one pixel per step:
+// dst[k / MR][t][k % MR] for pixels kb0 .. kb0+kc.
+template <typename T>
+void pack_dy_panels(const Conv2dParams& p, const T* dy, int64_t k0, int64_t Kg, int64_t kpad,
+                    int64_t MR, int64_t kb0, int64_t kc, T* dst) {
+  const int64_t* ys = p.y_strides;
+  if (ys[1] == 1) {  // channels contiguous: each pixel gives MR contiguous values per panel
+    int64_t t = 0;
+    for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+      for (int64_t u = 0; u < len; ++u, ++t) {
+        const T* src = dy + n * ys[0] + pp * ys[2] + (q0 + u) * ys[3] + k0;
+        for (int64_t panel = 0; panel < kpad / MR; ++panel) {
+          T* d = dst + panel * kc * MR + t * MR;
+          const int64_t valid = std::max<int64_t>(0, std::min(MR, Kg - panel * MR));
+          for (int64_t i = 0; i < valid; ++i) d[i] = src[panel * MR + i];
+          for (int64_t i = valid; i < MR; ++i) d[i] = T(0);
+        }
+      }
+    });
+    return;
+  }
+  for (int64_t k = 0; k < kpad; ++k) {
+    T* d = dst + k / MR * kc * MR + k % MR;
+    if (k >= Kg) {
+      for (int64_t t = 0; t < kc; ++t) d[t * MR] = T(0);
+      continue;
+    }
+    const T* plane = dy + (k0 + k) * ys[1];
+    int64_t t = 0;
+    for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+      copy_row_segment(plane + n * ys[0] + pp * ys[2], p.Q, q0, 1, ys[3], len, d + t * MR, MR);
+      t += len;
+    });
+  }
+}
+
+// B panels: the im2col of x for columns col0 .. col0+ncols (zero past the last
+// column), one pixel per step: dst[j / NR][t][j % NR].
+template <typename T>
+void pack_x_panels(const Conv2dParams& p, const T* x, int64_t c0, const std::vector<Column>& column,
+                   int64_t col0, int64_t ncols, int64_t NR, int64_t kb0, int64_t kc,
+                   bool channels_last, T* dst) {
+  const int64_t* xs = p.x_strides;
+  const int64_t cols = column.size();
+  if (channels_last) {
+    // Columns (r, s, c): split each panel into runs of columns with the same tap,
+    // which read contiguous channels of one input pixel.
+    struct Run { int64_t at, len, hoff, woff, c; };
+    std::vector<Run> runs;
+    for (int64_t j = 0; j < ncols;) {
+      const int64_t col = col0 + j;
+      int64_t len = 1;
+      if (col < cols) {
+        while (j + len < ncols && (j + len) % NR != 0 && col + len < cols &&
+               column[col + len].hoff == column[col].hoff && column[col + len].woff == column[col].woff &&
+               column[col + len].c == column[col].c + len)
+          ++len;
+        runs.push_back({j, len, column[col].hoff, column[col].woff, column[col].c});
+      } else {
+        while (j + len < ncols && (j + len) % NR != 0) ++len;
+        runs.push_back({j, len, 0, 0, -1});  // zero padding past the last column
+      }
+      j += len;
+    }
+    int64_t t = 0;
+    for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+      const T* image = x + n * xs[0] + c0 * xs[1];
+      for (int64_t u = 0; u < len; ++u, ++t) {
+        const int64_t hbase = pp * p.stride_h, wbase = (q0 + u) * p.stride_w;
+        for (const Run& run : runs) {
+          T* d = dst + run.at / NR * kc * NR + t * NR + run.at % NR;
+          const int64_t h = hbase + run.hoff, w = wbase + run.woff;
+          if (run.c >= 0 && h >= 0 && h < p.H && w >= 0 && w < p.W) {
+            const T* src = image + h * xs[2] + w * xs[3] + run.c * xs[1];
+            for (int64_t i = 0; i < run.len; ++i) d[i] = src[i * xs[1]];
+          } else {
+            for (int64_t i = 0; i < run.len; ++i) d[i] = T(0);
+          }
+        }
+      }
+    });
+    return;
+  }
+  for (int64_t j = 0; j < ncols; ++j) {
+    const int64_t col = col0 + j;
+    T* d = dst + j / NR * kc * NR + j % NR;
+    if (col >= cols) {
+      for (int64_t t = 0; t < kc; ++t) d[t * NR] = T(0);
+      continue;
+    }
+    const Column& cc = column[col];
+    const T* plane = x + (c0 + cc.c) * xs[1];
+    int64_t t = 0;
+    for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+      const int64_t h = pp * p.stride_h + cc.hoff;
+      if (h >= 0 && h < p.H) {
+        copy_row_segment(plane + n * xs[0] + h * xs[2], p.W, q0 * p.stride_w + cc.woff,
+                         p.stride_w, xs[3], len, d + t * NR, NR);
+      } else {
+        for (int64_t u = 0; u < len; ++u) d[(t + u) * NR] = T(0);
+      }
+      t += len;
+    });
   }
 }
 
@@ -72,9 +167,11 @@ void wgrad(const Conv2dParams& p) {
                    c * ws[1] + r * ws[2] + s * ws[3]};
   }
 
-  const int64_t chunks = std::max<int64_t>(1, std::min(kMaxChunks, pixels / kPixelsPerChunk));
-  const int64_t chunk_len = ceil_div(pixels, chunks);
+  // Chunks depend on the problem size only, so results do not depend on threads.
   const int64_t col_blocks = ceil_div(npad / NR, kPanelsPerBlock);
+  const int64_t wanted = std::max(pixels / kPixelsPerChunk, ceil_div(kMinTasks, G * col_blocks));
+  const int64_t chunks = std::max<int64_t>(1, std::min({kMaxChunks, wanted, ceil_div(pixels, kKc)}));
+  const int64_t chunk_len = ceil_div(pixels, chunks);
   AlignedBuffer<T> partial(chunks * G * kpad * npad);
 
   at::parallel_for(0, G * col_blocks * chunks, 1, [&](int64_t begin, int64_t end) {
@@ -94,42 +191,9 @@ void wgrad(const Conv2dParams& p) {
       }
       for (int64_t kb0 = m_begin; kb0 < m_end; kb0 += kKc) {
         const int64_t kc = std::min(kKc, m_end - kb0);
-        // A: dy rows k (MR per panel), one pixel per step.
-        for (int64_t k = 0; k < kpad; ++k) {
-          T* d = a_panels.get() + k / MR * kc * MR + k % MR;
-          if (k >= Kg) {
-            for (int64_t t = 0; t < kc; ++t) d[t * MR] = T(0);
-            continue;
-          }
-          const T* plane = dy + (g * Kg + k) * ys[1];
-          int64_t t = 0;
-          for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
-            copy_row_segment(plane + n * ys[0] + pp * ys[2], p.Q, q0, 1, ys[3], len, d + t * MR, MR);
-            t += len;
-          });
-        }
-        // B: im2col of x, NR columns per panel, one pixel per step.
-        for (int64_t jj = 0; jj < panels * NR; ++jj) {
-          const int64_t col = panel0 * NR + jj;
-          T* d = b_panels.get() + jj / NR * kc * NR + jj % NR;
-          if (col >= cols) {
-            for (int64_t t = 0; t < kc; ++t) d[t * NR] = T(0);
-            continue;
-          }
-          const Column& cc = column[col];
-          const T* plane = x + (g * Cg + cc.c) * xs[1];
-          int64_t t = 0;
-          for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
-            const int64_t h = pp * p.stride_h + cc.hoff;
-            if (h >= 0 && h < p.H) {
-              copy_row_segment(plane + n * xs[0] + h * xs[2], p.W, q0 * p.stride_w + cc.woff,
-                               p.stride_w, xs[3], len, d + t * NR, NR);
-            } else {
-              for (int64_t u = 0; u < len; ++u) d[(t + u) * NR] = T(0);
-            }
-            t += len;
-          });
-        }
+        pack_dy_panels(p, dy, g * Kg, Kg, kpad, MR, kb0, kc, a_panels.get());
+        pack_x_panels(p, x, g * Cg, column, panel0 * NR, panels * NR, NR, kb0, kc,
+                      channels_last, b_panels.get());
         const AccInit init = kb0 == m_begin ? AccInit::Zero : AccInit::Load;
         for (int64_t np = 0; np < panels; ++np)
           for (int64_t mp = 0; mp < kpad / MR; ++mp)

@@ -24,11 +24,29 @@ template <typename T>
 using MicroKernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
                                AccInit init, const T* bias);
 
+// Direct variant 1 (packing-free NCHW): the B row of step k is read in place at
+// b + boff[k] (NR contiguous values); boff holds kc + kPrefetchSteps entries.
+template <typename T>
+using MicroKernelBoffFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* boff, T* c,
+                                   int64_t ldc, AccInit init, const T* bias);
+
+// Direct variant 2 (packing-free channels_last): the reduction is ntaps runs of
+// klen steps; in run t, A[i][k] = a[toff[t] + i*lda + k] is read in place; b is
+// packed (ntaps*klen steps of NR values).
+template <typename T>
+using MicroKernelArowsFn = void (*)(int64_t ntaps, int64_t klen, const int64_t* toff, const T* a,
+                                    int64_t lda, const T* b, T* c, int64_t ldc, AccInit init,
+                                    const T* bias);
+
+constexpr int64_t kPrefetchSteps = 8;
+
 template <typename T>
 struct MicroKernel {
   int64_t mr = 0;  // rows of C per call (broadcast side)
   int64_t nr = 0;  // columns of C per call (vector side)
   MicroKernelFn<T> fn = nullptr;
+  MicroKernelBoffFn<T> fn_boff = nullptr;
+  MicroKernelArowsFn<T> fn_arows = nullptr;
 };
 
 struct MicroKernelSet {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "../cpu/conv_correlation.h"
 #include "../cpu/microkernel.h"
 
 namespace {
@@ -50,6 +51,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("cpu_peak_gflops", &cpu_peak_gflops, py::arg("float64") = false,
         py::arg("iters") = 20000000,
         "Measured peak FMA throughput (GFLOP/s) of the active CPU ISA on all torch threads");
+  m.def("set_direct_paths", &cnnops::cpu::set_direct_paths, py::arg("enabled"),
+        "Allow (default) or forbid the packing-free direct CPU conv paths");
+  m.def("direct_paths_enabled", &cnnops::cpu::direct_paths_enabled);
   m.def(
       "set_cpu_isa",
       [](const std::string& name) {
