@@ -26,10 +26,13 @@ def use_cuda():
 
 
 def extension():
-    cxx = ["-O3", "-fno-math-errno"]
+    # -fopenmp: at::parallel_for expands an inline `omp parallel`; without it every
+    # kernel would silently run on one thread. libgomp is torch's own (same SONAME).
+    cxx = ["-O3", "-fno-math-errno", "-fopenmp"]
+    link = ["-fopenmp"]
     srcs = sources("csrc/cpu/*.cpp") + sources("csrc/torch/*.cpp")
     if not use_cuda():
-        return CppExtension("cnnops._C", srcs, extra_compile_args={"cxx": cxx})
+        return CppExtension("cnnops._C", srcs, extra_compile_args={"cxx": cxx}, extra_link_args=link)
     archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
     define = ["-DCNNOPS_WITH_CUDA", f'-DCNNOPS_CUDA_ARCHS="{archs}"']
     return CUDAExtension(
@@ -37,6 +40,7 @@ def extension():
         srcs + sources("csrc/cuda/*.cu"),
         extra_compile_args={"cxx": cxx + define,
                             "nvcc": ["-O3", "-lineinfo"] + define},
+        extra_link_args=link,
     )
 
 

@@ -1,5 +1,7 @@
 """cnnops: hand-written CPU and CUDA kernels for convolutional networks, as
 drop-in PyTorch ops with full autograd."""
+import torch  # noqa: F401  (loads libc10 and friends that _C links against)
+
 from . import _C
 from . import _ops  # noqa: F401  (fake kernels and autograd for torch.ops.cnnops.*)
 from . import nn

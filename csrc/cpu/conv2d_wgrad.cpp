@@ -4,6 +4,10 @@
 // (r, s, c) when x is channels_last, on the vector side, and the reduction over
 // all output pixels (n, p, q).
 //
+// NCHW inputs are first transposed into channels-last copies: im2col panels need
+// one pixel per step, which is a contiguous copy in channels-last but a
+// transpose of every im2col element (R*S times more work) in NCHW.
+//
 // Parallelism: tasks are (group, block of columns, chunk of pixels). The number
 // of pixel chunks depends only on the problem size, each chunk accumulates into
 // its own zero-padded partial buffer, and the partials are summed in chunk order,
@@ -139,8 +143,45 @@ void pack_x_panels(const Conv2dParams& p, const T* x, int64_t c0, const std::vec
   }
 }
 
+// A channels-last (n, h, w, c) contiguous copy of a 4-D tensor given in NCHW
+// order with any strides; fills strides[] for it.
+template <typename T>
+void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int64_t H, int64_t W,
+                      T* dst, int64_t* strides) {
+  at::parallel_for(0, N * H, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t nh = begin; nh < end; ++nh) {
+      const T* in = src + nh / H * s[0] + nh % H * s[2];
+      T* out = dst + nh * W * C;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t w = 0; w < W; ++w) out[w * C + c] = in[c * s[1] + w * s[3]];
+    }
+  });
+  strides[0] = H * W * C;
+  strides[1] = 1;
+  strides[2] = W * C;
+  strides[3] = C;
+}
+
+template <typename T>
+void wgrad_impl(const Conv2dParams& p);
+
 template <typename T>
 void wgrad(const Conv2dParams& p) {
+  if (p.x_strides[1] == 1 && p.x_strides[3] != 1) {
+    wgrad_impl<T>(p);
+    return;
+  }
+  Conv2dParams q = p;
+  AlignedBuffer<T> x(p.N * p.C * p.H * p.W), dy(p.N * p.K * p.P * p.Q);
+  to_channels_last(static_cast<const T*>(p.x), p.x_strides, p.N, p.C, p.H, p.W, x.get(), q.x_strides);
+  to_channels_last(static_cast<const T*>(p.y), p.y_strides, p.N, p.K, p.P, p.Q, dy.get(), q.y_strides);
+  q.x = x.get();
+  q.y = dy.get();
+  wgrad_impl<T>(q);
+}
+
+template <typename T>
+void wgrad_impl(const Conv2dParams& p) {
   const MicroKernel<T>& uk = active_microkernel<T>();
   const int64_t MR = uk.mr, NR = uk.nr;
   const int64_t G = p.groups, Kg = p.K / G, Cg = p.C / G;
