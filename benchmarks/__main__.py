@@ -1,0 +1,76 @@
+"""Command line: run the suite (the default) or compare two results.
+
+    python -m benchmarks [--device auto] [--dtype float32] [--layout both] [--mode both]
+                         [--filter SUBSTRING] [--threads N] [--quick] [--out DIR]
+    python -m benchmarks compare OLD.json NEW.json
+
+Exits non-zero when a row fails its correctness check or errors (run), or when a row
+regressed beyond noise (compare).
+"""
+import argparse
+import pathlib
+import sys
+
+import torch  # noqa: F401  (before cnnops: its extension links against torch's libraries)
+
+from . import compare, report, runner, timing
+from .cases import DEFAULT_CASES, LAYOUTS, select
+from .flops import MODES
+
+DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m benchmarks",
+                                description="cnnops vs torch.nn.functional: time and check.",
+                                epilog="python -m benchmarks compare OLD.json NEW.json: "
+                                       "per-row changes and regressions")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    p.add_argument("--dtype", choices=tuple(runner.DTYPES), default="float32",
+                   help="float16/bfloat16 only on CUDA")
+    p.add_argument("--layout", choices=(*LAYOUTS, "both"), default="both")
+    p.add_argument("--mode", choices=(*MODES, "both"), default="both")
+    p.add_argument("--filter", default=None, help="run only cases whose name contains this")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds of timed repetitions per row (default 5, --quick 0.5)")
+    p.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT,
+                   help="directory for the JSON, Markdown and PNG (default benchmarks/results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def settings_from(args):
+    budget = runner.QUICK_BUDGET if args.quick else runner.DEFAULT_BUDGET
+    if args.budget is not None:
+        budget = timing.Budget(args.budget, budget.min_reps, budget.max_reps, budget.warmup)
+    return runner.Settings(
+        device=runner.resolve_device(args.device), dtype=args.dtype,
+        layouts=tuple(LAYOUTS) if args.layout == "both" else (args.layout,),
+        modes=MODES if args.mode == "both" else (args.mode,),
+        budget=budget, threads=args.threads, progress=not args.no_progress)
+
+
+def run(argv):
+    args = parse_args(argv)
+    cases = select(DEFAULT_CASES, args.filter)
+    if not cases:
+        raise SystemExit(f"--filter {args.filter!r} matches no case; cases: "
+                         + ", ".join(c.name for c in DEFAULT_CASES))
+    result = runner.run_suite(cases, settings_from(args))
+    print(report.table(result))
+    for kind, path in report.write_outputs(result, args.out).items():
+        print(f"wrote {kind}: {path}")
+    return 1 if result["summary"]["failed"] else 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        return compare.main(argv[1:])
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The benchmark cases: shapes from real networks, each run through cnnops and torch.
+
+A case knows its inputs, how to call the op through a library (cnnops or
+torch.nn.functional, which share names and signatures), and its conv2d problem for
+FLOP counting. Adding a case is adding an entry to DEFAULT_CASES; adding an op kind is
+adding a small class with the same four methods (make_inputs, call, problem, describe).
+"""
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .flops import ConvProblem, conv_out_size, conv_transpose_out_size
+
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    name: str
+    op: str                  # "conv2d" or "conv_transpose2d": same name in cnnops and F
+    input_shape: tuple       # N, C, H, W
+    weight_shape: tuple      # conv2d: K, C/g, R, S; conv_transpose2d: C, K/g, R, S
+    stride: int = 1
+    padding: int = 0
+    output_padding: int = 0  # conv_transpose2d only
+    dilation: int = 1
+    groups: int = 1
+
+    def kwargs(self):
+        kw = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                  groups=self.groups)
+        if self.op == "conv_transpose2d":
+            kw["output_padding"] = self.output_padding
+        return kw
+
+    def call(self, lib, x, w):
+        return getattr(lib, self.op)(x, w, **self.kwargs())
+
+    def make_inputs(self, device, dtype, layout, seed=0):
+        """x in the requested memory format; w scaled by 1/sqrt(fan-in), as in training,
+        so half-precision outputs stay in range."""
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(self.input_shape, generator=gen)
+        w = torch.randn(self.weight_shape, generator=gen) / math.sqrt(self._fan_in())
+        fmt = LAYOUTS[layout]
+        return (x.to(device=device, dtype=dtype, memory_format=fmt),
+                w.to(device=device, dtype=dtype, memory_format=fmt))
+
+    def _fan_in(self):
+        a, b, r, s = self.weight_shape
+        return (b if self.op == "conv2d" else a // self.groups) * r * s
+
+    def problem(self) -> ConvProblem:
+        """The conv2d problem; for conv_transpose2d, the conv2d whose dgrad it is."""
+        N, Ci, H, W = self.input_shape
+        a, b, R, S = self.weight_shape
+        if self.op == "conv2d":
+            P = conv_out_size(H, R, self.stride, self.padding, self.dilation)
+            Q = conv_out_size(W, S, self.stride, self.padding, self.dilation)
+            return ConvProblem(N, Ci, H, W, a, R, S, P, Q, self.groups)
+        Ho = conv_transpose_out_size(H, R, self.stride, self.padding, self.output_padding,
+                                     self.dilation)
+        Wo = conv_transpose_out_size(W, S, self.stride, self.padding, self.output_padding,
+                                     self.dilation)
+        return ConvProblem(N, b * self.groups, Ho, Wo, a, R, S, H, W, self.groups)
+
+    def describe(self):
+        return asdict(self)
+
+
+DEFAULT_CASES = [
+    ConvCase("conv3x3_c64_56", "conv2d", (8, 64, 56, 56), (64, 64, 3, 3), padding=1),
+    ConvCase("conv3x3_c256_14", "conv2d", (8, 256, 14, 14), (256, 256, 3, 3), padding=1),
+    ConvCase("conv1x1_c256k64_56", "conv2d", (8, 256, 56, 56), (64, 256, 1, 1)),
+    ConvCase("stem7x7s2_c3k64_224", "conv2d", (8, 3, 224, 224), (64, 3, 7, 7),
+             stride=2, padding=3),
+    ConvCase("convT3x3s2_c256k128_25", "conv_transpose2d", (8, 256, 25, 25), (256, 128, 3, 3),
+             stride=2, padding=1, output_padding=1),
+]
+
+
+def select(cases, substring=None):
+    """The cases whose name contains substring (all when it is None or empty)."""
+    return [c for c in cases if not substring or substring in c.name]

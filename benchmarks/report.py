@@ -1,0 +1,105 @@
+"""The outputs of a run: the terminal table, the Markdown summary (the same cells),
+the JSON record (everything, raw times included) and, through chart.py, the PNG.
+"""
+import datetime
+import json
+import pathlib
+
+from . import chart
+
+COLUMNS = ("case", "layout", "mode", "cnnops ms", "torch ms", "speedup", "cnnops/torch",
+           "cnnops GFLOP/s", "torch GFLOP/s", "cnnops %peak", "torch %peak",
+           "max abs err", "max rel err", "check")
+_LEFT = {"case", "layout", "mode"}
+
+
+def _ms(side):
+    """Median, with half the interquartile range as a +-percentage."""
+    return f"{side['median_ms']:.2f} ±{50 * side['iqr_rel']:.0f}%"
+
+
+def _pct(side):
+    return "-" if side["peak_fraction"] is None else f"{100 * side['peak_fraction']:.1f}%"
+
+
+def row_cells(row):
+    head = [row["case"], row["layout"], row["mode"]]
+    if row["error"]:
+        return head + ["-"] * (len(COLUMNS) - 4) + ["ERROR"]
+    c, t, chk = row["cnnops"], row["torch"], row["check"]
+    return head + [_ms(c), _ms(t), f"{row['speedup']:.2f}x", f"{row['time_ratio']:.2f}",
+                   f"{c['gflops']:.1f}", f"{t['gflops']:.1f}", _pct(c), _pct(t),
+                   f"{chk['max_abs_err']:.1e}", f"{chk['max_rel_err']:.1e}",
+                   "ok" if chk["passed"] else "FAIL"]
+
+
+def header_lines(result):
+    m, lim, s = result["machine"], result["limits"], result["settings"]
+    build = m["cnnops_build"]
+    where = m.get("gpu") or f"{m['cpu_model']}, {s['threads']} of {m['cpu_count']} threads"
+    return [
+        f"device: {m['device']} ({where}); dtype {s['dtype']}; {m['date']}",
+        f"torch {m['torch']} (CUDA {m['cuda']}); cnnops {m['cnnops']} "
+        f"(cpu isa {build.get('cpu_isa')}, cuda {build.get('cuda')})",
+        f"measured peak {lim['peak_gflops']:.1f} GFLOP/s [{lim['peak_method']}]; "
+        f"memory bandwidth {lim['mem_bw_gbs']:.1f} GB/s [{lim['mem_bw_method']}]"
+        + (f"; best of start and end of run, which differed by up to {100 * lim['drift']:.0f}%"
+           if "drift" in lim else ""),
+        "speedup = torch ms / cnnops ms (>1: cnnops faster); ms = median ±half IQR; "
+        "fwd+bwd FLOPs = 3x fwd",
+    ]
+
+
+def footer_line(result):
+    s = result["summary"]
+    verdict = "all rows passed" if s["failed"] == 0 else f"{s['failed']} row(s) FAILED"
+    return f"{s['rows']} rows in {s['runtime_s']:.0f} s; {verdict} the correctness check"
+
+
+def table(result):
+    cells = [list(COLUMNS)] + [row_cells(r) for r in result["rows"]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+
+    def line(row):
+        return "  ".join(v.ljust(w) if name in _LEFT else v.rjust(w)
+                         for name, v, w in zip(COLUMNS, row, widths))
+    rule = "-" * len(line(cells[0]))
+    return "\n".join(header_lines(result) + [rule, line(cells[0]), rule]
+                     + [line(r) for r in cells[1:]] + [rule, footer_line(result)])
+
+
+def markdown(result):
+    lines = ["# cnnops benchmarks", ""] + [f"- {h}" for h in header_lines(result)] + [""]
+    lines.append("| " + " | ".join(COLUMNS) + " |")
+    lines.append("|" + "|".join(":--" if c in _LEFT else "--:" for c in COLUMNS) + "|")
+    lines += ["| " + " | ".join(row_cells(r)) + " |" for r in result["rows"]]
+    lines += ["", footer_line(result), ""]
+    errors = [r for r in result["rows"] if r["error"]]
+    if errors:
+        lines += ["## Errors", ""] + [f"- {r['case']} {r['layout']} {r['mode']}: {r['error']}"
+                                      for r in errors] + [""]
+    return "\n".join(lines)
+
+
+def output_stem(result, out_dir):
+    """<device>-<YYYY-MM-DDTHHMM>, with a suffix if a run of the same minute exists."""
+    date = datetime.datetime.fromisoformat(result["machine"]["date"])
+    stem = f"{result['machine']['device']}-{date:%Y-%m-%dT%H%M}"
+    candidate, n = stem, 2
+    while (out_dir / f"{candidate}.json").exists():
+        candidate, n = f"{stem}-{n}", n + 1
+    return candidate
+
+
+def write_outputs(result, out_dir):
+    """Writes <stem>.json, .md and .png under out_dir; returns {kind: path} of those written."""
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / output_stem(result, out_dir)
+    paths = dict(json=stem.with_suffix(".json"), markdown=stem.with_suffix(".md"))
+    paths["json"].write_text(json.dumps(result, indent=1) + "\n")
+    paths["markdown"].write_text(markdown(result))
+    png = chart.save_speedup_chart(result, stem.with_suffix(".png"))
+    if png is not None:
+        paths["png"] = png
+    return paths

@@ -1,0 +1,215 @@
+"""Runs the suite: for each case x layout x mode, one correctness check and one
+interleaved cnnops/torch timing, into rows of plain data (see report.py for output).
+"""
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch._prims_common import suggest_memory_format
+
+import cnnops
+
+from . import check, flops, machine, timing
+from .cases import LAYOUTS
+from .progress import Progress
+
+SCHEMA = "cnnops-benchmarks/1"
+DTYPES = {"float32": torch.float32, "float64": torch.float64,
+          "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEFAULT_BUDGET = timing.Budget(seconds=5.0, min_reps=5, max_reps=200, warmup=2)
+QUICK_BUDGET = timing.Budget(seconds=0.5, min_reps=3, max_reps=50, warmup=1)
+
+
+@dataclass
+class Settings:
+    device: str = "cpu"
+    dtype: str = "float32"
+    layouts: tuple = tuple(LAYOUTS)
+    modes: tuple = flops.MODES
+    budget: timing.Budget = field(default_factory=lambda: DEFAULT_BUDGET)
+    threads: int = None
+    progress: bool = True
+
+
+def resolve_device(name):
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch.cuda.is_available() is False on this machine")
+    return name
+
+
+def validate(settings):
+    if settings.dtype not in DTYPES:
+        raise SystemExit(f"unknown dtype {settings.dtype!r}, expected one of {list(DTYPES)}")
+    if settings.device == "cpu" and DTYPES[settings.dtype] in check.HALF_TYPES:
+        raise SystemExit(f"--dtype {settings.dtype} runs only on CUDA (cnnops CPU kernels are "
+                         "float32/float64)")
+
+
+def configure_backends(device):
+    """Same conditions on both sides: on CUDA, cuDNN picks its best algorithm and TF32
+    is off, so torch's float32 is true float32 as cnnops' is."""
+    if device != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+class Workload:
+    """One case in one layout and mode: its tensors, and a step per library that
+    returns the outputs to check (y; and dx, dw for fwd+bwd)."""
+
+    def __init__(self, case, mode, x, w, dy=None):
+        self.case, self.mode, self.x, self.w, self.dy = case, mode, x, w, dy
+        self.names = ("output",) if mode == "fwd" else ("output", "grad_input", "grad_weight")
+
+    @classmethod
+    def create(cls, case, layout, mode, device, dtype):
+        x, w = case.make_inputs(device, dtype, layout)
+        dy = None
+        if mode == "fwd+bwd":
+            with torch.no_grad():
+                y = case.call(F, x, w)
+            gen = torch.Generator().manual_seed(1)
+            dy = torch.randn(y.shape, generator=gen).to(
+                device=device, dtype=dtype, memory_format=suggest_memory_format(y))
+            x.requires_grad_(True)
+            w.requires_grad_(True)
+        return cls(case, mode, x, w, dy)
+
+    def cast(self, dtype):
+        """The same values in another dtype (for the float32 reference of half types)."""
+        x, w = self.x.detach().to(dtype), self.w.detach().to(dtype)
+        if self.mode == "fwd+bwd":
+            x.requires_grad_(True)
+            w.requires_grad_(True)
+        return Workload(self.case, self.mode, x, w,
+                        None if self.dy is None else self.dy.to(dtype))
+
+    def step(self, lib):
+        if self.mode == "fwd":
+            def forward():
+                with torch.no_grad():
+                    return (self.case.call(lib, self.x, self.w),)
+            return forward
+
+        def forward_backward():
+            self.x.grad = None
+            self.w.grad = None
+            y = self.case.call(lib, self.x, self.w)
+            y.backward(self.dy)
+            return (y, self.x.grad, self.w.grad)
+        return forward_backward
+
+
+def correctness(workload, dtype):
+    ours, theirs = workload.step(cnnops)(), workload.step(F)()
+    if dtype in check.HALF_TYPES:
+        ref = workload.cast(torch.float32).step(F)()
+        return check.half_check(ours, theirs, ref, workload.names)
+    return check.same_dtype_check(ours, theirs, workload.names, dtype)
+
+
+def side_stats(times_ms, flop):
+    stats = timing.summarize(times_ms)
+    return dict(stats, gflops=flop / (stats["median_ms"] * 1e6), peak_fraction=None,
+                times_ms=list(times_ms))
+
+
+def set_peak_fractions(rows, peak_gflops):
+    for row in rows:
+        for side in ("cnnops", "torch"):
+            if side in row and peak_gflops:
+                row[side]["peak_fraction"] = row[side]["gflops"] / peak_gflops
+
+
+def run_row(case, layout, mode, settings):
+    dtype = DTYPES[settings.dtype]
+    problem = case.problem()
+    row = dict(case=case.name, op=case.op, layout=layout, mode=mode, dtype=settings.dtype,
+               device=settings.device, params=case.describe(), problem=asdict(problem),
+               flop=flops.flop(problem, mode),
+               bytes=flops.bytes_moved(problem, mode, torch.empty((), dtype=dtype).element_size()))
+    row["arithmetic_intensity"] = row["flop"] / row["bytes"]
+    try:
+        workload = Workload.create(case, layout, mode, settings.device, dtype)
+        row["check"] = correctness(workload, dtype)
+        times_c, times_t = timing.interleaved(workload.step(cnnops), workload.step(F),
+                                              timing.timer_for(settings.device), settings.budget)
+    except Exception as exc:  # one failing row must not lose the others
+        row.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                   passed=False)
+        return row
+    row["cnnops"] = side_stats(times_c, row["flop"])
+    row["torch"] = side_stats(times_t, row["flop"])
+    row["speedup"] = row["torch"]["median_ms"] / row["cnnops"]["median_ms"]
+    row["time_ratio"] = 1.0 / row["speedup"]
+    row["speedup_paired"] = timing.summarize(timing.paired_ratios(times_t, times_c), suffix="")
+    row["error"] = None
+    row["passed"] = row["check"]["passed"]
+    return row
+
+
+def row_label(row):
+    return f"{row['case']} {row['layout']} {row['mode']}"
+
+
+def run_suite(cases, settings, limits=None):
+    """The whole run as one JSON-ready dict: machine, limits, settings and rows.
+
+    limits (peak_gflops, ...) are measured here unless given: before and after the
+    rows, keeping the better of each figure, since other load on a shared machine
+    can only make a measurement read low."""
+    started = time.perf_counter()
+    validate(settings)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    configure_backends(settings.device)
+    info = machine.describe(settings.device)
+    before = machine.measure_limits(settings.device, DTYPES[settings.dtype]) if limits is None \
+        else None
+    plan = [(c, lay, m) for c in cases for lay in settings.layouts for m in settings.modes]
+    progress = Progress(len(plan), settings.progress)
+    rows = []
+    for case, layout, mode in plan:
+        progress.start(f"{case.name} {layout} {mode}")
+        rows.append(run_row(case, layout, mode, settings))
+        _report_failure(rows[-1], progress)
+        progress.step()
+    progress.close()
+    if limits is None:
+        limits = machine.best_of(before, machine.measure_limits(settings.device,
+                                                                DTYPES[settings.dtype]))
+        if limits["drift"] > 0.25:
+            print(f"warning: the measured limits moved by up to {100 * limits['drift']:.0f}% "
+                  "between the start and the end of the run: the machine is busy, "
+                  "expect noisy times", file=sys.stderr)
+    set_peak_fractions(rows, limits["peak_gflops"])
+    return dict(schema=SCHEMA, machine=info, limits=limits, settings=_settings_record(settings),
+                rows=rows, summary=_summary(rows, time.perf_counter() - started))
+
+
+def _settings_record(settings):
+    record = asdict(settings)
+    record.pop("progress")
+    record["threads"] = torch.get_num_threads()
+    return record
+
+
+def _report_failure(row, progress):
+    if row["error"]:
+        progress.write(f"ERROR {row_label(row)}: {row['error']}")
+    elif not row["passed"]:
+        c = row["check"]
+        progress.write(f"FAIL  {row_label(row)}: max rel err {c['max_rel_err']:.2e} "
+                       f"> tolerance {c['tolerance']:.0e}")
+
+
+def _summary(rows, runtime_s):
+    return dict(rows=len(rows), failed=sum(1 for r in rows if not r["passed"]),
+                errors=sum(1 for r in rows if r["error"]), runtime_s=runtime_s)

@@ -1,0 +1,138 @@
+"""The benchmark suite's own tests: FLOP/byte counts, the JSON record of a tiny run,
+and `compare`. Fast: tiny synthetic cases, a few repetitions, given machine limits."""
+import json
+
+import pytest
+import torch  # noqa: F401  (before cnnops, whose extension links against torch)
+
+from benchmarks import compare, flops, report, runner, timing
+from benchmarks.cases import DEFAULT_CASES, ConvCase
+
+CASES = {c.name: c for c in DEFAULT_CASES}
+
+
+def test_conv2d_flop_and_bytes_by_hand():
+    p = CASES["conv3x3_c64_56"].problem()
+    assert (p.P, p.Q) == (56, 56)
+    fwd = 2 * 8 * 64 * 56 * 56 * 64 * 3 * 3
+    assert fwd == 1_849_688_064
+    assert flops.flop(p, "fwd") == fwd
+    assert flops.flop(p, "fwd+bwd") == 3 * fwd
+    assert flops.flop(p, "fwd+bwd", input_needs_grad=False) == 2 * fwd
+    x, w, y = 8 * 64 * 56 * 56, 64 * 64 * 9, 8 * 64 * 56 * 56
+    assert flops.bytes_moved(p, "fwd", 4) == (x + w + y) * 4 == 12_992_512
+    assert flops.bytes_moved(p, "fwd+bwd", 8) == 3 * (x + w + y) * 8
+
+
+def test_strided_stem_flop_by_hand():
+    p = CASES["stem7x7s2_c3k64_224"].problem()
+    assert (p.P, p.Q) == (112, 112)
+    assert flops.flop(p, "fwd") == 2 * 8 * 64 * 112 * 112 * 3 * 7 * 7 == 1_888_223_232
+
+
+def test_conv_transpose_is_the_dgrad_of_a_conv2d():
+    p = CASES["convT3x3s2_c256k128_25"].problem()
+    # the conv2d whose dgrad it is: 128 channels at 50 x 50 -> 256 channels at 25 x 25
+    assert (p.N, p.C, p.H, p.W, p.K, p.P, p.Q) == (8, 128, 50, 50, 256, 25, 25)
+    assert flops.flop(p, "fwd") == 2 * 8 * 256 * 25 * 25 * 128 * 9 == 2_949_120_000
+    y = torch.nn.functional.conv_transpose2d(torch.zeros(1, 256, 25, 25), torch.zeros(256, 128, 3, 3),
+                                             stride=2, padding=1, output_padding=1)
+    assert tuple(y.shape[2:]) == (p.H, p.W)
+
+
+def test_grouped_flop():
+    p = flops.ConvProblem(N=2, C=8, H=5, W=5, K=4, R=3, S=3, P=5, Q=5, groups=2)
+    assert flops.flop(p, "fwd") == 2 * 2 * 4 * 5 * 5 * 4 * 3 * 3
+    assert p.weight_elems == 4 * 4 * 9
+
+
+TINY = [ConvCase("tiny3x3", "conv2d", (2, 4, 8, 8), (6, 4, 3, 3), padding=1),
+        ConvCase("tinyT", "conv_transpose2d", (2, 4, 5, 5), (4, 3, 3, 3), stride=2, padding=1,
+                 output_padding=1)]
+LIMITS = dict(peak_gflops=100.0, peak_method="given", mem_bw_gbs=10.0, mem_bw_method="given")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    settings = runner.Settings(budget=timing.Budget(seconds=0.01, min_reps=3, max_reps=5, warmup=1),
+                               progress=False)
+    result = runner.run_suite(TINY, settings, limits=LIMITS)
+    paths = report.write_outputs(result, tmp_path_factory.mktemp("results"))
+    return result, paths
+
+
+def test_tiny_run_json_schema(tiny_run):
+    _, paths = tiny_run
+    assert paths["json"].name.startswith("cpu-") and paths["markdown"].exists()
+    data = json.loads(paths["json"].read_text())
+    assert data["schema"] == runner.SCHEMA
+    assert {"date", "cpu_model", "torch_threads", "torch", "cnnops_build"} <= set(data["machine"])
+    assert data["limits"]["peak_gflops"] == 100.0
+    assert data["summary"]["rows"] == 2 * 2 * 2 and data["summary"]["failed"] == 0
+    for row in data["rows"]:
+        assert row["error"] is None and row["passed"] is True
+        assert {"case", "layout", "mode", "dtype", "device", "flop", "bytes", "speedup",
+                "time_ratio", "speedup_paired", "check"} <= set(row)
+        for side in ("cnnops", "torch"):
+            stats = row[side]
+            assert 3 <= stats["reps"] == len(stats["times_ms"]) <= 5
+            assert stats["min_ms"] <= stats["median_ms"] <= stats["max_ms"]
+            assert stats["gflops"] == pytest.approx(row["flop"] / stats["median_ms"] / 1e6)
+        assert row["speedup"] == pytest.approx(row["torch"]["median_ms"] / row["cnnops"]["median_ms"])
+        names = {"output"} if row["mode"] == "fwd" else {"output", "grad_input", "grad_weight"}
+        assert set(row["check"]["per_tensor"]) == names
+        assert row["check"]["max_rel_err"] <= 1e-4
+
+
+def test_tiny_run_table_and_markdown(tiny_run):
+    result, paths = tiny_run
+    text = report.table(result)
+    assert "tiny3x3" in text and "channels_last" in text and "fwd+bwd" in text
+    assert report.markdown(result).count("| tinyT |") == 4
+    assert "png" not in paths or paths["png"].stat().st_size > 0
+
+
+def _result(rows):
+    return dict(schema=runner.SCHEMA, rows=rows)
+
+
+def _row(case, cnnops_ms, torch_ms=10.0, iqr=0.02):
+    side = lambda ms: dict(median_ms=ms, iqr_rel=iqr)  # noqa: E731
+    return dict(case=case, layout="nchw", mode="fwd", dtype="float32", device="cpu",
+                error=None, passed=True, cnnops=side(cnnops_ms), torch=side(torch_ms))
+
+
+def _write(path, rows):
+    path.write_text(json.dumps(_result(rows)))
+    return str(path)
+
+
+def test_compare_flags_a_regression(tmp_path, capsys):
+    old = _write(tmp_path / "old.json", [_row("a", 10.0), _row("b", 10.0)])
+    new = _write(tmp_path / "new.json", [_row("a", 13.0), _row("b", 10.5)])
+    assert compare.main([old, new]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION" in out and "+30.0%" in out
+    entries = compare.compare_results(json.load(open(old)), json.load(open(new)))
+    assert [e["status"] for e in entries] == ["REGRESSION", "same"]
+
+
+def test_compare_within_noise_is_not_flagged(tmp_path):
+    old = _write(tmp_path / "old.json", [_row("a", 10.0, iqr=0.2), _row("b", 10.0)])
+    new = _write(tmp_path / "new.json", [_row("a", 13.0, iqr=0.2), _row("b", 8.0)])
+    assert compare.main([old, new]) == 0  # a: +30% < 40% noise; b: faster
+    entries = compare.compare_results(json.load(open(old)), json.load(open(new)))
+    assert [e["status"] for e in entries] == ["same", "faster"]
+
+
+def test_failed_checks_and_errors_are_rows_not_crashes(monkeypatch):
+    monkeypatch.setitem(runner.check.TOLERANCE, torch.float32, -1.0)  # every check fails
+    bad = ConvCase("bad", "conv2d", (1, 3, 4, 4), (2, 5, 3, 3))      # channel mismatch
+    settings = runner.Settings(layouts=("nchw",), modes=("fwd",), progress=False,
+                               budget=timing.Budget(seconds=0.0, min_reps=1, max_reps=1, warmup=0))
+    result = runner.run_suite([TINY[0], bad], settings, limits=LIMITS)
+    ok_row, bad_row = result["rows"]
+    assert ok_row["error"] is None and ok_row["passed"] is False
+    assert bad_row["error"] and bad_row["passed"] is False
+    assert result["summary"] == dict(result["summary"], rows=2, failed=2, errors=1)
+    assert "ERROR" in report.table(result) and "FAIL" in report.table(result)
