@@ -34,7 +34,10 @@ def extension():
     if not use_cuda():
         return CppExtension("cnnops._C", srcs, extra_compile_args={"cxx": cxx}, extra_link_args=link)
     archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
-    define = ["-DCNNOPS_WITH_CUDA", f'-DCNNOPS_CUDA_ARCHS="{archs}"']
+    # A shell-safe token (ninja runs the compilers through sh): "8.0;9.0+PTX" -> 80_90PTX;
+    # module.cpp turns it back into a string.
+    token = "_".join("".join(ch for ch in a if ch.isalnum()) for a in archs.replace(";", " ").split())
+    define = ["-DCNNOPS_WITH_CUDA", f"-DCNNOPS_CUDA_ARCHS={token}"]
     return CUDAExtension(
         "cnnops._C",
         srcs + sources("csrc/cuda/*.cu"),

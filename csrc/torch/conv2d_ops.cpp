@@ -21,7 +21,7 @@
 #include "checks.h"
 
 #ifdef CNNOPS_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "../cuda/conv2d.h"
@@ -88,7 +88,7 @@ void launch(Kernel kernel, const Conv2dParams& p, const at::Tensor& like) {
 #ifdef CNNOPS_WITH_CUDA
   if (like.is_cuda()) {
     c10::cuda::CUDAGuard guard(like.device());
-    cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+    cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
     Conv2dParams q = p;
     q.allow_tf32 = at::globalContext().allowTF32CuDNN();
     cudaError_t err = cudaSuccess;
@@ -251,7 +251,7 @@ at::Tensor conv2d_bias_grad(const at::Tensor& grad_output) {
 #ifdef CNNOPS_WITH_CUDA
   if (grad_output.is_cuda()) {
     c10::cuda::CUDAGuard guard(grad_output.device());
-    cudaError_t err = cuda::conv2d_bias_grad(p, at::cuda::getCurrentCUDAStream());
+    cudaError_t err = cuda::conv2d_bias_grad(p, c10::cuda::getCurrentCUDAStream().stream());
     TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
     return db;
   }

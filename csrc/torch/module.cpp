@@ -10,6 +10,9 @@
 
 namespace {
 
+#define CNNOPS_STRINGIFY_(...) #__VA_ARGS__
+#define CNNOPS_STRINGIFY(...) CNNOPS_STRINGIFY_(__VA_ARGS__)
+
 py::dict build_info() {
   py::dict info;
   info["cpu_isas"] = cnnops::cpu::supported_cpu_isas();
@@ -19,7 +22,7 @@ py::dict build_info() {
   info["cpu_microkernel_f64"] = py::make_tuple(mk.f64.mr, mk.f64.nr);
 #ifdef CNNOPS_WITH_CUDA
   info["cuda"] = true;
-  info["cuda_archs"] = CNNOPS_CUDA_ARCHS;
+  info["cuda_archs"] = CNNOPS_STRINGIFY(CNNOPS_CUDA_ARCHS);  // e.g. "80_90"
 #else
   info["cuda"] = false;
   info["cuda_archs"] = "";
