@@ -69,6 +69,95 @@ class ConvCase:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class MaxPoolCase:
+    """max_pool2d (memory-bound): FLOPs count one compare per window tap; bytes are x read,
+    y and int64 indices written (fwd), plus dy and indices read and dx written (bwd)."""
+    name: str
+    input_shape: tuple
+    kernel_size: int = 3
+    stride: int = 2
+    padding: int = 1
+    op: str = "max_pool2d"
+    grad_names = ("grad_input",)
+
+    def call(self, lib, x):
+        return lib.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def make_inputs(self, device, dtype, layout, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(self.input_shape, generator=gen)
+        return (x.to(device=device, dtype=dtype, memory_format=LAYOUTS[layout]),)
+
+    def problem(self) -> ConvProblem:
+        N, C, H, W = self.input_shape
+        P = conv_out_size(H, self.kernel_size, self.stride, self.padding)
+        Q = conv_out_size(W, self.kernel_size, self.stride, self.padding)
+        return ConvProblem(N, C, H, W, C, self.kernel_size, self.kernel_size, P, Q, C)
+
+    def flop(self, mode):
+        p = self.problem()
+        return p.output_elems * p.R * p.S * (1 if mode == "fwd" else 2)
+
+    def bytes_moved(self, mode, elem_size):
+        p = self.problem()
+        fwd = p.input_elems * elem_size + p.output_elems * (elem_size + 8)
+        return fwd if mode == "fwd" else 2 * fwd
+
+    def describe(self):
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SeparableCase:
+    """separable_conv2d (Keras SeparableConv2D): depthwise R x S then 1x1 pointwise; torch's
+    side is the same two convolutions through torch.nn.functional.conv2d."""
+    name: str
+    input_shape: tuple       # N, C, H, W
+    out_channels: int
+    kernel_size: int = 3
+    padding: int = 1
+    op: str = "separable_conv2d"
+    grad_names = ("grad_input", "grad_depthwise_weight", "grad_pointwise_weight")
+
+    def call(self, lib, x, dw, pw):
+        if lib.__name__ == "cnnops":
+            return lib.separable_conv2d(x, dw, pw, padding=self.padding)
+        y = lib.conv2d(x, dw, padding=self.padding, groups=x.shape[1])
+        return lib.conv2d(y, pw)
+
+    def make_inputs(self, device, dtype, layout, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        C, k = self.input_shape[1], self.kernel_size
+        x = torch.randn(self.input_shape, generator=gen)
+        dw = torch.randn((C, 1, k, k), generator=gen) / k
+        pw = torch.randn((self.out_channels, C, 1, 1), generator=gen) / math.sqrt(C)
+        fmt = LAYOUTS[layout]
+        return tuple(t.to(device=device, dtype=dtype, memory_format=fmt) for t in (x, dw, pw))
+
+    def _parts(self):
+        N, C, H, W = self.input_shape
+        P = conv_out_size(H, self.kernel_size, 1, self.padding)
+        Q = conv_out_size(W, self.kernel_size, 1, self.padding)
+        k = self.kernel_size
+        return (ConvProblem(N, C, H, W, C, k, k, P, Q, C),
+                ConvProblem(N, C, P, Q, self.out_channels, 1, 1, P, Q, 1))
+
+    def problem(self) -> ConvProblem:
+        return self._parts()[0]
+
+    def flop(self, mode):
+        from .flops import flop
+        return sum(flop(p, mode) for p in self._parts())
+
+    def bytes_moved(self, mode, elem_size):
+        from .flops import bytes_moved
+        return sum(bytes_moved(p, mode, elem_size) for p in self._parts())
+
+    def describe(self):
+        return asdict(self)
+
+
 DEFAULT_CASES = [
     ConvCase("conv3x3_c64_56", "conv2d", (8, 64, 56, 56), (64, 64, 3, 3), padding=1),
     ConvCase("conv3x3_c256_14", "conv2d", (8, 256, 14, 14), (256, 256, 3, 3), padding=1),
@@ -77,6 +166,10 @@ DEFAULT_CASES = [
              stride=2, padding=3),
     ConvCase("convT3x3s2_c256k128_25", "conv_transpose2d", (8, 256, 25, 25), (256, 128, 3, 3),
              stride=2, padding=1, output_padding=1),
+    MaxPoolCase("maxpool3x3s2_c64_112", (10, 64, 112, 112)),
+    ConvCase("dw3x3_c128_56", "conv2d", (8, 128, 56, 56), (128, 1, 3, 3), padding=1, groups=128),
+    ConvCase("dw3x3_c728_19", "conv2d", (8, 728, 19, 19), (728, 1, 3, 3), padding=1, groups=728),
+    SeparableCase("sep3x3_c728_19", (8, 728, 19, 19), 728),
 ]
 
 

@@ -64,46 +64,47 @@ class Workload:
     """One case in one layout and mode: its tensors, and a step per library that
     returns the outputs to check (y; and dx, dw for fwd+bwd)."""
 
-    def __init__(self, case, mode, x, w, dy=None):
-        self.case, self.mode, self.x, self.w, self.dy = case, mode, x, w, dy
-        self.names = ("output",) if mode == "fwd" else ("output", "grad_input", "grad_weight")
+    def __init__(self, case, mode, inputs, dy=None):
+        self.case, self.mode, self.inputs, self.dy = case, mode, tuple(inputs), dy
+        grads = getattr(case, "grad_names", ("grad_input", "grad_weight"))
+        self.names = ("output",) if mode == "fwd" else ("output",) + tuple(grads)
 
     @classmethod
     def create(cls, case, layout, mode, device, dtype):
-        x, w = case.make_inputs(device, dtype, layout)
+        inputs = case.make_inputs(device, dtype, layout)
         dy = None
         if mode == "fwd+bwd":
             with torch.no_grad():
-                y = case.call(F, x, w)
+                y = case.call(F, *inputs)
             gen = torch.Generator().manual_seed(1)
             dy = torch.randn(y.shape, generator=gen).to(
                 device=device, dtype=dtype, memory_format=suggest_memory_format(y))
-            x.requires_grad_(True)
-            w.requires_grad_(True)
-        return cls(case, mode, x, w, dy)
+            for t in inputs:
+                t.requires_grad_(True)
+        return cls(case, mode, inputs, dy)
 
     def cast(self, dtype):
         """The same values in another dtype (for the float32 reference of half types)."""
-        x, w = self.x.detach().to(dtype), self.w.detach().to(dtype)
+        inputs = [t.detach().to(dtype) for t in self.inputs]
         if self.mode == "fwd+bwd":
-            x.requires_grad_(True)
-            w.requires_grad_(True)
-        return Workload(self.case, self.mode, x, w,
+            for t in inputs:
+                t.requires_grad_(True)
+        return Workload(self.case, self.mode, inputs,
                         None if self.dy is None else self.dy.to(dtype))
 
     def step(self, lib):
         if self.mode == "fwd":
             def forward():
                 with torch.no_grad():
-                    return (self.case.call(lib, self.x, self.w),)
+                    return (self.case.call(lib, *self.inputs),)
             return forward
 
         def forward_backward():
-            self.x.grad = None
-            self.w.grad = None
-            y = self.case.call(lib, self.x, self.w)
+            for t in self.inputs:
+                t.grad = None
+            y = self.case.call(lib, *self.inputs)
             y.backward(self.dy)
-            return (y, self.x.grad, self.w.grad)
+            return (y,) + tuple(t.grad for t in self.inputs)
         return forward_backward
 
 
@@ -133,8 +134,10 @@ def run_row(case, layout, mode, settings):
     problem = case.problem()
     row = dict(case=case.name, op=case.op, layout=layout, mode=mode, dtype=settings.dtype,
                device=settings.device, params=case.describe(), problem=asdict(problem),
-               flop=flops.flop(problem, mode),
-               bytes=flops.bytes_moved(problem, mode, torch.empty((), dtype=dtype).element_size()))
+               flop=case.flop(mode) if hasattr(case, "flop") else flops.flop(problem, mode))
+    elem = torch.empty((), dtype=dtype).element_size()
+    row["bytes"] = (case.bytes_moved(mode, elem) if hasattr(case, "bytes_moved")
+                    else flops.bytes_moved(problem, mode, elem))
     row["arithmetic_intensity"] = row["flop"] / row["bytes"]
     try:
         workload = Workload.create(case, layout, mode, settings.device, dtype)

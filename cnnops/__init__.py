@@ -5,7 +5,9 @@ import torch  # noqa: F401  (loads libc10 and friends that _C links against)
 from . import _C
 from . import _ops  # noqa: F401  (fake kernels and autograd for torch.ops.cnnops.*)
 from . import nn
-from .functional import conv2d, conv_transpose2d
+from .convert import convert
+from .functional import (conv2d, conv_transpose2d, depthwise_conv2d, max_pool2d,
+                         separable_conv2d)
 
 __version__ = "0.1.0"
 
@@ -20,4 +22,5 @@ def set_cpu_isa(name):
     _C.set_cpu_isa(name)
 
 
-__all__ = ["conv2d", "conv_transpose2d", "nn", "build_info", "set_cpu_isa"]
+__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "depthwise_conv2d", "separable_conv2d",
+           "convert", "nn", "build_info", "set_cpu_isa"]

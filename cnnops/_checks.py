@@ -9,6 +9,18 @@ import torch
 _CPU_DTYPES = (torch.float32, torch.float64)
 _CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
+# c10's ScalarType names, so that these messages read exactly like the C++ ones.
+_SCALAR_TYPE_NAMES = {
+    torch.float32: "Float", torch.float64: "Double", torch.float16: "Half",
+    torch.bfloat16: "BFloat16", torch.int64: "Long", torch.int32: "Int", torch.int16: "Short",
+    torch.int8: "Char", torch.uint8: "Byte", torch.bool: "Bool",
+    torch.complex64: "ComplexFloat", torch.complex128: "ComplexDouble",
+}
+
+
+def dtype_name(dtype):
+    return _SCALAR_TYPE_NAMES.get(dtype, str(dtype))
+
 
 def rank(t, dim, op, arg, layout):
     if t.dim() != dim:
@@ -20,15 +32,16 @@ def float_tensor(t, op, arg):
     if t.device.type == "cuda":
         if t.dtype not in _CUDA_DTYPES:
             raise TypeError(f"{op}: expected {arg} to be float32, float64, float16 or bfloat16 "
-                            f"on CUDA, got {t.dtype}")
+                            f"on CUDA, got {dtype_name(t.dtype)}")
     elif t.dtype not in _CPU_DTYPES:
-        raise TypeError(f"{op}: expected {arg} to be float32 or float64 on the CPU, got {t.dtype}")
+        raise TypeError(f"{op}: expected {arg} to be float32 or float64 on the CPU, "
+                        f"got {dtype_name(t.dtype)}")
 
 
 def same_dtype_device(t, ref, op, arg, ref_arg):
     if t.dtype != ref.dtype:
         raise TypeError(f"{op}: expected {arg} to have the same dtype as {ref_arg} "
-                        f"({ref.dtype}), got {t.dtype}")
+                        f"({dtype_name(ref.dtype)}), got {dtype_name(t.dtype)}")
     if t.device != ref.device:
         raise ValueError(f"{op}: expected {arg} to be on the same device as {ref_arg} "
                          f"({ref.device}), got {t.device}")
@@ -67,3 +80,23 @@ def bias(b, channels, ref, op):
         raise ValueError(f"{op}: expected bias to be 1-D with {channels} elements, "
                          f"got shape {list(b.shape)}")
     same_dtype_device(b, ref, op, "bias", "input")
+
+
+def max_pool_window(op, kernel_size, stride, dilation):
+    int_list(kernel_size, 2, 1, op, "kernel_size", "positive")
+    int_list(stride, 2, 1, op, "stride", "positive")
+    int_list(dilation, 2, 1, op, "dilation", "positive")
+
+
+def depthwise_weight(w, C, op):
+    rank(w, 4, op, "weight", "in_channels * depth_multiplier, 1, kH, kW")
+    if w.shape[0] == 0 or w.shape[2] == 0 or w.shape[3] == 0:
+        raise ValueError(f"{op}: expected weight to have non-zero sizes, got shape {list(w.shape)}")
+    if w.shape[1] != 1 or w.shape[0] % C != 0:
+        raise ValueError(f"{op}: expected weight of shape ({C} * depth_multiplier, 1, kH, kW) "
+                         f"for {C} channels, got shape {list(w.shape)}")
+
+
+def on_cpu(t, op, arg, what):
+    if t.device.type not in ("cpu", "meta"):
+        raise ValueError(f"{op}: expected {arg} on the CPU ({what}), got {t.device}")

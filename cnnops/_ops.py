@@ -15,7 +15,10 @@ ops = torch.ops.cnnops
 
 
 def _out_format(a, b):
+    """torch's rule: channels_last if either suggests it; an empty batch gives contiguous."""
     cl = torch.channels_last
+    if a.shape[0] == 0:
+        return torch.contiguous_format
     if suggest_memory_format(a) == cl or suggest_memory_format(b) == cl:
         return cl
     return torch.contiguous_format
@@ -31,6 +34,19 @@ def _end_padding(out, size, kernel, begin, stride, dilation):
 
 
 # --------------------------------------------------------------------------- fake kernels
+
+def _conv_output_size(H, W, R, S, padding, stride, dilation, op):
+    """(P, Q); mirrors conv_output_size_checked in csrc/torch/checks.cpp."""
+    ph, pw = H + padding[0] + padding[1], W + padding[2] + padding[3]
+    eh, ew = dilation[0] * (R - 1) + 1, dilation[1] * (S - 1) + 1
+    if ph < eh or pw < ew:
+        raise ValueError(f"{op}: the dilated kernel ({eh} x {ew}) is larger than the padded input "
+                         f"({ph} x {pw}); expected the padded input to be at least the kernel size")
+    P, Q = (ph - eh) // stride[0] + 1, (pw - ew) // stride[1] + 1
+    if P > 2**63 - 1 or Q > 2**63 - 1:
+        raise ValueError(f"{op}: the output size ({P} x {Q}) does not fit in int64")
+    return P, Q
+
 
 @torch.library.register_fake("cnnops::conv2d_fprop")
 def _conv2d_fprop_fake(input, weight, bias, stride, padding, dilation, groups):
@@ -57,13 +73,7 @@ def _conv2d_fprop_fake(input, weight, bias, stride, padding, dilation, groups):
         raise ValueError(f"{op}: expected out_channels (weight.size(0) = {K}) to be divisible "
                          f"by groups = {groups}")
     check.bias(bias, K, input, op)
-    eh, ew = dilation[0] * (R - 1) + 1, dilation[1] * (S - 1) + 1
-    ph, pw = H + padding[0] + padding[1], W + padding[2] + padding[3]
-    if ph < eh or pw < ew:
-        raise ValueError(f"{op}: the dilated kernel ({eh} x {ew}) is larger than the padded input "
-                         f"({ph} x {pw}); expected the padded input to be at least the kernel size")
-    P = (ph - eh) // stride[0] + 1
-    Q = (pw - ew) // stride[1] + 1
+    P, Q = _conv_output_size(H, W, R, S, padding, stride, dilation, op)
     return _empty((N, K, P, Q), input, _out_format(input, weight))
 
 
@@ -198,3 +208,243 @@ torch.library.register_autograd("cnnops::conv2d_dgrad", _dgrad_backward, setup_c
 torch.library.register_autograd("cnnops::conv2d_wgrad", _wgrad_backward, setup_context=_wgrad_setup)
 torch.library.register_autograd("cnnops::conv2d_bias_grad", _bias_grad_backward,
                                 setup_context=_bias_grad_setup)
+
+
+# --------------------------------------------------------------------------- max pooling
+
+def pool_out_size(size, kernel, pad_begin, pad_end, stride, dilation, ceil_mode):
+    """torch's pooling_output_shape with (begin, end) padding."""
+    span = size + pad_begin + pad_end - (dilation * (kernel - 1) + 1)
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+@torch.library.register_fake("cnnops::max_pool2d_fwd")
+def _max_pool2d_fwd_fake(input, kernel_size, stride, padding, dilation, ceil_mode):
+    op = "cnnops::max_pool2d_fwd"
+    check.rank(input, 4, op, "input", "N, C, H, W")
+    check.float_tensor(input, op, "input")
+    check.on_cpu(input, op, "input", "cnnops has no CUDA max pooling yet")
+    check.max_pool_window(op, kernel_size, stride, dilation)
+    check.int_list(padding, 4, 0, op, "padding", "non-negative (top, bottom, left, right)")
+    eh = dilation[0] * (kernel_size[0] - 1) + 1
+    ew = dilation[1] * (kernel_size[1] - 1) + 1
+    if not (padding[0] <= eh // 2 and padding[1] <= eh // 2 and padding[2] <= ew // 2
+            and padding[3] <= ew // 2):
+        raise ValueError(f"{op}: expected padding to be at most half the effective kernel size "
+                         f"({eh} x {ew}), got {list(padding)}")
+    check.nonempty_feature_dims(input, op, "input")
+    N, C, H, W = input.shape
+    P = pool_out_size(H, kernel_size[0], padding[0], padding[1], stride[0], dilation[0], ceil_mode)
+    Q = pool_out_size(W, kernel_size[1], padding[2], padding[3], stride[1], dilation[1], ceil_mode)
+    if P < 1 or Q < 1:
+        raise ValueError(f"{op}: the output size would be {P} x {Q} for input shape "
+                         f"{list(input.shape)}, kernel_size {list(kernel_size)}, stride "
+                         f"{list(stride)}, padding {list(padding)}, dilation {list(dilation)}; "
+                         f"expected a positive output size")
+    fmt = suggest_memory_format(input)
+    y = _empty((N, C, P, Q), input, fmt)
+    ind = torch.empty((N, C, P, Q), dtype=torch.int64, device=input.device, memory_format=fmt)
+    return y, ind
+
+
+@torch.library.register_fake("cnnops::max_pool2d_bwd")
+def _max_pool2d_bwd_fake(grad_output, indices, input_size, kernel_size, stride, padding, dilation):
+    op = "cnnops::max_pool2d_bwd"
+    check.rank(grad_output, 4, op, "grad_output", "N, C, P, Q")
+    check.float_tensor(grad_output, op, "grad_output")
+    check.on_cpu(grad_output, op, "grad_output", "cnnops has no CUDA max pooling yet")
+    if indices.dtype != torch.int64:
+        raise TypeError(f"{op}: expected indices to be int64, got {check.dtype_name(indices.dtype)}")
+    if indices.shape != grad_output.shape:
+        raise ValueError(f"{op}: expected indices to have the shape of grad_output "
+                         f"{list(grad_output.shape)}, got {list(indices.shape)}")
+    check.int_list(input_size, 2, 1, op, "input_size", "positive (H, W)")
+    check.max_pool_window(op, kernel_size, stride, dilation)
+    check.int_list(padding, 2, 0, op, "padding", "non-negative (top, left)")
+    N, C = grad_output.shape[:2]
+    return _empty((N, C, input_size[0], input_size[1]), grad_output,
+                  _out_format(grad_output, indices))
+
+
+def _max_pool_setup(ctx, inputs, output):
+    input, kernel_size, stride, padding, dilation, ceil_mode = inputs
+    ctx.save_for_backward(output[1])
+    ctx.conf = (list(input.shape[2:]), list(kernel_size), list(stride),
+                [padding[0], padding[2]], list(dilation))
+    ctx.mark_non_differentiable(output[1])
+
+
+def _max_pool_backward(ctx, grad, grad_indices):
+    (indices,) = ctx.saved_tensors
+    size, kernel_size, stride, pad, dilation = ctx.conf
+    dx = None
+    if ctx.needs_input_grad[0]:
+        dx = ops.max_pool2d_bwd(grad, indices, size, kernel_size, stride, pad, dilation)
+    return dx, None, None, None, None, None
+
+
+def _max_pool_bwd_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+
+
+def _max_pool_bwd_backward(ctx, grad):
+    # grad_input is linear in grad_output: its adjoint reads grad at each window's index.
+    (indices,) = ctx.saved_tensors
+    d_dy = None
+    if ctx.needs_input_grad[0]:
+        N, C, P, Q = indices.shape
+        d_dy = grad.reshape(N, C, -1).gather(2, indices.reshape(N, C, -1)).reshape(N, C, P, Q)
+    return d_dy, None, None, None, None, None, None
+
+
+torch.library.register_autograd("cnnops::max_pool2d_fwd", _max_pool_backward,
+                                setup_context=_max_pool_setup)
+torch.library.register_autograd("cnnops::max_pool2d_bwd", _max_pool_bwd_backward,
+                                setup_context=_max_pool_bwd_setup)
+
+
+# --------------------------------------------------------------------------- depthwise
+
+_NO_CUDA_DW = "cnnops has no CUDA depthwise kernels yet; cnnops.conv2d uses the grouped convolution there"
+
+
+@torch.library.register_fake("cnnops::depthwise_fprop")
+def _depthwise_fprop_fake(input, weight, bias, stride, padding, dilation):
+    op = "cnnops::depthwise_fprop"
+    check.rank(input, 4, op, "input", "N, C, H, W")
+    check.float_tensor(input, op, "input")
+    check.on_cpu(input, op, "input", _NO_CUDA_DW)
+    check.nonempty_feature_dims(input, op, "input")
+    check.depthwise_weight(weight, input.shape[1], op)
+    check.same_dtype_device(weight, input, op, "weight", "input")
+    check.int_list(stride, 2, 1, op, "stride", "positive")
+    check.int_list(dilation, 2, 1, op, "dilation", "positive")
+    if len(padding) != 4:
+        raise ValueError(f"{op}: expected padding to have 4 elements (top, bottom, left, right), "
+                         f"got {list(padding)}")
+    if padding[0] < 0 or padding[2] < 0:
+        raise ValueError(f"{op}: expected the top and left padding to be non-negative, "
+                         f"got {list(padding)}")
+    N, C, H, W = input.shape
+    K, _, R, S = weight.shape
+    check.bias(bias, K, input, op)
+    P, Q = _conv_output_size(H, W, R, S, padding, stride, dilation, op)
+    return _empty((N, K, P, Q), input, _out_format(input, weight))
+
+
+@torch.library.register_fake("cnnops::depthwise_dgrad")
+def _depthwise_dgrad_fake(grad_output, weight, in_channels, input_size, stride, padding, dilation):
+    op = "cnnops::depthwise_dgrad"
+    check.rank(grad_output, 4, op, "grad_output", "N, K, P, Q")
+    check.float_tensor(grad_output, op, "grad_output")
+    check.on_cpu(grad_output, op, "grad_output", _NO_CUDA_DW)
+    check.nonempty_feature_dims(grad_output, op, "grad_output")
+    if in_channels <= 0:
+        raise ValueError(f"{op}: expected in_channels to be positive, got {in_channels}")
+    check.depthwise_weight(weight, in_channels, op)
+    check.same_dtype_device(weight, grad_output, op, "weight", "grad_output")
+    check.int_list(stride, 2, 1, op, "stride", "positive")
+    check.int_list(dilation, 2, 1, op, "dilation", "positive")
+    check.int_list(input_size, 2, 1, op, "input_size", "positive (H, W)")
+    check.int_list(padding, 2, 0, op, "padding", "non-negative (top, left)")
+    N, K = grad_output.shape[:2]
+    if weight.shape[0] != K:
+        raise ValueError(f"{op}: expected grad_output to have weight.size(0) = {weight.shape[0]} "
+                         f"channels, got {K}")
+    return _empty((N, in_channels, input_size[0], input_size[1]), grad_output,
+                  _out_format(grad_output, weight))
+
+
+@torch.library.register_fake("cnnops::depthwise_wgrad")
+def _depthwise_wgrad_fake(grad_output, input, kernel_size, stride, padding, dilation):
+    op = "cnnops::depthwise_wgrad"
+    check.rank(grad_output, 4, op, "grad_output", "N, K, P, Q")
+    check.rank(input, 4, op, "input", "N, C, H, W")
+    check.float_tensor(input, op, "input")
+    check.on_cpu(input, op, "input", _NO_CUDA_DW)
+    check.same_dtype_device(grad_output, input, op, "grad_output", "input")
+    check.int_list(stride, 2, 1, op, "stride", "positive")
+    check.int_list(dilation, 2, 1, op, "dilation", "positive")
+    check.int_list(kernel_size, 2, 1, op, "kernel_size", "positive")
+    check.int_list(padding, 2, 0, op, "padding", "non-negative (top, left)")
+    check.nonempty_feature_dims(input, op, "input")
+    check.nonempty_feature_dims(grad_output, op, "grad_output")
+    if grad_output.shape[0] != input.shape[0]:
+        raise ValueError(f"{op}: expected grad_output and input to have the same batch size, "
+                         f"got {grad_output.shape[0]} and {input.shape[0]}")
+    C, K = input.shape[1], grad_output.shape[1]
+    if K % C != 0:
+        raise ValueError(f"{op}: expected grad_output channels ({K}) to be a multiple of the "
+                         f"input channels ({C})")
+    return _empty((K, 1, kernel_size[0], kernel_size[1]), input, _out_format(input, grad_output))
+
+
+def _dw_fprop_setup(ctx, inputs, output):
+    input, weight, bias, stride, padding, dilation = inputs
+    ctx.save_for_backward(input, weight)
+    ctx.conf = (list(stride), [padding[0], padding[2]], list(dilation))
+
+
+def _dw_fprop_backward(ctx, grad):
+    input, weight = ctx.saved_tensors
+    stride, pad, dilation = ctx.conf
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    dx = dw = db = None
+    if need_x:
+        dx = ops.depthwise_dgrad(grad, weight, input.shape[1], input.shape[2:], stride, pad, dilation)
+    if need_w:
+        dw = ops.depthwise_wgrad(grad, input, weight.shape[2:], stride, pad, dilation)
+    if need_b:
+        db = ops.conv2d_bias_grad(grad)
+    return dx, dw, db, None, None, None
+
+
+def _dw_dgrad_setup(ctx, inputs, output):
+    grad_output, weight, in_channels, input_size, stride, padding, dilation = inputs
+    ctx.save_for_backward(grad_output, weight)
+    ctx.conf = (list(stride), list(padding), list(dilation))
+
+
+def _dw_dgrad_backward(ctx, grad):
+    dy, weight = ctx.saved_tensors
+    stride, pad, dilation = ctx.conf
+    need_dy, need_w = ctx.needs_input_grad[:2]
+    d_dy = d_w = None
+    if need_dy:
+        pad4 = [pad[0], _end_padding(dy.shape[2], grad.shape[2], weight.shape[2], pad[0], stride[0], dilation[0]),
+                pad[1], _end_padding(dy.shape[3], grad.shape[3], weight.shape[3], pad[1], stride[1], dilation[1])]
+        d_dy = ops.depthwise_fprop(grad, weight, None, stride, pad4, dilation)
+    if need_w:
+        d_w = ops.depthwise_wgrad(dy, grad, weight.shape[2:], stride, pad, dilation)
+    return d_dy, d_w, None, None, None, None, None
+
+
+def _dw_wgrad_setup(ctx, inputs, output):
+    grad_output, input, kernel_size, stride, padding, dilation = inputs
+    ctx.save_for_backward(grad_output, input)
+    ctx.conf = (list(stride), list(padding), list(dilation))
+
+
+def _dw_wgrad_backward(ctx, grad):
+    dy, input = ctx.saved_tensors
+    stride, pad, dilation = ctx.conf
+    need_dy, need_x = ctx.needs_input_grad[:2]
+    d_dy = d_x = None
+    if need_dy:
+        pad4 = [pad[0], _end_padding(dy.shape[2], input.shape[2], grad.shape[2], pad[0], stride[0], dilation[0]),
+                pad[1], _end_padding(dy.shape[3], input.shape[3], grad.shape[3], pad[1], stride[1], dilation[1])]
+        d_dy = ops.depthwise_fprop(input, grad, None, stride, pad4, dilation)
+    if need_x:
+        d_x = ops.depthwise_dgrad(dy, grad, input.shape[1], input.shape[2:], stride, pad, dilation)
+    return d_dy, d_x, None, None, None, None
+
+
+torch.library.register_autograd("cnnops::depthwise_fprop", _dw_fprop_backward,
+                                setup_context=_dw_fprop_setup)
+torch.library.register_autograd("cnnops::depthwise_dgrad", _dw_dgrad_backward,
+                                setup_context=_dw_dgrad_setup)
+torch.library.register_autograd("cnnops::depthwise_wgrad", _dw_wgrad_backward,
+                                setup_context=_dw_wgrad_setup)

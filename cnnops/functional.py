@@ -7,6 +7,7 @@ import numbers
 
 import torch
 
+from . import _checks as check
 from ._ops import ops
 
 
@@ -82,8 +83,23 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"cnnops.{fn}: expected weight to be a torch.Tensor, got {type(weight).__name__}")
     pad = conv_padding(padding, x, weight, stride, dilation, fn)
-    y = ops.conv2d_fprop(x, weight, bias, stride, pad, dilation, groups)
+    if _is_depthwise(x, weight, bias, groups):
+        y = ops.depthwise_fprop(x, weight, bias, stride, pad, dilation)
+    else:
+        y = ops.conv2d_fprop(x, weight, bias, stride, pad, dilation, groups)
     return y.squeeze(0) if unbatched else y
+
+
+def _is_depthwise(x, weight, bias, groups):
+    """Whether conv2d(x, weight, bias, groups=groups) is a well-formed depthwise convolution
+    for the dedicated CPU kernels (anything malformed goes to conv2d_fprop, which reports it
+    under conv2d's name)."""
+    return (x.device.type == "cpu" and groups > 1 and x.dim() == 4 and x.shape[1] == groups
+            and x.dtype in (torch.float32, torch.float64)
+            and weight.dim() == 4 and weight.shape[1] == 1 and weight.shape[0] % groups == 0
+            and weight.dtype == x.dtype and weight.device == x.device
+            and (bias is None or (bias.dim() == 1 and bias.shape[0] == weight.shape[0]
+                                  and bias.dtype == x.dtype and bias.device == x.device)))
 
 
 def conv_transpose_output_size(input, weight, stride, padding, output_padding, dilation, fn):
@@ -122,7 +138,13 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     padding = _pair(padding, "padding", fn)
     if padding[0] < 0 or padding[1] < 0:
         raise ValueError(f"cnnops.{fn}: expected padding to be non-negative, got {padding}")
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"cnnops.{fn}: expected weight to be a torch.Tensor, got {type(weight).__name__}")
+    # The op is conv2d_dgrad, whose messages would call the input 'grad_output': check the
+    # input here, under its own name.
+    check.float_tensor(x, f"cnnops.{fn}", "input")
+    check.nonempty_feature_dims(x, f"cnnops.{fn}", "input")
+    if weight.dim() != 4:
         raise ValueError(f"cnnops.{fn}: expected weight to be a 4-D tensor (in_channels, "
                          f"out_channels/groups, kH, kW), got {getattr(weight, 'shape', weight)!r}")
     if x.shape[1] != weight.shape[0]:
@@ -130,7 +152,94 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                          f"channels, got {x.shape[1]} (input shape {list(x.shape)})")
     if x.dtype != weight.dtype:
         raise TypeError(f"cnnops.{fn}: expected weight to have the same dtype as input "
-                        f"({x.dtype}), got {weight.dtype}")
+                        f"({check.dtype_name(x.dtype)}), got {check.dtype_name(weight.dtype)}")
     size = conv_transpose_output_size(x, weight, stride, padding, output_padding, dilation, fn)
     y = ops.conv2d_dgrad(x, weight, bias, size, stride, padding, dilation, groups)
     return y.squeeze(0) if unbatched else y
+
+
+# ----------------------------------------------------------------------------- max pooling
+
+def _pool_padding(padding, input, kernel_size, stride, dilation, fn):
+    """Padding as [top, bottom, left, right]: an int, a pair, 'valid' or 'same' (Keras)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return [0, 0, 0, 0]
+        if padding == "same":
+            return (_same_padding(input.shape[2], kernel_size[0], stride[0], dilation[0])
+                    + _same_padding(input.shape[3], kernel_size[1], stride[1], dilation[1]))
+        raise ValueError(f"cnnops.{fn}: invalid padding string {padding!r}, expected 'valid', "
+                         f"'same', an int or a tuple of 2 ints")
+    ph, pw = _pair(padding, "padding", fn)
+    if ph < 0 or pw < 0:
+        raise ValueError(f"cnnops.{fn}: expected padding to be non-negative, got {padding!r}")
+    # torch's rule, on the undilated kernel
+    if ph > kernel_size[0] // 2 or pw > kernel_size[1] // 2:
+        raise ValueError(f"cnnops.{fn}: pad should be at most half of effective kernel size, "
+                         f"but got padding={padding!r}, kernel_size={kernel_size} and "
+                         f"dilation={dilation}")
+    return [ph, ph, pw, pw]
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Drop-in for torch.nn.functional.max_pool2d (values and int64 indices as torch's).
+
+    Beyond torch, padding='same' gives TensorFlow/Keras MaxPooling2D semantics for any
+    stride: output size ceil(H / stride), the odd padding pixel at the bottom/right, padded
+    cells never chosen. On devices without cnnops kernels (CUDA) it calls torch's.
+    """
+    fn = "max_pool2d"
+    x, unbatched = _batched(input, fn)
+    kernel_size = _pair(kernel_size, "kernel_size", fn)
+    stride = kernel_size if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
+        else _pair(stride, "stride", fn)
+    dilation = _pair(dilation, "dilation", fn)
+    for name, v in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+        if v[0] <= 0 or v[1] <= 0:
+            raise ValueError(f"cnnops.{fn}: expected {name} to be positive, got {v}")
+    pad = _pool_padding(padding, x, kernel_size, stride, dilation, fn)
+    if x.device.type != "cpu" and pad[0] == pad[1] and pad[2] == pad[3]:
+        out = torch.nn.functional.max_pool2d(x, kernel_size, stride, [pad[0], pad[2]], dilation,
+                                             ceil_mode=ceil_mode, return_indices=True)
+        y, ind = out
+    else:
+        y, ind = ops.max_pool2d_fwd(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
+    if unbatched:
+        y, ind = y.squeeze(0), ind.squeeze(0)
+    return (y, ind) if return_indices else y
+
+
+# ----------------------------------------------------------------------------- depthwise, separable
+
+def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Depthwise convolution: weight (C * M, 1, kH, kW), output channel k reads input channel
+    k // M (conv2d with groups = C). padding: int, pair, 'valid' or 'same' (Keras, any stride).
+    """
+    fn = "depthwise_conv2d"
+    x, unbatched = _batched(input, fn)
+    stride = _pair(stride, "stride", fn)
+    dilation = _pair(dilation, "dilation", fn)
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"cnnops.{fn}: expected weight to be a torch.Tensor, got {type(weight).__name__}")
+    pad = conv_padding(padding, x, weight, stride, dilation, fn)
+    if x.device.type == "cpu":
+        y = ops.depthwise_fprop(x, weight, bias, stride, pad, dilation)
+    else:
+        y = ops.conv2d_fprop(x, weight, bias, stride, pad, dilation, x.shape[1])
+    return y.squeeze(0) if unbatched else y
+
+
+def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0,
+                     dilation=1):
+    """Keras SeparableConv2D: depthwise_conv2d(input, depthwise_weight (C*M, 1, kH, kW), stride,
+    padding, dilation), then a 1x1 conv2d with pointwise_weight (K, C*M, 1, 1) and bias (K)."""
+    fn = "separable_conv2d"
+    if not isinstance(pointwise_weight, torch.Tensor):
+        raise TypeError(f"cnnops.{fn}: expected pointwise_weight to be a torch.Tensor, "
+                        f"got {type(pointwise_weight).__name__}")
+    if pointwise_weight.dim() != 4 or pointwise_weight.shape[2:] != (1, 1):
+        raise ValueError(f"cnnops.{fn}: expected pointwise_weight of shape (out_channels, "
+                         f"in_channels * depth_multiplier, 1, 1), got {list(pointwise_weight.shape)}")
+    y = depthwise_conv2d(input, depthwise_weight, None, stride, padding, dilation)
+    return conv2d(y, pointwise_weight, bias)

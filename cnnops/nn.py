@@ -47,3 +47,68 @@ class ConvTranspose2d(torch.nn.ConvTranspose2d):
                                               self.kernel_size, 2, self.dilation)
         return cf.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
                                    output_padding, self.groups, self.dilation)
+
+
+class MaxPool2d(torch.nn.MaxPool2d):
+    """torch.nn.MaxPool2d on cnnops kernels; beyond torch, padding='same' (Keras semantics)."""
+
+    def forward(self, input):
+        return cf.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                             ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+
+class DepthwiseConv2d(Conv2d):
+    """Depthwise convolution (Keras DepthwiseConv2D): a Conv2d with groups = in_channels and
+    out_channels = in_channels * depth_multiplier, so parameters (weight (C*M, 1, kH, kW),
+    bias), initialisation and state_dict are torch.nn.Conv2d's."""
+
+    def __init__(self, in_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 depth_multiplier=1, bias=True, device=None, dtype=None):
+        super().__init__(in_channels, in_channels * depth_multiplier, kernel_size, stride, padding,
+                         dilation, groups=in_channels, bias=bias, device=device, dtype=dtype)
+        self.depth_multiplier = depth_multiplier
+
+    def _conv_forward(self, input, weight, bias):
+        return cf.depthwise_conv2d(input, weight, bias, self.stride, self.padding, self.dilation)
+
+
+class SeparableConv2d(torch.nn.Module):
+    """Keras SeparableConv2D: a depthwise conv (depthwise_weight (C*M, 1, kH, kW); stride,
+    padding incl. 'same' for any stride, dilation apply here) then a 1x1 conv
+    (pointwise_weight (out_channels, C*M, 1, 1)) with bias. Each weight is initialised as
+    torch.nn.Conv2d initialises its weight, the bias from the pointwise fan-in."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 depth_multiplier=1, bias=True, device=None, dtype=None):
+        super().__init__()
+        factory = dict(device=device, dtype=dtype)
+        pair = torch.nn.modules.utils._pair
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.dilation = pair(kernel_size), pair(stride), pair(dilation)
+        self.padding = padding if isinstance(padding, str) else pair(padding)
+        self.depth_multiplier = depth_multiplier
+        mid = in_channels * depth_multiplier
+        self.depthwise_weight = torch.nn.Parameter(torch.empty((mid, 1, *self.kernel_size), **factory))
+        self.pointwise_weight = torch.nn.Parameter(torch.empty((out_channels, mid, 1, 1), **factory))
+        if bias:
+            self.bias = torch.nn.Parameter(torch.empty(out_channels, **factory))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        import math
+        torch.nn.init.kaiming_uniform_(self.depthwise_weight, a=math.sqrt(5))
+        torch.nn.init.kaiming_uniform_(self.pointwise_weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.pointwise_weight.shape[1])
+            torch.nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        return cf.separable_conv2d(input, self.depthwise_weight, self.pointwise_weight, self.bias,
+                                   self.stride, self.padding, self.dilation)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"depth_multiplier={self.depth_multiplier}, bias={self.bias is not None}")

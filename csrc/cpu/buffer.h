@@ -24,6 +24,14 @@ class AlignedBuffer {
   T* data_ = nullptr;
 };
 
+// Grain for at::parallel_for over `tasks` tasks of a problem of `flops`: tiny
+// problems run on one thread (waking a second one costs more than it saves,
+// and stalls when another process holds the other core).
+constexpr double kSerialFlops = 4e6;
+inline int64_t task_grain(int64_t tasks, double flops) {
+  return flops < kSerialFlops ? (tasks > 1 ? tasks : 1) : 1;
+}
+
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 

@@ -59,7 +59,7 @@ void dgrad_col2im(const Conv2dParams& p) {
       }
     }
 
-  at::parallel_for(0, p.N * G, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, p.N * G, task_grain(p.N * G, 2.0 * p.N * p.K * rows * pixels), [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> b(kKc * block);
     AlignedBuffer<T> cols(rpad * block);
     AlignedBuffer<T> row(block);

@@ -148,7 +148,7 @@ void pack_x_panels(const Conv2dParams& p, const T* x, int64_t c0, const std::vec
 template <typename T>
 void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int64_t H, int64_t W,
                       T* dst, int64_t* strides) {
-  at::parallel_for(0, N * H, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, N * H, task_grain(N * H, 16.0 * N * C * H * W), [&](int64_t begin, int64_t end) {
     for (int64_t nh = begin; nh < end; ++nh) {
       const T* in = src + nh / H * s[0] + nh % H * s[2];
       T* out = dst + nh * W * C;
@@ -215,7 +215,7 @@ void wgrad_impl(const Conv2dParams& p) {
   const int64_t chunk_len = ceil_div(pixels, chunks);
   AlignedBuffer<T> partial(chunks * G * kpad * npad);
 
-  at::parallel_for(0, G * col_blocks * chunks, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, G * col_blocks * chunks, task_grain(G * col_blocks * chunks, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> a_panels(kpad * kKc);
     AlignedBuffer<T> b_panels(kKc * kPanelsPerBlock * NR);
     for (int64_t task = begin; task < end; ++task) {
@@ -245,7 +245,7 @@ void wgrad_impl(const Conv2dParams& p) {
   });
 
   // Sum the partials in chunk order into dw (any strides).
-  at::parallel_for(0, G * Kg, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, G * Kg, task_grain(G * Kg, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
     for (int64_t gk = begin; gk < end; ++gk) {
       const int64_t g = gk / Kg, k = gk % Kg;
       T* dw_k = dw + gk * ws[0];

@@ -64,6 +64,17 @@ int64_t reduction_size(const Correlation<T>& c) {
   return c.Ci * static_cast<int64_t>(c.hoff.size()) * static_cast<int64_t>(c.woff.size());
 }
 
+template <typename T>
+double correlation_flops(const Correlation<T>& c) {
+  return 2.0 * c.N * c.G * c.Ko * c.P * c.Q * reduction_size(c);
+}
+
+// parallel_for over `tasks` tasks of this correlation (one thread if tiny).
+template <typename T, typename F>
+void for_tasks(const Correlation<T>& c, int64_t tasks, const F& f) {
+  at::parallel_for(0, tasks, task_grain(tasks, correlation_flops(c)), f);
+}
+
 // Filter micro-panels for every group and reduction block:
 // dst[g][block][panel][kk][width], where block starts at kb0 and panel covers
 // output channels panel*width .. +width (zero past Ko).
@@ -74,7 +85,7 @@ void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* d
   const int64_t TR = c.hoff.size(), TS = c.woff.size();
   const int64_t kpad = round_up(c.Ko, width);
   const int64_t panels = kpad / width;
-  at::parallel_for(0, c.G * panels, 1, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.G * panels, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t g = task / panels, panel = task % panels;
       for (int64_t kb0 = 0; kb0 < red; kb0 += block) {
@@ -193,7 +204,7 @@ template <typename T>
 void fill_bias_or_zero(const Correlation<T>& c) {
   const int64_t* s = c.out_strides;
   const int64_t K = c.G * c.Ko;
-  at::parallel_for(0, c.N * K, 1, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.N * K, [&](int64_t begin, int64_t end) {
     for (int64_t nk = begin; nk < end; ++nk) {
       const int64_t n = nk / K, k = nk % K;
       const T v = c.bias != nullptr ? c.bias[k] : T(0);
@@ -217,7 +228,7 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t blocks = ceil_div(pixels, block);
   const AccInit first = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
 
-  at::parallel_for(0, c.N * c.G * blocks, 1, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.N * c.G * blocks, [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> panels(kKc * block);
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
@@ -269,7 +280,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t blocks = ceil_div(pixels, block);
   const AccInit first = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
 
-  at::parallel_for(0, c.G * blocks, 1, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.G * blocks, [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> panels(kKc * block);
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
@@ -341,7 +352,7 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   AlignedBuffer<T> xpad(c.N * C * plane + slack);
   std::fill(xpad.get() + c.N * C * plane, xpad.get() + c.N * C * plane + slack, T(0));
   const int64_t* s = c.in_strides;
-  at::parallel_for(0, c.N * C, 1, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.N * C, [&](int64_t begin, int64_t end) {
     for (int64_t nc = begin; nc < end; ++nc) {
       const T* src = c.in + nc / C * s[0] + nc % C * s[1];
       T* dst = xpad.get() + nc * plane;
@@ -365,7 +376,7 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t* os = c.out_strides;
   const int64_t flat = c.P * pw.size, block = kBlockPanels * NR, blocks = ceil_div(flat, block);
   const AccInit init = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
-  at::parallel_for(0, c.N * c.G * blocks, 1, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.N * c.G * blocks, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / (c.G * blocks), g = task / blocks % c.G;
@@ -407,7 +418,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   AlignedBuffer<T> xpad(c.N * image + slack);
   std::fill(xpad.get() + c.N * image, xpad.get() + c.N * image + slack, T(0));
   const int64_t* s = c.in_strides;
-  at::parallel_for(0, c.N * ph.size, 1, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.N * ph.size, [&](int64_t begin, int64_t end) {
     for (int64_t nh = begin; nh < end; ++nh) {
       const int64_t n = nh / ph.size, h = nh % ph.size + ph.lo;
       T* dst = xpad.get() + nh * row;
@@ -440,7 +451,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t rows_per_task = std::max<int64_t>(1, 8 / qtiles);
   const int64_t row_blocks = ceil_div(c.P, rows_per_task);
   const AccInit init = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
-  at::parallel_for(0, c.N * c.G * row_blocks, 1, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.N * c.G * row_blocks, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / (c.G * row_blocks), g = task / row_blocks % c.G;

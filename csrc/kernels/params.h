@@ -48,4 +48,26 @@ struct BiasGradParams {
   DType dtype;
 };
 
+// One 2-D max pooling over (N, C) planes, windows R x S:
+//   y[n, c, p, q] = max over the valid taps h = p*stride_h - pad_h + r*dil_h,
+//                   w = q*stride_w - pad_w + s*dil_w of x[n, c, h, w]
+//   indices[n, c, p, q] = h*W + w of the winning tap (int64, within the plane)
+// with torch's rules: NaN wins (the last NaN of the window, taps in row-major
+// order), otherwise the first maximum; padding never wins. The backward pass
+// uses the same struct: x is then grad_input (written), y grad_output (read).
+// P and Q are given: ceil_mode and asymmetric ('same') padding only change them.
+struct MaxPool2dParams {
+  void* x;
+  void* y;
+  void* indices;  // int64_t, the shape of y
+  int64_t N, C, H, W;
+  int64_t R, S;  // window
+  int64_t P, Q;  // output spatial size
+  int64_t pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
+  int64_t x_strides[4];  // n, c, h, w
+  int64_t y_strides[4];  // n, c, p, q
+  int64_t i_strides[4];  // n, c, p, q
+  DType dtype;
+};
+
 }  // namespace cnnops

@@ -71,10 +71,37 @@ void check_nonempty_feature_dims(const at::Tensor& t, const char* op, const char
                     to_string(t.sizes()));
 }
 
-at::MemoryFormat output_memory_format(const at::Tensor& a, const at::Tensor& b) {
+at::MemoryFormat output_memory_format(const at::Tensor& a, const at::Tensor& b, int64_t batch) {
+  if (batch == 0) return at::MemoryFormat::Contiguous;
   const bool cl = a.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||
                   b.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
   return cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+}
+
+namespace {
+std::string int128_to_string(__int128 v) {
+  if (v == 0) return "0";
+  const bool negative = v < 0;
+  std::string digits;
+  for (; v != 0; v /= 10) digits.insert(digits.begin(), char('0' + int(negative ? -(v % 10) : v % 10)));
+  return negative ? "-" + digits : digits;
+}
+}  // namespace
+
+std::pair<int64_t, int64_t> conv_output_size_checked(int64_t H, int64_t W, int64_t R, int64_t S,
+                                                     const std::vector<int64_t>& pad,
+                                                     at::IntArrayRef stride,
+                                                     at::IntArrayRef dilation, const char* op) {
+  const __int128 ph = __int128(H) + pad[0] + pad[1], pw = __int128(W) + pad[2] + pad[3];
+  const __int128 eh = __int128(dilation[0]) * (R - 1) + 1, ew = __int128(dilation[1]) * (S - 1) + 1;
+  TORCH_CHECK_VALUE(ph >= eh && pw >= ew, op, ": the dilated kernel (", int128_to_string(eh), " x ",
+                    int128_to_string(ew), ") is larger than the padded input (", int128_to_string(ph),
+                    " x ", int128_to_string(pw),
+                    "); expected the padded input to be at least the kernel size");
+  const __int128 P = (ph - eh) / stride[0] + 1, Q = (pw - ew) / stride[1] + 1;
+  TORCH_CHECK_VALUE(P <= INT64_MAX && Q <= INT64_MAX, op, ": the output size (",
+                    int128_to_string(P), " x ", int128_to_string(Q), ") does not fit in int64");
+  return {static_cast<int64_t>(P), static_cast<int64_t>(Q)};
 }
 
 int64_t checked_numel(at::IntArrayRef sizes, const char* op) {

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cnnops {
@@ -32,8 +33,17 @@ void check_list(at::IntArrayRef v, size_t count, int64_t minimum, const char* op
 // Non-empty C, H, W (the batch may be empty).
 void check_nonempty_feature_dims(const at::Tensor& t, const char* op, const char* arg);
 
-// Output memory format under torch's rule: channels_last if either tensor suggests it.
-at::MemoryFormat output_memory_format(const at::Tensor& a, const at::Tensor& b);
+// Output memory format under torch's rule: channels_last if either tensor
+// suggests it, except that an empty batch gives a contiguous result.
+at::MemoryFormat output_memory_format(const at::Tensor& a, const at::Tensor& b, int64_t batch);
+
+// Output sizes {P, Q} of a convolution, computed without int64 overflow:
+// raises (naming the op) when the dilated kernel is larger than the padded
+// input, or when a size does not fit in int64. pad = (top, bottom, left, right).
+std::pair<int64_t, int64_t> conv_output_size_checked(int64_t H, int64_t W, int64_t R, int64_t S,
+                                                     const std::vector<int64_t>& pad,
+                                                     at::IntArrayRef stride,
+                                                     at::IntArrayRef dilation, const char* op);
 
 // Product of sizes, raising instead of overflowing int64.
 int64_t checked_numel(at::IntArrayRef sizes, const char* op);

@@ -131,15 +131,9 @@ at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
   TORCH_CHECK_VALUE(K % groups == 0, op, ": expected out_channels (weight.size(0) = ", K,
                     ") to be divisible by groups = ", groups);
   check_bias(bias, K, input, op);
-  const int64_t eh = effective_kernel(R, dilation[0]), ew = effective_kernel(S, dilation[1]);
-  TORCH_CHECK_VALUE(H + pad[0] + pad[1] >= eh && W + pad[2] + pad[3] >= ew, op,
-                    ": the dilated kernel (", eh, " x ", ew, ") is larger than the padded input (",
-                    H + pad[0] + pad[1], " x ", W + pad[2] + pad[3],
-                    "); expected the padded input to be at least the kernel size");
-  const int64_t P = conv_out_size(H, R, pad[0], pad[1], stride[0], dilation[0]);
-  const int64_t Q = conv_out_size(W, S, pad[2], pad[3], stride[1], dilation[1]);
+  const auto [P, Q] = conv_output_size_checked(H, W, R, S, pad, stride, dilation, op);
   checked_numel({N, K, P, Q}, op);
-  at::Tensor y = at::empty({N, K, P, Q}, input.options().memory_format(output_memory_format(input, weight)));
+  at::Tensor y = at::empty({N, K, P, Q}, input.options().memory_format(output_memory_format(input, weight, N)));
   if (N == 0) return y;
   const at::Tensor x = input, w = weight;
   Conv2dParams p = make_params(stride, pad[0], pad[2], dilation, groups, input);
@@ -180,7 +174,7 @@ at::Tensor conv2d_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
   check_bias(bias, C, grad_output, op);
   checked_numel({N, C, size[0], size[1]}, op);
   at::Tensor dx = at::empty({N, C, size[0], size[1]},
-                            grad_output.options().memory_format(output_memory_format(grad_output, weight)));
+                            grad_output.options().memory_format(output_memory_format(grad_output, weight, N)));
   if (N == 0) return dx;
   at::Tensor bias_c = bias.has_value() ? bias->contiguous() : at::Tensor();
   Conv2dParams p = make_params(stride, pad[0], pad[1], dilation, groups, grad_output);
@@ -220,7 +214,7 @@ at::Tensor conv2d_wgrad(const at::Tensor& grad_output, const at::Tensor& input,
   const int64_t R = kernel_size[0], S = kernel_size[1];
   checked_numel({K, C / groups, R, S}, op);
   at::Tensor dw = at::empty({K, C / groups, R, S},
-                            input.options().memory_format(output_memory_format(input, grad_output)));
+                            input.options().memory_format(output_memory_format(input, grad_output, N)));
   if (N == 0) return dw.zero_();
   Conv2dParams p = make_params(stride, pad[0], pad[1], dilation, groups, input);
   p.x = const_cast<void*>(input.const_data_ptr());

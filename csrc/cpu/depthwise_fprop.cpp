@@ -1,0 +1,120 @@
+// Depthwise forward on the CPU.
+//   planes (any strides; NCHW the fast case): parallel over (n, c) input planes,
+//     each producing its M output planes. An output row accumulates R*S shifted
+//     input rows; each tap reads a contiguous phase row (phase_rows.h, zero
+//     padding), so the multiply-add loop vectorises along the row.
+//   channels_last (x and y channels-innermost): parallel over output pixels;
+//     the filter is transposed once to (R*S, K) so the loop over channels is
+//     contiguous in x, w and y and vectorises.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "depthwise_cpu.h"
+#include "phase_rows.h"
+#include "../kernels/shape.h"
+
+namespace cnnops {
+namespace cpu {
+namespace {
+
+template <typename T>
+void fprop_planes(const Conv2dParams& p) {
+  const T* x = static_cast<const T*>(p.x);
+  const T* w = static_cast<const T*>(p.w);
+  T* y = static_cast<T*>(p.y);
+  const T* bias = static_cast<const T*>(p.bias);
+  const int64_t M = p.K / p.C, sw = p.stride_w;
+  const int64_t len = phase_len(p.Q, effective_kernel(p.S, p.dil_w), sw);
+  at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> phases(sw * len), acc(M * p.Q);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / p.C, c = plane % p.C;
+      const T* xp = x + n * p.x_strides[0] + c * p.x_strides[1];
+      for (int64_t pp = 0; pp < p.P; ++pp) {
+        for (int64_t m = 0; m < M; ++m)
+          std::fill(acc.begin() + m * p.Q, acc.begin() + (m + 1) * p.Q,
+                    bias ? bias[c * M + m] : T(0));
+        for (int64_t r = 0; r < p.R; ++r) {
+          const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
+          if (h < 0 || h >= p.H) continue;
+          split_phases(xp + h * p.x_strides[2], p.W, p.x_strides[3], p.pad_w, sw, len, T(0),
+                       phases.data());
+          for (int64_t m = 0; m < M; ++m) {
+            const T* wk = w + (c * M + m) * p.w_strides[0] + r * p.w_strides[2];
+            T* __restrict a = acc.data() + m * p.Q;
+            for (int64_t s = 0; s < p.S; ++s) {
+              const int64_t o = s * p.dil_w;
+              const T* __restrict src = phases.data() + (o % sw) * len + o / sw;
+              const T wv = wk[s * p.w_strides[3]];
+              for (int64_t q = 0; q < p.Q; ++q) a[q] += wv * src[q];
+            }
+          }
+        }
+        for (int64_t m = 0; m < M; ++m) {
+          T* yr = y + n * p.y_strides[0] + (c * M + m) * p.y_strides[1] + pp * p.y_strides[2];
+          const T* a = acc.data() + m * p.Q;
+          if (p.y_strides[3] == 1) std::copy(a, a + p.Q, yr);
+          else for (int64_t q = 0; q < p.Q; ++q) yr[q * p.y_strides[3]] = a[q];
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void fprop_channels_last(const Conv2dParams& p) {
+  const T* x = static_cast<const T*>(p.x);
+  const T* w = static_cast<const T*>(p.w);
+  T* y = static_cast<T*>(p.y);
+  const T* bias = static_cast<const T*>(p.bias);
+  const int64_t K = p.K, M = K / p.C, RS = p.R * p.S;
+  std::vector<T> wt(RS * K);  // (r, s, k)
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s)
+        wt[(r * p.S + s) * K + k] = w[k * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]];
+  const int64_t grain = std::max<int64_t>(1, 2048 / (K * RS));
+  at::parallel_for(0, p.N * p.P * p.Q, grain, [&](int64_t begin, int64_t end) {
+    std::vector<T> acc(K);
+    for (int64_t pix = begin; pix < end; ++pix) {
+      const int64_t n = pix / (p.P * p.Q), pp = pix / p.Q % p.P, q = pix % p.Q;
+      T* __restrict a = acc.data();
+      for (int64_t k = 0; k < K; ++k) a[k] = bias ? bias[k] : T(0);
+      for (int64_t r = 0; r < p.R; ++r) {
+        const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
+        if (h < 0 || h >= p.H) continue;
+        for (int64_t s = 0; s < p.S; ++s) {
+          const int64_t wc = q * p.stride_w - p.pad_w + s * p.dil_w;
+          if (wc < 0 || wc >= p.W) continue;
+          const T* __restrict xr = x + n * p.x_strides[0] + h * p.x_strides[2] + wc * p.x_strides[3];
+          const T* __restrict wr = wt.data() + (r * p.S + s) * K;
+          if (M == 1) {
+            for (int64_t k = 0; k < K; ++k) a[k] += xr[k] * wr[k];
+          } else {
+            for (int64_t k = 0; k < K; ++k) a[k] += xr[k / M] * wr[k];
+          }
+        }
+      }
+      T* yr = y + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3];
+      std::copy(a, a + K, yr);
+    }
+  });
+}
+
+template <typename T>
+void fprop(const Conv2dParams& p) {
+  if (depthwise_channels_last(p)) fprop_channels_last<T>(p);
+  else fprop_planes<T>(p);
+}
+
+}  // namespace
+
+void depthwise_fprop(const Conv2dParams& p) {
+  if (p.dtype == DType::Float64) fprop<double>(p);
+  else fprop<float>(p);
+}
+
+}  // namespace cpu
+}  // namespace cnnops

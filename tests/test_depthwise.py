@@ -1,0 +1,195 @@
+"""Depthwise convolution: cnnops.depthwise_conv2d and cnnops.conv2d(groups=C), which routes
+to the depthwise kernels, against torch.nn.functional.conv2d (float64 reference); opcheck,
+torch.compile, gradcheck/gradgradcheck, errors and hypothesis fuzzing."""
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+import cnnops
+from conftest import check_against_torch, make
+
+ops = torch.ops.cnnops
+CL = torch.channels_last
+
+
+def torch_dw(x, w, b=None, **kw):
+    return F.conv2d(x, w, b, groups=x.shape[-3], **kw)
+
+
+def run(dtype, x_shape, M, kernel=(3, 3), bias=True, x_cl=False, w_cl=False, via_conv2d=False,
+        sliced=False, **kw):
+    C = x_shape[-3]
+    x = make(x_shape, dtype, channels_last=x_cl)
+    if sliced:
+        x = torch.randn(*x_shape[:-1], 2 * x_shape[-1], dtype=dtype)[..., ::2].requires_grad_()
+    w = make((C * M, 1, *kernel), dtype, channels_last=w_cl)
+    b = make((C * M,), dtype) if bias else None
+    if via_conv2d:
+        ours = lambda x, w, b, **k: cnnops.conv2d(x, w, b, groups=C, **k)  # noqa: E731
+    else:
+        ours = cnnops.depthwise_conv2d
+    return check_against_torch(ours, torch_dw, (x, w, b), kw, dtype)
+
+
+@pytest.mark.parametrize("M", [1, 2, 3])
+@pytest.mark.parametrize("stride", [1, 2, (1, 3)])
+@pytest.mark.parametrize("padding", [0, 1, (2, 0), "same"])
+@pytest.mark.parametrize("dilation", [1, (2, 1)])
+@pytest.mark.parametrize("layout", ["nchw", "cl", "sliced"])
+def test_grid_float64(M, stride, padding, dilation, layout):
+    if padding == "same" and stride != 1:
+        pytest.skip("torch has no strided 'same'")
+    run(torch.float64, (2, 4, 9, 8), M, (3, 2), bias=M != 2, x_cl=layout == "cl",
+        sliced=layout == "sliced", stride=stride, padding=padding, dilation=dilation)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("shape,M", [((2, 16, 12, 11), 1), ((2, 40, 7, 7), 1), ((1, 5, 9, 9), 4)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_float32_via_conv2d(layout, shape, M, stride):
+    run(torch.float32, shape, M, x_cl=layout == "cl", w_cl=layout == "cl", via_conv2d=True,
+        stride=stride, padding=1)
+
+
+def test_conv2d_dispatches_to_depthwise(monkeypatch):
+    calls = []
+    real = ops.depthwise_fprop
+    monkeypatch.setattr(cnnops.functional.ops, "depthwise_fprop",
+                        lambda *a: calls.append(1) or real(*a), raising=False)
+    x, w = torch.randn(1, 4, 5, 5), torch.randn(8, 1, 3, 3)
+    cnnops.conv2d(x, w, groups=4)
+    assert calls
+
+
+def test_unbatched_and_batch_zero():
+    run(torch.float64, (3, 7, 6), 2, padding=1)
+    x = torch.randn(0, 3, 7, 6, requires_grad=True)
+    w = torch.randn(6, 1, 3, 3, requires_grad=True)
+    y = cnnops.depthwise_conv2d(x, w, padding=1)
+    assert y.shape == (0, 6, 7, 6)
+    y.sum().backward()
+    assert torch.equal(w.grad, torch.zeros_like(w))
+
+
+def test_strided_same_keras():
+    x = make((2, 3, 9, 8))
+    w = make((3, 1, 3, 3))
+    y = cnnops.depthwise_conv2d(x, w, padding="same", stride=2)
+    ref = torch_dw(F.pad(x, [0, 1, 1, 1]), w, stride=2)  # W=8: total 1 (end); H=9: total 2
+    torch.testing.assert_close(y, ref)
+
+
+@pytest.mark.parametrize("fn,args,exc,match", [
+    ("dw", ((2, 4, 8, 8), (4, 2, 3, 3)), ValueError, "weight"),
+    ("dw", ((2, 4, 8, 8), (6, 1, 3, 3)), ValueError, "weight"),
+    ("dw", ((2, 4, 2, 2), (4, 1, 3, 3)), ValueError, "kernel"),
+    ("dw", ((2, 0, 8, 8), (4, 1, 3, 3)), ValueError, "input"),
+    ("dw", ((8, 8), (4, 1, 3, 3)), ValueError, "input"),
+])
+def test_errors(fn, args, exc, match):
+    x, w = torch.randn(*args[0]), torch.randn(*args[1])
+    with pytest.raises(exc, match=match):
+        cnnops.depthwise_conv2d(x, w)
+    with pytest.raises(TypeError, match="weight"):
+        cnnops.depthwise_conv2d(torch.randn(1, 2, 5, 5), torch.randn(2, 1, 3, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="bias"):
+        cnnops.depthwise_conv2d(torch.randn(1, 2, 5, 5), torch.randn(2, 1, 3, 3), torch.randn(3))
+    with pytest.raises(ValueError, match="stride"):
+        cnnops.depthwise_conv2d(torch.randn(1, 2, 5, 5), torch.randn(2, 1, 3, 3), stride=0)
+
+
+# ----------------------------------------------------------------------------- citizenship
+
+def opcheck(op, args):
+    result = torch.library.opcheck(op, args)
+    failed = {k: v for k, v in result.items() if v != "SUCCESS"}
+    assert not failed, failed
+
+
+def leaf(*shape, cl=False):
+    t = torch.randn(*shape, dtype=torch.float64)
+    return (t.to(memory_format=CL) if cl else t).requires_grad_()
+
+
+@pytest.mark.parametrize("case", ["plain", "cl", "strided-cropped", "multiplier"])
+def test_opcheck(case):
+    cl = case == "cl"
+    C, M = 3, 2 if case == "multiplier" else 1
+    x, w, b = leaf(2, C, 7, 6, cl=cl), leaf(C * M, 1, 3, 2, cl=cl), leaf(C * M)
+    stride, pad, dil = [1, 1], [1, 1, 0, 1], [1, 1]
+    if case == "strided-cropped":
+        stride, pad, dil = [2, 1], [1, -1, 0, -1], [1, 2]
+    opcheck(ops.depthwise_fprop.default, (x, w, b, stride, pad, dil))
+    y = ops.depthwise_fprop(x.detach(), w.detach(), None, stride, pad, dil)
+    dy = leaf(*y.shape, cl=cl)
+    opcheck(ops.depthwise_dgrad.default, (dy, w, C, [7, 6], stride, [pad[0], pad[2]], dil))
+    opcheck(ops.depthwise_wgrad.default, (dy, x, [3, 2], stride, [pad[0], pad[2]], dil))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("M", [1, 2])
+def test_gradcheck_gradgradcheck(layout, M):
+    cl = layout == "cl"
+    x, w, b = leaf(2, 3, 6, 5, cl=cl), leaf(3 * M, 1, 3, 2, cl=cl), leaf(3 * M)
+    fn = lambda x, w, b: cnnops.depthwise_conv2d(x, w, b, stride=(2, 1), padding=1,  # noqa: E731
+                                                 dilation=(1, 2))
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
+def test_compile_fullgraph():
+    net = torch.nn.Sequential(cnnops.nn.DepthwiseConv2d(4, 3, padding=1, depth_multiplier=2),
+                              torch.nn.ReLU(), cnnops.nn.Conv2d(8, 8, 3, groups=8, stride=2))
+    x = torch.randn(2, 4, 10, 9, requires_grad=True)
+    torch._dynamo.reset()
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    y, yc = net(x), compiled(x)
+    torch.testing.assert_close(yc, y)
+    g = torch.autograd.grad(y.sum(), [x, *net.parameters()])
+    gc = torch.autograd.grad(yc.sum(), [x, *net.parameters()])
+    for a, e in zip(gc, g):
+        torch.testing.assert_close(a, e)
+
+
+def test_module():
+    m = cnnops.nn.DepthwiseConv2d(4, 3, stride=2, padding="same", depth_multiplier=2)
+    assert m.weight.shape == (8, 1, 3, 3) and m.bias.shape == (8,)
+    assert m(torch.randn(1, 4, 9, 9)).shape == (1, 8, 5, 5)
+
+
+# ----------------------------------------------------------------------------- fuzzing
+
+@st.composite
+def configs(draw):
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    size = [max(1, d[a] * (k[a] - 1) + 1 - 2 * p[a]) + draw(st.integers(0, 5)) for a in range(2)]
+    return dict(N=draw(st.sampled_from([0, 1, 2])), C=draw(st.integers(1, 5)),
+                M=draw(st.integers(1, 3)), size=size, k=k,
+                kw=dict(stride=s, padding=p, dilation=d),
+                layout=draw(st.sampled_from(["nchw", "cl", "sliced"])), bias=draw(st.booleans()))
+
+
+@given(cfg=configs())
+def test_fuzz_matches_torch(cfg):
+    note(cfg)
+    run(torch.float64, (cfg["N"], cfg["C"], *cfg["size"]), cfg["M"], cfg["k"], cfg["bias"],
+        x_cl=cfg["layout"] == "cl", sliced=cfg["layout"] == "sliced", **cfg["kw"])
+
+
+@given(C=st.integers(1, 3), K=st.integers(0, 7), wc=st.integers(0, 2), k=st.integers(0, 4),
+       s=st.integers(-1, 2), p=st.integers(-1, 2), h=st.integers(1, 5))
+def test_fuzz_errors_like_torch(C, K, wc, k, s, p, h):
+    x, w = torch.randn(1, C, h, 5), torch.randn(K, wc, k, k)
+    kw = dict(stride=s, padding=p)
+    try:
+        expected = F.conv2d(x, w, groups=C, **kw)
+    except RuntimeError:
+        with pytest.raises((ValueError, RuntimeError, TypeError)):
+            cnnops.depthwise_conv2d(x, w, **kw)
+        return
+    torch.testing.assert_close(cnnops.depthwise_conv2d(x, w, **kw), expected)
