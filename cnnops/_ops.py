@@ -33,6 +33,13 @@ def _end_padding(out, size, kernel, begin, stride, dilation):
     return (out - 1) * stride + dilation * (kernel - 1) + 1 - size - begin
 
 
+def _fprop_padding(out, input, weight, pad, stride, dilation):
+    """fprop's (top, bottom, left, right) padding that maps `input` onto `out`'s size
+    with begin padding `pad`: what a backward needs to reproduce a grad_output."""
+    return [pad[0], _end_padding(out.shape[2], input.shape[2], weight.shape[2], pad[0], stride[0], dilation[0]),
+            pad[1], _end_padding(out.shape[3], input.shape[3], weight.shape[3], pad[1], stride[1], dilation[1])]
+
+
 # --------------------------------------------------------------------------- fake kernels
 
 def _conv_output_size(H, W, R, S, padding, stride, dilation, op):
@@ -165,8 +172,7 @@ def _dgrad_backward(ctx, grad):
     need_dy, need_w, need_b = ctx.needs_input_grad[:3]
     d_dy = d_w = d_b = None
     if need_dy:
-        pad4 = [pad[0], _end_padding(dy.shape[2], grad.shape[2], weight.shape[2], pad[0], stride[0], dilation[0]),
-                pad[1], _end_padding(dy.shape[3], grad.shape[3], weight.shape[3], pad[1], stride[1], dilation[1])]
+        pad4 = _fprop_padding(dy, grad, weight, pad, stride, dilation)
         d_dy = ops.conv2d_fprop(grad, weight, None, stride, pad4, dilation, groups)
     if need_w:
         d_w = ops.conv2d_wgrad(dy, grad, weight.shape[2:], stride, pad, dilation, groups)
@@ -187,8 +193,7 @@ def _wgrad_backward(ctx, grad):
     need_dy, need_x = ctx.needs_input_grad[:2]
     d_dy = d_x = None
     if need_dy:
-        pad4 = [pad[0], _end_padding(dy.shape[2], input.shape[2], grad.shape[2], pad[0], stride[0], dilation[0]),
-                pad[1], _end_padding(dy.shape[3], input.shape[3], grad.shape[3], pad[1], stride[1], dilation[1])]
+        pad4 = _fprop_padding(dy, input, grad, pad, stride, dilation)
         d_dy = ops.conv2d_fprop(input, grad, None, stride, pad4, dilation, groups)
     if need_x:
         d_x = ops.conv2d_dgrad(dy, grad, None, input.shape[2:], stride, pad, dilation, groups)
@@ -414,8 +419,7 @@ def _dw_dgrad_backward(ctx, grad):
     need_dy, need_w = ctx.needs_input_grad[:2]
     d_dy = d_w = None
     if need_dy:
-        pad4 = [pad[0], _end_padding(dy.shape[2], grad.shape[2], weight.shape[2], pad[0], stride[0], dilation[0]),
-                pad[1], _end_padding(dy.shape[3], grad.shape[3], weight.shape[3], pad[1], stride[1], dilation[1])]
+        pad4 = _fprop_padding(dy, grad, weight, pad, stride, dilation)
         d_dy = ops.depthwise_fprop(grad, weight, None, stride, pad4, dilation)
     if need_w:
         d_w = ops.depthwise_wgrad(dy, grad, weight.shape[2:], stride, pad, dilation)
@@ -434,8 +438,7 @@ def _dw_wgrad_backward(ctx, grad):
     need_dy, need_x = ctx.needs_input_grad[:2]
     d_dy = d_x = None
     if need_dy:
-        pad4 = [pad[0], _end_padding(dy.shape[2], input.shape[2], grad.shape[2], pad[0], stride[0], dilation[0]),
-                pad[1], _end_padding(dy.shape[3], input.shape[3], grad.shape[3], pad[1], stride[1], dilation[1])]
+        pad4 = _fprop_padding(dy, input, grad, pad, stride, dilation)
         d_dy = ops.depthwise_fprop(input, grad, None, stride, pad4, dilation)
     if need_x:
         d_x = ops.depthwise_dgrad(dy, grad, input.shape[1], input.shape[2:], stride, pad, dilation)

@@ -104,6 +104,19 @@ std::pair<int64_t, int64_t> conv_output_size_checked(int64_t H, int64_t W, int64
   return {static_cast<int64_t>(P), static_cast<int64_t>(Q)};
 }
 
+DType dtype_of(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kDouble: return DType::Float64;
+    case at::kHalf: return DType::Float16;
+    case at::kBFloat16: return DType::BFloat16;
+    default: return DType::Float32;
+  }
+}
+
+void copy_strides(int64_t dst[4], const at::Tensor& t) {
+  for (int i = 0; i < 4; ++i) dst[i] = t.stride(i);
+}
+
 int64_t checked_numel(at::IntArrayRef sizes, const char* op) {
   uint64_t n = 1;
   TORCH_CHECK_VALUE(!c10::safe_multiplies_u64(sizes, &n) && n <= uint64_t(INT64_MAX), op,

@@ -4,6 +4,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include "../kernels/params.h"
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +46,12 @@ std::pair<int64_t, int64_t> conv_output_size_checked(int64_t H, int64_t W, int64
                                                      const std::vector<int64_t>& pad,
                                                      at::IntArrayRef stride,
                                                      at::IntArrayRef dilation, const char* op);
+
+// The kernels' dtype tag for a (checked) floating tensor.
+DType dtype_of(const at::Tensor& t);
+
+// t's four strides, in logical (NCHW / KCRS) order, into dst.
+void copy_strides(int64_t dst[4], const at::Tensor& t);
 
 // Product of sizes, raising instead of overflowing int64.
 int64_t checked_numel(at::IntArrayRef sizes, const char* op);

@@ -30,19 +30,6 @@
 namespace cnnops {
 namespace {
 
-DType dtype_of(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kDouble: return DType::Float64;
-    case at::kHalf: return DType::Float16;
-    case at::kBFloat16: return DType::BFloat16;
-    default: return DType::Float32;
-  }
-}
-
-void copy_strides(int64_t dst[4], const at::Tensor& t) {
-  for (int i = 0; i < 4; ++i) dst[i] = t.stride(i);
-}
-
 void check_hyper(const char* op, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups) {
   check_list(stride, 2, 1, op, "stride", "positive");
   check_list(dilation, 2, 1, op, "dilation", "positive");

@@ -19,14 +19,6 @@
 namespace cnnops {
 namespace {
 
-DType dw_dtype(const at::Tensor& t) {
-  return t.scalar_type() == at::kDouble ? DType::Float64 : DType::Float32;
-}
-
-void dw_strides(int64_t dst[4], const at::Tensor& t) {
-  for (int i = 0; i < 4; ++i) dst[i] = t.stride(i);
-}
-
 void dw_check_cpu(const at::Tensor& t, const char* op, const char* arg) {
   TORCH_CHECK_VALUE(t.device().is_cpu(), op, ": expected ", arg,
                     " on the CPU (cnnops has no CUDA depthwise kernels yet; cnnops.conv2d "
@@ -54,7 +46,7 @@ Conv2dParams dw_params(at::IntArrayRef stride, int64_t pad_h, int64_t pad_w,
   p.stride_h = stride[0]; p.stride_w = stride[1];
   p.pad_h = pad_h; p.pad_w = pad_w;
   p.dil_h = dilation[0]; p.dil_w = dilation[1];
-  p.dtype = dw_dtype(like);
+  p.dtype = dtype_of(like);
   return p;
 }
 
@@ -101,9 +93,9 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
   p.y = y.mutable_data_ptr();
   p.bias = bias_c.defined() ? bias_c.const_data_ptr() : nullptr;
   p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.R = R; p.S = S; p.P = P; p.Q = Q; p.groups = C;
-  dw_strides(p.x_strides, input);
-  dw_strides(p.w_strides, weight);
-  dw_strides(p.y_strides, y);
+  copy_strides(p.x_strides, input);
+  copy_strides(p.w_strides, weight);
+  copy_strides(p.y_strides, y);
   cpu::depthwise_fprop(p);
   return y;
 }
@@ -138,9 +130,9 @@ at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weig
   p.y = const_cast<void*>(grad_output.const_data_ptr());
   p.N = N; p.C = C; p.H = size[0]; p.W = size[1]; p.K = K; p.R = weight.size(2); p.S = weight.size(3);
   p.P = grad_output.size(2); p.Q = grad_output.size(3); p.groups = C;
-  dw_strides(p.x_strides, dx);
-  dw_strides(p.w_strides, weight);
-  dw_strides(p.y_strides, grad_output);
+  copy_strides(p.x_strides, dx);
+  copy_strides(p.w_strides, weight);
+  copy_strides(p.y_strides, grad_output);
   cpu::depthwise_dgrad(p);
   return dx;
 }
@@ -176,9 +168,9 @@ at::Tensor depthwise_wgrad(const at::Tensor& grad_output, const at::Tensor& inpu
   p.y = const_cast<void*>(grad_output.const_data_ptr());
   p.N = N; p.C = C; p.H = input.size(2); p.W = input.size(3); p.K = K; p.R = R; p.S = S;
   p.P = grad_output.size(2); p.Q = grad_output.size(3); p.groups = C;
-  dw_strides(p.x_strides, input);
-  dw_strides(p.w_strides, dw);
-  dw_strides(p.y_strides, grad_output);
+  copy_strides(p.x_strides, input);
+  copy_strides(p.w_strides, dw);
+  copy_strides(p.y_strides, grad_output);
   cpu::depthwise_wgrad(p);
   return dw;
 }

@@ -19,14 +19,6 @@
 namespace cnnops {
 namespace {
 
-DType pool_dtype(const at::Tensor& t) {
-  return t.scalar_type() == at::kDouble ? DType::Float64 : DType::Float32;
-}
-
-void strides_of(int64_t dst[4], const at::Tensor& t) {
-  for (int i = 0; i < 4; ++i) dst[i] = t.stride(i);
-}
-
 void check_cpu(const at::Tensor& t, const char* op, const char* arg) {
   TORCH_CHECK_VALUE(t.device().is_cpu(), op, ": expected ", arg,
                     " on the CPU (cnnops has no CUDA max pooling yet), got ", t.device());
@@ -85,10 +77,10 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& input,
   p.N = N; p.C = C; p.H = H; p.W = W; p.R = kernel_size[0]; p.S = kernel_size[1]; p.P = P; p.Q = Q;
   p.pad_h = padding[0]; p.pad_w = padding[2];
   p.stride_h = stride[0]; p.stride_w = stride[1]; p.dil_h = dilation[0]; p.dil_w = dilation[1];
-  strides_of(p.x_strides, input);
-  strides_of(p.y_strides, y);
-  strides_of(p.i_strides, ind);
-  p.dtype = pool_dtype(input);
+  copy_strides(p.x_strides, input);
+  copy_strides(p.y_strides, y);
+  copy_strides(p.i_strides, ind);
+  p.dtype = dtype_of(input);
   cpu::max_pool2d_fwd(p);
   return {y, ind};
 }
@@ -125,10 +117,10 @@ at::Tensor max_pool2d_bwd(const at::Tensor& grad_output, const at::Tensor& indic
   p.P = grad_output.size(2); p.Q = grad_output.size(3);
   p.pad_h = padding[0]; p.pad_w = padding[1];
   p.stride_h = stride[0]; p.stride_w = stride[1]; p.dil_h = dilation[0]; p.dil_w = dilation[1];
-  strides_of(p.x_strides, dx);
-  strides_of(p.y_strides, grad_output);
-  strides_of(p.i_strides, indices);
-  p.dtype = pool_dtype(grad_output);
+  copy_strides(p.x_strides, dx);
+  copy_strides(p.y_strides, grad_output);
+  copy_strides(p.i_strides, indices);
+  p.dtype = dtype_of(grad_output);
   TORCH_CHECK_VALUE(cpu::max_pool2d_bwd(p), op, ": expected every index to lie in [0, H*W) = [0, ",
                     size[0] * size[1], ") for input_size ", to_string(size),
                     ", found one outside it (min ", indices.min().item<int64_t>(), ", max ",
