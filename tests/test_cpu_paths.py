@@ -123,3 +123,24 @@ def test_wgrad_does_not_depend_on_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("channels", [20, 37, 128])
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+def test_depthwise_vector_kernels_every_isa(isa, channels, cl):
+    # The depthwise forward's inner loops are the ISA-dispatched vector kernels;
+    # channel counts cover their 4-register blocks, single registers and scalar tails.
+    x = torch.randn(2, channels, 9, 11, dtype=torch.float64)
+    w = torch.randn(channels, 1, 3, 3, dtype=torch.float64)
+    b = torch.randn(channels, dtype=torch.float64)
+    if cl:
+        x = x.to(memory_format=torch.channels_last)
+    cnnops.set_cpu_isa(isa)
+    try:
+        for bias in (None, b):
+            got = cnnops.depthwise_conv2d(x, w, bias, stride=1, padding=1)
+            want = F.conv2d(x, w, bias, 1, 1, 1, channels)
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    finally:
+        cnnops.set_cpu_isa("auto")

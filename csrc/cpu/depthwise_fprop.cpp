@@ -5,13 +5,16 @@
 //     padding), so the multiply-add loop vectorises along the row.
 //   channels_last (x and y channels-innermost): parallel over output pixels;
 //     the filter is transposed once to (R*S, K) so the loop over channels is
-//     contiguous in x, w and y and vectorises.
+//     contiguous in x, w and y. The inner loops are the ISA-dispatched vector
+//     kernels (microkernel.h): taps_madd keeps a pixel's channels in registers
+//     over all taps (depth multiplier 1), axpy runs the NCHW row updates.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "depthwise_cpu.h"
+#include "microkernel.h"
 #include "phase_rows.h"
 #include "../kernels/shape.h"
 
@@ -27,6 +30,7 @@ void fprop_planes(const Conv2dParams& p) {
   const T* bias = static_cast<const T*>(p.bias);
   const int64_t M = p.K / p.C, sw = p.stride_w;
   const int64_t len = phase_len(p.Q, effective_kernel(p.S, p.dil_w), sw);
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> phases(sw * len), acc(M * p.Q);
     for (int64_t plane = begin; plane < end; ++plane) {
@@ -47,8 +51,7 @@ void fprop_planes(const Conv2dParams& p) {
             for (int64_t s = 0; s < p.S; ++s) {
               const int64_t o = s * p.dil_w;
               const T* __restrict src = phases.data() + (o % sw) * len + o / sw;
-              const T wv = wk[s * p.w_strides[3]];
-              for (int64_t q = 0; q < p.Q; ++q) a[q] += wv * src[q];
+              vk.axpy(p.Q, wk[s * p.w_strides[3]], src, a);
             }
           }
         }
@@ -76,10 +79,25 @@ void fprop_channels_last(const Conv2dParams& p) {
       for (int64_t s = 0; s < p.S; ++s)
         wt[(r * p.S + s) * K + k] = w[k * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]];
   const int64_t grain = std::max<int64_t>(1, 2048 / (K * RS));
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
   at::parallel_for(0, p.N * p.P * p.Q, grain, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(K);
+    std::vector<const T*> rows(RS);
     for (int64_t pix = begin; pix < end; ++pix) {
       const int64_t n = pix / (p.P * p.Q), pp = pix / p.Q % p.P, q = pix % p.Q;
+      if (M == 1 && p.y_strides[1] == 1) {
+        for (int64_t r = 0; r < p.R; ++r) {
+          const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
+          for (int64_t s = 0; s < p.S; ++s) {
+            const int64_t wc = q * p.stride_w - p.pad_w + s * p.dil_w;
+            const bool inside = h >= 0 && h < p.H && wc >= 0 && wc < p.W;
+            rows[r * p.S + s] = inside ? x + n * p.x_strides[0] + h * p.x_strides[2] + wc * p.x_strides[3] : nullptr;
+          }
+        }
+        vk.taps_madd(K, RS, rows.data(), wt.data(), bias,
+                     y + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3]);
+        continue;
+      }
       T* __restrict a = acc.data();
       for (int64_t k = 0; k < K; ++k) a[k] = bias ? bias[k] : T(0);
       for (int64_t r = 0; r < p.R; ++r) {

@@ -49,12 +49,27 @@ struct MicroKernel {
   MicroKernelArowsFn<T> fn_arows = nullptr;
 };
 
+// Vector kernels for memory-bound loops (depthwise), built per ISA like the
+// micro-kernel.
+template <typename T>
+struct VectorKernels {
+  // out[k] = init[k] (or 0 if init is null) + sum over taps t with x[t] != null
+  // of x[t][k] * w[t*K + k], for k < K: a pixel's channels, accumulated in
+  // registers over all taps.
+  void (*taps_madd)(int64_t K, int64_t ntaps, const T* const* x, const T* w, const T* init,
+                    T* out) = nullptr;
+  // y[i] += a * x[i] for i < n.
+  void (*axpy)(int64_t n, T a, const T* x, T* y) = nullptr;
+};
+
 struct MicroKernelSet {
   const char* isa = nullptr;  // "avx512", "avx2" or "generic"
   MicroKernel<float> f32;
   MicroKernel<double> f64;
   // Peak-throughput probes for the benchmark suite: `iters` rounds of
   // independent FMAs on registers; return the FLOPs done (2 per lane per FMA).
+  VectorKernels<float> vf32;
+  VectorKernels<double> vf64;
   double (*fma_probe_f32)(int64_t iters) = nullptr;
   double (*fma_probe_f64)(int64_t iters) = nullptr;
 };
@@ -68,6 +83,9 @@ bool microkernels_generic(MicroKernelSet* out);
 const MicroKernelSet& active_microkernels();
 template <typename T>
 const MicroKernel<T>& active_microkernel();
+
+template <typename T>
+const VectorKernels<T>& active_vector_kernels();
 
 // Select an ISA by name ("avx512", "avx2", "generic", or "auto"); returns false
 // if that ISA is not compiled in or not supported by this CPU.

@@ -39,6 +39,8 @@ bool microkernels_avx2(MicroKernelSet* out) {
   out->isa = "avx2";
   out->f32 = make_microkernel<Avx2F32, 6, 2>();
   out->f64 = make_microkernel<Avx2F64, 6, 2>();
+  out->vf32 = make_vector_kernels<Avx2F32>();
+  out->vf64 = make_vector_kernels<Avx2F64>();
   out->fma_probe_f32 = &fma_probe<Avx2F32>;
   out->fma_probe_f64 = &fma_probe<Avx2F64>;
   return true;

@@ -39,6 +39,8 @@ bool microkernels_avx512(MicroKernelSet* out) {
   out->isa = "avx512";
   out->f32 = make_microkernel<Avx512F32, 14, 2>();
   out->f64 = make_microkernel<Avx512F64, 14, 2>();
+  out->vf32 = make_vector_kernels<Avx512F32>();
+  out->vf64 = make_vector_kernels<Avx512F64>();
   out->fma_probe_f32 = &fma_probe<Avx512F32>;
   out->fma_probe_f64 = &fma_probe<Avx512F64>;
   return true;

@@ -24,6 +24,8 @@ bool microkernels_generic(MicroKernelSet* out) {
   out->isa = "generic";
   out->f32 = make_microkernel<ScalarTraits<float>, 4, 8>();
   out->f64 = make_microkernel<ScalarTraits<double>, 4, 8>();
+  out->vf32 = make_vector_kernels<ScalarTraits<float>>();
+  out->vf64 = make_vector_kernels<ScalarTraits<double>>();
   out->fma_probe_f32 = &fma_probe<ScalarTraits<float>>;
   out->fma_probe_f64 = &fma_probe<ScalarTraits<double>>;
   return true;

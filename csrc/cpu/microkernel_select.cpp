@@ -96,6 +96,15 @@ const MicroKernel<double>& active_microkernel<double>() {
   return active_microkernels().f64;
 }
 
+template <>
+const VectorKernels<float>& active_vector_kernels<float>() {
+  return active_microkernels().vf32;
+}
+template <>
+const VectorKernels<double>& active_vector_kernels<double>() {
+  return active_microkernels().vf64;
+}
+
 bool set_cpu_isa(const char* name) {
   if (std::strcmp(name, "auto") == 0) {
     active_index().store(0);
