@@ -23,7 +23,10 @@ try:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         print_blob=True,
     )
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "cnnops"))
+    # CI draws a fixed set of examples (reproducible runs); local runs explore new ones.
+    settings.register_profile("ci", parent=settings.get_profile("cnnops"), derandomize=True)
+    default_profile = "ci" if os.environ.get("CI") == "true" else "cnnops"
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", default_profile))
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     pass
 

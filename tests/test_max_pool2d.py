@@ -22,6 +22,22 @@ def both(x, **kw):
     return ours, theirs
 
 
+def has_empty_window(size, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Whether some window holds no input position (possible only with dilation). torch
+    then scatters that window's gradient to an index outside it (or outside the plane);
+    cnnops passes no gradient, so gradients are compared only without such windows."""
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
+    k, d, p = pair(kernel_size), pair(dilation), pair(padding)
+    s = pair(stride if stride is not None else kernel_size)
+    for a in range(2):
+        out = F.max_pool2d(torch.zeros(1, 1, *size), k, s, p, d, ceil_mode).shape[2 + a]
+        for o in range(out):
+            taps = [o * s[a] - p[a] + t * d[a] for t in range(k[a])]
+            if not any(0 <= h < size[a] for h in taps):
+                return True
+    return False
+
+
 def assert_same(x, **kw):
     """Values and indices identical to torch's, gradients equal, output layout as torch's."""
     x = x.detach().requires_grad_()
@@ -30,6 +46,8 @@ def assert_same(x, **kw):
     torch.testing.assert_close(y, ty, rtol=0, atol=0, equal_nan=True)
     if y.numel() > 1:
         assert memory_format_of(y) == memory_format_of(ty)
+    if has_empty_window(list(x.shape[2:]), **kw):
+        return y
     g = torch.randn_like(y)
     (dx,) = torch.autograd.grad(y, x, g)
     xt = x.detach().clone().requires_grad_()
@@ -263,3 +281,18 @@ def test_fuzz_errors_like_torch(k, s, p, d, h):
         return
     y, i = cnnops.max_pool2d(x, return_indices=True, **kw)
     assert torch.equal(y, expected[0]) and torch.equal(i, expected[1])
+
+
+def test_window_without_input_positions():
+    # Dilation 2 skips the only row: torch returns -inf with index 1, outside the 1x1
+    # plane. The backward accepts the index (the window is empty) and passes no gradient.
+    x = torch.randn(1, 1, 1, 1, dtype=torch.float64, requires_grad=True)
+    kw = dict(kernel_size=(2, 1), stride=1, padding=(1, 0), dilation=(2, 1))
+    y, i = cnnops.max_pool2d(x, return_indices=True, **kw)
+    ty, ti = F.max_pool2d(x.detach(), return_indices=True, **kw)
+    assert torch.equal(i, ti) and torch.equal(y, ty) and y.item() == float("-inf")
+    (dx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    assert torch.equal(dx, torch.zeros_like(x))
+    with pytest.raises(ValueError, match="index"):  # a non-empty window still checks its index
+        torch.ops.cnnops.max_pool2d_bwd(torch.ones(1, 1, 1, 1, dtype=torch.float64),
+                                        torch.tensor([[[[5]]]]), [1, 1], [1, 1], [1, 1], [0, 0], [1, 1])

@@ -137,20 +137,35 @@ void fwd_channels_last(const MaxPool2dParams& p) {
   });
 }
 
-// Whether every index lies in [0, H*W).
+// Whether a window starting at `start` (taps start + t*dil, t < k) holds no
+// position of [0, size): only dilation can skip every valid row or column.
+inline bool window_empty(int64_t start, int64_t k, int64_t dil, int64_t size) {
+  const int64_t f = first_valid(start, dil);
+  return f >= size || f > start + (k - 1) * dil;
+}
+
+// Whether every index lies in [0, H*W). Windows with no input position are
+// exempt: torch's forward gives them -inf and an index past their first tap
+// (which can lie outside the plane), and they pass no gradient back.
 bool indices_valid(const MaxPool2dParams& p) {
   const int64_t* ind = static_cast<const int64_t*>(p.indices);
   const int64_t HW = p.H * p.W;
   const int64_t* s = p.i_strides;
+  std::vector<char> empty_row(p.P), empty_col(p.Q);
+  for (int64_t pp = 0; pp < p.P; ++pp)
+    empty_row[pp] = window_empty(pp * p.stride_h - p.pad_h, p.R, p.dil_h, p.H);
+  for (int64_t q = 0; q < p.Q; ++q)
+    empty_col[q] = window_empty(q * p.stride_w - p.pad_w, p.S, p.dil_w, p.W);
   std::atomic<bool> ok{true};
   at::parallel_for(0, p.N * p.P, 1, [&](int64_t begin, int64_t end) {
     bool good = true;
     for (int64_t row = begin; row < end; ++row) {
+      if (empty_row[row % p.P]) continue;
       const int64_t* ir = ind + (row / p.P) * s[0] + (row % p.P) * s[2];
       for (int64_t c = 0; c < p.C; ++c)
         for (int64_t q = 0; q < p.Q; ++q) {
           const int64_t i = ir[c * s[1] + q * s[3]];
-          good &= (i >= 0) & (i < HW);
+          good &= empty_col[q] | ((i >= 0) & (i < HW));
         }
     }
     if (!good) ok = false;
