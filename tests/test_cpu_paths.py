@@ -128,8 +128,9 @@ def test_wgrad_does_not_depend_on_thread_count():
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("channels", [20, 37, 128])
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
-def test_depthwise_vector_kernels_every_isa(isa, channels, cl):
-    # The depthwise forward's inner loops are the ISA-dispatched vector kernels;
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_vector_kernels_every_isa(isa, channels, cl, stride):
+    # The depthwise kernels' inner loops are the ISA-dispatched vector kernels;
     # channel counts cover their 4-register blocks, single registers and scalar tails.
     x = torch.randn(2, channels, 9, 11, dtype=torch.float64)
     w = torch.randn(channels, 1, 3, 3, dtype=torch.float64)
@@ -139,8 +140,15 @@ def test_depthwise_vector_kernels_every_isa(isa, channels, cl):
     cnnops.set_cpu_isa(isa)
     try:
         for bias in (None, b):
-            got = cnnops.depthwise_conv2d(x, w, bias, stride=1, padding=1)
-            want = F.conv2d(x, w, bias, 1, 1, 1, channels)
+            xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
+            xt, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
+            got = cnnops.depthwise_conv2d(xc, wc, bias, stride=stride, padding=1)
+            want = F.conv2d(xt, wt, bias, stride, 1, 1, channels)
             torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+            dy = torch.randn_like(want)
+            got_grads = torch.autograd.grad(got, (xc, wc), dy)
+            want_grads = torch.autograd.grad(want, (xt, wt), dy)
+            for g, t in zip(got_grads, want_grads):
+                torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
     finally:
         cnnops.set_cpu_isa("auto")

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "depthwise_cpu.h"
+#include "microkernel.h"
 #include "../kernels/shape.h"
 
 namespace cnnops {
@@ -77,10 +78,28 @@ void dgrad_channels_last(const Conv2dParams& p) {
       for (int64_t s = 0; s < p.S; ++s)
         wt[(r * p.S + s) * K + k] = w[k * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]];
   const int64_t grain = std::max<int64_t>(1, 2048 / (K * RS));
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
   at::parallel_for(0, p.N * p.H * p.W, grain, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(C);
+    std::vector<const T*> rows(RS);
     for (int64_t pix = begin; pix < end; ++pix) {
       const int64_t n = pix / (p.H * p.W), h = pix / p.W % p.H, wc = pix % p.W;
+      if (M == 1) {  // dx's channels over all taps in registers (vector kernel)
+        for (int64_t r = 0; r < p.R; ++r) {
+          const int64_t th = h + p.pad_h - r * p.dil_h;
+          const bool row_ok = th >= 0 && th % p.stride_h == 0 && th / p.stride_h < p.P;
+          for (int64_t s = 0; s < p.S; ++s) {
+            const int64_t tw = wc + p.pad_w - s * p.dil_w;
+            const bool ok = row_ok && tw >= 0 && tw % p.stride_w == 0 && tw / p.stride_w < p.Q;
+            rows[r * p.S + s] = ok ? dy + n * p.y_strides[0] + (th / p.stride_h) * p.y_strides[2] +
+                                         (tw / p.stride_w) * p.y_strides[3]
+                                   : nullptr;
+          }
+        }
+        vk.taps_madd(C, RS, rows.data(), wt.data(), nullptr,
+                     dx + n * p.x_strides[0] + h * p.x_strides[2] + wc * p.x_strides[3]);
+        continue;
+      }
       T* __restrict a = acc.data();
       std::fill(a, a + C, T(0));
       for (int64_t r = 0; r < p.R; ++r) {

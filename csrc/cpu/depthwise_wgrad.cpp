@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "depthwise_cpu.h"
+#include "microkernel.h"
 #include "phase_rows.h"
 #include "../kernels/shape.h"
 
@@ -22,7 +23,7 @@ namespace cnnops {
 namespace cpu {
 namespace {
 
-constexpr int64_t kChannelBlock = 32;
+constexpr int64_t kChannelBlock = 64;
 
 template <typename T>
 inline T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
@@ -85,6 +86,7 @@ void wgrad_channels_last(const Conv2dParams& p) {
   T* dw = static_cast<T*>(p.w);
   const T* dy = static_cast<const T*>(p.y);
   const int64_t K = p.K, M = K / p.C, RS = p.R * p.S;
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
   at::parallel_for(0, (K + kChannelBlock - 1) / kChannelBlock, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> row(RS * kChannelBlock);
     std::vector<double> acc(RS * kChannelBlock);
@@ -106,8 +108,7 @@ void wgrad_channels_last(const Conv2dParams& p) {
                 const T* __restrict xr = x + n * p.x_strides[0] + h * p.x_strides[2] + wc * p.x_strides[3];
                 T* __restrict a = row.data() + (r * p.S + s) * kChannelBlock;
                 if (M == 1) {
-                  const T* __restrict xk = xr + k0;
-                  for (int64_t k = 0; k < kn; ++k) a[k] += dyr[k] * xk[k];
+                  vk.mul_add(kn, dyr, xr + k0, a);
                 } else {
                   for (int64_t k = 0; k < kn; ++k) a[k] += dyr[k] * xr[(k0 + k) / M];
                 }

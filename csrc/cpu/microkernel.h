@@ -60,6 +60,8 @@ struct VectorKernels {
                     T* out) = nullptr;
   // y[i] += a * x[i] for i < n.
   void (*axpy)(int64_t n, T a, const T* x, T* y) = nullptr;
+  // acc[i] += a[i] * b[i] for i < n.
+  void (*mul_add)(int64_t n, const T* a, const T* b, T* acc) = nullptr;
 };
 
 struct MicroKernelSet {

@@ -148,10 +148,19 @@ void axpy(int64_t n, typename V::T a, const typename V::T* x, typename V::T* y) 
 }
 
 template <typename V>
+void mul_add(int64_t n, const typename V::T* a, const typename V::T* b, typename V::T* acc) {
+  constexpr int W = V::kWidth;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) V::store(acc + i, V::fma(V::load(a + i), V::load(b + i), V::load(acc + i)));
+  for (; i < n; ++i) acc[i] += a[i] * b[i];
+}
+
+template <typename V>
 VectorKernels<typename V::T> make_vector_kernels() {
   VectorKernels<typename V::T> v;
   v.taps_madd = &taps_madd<V>;
   v.axpy = &axpy<V>;
+  v.mul_add = &mul_add<V>;
   return v;
 }
 
