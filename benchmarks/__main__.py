@@ -14,7 +14,7 @@ import sys
 import torch  # noqa: F401  (before cnnops: its extension links against torch's libraries)
 
 from . import compare, report, runner, timing
-from .cases import DEFAULT_CASES, LAYOUTS, select
+from .cases import LAYOUTS, cases_for, select
 from .flops import MODES
 
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
@@ -54,11 +54,13 @@ def settings_from(args):
 
 def run(argv):
     args = parse_args(argv)
-    cases = select(DEFAULT_CASES, args.filter)
+    settings = settings_from(args)
+    all_cases = cases_for(settings.device)
+    cases = select(all_cases, args.filter)
     if not cases:
         raise SystemExit(f"--filter {args.filter!r} matches no case; cases: "
-                         + ", ".join(c.name for c in DEFAULT_CASES))
-    result = runner.run_suite(cases, settings_from(args))
+                         + ", ".join(c.name for c in all_cases))
+    result = runner.run_suite(cases, settings)
     print(report.table(result))
     for kind, path in report.write_outputs(result, args.out).items():
         print(f"wrote {kind}: {path}")

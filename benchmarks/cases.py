@@ -173,6 +173,50 @@ DEFAULT_CASES = [
 ]
 
 
+def _resnet50_convs(batch=32):
+    """The distinct conv layers of torchvision's ResNet-50 at 224x224 (stride on the 3x3,
+    as in v1.5): the stem, then per stage the 1x1 reduce, the strided and plain 3x3, the
+    1x1 expand, the 1x1 reduce of later blocks and the strided 1x1 downsample."""
+    cases = [ConvCase("r50_stem7x7s2", "conv2d", (batch, 3, 224, 224), (64, 3, 7, 7),
+                      stride=2, padding=3)]
+    stages = [(64, 56, 64, 1), (128, 56, 256, 2), (256, 28, 512, 2), (512, 14, 1024, 2)]
+    for width, size, cin, stride in stages:
+        out = size // stride
+        cases += [
+            ConvCase(f"r50_{width}_reduce1x1", "conv2d", (batch, cin, size, size), (width, cin, 1, 1)),
+            ConvCase(f"r50_{width}_3x3s{stride}", "conv2d", (batch, width, size, size),
+                     (width, width, 3, 3), stride=stride, padding=1),
+            ConvCase(f"r50_{width}_expand1x1", "conv2d", (batch, width, out, out), (4 * width, width, 1, 1)),
+        ]
+        if stride > 1:  # (stage 1's downsample has the expand's shape)
+            cases += [
+                ConvCase(f"r50_{width}_downsample1x1s{stride}", "conv2d", (batch, cin, size, size),
+                         (4 * width, cin, 1, 1), stride=stride),
+                ConvCase(f"r50_{width}_3x3", "conv2d", (batch, width, out, out), (width, width, 3, 3), padding=1),
+                ConvCase(f"r50_{width}_reduce1x1_inner", "conv2d", (batch, 4 * width, out, out),
+                         (width, 4 * width, 1, 1)),
+            ]
+    return cases
+
+
+# The GPU suite (issues 4 and 5): ResNet-50's conv layers at batch 32 and a 4x4/2
+# transposed conv, then the memory-bound ops at batch 32.
+CUDA_CASES = _resnet50_convs() + [
+    ConvCase("convT4x4s2_c256k128_28", "conv_transpose2d", (32, 256, 28, 28), (256, 128, 4, 4),
+             stride=2, padding=1),
+    MaxPoolCase("maxpool3x3s2_c64_112_b32", (32, 64, 112, 112)),
+    ConvCase("dw3x3_c144_56_b32", "conv2d", (32, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144),
+    ConvCase("dw3x3_c728_19_b32", "conv2d", (32, 728, 19, 19), (728, 1, 3, 3), padding=1, groups=728),
+    ConvCase("dw5x5_c240_28_b32", "conv2d", (32, 240, 28, 28), (240, 1, 5, 5), padding=2, groups=240),
+    SeparableCase("sep3x3_c728_19_b32", (32, 728, 19, 19), 728),
+]
+
+
+def cases_for(device):
+    """The default case list of a device."""
+    return CUDA_CASES if device == "cuda" else DEFAULT_CASES
+
+
 def select(cases, substring=None):
     """The cases whose name contains substring (all when it is None or empty)."""
     return [c for c in cases if not substring or substring in c.name]
