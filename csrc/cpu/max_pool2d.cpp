@@ -34,11 +34,6 @@ namespace {
 
 bool channels_inner(const int64_t* s, int64_t C) { return C > 1 && s[1] == 1; }
 
-// First tap of a window starting at `start` that is >= 0 (torch's initial winner).
-inline int64_t first_valid(int64_t start, int64_t dil) {
-  return start >= 0 ? start : start + ((-start + dil - 1) / dil) * dil;
-}
-
 template <typename T>
 void fwd_planes(const MaxPool2dParams& p) {
   const T* x = static_cast<const T*>(p.x);
@@ -48,7 +43,7 @@ void fwd_planes(const MaxPool2dParams& p) {
   const int64_t len = phase_len(p.Q, ew, sw);
   const T neg_inf = -std::numeric_limits<T>::infinity();
   std::vector<int64_t> wfirst(p.Q);
-  for (int64_t q = 0; q < p.Q; ++q) wfirst[q] = first_valid(q * sw - p.pad_w, p.dil_w);
+  for (int64_t q = 0; q < p.Q; ++q) wfirst[q] = pool_first_valid(q * sw - p.pad_w, p.dil_w);
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> phases(sw * len), mv(p.Q);
     std::vector<int32_t> tap(p.Q);
@@ -81,7 +76,7 @@ void fwd_planes(const MaxPool2dParams& p) {
             }
           }
         }
-        const int64_t hf = first_valid(hs, p.dil_h);
+        const int64_t hf = pool_first_valid(hs, p.dil_h);
         T* yr = yp + pp * p.y_strides[2];
         int64_t* ir = ip + pp * p.i_strides[2];
         for (int64_t q = 0; q < p.Q; ++q) {
@@ -128,20 +123,13 @@ void fwd_channels_last(const MaxPool2dParams& p) {
           }
         }
       }
-      const int64_t first = first_valid(hs, p.dil_h) * p.W + first_valid(ws, p.dil_w);
+      const int64_t first = pool_first_valid(hs, p.dil_h) * p.W + pool_first_valid(ws, p.dil_w);
       T* yr = y + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3];
       int64_t* ir = ind + n * p.i_strides[0] + pp * p.i_strides[2] + q * p.i_strides[3];
       std::copy(m, m + C, yr);
       for (int64_t c = 0; c < C; ++c) ir[c] = t[c] < 0 ? first : tab[t[c]];
     }
   });
-}
-
-// Whether a window starting at `start` (taps start + t*dil, t < k) holds no
-// position of [0, size): only dilation can skip every valid row or column.
-inline bool window_empty(int64_t start, int64_t k, int64_t dil, int64_t size) {
-  const int64_t f = first_valid(start, dil);
-  return f >= size || f > start + (k - 1) * dil;
 }
 
 // Whether every index lies in [0, H*W). Windows with no input position are
@@ -153,9 +141,9 @@ bool indices_valid(const MaxPool2dParams& p) {
   const int64_t* s = p.i_strides;
   std::vector<char> empty_row(p.P), empty_col(p.Q);
   for (int64_t pp = 0; pp < p.P; ++pp)
-    empty_row[pp] = window_empty(pp * p.stride_h - p.pad_h, p.R, p.dil_h, p.H);
+    empty_row[pp] = pool_window_empty(pp * p.stride_h - p.pad_h, p.R, p.dil_h, p.H);
   for (int64_t q = 0; q < p.Q; ++q)
-    empty_col[q] = window_empty(q * p.stride_w - p.pad_w, p.S, p.dil_w, p.W);
+    empty_col[q] = pool_window_empty(q * p.stride_w - p.pad_w, p.S, p.dil_w, p.W);
   std::atomic<bool> ok{true};
   at::parallel_for(0, p.N * p.P, 1, [&](int64_t begin, int64_t end) {
     bool good = true;

@@ -49,4 +49,18 @@ CNNOPS_HOST_DEVICE inline void same_padding(int64_t in, int64_t k, int64_t strid
   *pad_end = total - total / 2;
 }
 
+// Pooling windows: taps at start + t*dil for t < k. The first tap >= 0 (torch's
+// initial winner, whose index a window keeps when all its values are -inf), and
+// whether a window holds no position of [0, size) at all (only dilation can
+// skip every position; such a window outputs -inf and passes no gradient).
+CNNOPS_HOST_DEVICE inline int64_t pool_first_valid(int64_t start, int64_t dil) {
+  return start >= 0 ? start : start + ((-start + dil - 1) / dil) * dil;
+}
+
+CNNOPS_HOST_DEVICE inline bool pool_window_empty(int64_t start, int64_t k, int64_t dil,
+                                                 int64_t size) {
+  const int64_t f = pool_first_valid(start, dil);
+  return f >= size || f > start + (k - 1) * dil;
+}
+
 }  // namespace cnnops

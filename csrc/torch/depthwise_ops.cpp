@@ -1,5 +1,6 @@
 // Depthwise convolution ops (groups == C, filter (K = C*M, 1, R, S)): argument
-// checks, allocation, Conv2dParams, dispatch to the CPU kernels. Same argument
+// checks, allocation, Conv2dParams, dispatch to the CPU kernels or (when built
+// with CUDA) the CUDA launchers. Same argument
 // conventions as the conv2d family (csrc/torch/conv2d_ops.cpp) without groups:
 //
 //   depthwise_fprop(input, weight, bias?, stride, padding[4], dilation)
@@ -16,13 +17,47 @@
 #include "../kernels/shape.h"
 #include "checks.h"
 
+#ifdef CNNOPS_WITH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "../cuda/pool_depthwise.h"
+#endif
+
 namespace cnnops {
 namespace {
 
-void dw_check_cpu(const at::Tensor& t, const char* op, const char* arg) {
+void dw_check_device(const at::Tensor& t, const char* op, const char* arg) {
+#ifdef CNNOPS_WITH_CUDA
+  TORCH_CHECK_VALUE(t.device().is_cpu() || t.is_cuda(), op, ": expected ", arg,
+                    " on the CPU or a CUDA device, got ", t.device());
+#else
   TORCH_CHECK_VALUE(t.device().is_cpu(), op, ": expected ", arg,
                     " on the CPU (cnnops has no CUDA depthwise kernels yet; cnnops.conv2d "
                     "uses the grouped convolution there), got ", t.device());
+#endif
+}
+
+enum class DwKernel { Fprop, Dgrad, Wgrad };
+
+// Runs one depthwise kernel on `like`'s device (the CPU or, when built with
+// CUDA, the current stream of its GPU).
+void dw_launch(DwKernel kernel, const Conv2dParams& p, const at::Tensor& like) {
+#ifdef CNNOPS_WITH_CUDA
+  if (like.is_cuda()) {
+    c10::cuda::CUDAGuard guard(like.device());
+    cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+    cudaError_t err = cudaSuccess;
+    if (kernel == DwKernel::Fprop) err = cuda::depthwise_fprop(p, stream);
+    if (kernel == DwKernel::Dgrad) err = cuda::depthwise_dgrad(p, stream);
+    if (kernel == DwKernel::Wgrad) err = cuda::depthwise_wgrad(p, stream);
+    TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
+    return;
+  }
+#endif
+  if (kernel == DwKernel::Fprop) cpu::depthwise_fprop(p);
+  if (kernel == DwKernel::Dgrad) cpu::depthwise_dgrad(p);
+  if (kernel == DwKernel::Wgrad) cpu::depthwise_wgrad(p);
 }
 
 void dw_check_hyper(const char* op, at::IntArrayRef stride, at::IntArrayRef dilation) {
@@ -56,7 +91,7 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
   const char* op = "cnnops::depthwise_fprop";
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_float_tensor(input, op, "input");
-  dw_check_cpu(input, op, "input");
+  dw_check_device(input, op, "input");
   check_nonempty_feature_dims(input, op, "input");
   dw_check_weight(weight, input.size(1), op);
   check_same_dtype_device(weight, input, op, "weight", "input");
@@ -96,7 +131,7 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
   copy_strides(p.x_strides, input);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, y);
-  cpu::depthwise_fprop(p);
+  dw_launch(DwKernel::Fprop, p, input);
   return y;
 }
 
@@ -107,7 +142,7 @@ at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weig
   const char* op = "cnnops::depthwise_dgrad";
   check_rank(grad_output, 4, op, "grad_output", "N, K, P, Q");
   check_float_tensor(grad_output, op, "grad_output");
-  dw_check_cpu(grad_output, op, "grad_output");
+  dw_check_device(grad_output, op, "grad_output");
   check_nonempty_feature_dims(grad_output, op, "grad_output");
   TORCH_CHECK_VALUE(in_channels > 0, op, ": expected in_channels to be positive, got ", in_channels);
   dw_check_weight(weight, in_channels, op);
@@ -133,7 +168,7 @@ at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weig
   copy_strides(p.x_strides, dx);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, grad_output);
-  cpu::depthwise_dgrad(p);
+  dw_launch(DwKernel::Dgrad, p, grad_output);
   return dx;
 }
 
@@ -144,7 +179,7 @@ at::Tensor depthwise_wgrad(const at::Tensor& grad_output, const at::Tensor& inpu
   check_rank(grad_output, 4, op, "grad_output", "N, K, P, Q");
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_float_tensor(input, op, "input");
-  dw_check_cpu(input, op, "input");
+  dw_check_device(input, op, "input");
   check_same_dtype_device(grad_output, input, op, "grad_output", "input");
   dw_check_hyper(op, stride, dilation);
   check_list(kernel_size, 2, 1, op, "kernel_size", "positive");
@@ -171,7 +206,7 @@ at::Tensor depthwise_wgrad(const at::Tensor& grad_output, const at::Tensor& inpu
   copy_strides(p.x_strides, input);
   copy_strides(p.w_strides, dw);
   copy_strides(p.y_strides, grad_output);
-  cpu::depthwise_wgrad(p);
+  dw_launch(DwKernel::Wgrad, p, input);
   return dw;
 }
 
@@ -191,5 +226,13 @@ TORCH_LIBRARY_IMPL(cnnops, CPU, m) {
   m.impl("depthwise_dgrad", &depthwise_dgrad);
   m.impl("depthwise_wgrad", &depthwise_wgrad);
 }
+
+#ifdef CNNOPS_WITH_CUDA
+TORCH_LIBRARY_IMPL(cnnops, CUDA, m) {
+  m.impl("depthwise_fprop", &depthwise_fprop);
+  m.impl("depthwise_dgrad", &depthwise_dgrad);
+  m.impl("depthwise_wgrad", &depthwise_wgrad);
+}
+#endif
 
 }  // namespace cnnops

@@ -1,5 +1,5 @@
 // Max pooling ops: argument checks, allocation, MaxPool2dParams, dispatch to
-// the CPU kernels. Registered as torch.ops.cnnops.*; autograd and fake kernels
+// the CPU kernels or (when built with CUDA) the CUDA launchers. Registered as torch.ops.cnnops.*; autograd and fake kernels
 // in cnnops/_ops.py.
 //
 //   max_pool2d_fwd(input, kernel_size, stride, padding[4], dilation, ceil_mode)
@@ -16,13 +16,57 @@
 #include "../kernels/shape.h"
 #include "checks.h"
 
+#ifdef CNNOPS_WITH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "../cuda/pool_depthwise.h"
+#endif
+
 namespace cnnops {
 namespace {
 
-void check_cpu(const at::Tensor& t, const char* op, const char* arg) {
+void check_device(const at::Tensor& t, const char* op, const char* arg) {
+#ifdef CNNOPS_WITH_CUDA
+  TORCH_CHECK_VALUE(t.device().is_cpu() || t.is_cuda(), op, ": expected ", arg,
+                    " on the CPU or a CUDA device, got ", t.device());
+#else
   TORCH_CHECK_VALUE(t.device().is_cpu(), op, ": expected ", arg,
                     " on the CPU (cnnops has no CUDA max pooling yet), got ", t.device());
+#endif
 }
+
+#ifdef CNNOPS_WITH_CUDA
+// The CUDA twin of the CPU kernel's check: every index of a window that holds
+// an input position lies in [0, H*W) (empty windows pass no gradient back).
+bool indices_valid_cuda(const at::Tensor& ind, const MaxPool2dParams& p) {
+  const int64_t HW = p.H * p.W;
+  at::Tensor bad = ind.lt(0).logical_or_(ind.ge(HW));
+  at::Tensor er = at::empty({p.P}, at::TensorOptions().dtype(at::kBool));
+  at::Tensor ec = at::empty({p.Q}, at::TensorOptions().dtype(at::kBool));
+  bool* erp = er.mutable_data_ptr<bool>();
+  bool* ecp = ec.mutable_data_ptr<bool>();
+  bool any_empty = false;
+  for (int64_t i = 0; i < p.P; ++i) {
+    erp[i] = pool_window_empty(i * p.stride_h - p.pad_h, p.R, p.dil_h, p.H);
+    any_empty |= erp[i];
+  }
+  for (int64_t i = 0; i < p.Q; ++i) {
+    ecp[i] = pool_window_empty(i * p.stride_w - p.pad_w, p.S, p.dil_w, p.W);
+    any_empty |= ecp[i];
+  }
+  if (any_empty) {
+    at::Tensor exempt = er.to(ind.device()).view({1, 1, p.P, 1})
+                            .logical_or(ec.to(ind.device()).view({1, 1, 1, p.Q}));
+    bad.logical_and_(exempt.logical_not());
+  }
+  return !bad.any().item<bool>();
+}
+
+void check_launch(cudaError_t err) {
+  TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
+}
+#endif
 
 void check_window(const char* op, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                   at::IntArrayRef dilation) {
@@ -47,7 +91,7 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& input,
   const char* op = "cnnops::max_pool2d_fwd";
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_float_tensor(input, op, "input");
-  check_cpu(input, op, "input");
+  check_device(input, op, "input");
   check_window(op, kernel_size, stride, dilation);
   check_list(padding, 4, 0, op, "padding", "non-negative (top, bottom, left, right)");
   const int64_t eh = effective_kernel(kernel_size[0], dilation[0]);
@@ -81,6 +125,13 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& input,
   copy_strides(p.y_strides, y);
   copy_strides(p.i_strides, ind);
   p.dtype = dtype_of(input);
+#ifdef CNNOPS_WITH_CUDA
+  if (input.is_cuda()) {
+    c10::cuda::CUDAGuard guard(input.device());
+    check_launch(cuda::max_pool2d_fwd(p, c10::cuda::getCurrentCUDAStream().stream()));
+    return {y, ind};
+  }
+#endif
   cpu::max_pool2d_fwd(p);
   return {y, ind};
 }
@@ -91,7 +142,7 @@ at::Tensor max_pool2d_bwd(const at::Tensor& grad_output, const at::Tensor& indic
   const char* op = "cnnops::max_pool2d_bwd";
   check_rank(grad_output, 4, op, "grad_output", "N, C, P, Q");
   check_float_tensor(grad_output, op, "grad_output");
-  check_cpu(grad_output, op, "grad_output");
+  check_device(grad_output, op, "grad_output");
   TORCH_CHECK_TYPE(indices.scalar_type() == at::kLong, op,
                    ": expected indices to be int64, got ", indices.scalar_type());
   TORCH_CHECK_VALUE(indices.sizes() == grad_output.sizes(), op,
@@ -121,7 +172,19 @@ at::Tensor max_pool2d_bwd(const at::Tensor& grad_output, const at::Tensor& indic
   copy_strides(p.y_strides, grad_output);
   copy_strides(p.i_strides, indices);
   p.dtype = dtype_of(grad_output);
-  TORCH_CHECK_VALUE(cpu::max_pool2d_bwd(p), op, ": expected every index to lie in [0, H*W) = [0, ",
+  bool ok = false;
+#ifdef CNNOPS_WITH_CUDA
+  if (grad_output.is_cuda()) {
+    c10::cuda::CUDAGuard guard(grad_output.device());
+    ok = indices_valid_cuda(indices, p);
+    if (ok) check_launch(cuda::max_pool2d_bwd(p, c10::cuda::getCurrentCUDAStream().stream()));
+  } else {
+    ok = cpu::max_pool2d_bwd(p);
+  }
+#else
+  ok = cpu::max_pool2d_bwd(p);
+#endif
+  TORCH_CHECK_VALUE(ok, op, ": expected every index to lie in [0, H*W) = [0, ",
                     size[0] * size[1], ") for input_size ", to_string(size),
                     ", found one outside it (min ", indices.min().item<int64_t>(), ", max ",
                     indices.max().item<int64_t>(), ")");
@@ -141,5 +204,12 @@ TORCH_LIBRARY_IMPL(cnnops, CPU, m) {
   m.impl("max_pool2d_fwd", &max_pool2d_fwd);
   m.impl("max_pool2d_bwd", &max_pool2d_bwd);
 }
+
+#ifdef CNNOPS_WITH_CUDA
+TORCH_LIBRARY_IMPL(cnnops, CUDA, m) {
+  m.impl("max_pool2d_fwd", &max_pool2d_fwd);
+  m.impl("max_pool2d_bwd", &max_pool2d_bwd);
+}
+#endif
 
 }  // namespace cnnops
