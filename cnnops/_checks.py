@@ -97,6 +97,11 @@ def depthwise_weight(w, C, op):
                          f"for {C} channels, got shape {list(w.shape)}")
 
 
-def on_cpu(t, op, arg, what):
+def supported_device(t, op, arg, what):
+    """The device check of the ops with CUDA kernels only when the build has CUDA
+    (mirrors check_device / dw_check_device in csrc/torch)."""
+    from . import _C
+    if t.device.type == "cuda" and _C.build_info()["cuda"]:
+        return
     if t.device.type not in ("cpu", "meta"):
         raise ValueError(f"{op}: expected {arg} on the CPU ({what}), got {t.device}")

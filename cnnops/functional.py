@@ -92,10 +92,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def _is_depthwise(x, weight, bias, groups):
     """Whether conv2d(x, weight, bias, groups=groups) is a well-formed depthwise convolution
-    for the dedicated CPU kernels (anything malformed goes to conv2d_fprop, which reports it
+    for the dedicated kernels (anything malformed goes to conv2d_fprop, which reports it
     under conv2d's name)."""
-    return (x.device.type == "cpu" and groups > 1 and x.dim() == 4 and x.shape[1] == groups
-            and x.dtype in (torch.float32, torch.float64)
+    dtypes = (torch.float32, torch.float64) + ((torch.float16, torch.bfloat16) if x.is_cuda else ())
+    return (groups > 1 and x.dim() == 4 and x.shape[1] == groups and x.dtype in dtypes
             and weight.dim() == 4 and weight.shape[1] == 1 and weight.shape[0] % groups == 0
             and weight.dtype == x.dtype and weight.device == x.device
             and (bias is None or (bias.dim() == 1 and bias.shape[0] == weight.shape[0]
@@ -199,12 +199,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         if v[0] <= 0 or v[1] <= 0:
             raise ValueError(f"cnnops.{fn}: expected {name} to be positive, got {v}")
     pad = _pool_padding(padding, x, kernel_size, stride, dilation, fn)
-    if x.device.type != "cpu" and pad[0] == pad[1] and pad[2] == pad[3]:
-        out = torch.nn.functional.max_pool2d(x, kernel_size, stride, [pad[0], pad[2]], dilation,
-                                             ceil_mode=ceil_mode, return_indices=True)
-        y, ind = out
-    else:
-        y, ind = ops.max_pool2d_fwd(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
+    y, ind = ops.max_pool2d_fwd(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
     if unbatched:
         y, ind = y.squeeze(0), ind.squeeze(0)
     return (y, ind) if return_indices else y
@@ -223,10 +218,7 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"cnnops.{fn}: expected weight to be a torch.Tensor, got {type(weight).__name__}")
     pad = conv_padding(padding, x, weight, stride, dilation, fn)
-    if x.device.type == "cpu":
-        y = ops.depthwise_fprop(x, weight, bias, stride, pad, dilation)
-    else:
-        y = ops.conv2d_fprop(x, weight, bias, stride, pad, dilation, x.shape[1])
+    y = ops.depthwise_fprop(x, weight, bias, stride, pad, dilation)
     return y.squeeze(0) if unbatched else y
 
 
