@@ -3,6 +3,9 @@
 // Memory-bound, so no GEMM: each kernel streams planes (NCHW, any strides) or
 // pixels (channels_last) once. float32 and float64.
 #pragma once
+#include <cstdint>
+#include <vector>
+
 #include "../kernels/params.h"
 
 namespace cnnops {
@@ -15,6 +18,19 @@ void depthwise_wgrad(const Conv2dParams& p);  // w = sum over n, p, q of y * shi
 // Whether x and y are both channels-innermost (the channels_last fast paths).
 inline bool depthwise_channels_last(const Conv2dParams& p) {
   return p.C > 1 && p.x_strides[1] == 1 && p.y_strides[1] == 1;
+}
+
+// The filter (K, 1, R, S) (any strides) transposed to taps-major (R*S, K), so the
+// channels_last kernels read each tap's K weights contiguously.
+template <typename T>
+std::vector<T> depthwise_filter_taps_major(const Conv2dParams& p) {
+  const T* w = static_cast<const T*>(p.w);
+  std::vector<T> wt(p.R * p.S * p.K);
+  for (int64_t k = 0; k < p.K; ++k)
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s)
+        wt[(r * p.S + s) * p.K + k] = w[k * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]];
+  return wt;
 }
 
 }  // namespace cpu

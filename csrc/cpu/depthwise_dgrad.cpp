@@ -69,14 +69,9 @@ void dgrad_planes(const Conv2dParams& p) {
 template <typename T>
 void dgrad_channels_last(const Conv2dParams& p) {
   T* dx = static_cast<T*>(p.x);
-  const T* w = static_cast<const T*>(p.w);
   const T* dy = static_cast<const T*>(p.y);
   const int64_t C = p.C, K = p.K, M = K / C, RS = p.R * p.S;
-  std::vector<T> wt(RS * K);  // (r, s, k)
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t r = 0; r < p.R; ++r)
-      for (int64_t s = 0; s < p.S; ++s)
-        wt[(r * p.S + s) * K + k] = w[k * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]];
+  const std::vector<T> wt = depthwise_filter_taps_major<T>(p);  // (r, s, k)
   const int64_t grain = std::max<int64_t>(1, 2048 / (K * RS));
   const VectorKernels<T>& vk = active_vector_kernels<T>();
   at::parallel_for(0, p.N * p.H * p.W, grain, [&](int64_t begin, int64_t end) {
