@@ -16,7 +16,8 @@ fi
 missing=$("$PY" - <<'PYEOF'
 import importlib.util
 needed = {"pytest": "pytest", "hypothesis": "hypothesis", "numpy": "numpy",
-          "matplotlib": "matplotlib", "tqdm": "tqdm", "ninja": "ninja"}
+          "matplotlib": "matplotlib", "tqdm": "tqdm", "ninja": "ninja",
+          "sklearn": "scikit-learn"}
 print(" ".join(pkg for mod, pkg in needed.items() if importlib.util.find_spec(mod) is None))
 PYEOF
 )
