@@ -128,27 +128,60 @@ def test_wgrad_does_not_depend_on_thread_count():
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("channels", [20, 37, 128])
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
-@pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_vector_kernels_every_isa(isa, channels, cl, stride):
-    # The depthwise kernels' inner loops are the ISA-dispatched vector kernels;
-    # channel counts cover their 4-register blocks, single registers and scalar tails.
-    x = torch.randn(2, channels, 9, 11, dtype=torch.float64)
-    w = torch.randn(channels, 1, 3, 3, dtype=torch.float64)
-    b = torch.randn(channels, dtype=torch.float64)
+@pytest.mark.parametrize("stride,padding,dilation", [(1, 1, 1), (2, 1, 1), (1, 0, 1), (1, 3, 2)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_depthwise_vector_kernels_every_isa(isa, channels, cl, stride, padding, dilation, dtype):
+    # The depthwise kernels' inner loops are the ISA-dispatched vector kernels
+    # (taps_madd, stencil_row, stencil_row_dot, taps_scale, taps_dot, copy_rows);
+    # channel counts cover their register blocks and scalar tails, the width
+    # (15) the stencils' 4-pixel blocks, remainders and border pixels.
+    x = torch.randn(2, channels, 9, 15, dtype=dtype)
+    w = torch.randn(channels, 1, 3, 3, dtype=dtype)
+    b = torch.randn(channels, dtype=dtype)
     if cl:
         x = x.to(memory_format=torch.channels_last)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
     cnnops.set_cpu_isa(isa)
     try:
         for bias in (None, b):
             xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
-            xt, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
-            got = cnnops.depthwise_conv2d(xc, wc, bias, stride=stride, padding=1)
-            want = F.conv2d(xt, wt, bias, stride, 1, 1, channels)
-            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+            xt, wt = x.double().requires_grad_(), w.double().requires_grad_()
+            got = cnnops.depthwise_conv2d(xc, wc, bias, stride, padding, dilation)
+            want = F.conv2d(xt, wt, None if bias is None else bias.double(), stride, padding,
+                            dilation, channels)
+            torch.testing.assert_close(got.double(), want, **tol)
             dy = torch.randn_like(want)
-            got_grads = torch.autograd.grad(got, (xc, wc), dy)
+            got_grads = torch.autograd.grad(got, (xc, wc), dy.to(dtype))
             want_grads = torch.autograd.grad(want, (xt, wt), dy)
             for g, t in zip(got_grads, want_grads):
-                torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
+                torch.testing.assert_close(g.double(), t, **tol)
+    finally:
+        cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 2, 1), (2, 1, 0), (3, 1, 1)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_max_pool2d_vector_kernels_every_isa(isa, cl, kernel, stride, padding, dtype):
+    # max_taps (blocks of two registers and a padded partial block), split_row,
+    # merge_row, gather_grad and in_range under every ISA; 37 channels and
+    # widths give partial blocks; NaN, -inf and ties exercise torch's rule.
+    x = torch.randn(2, 37, 11, 75, dtype=dtype)
+    x[0, 0, 0, :5] = float("nan")
+    x[1, 2, :, :] = float("-inf")
+    x[1, 3] = 1.0
+    if cl:
+        x = x.to(memory_format=torch.channels_last)
+    cnnops.set_cpu_isa(isa)
+    try:
+        xc, xt = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y, i = cnnops.max_pool2d(xc, kernel, stride, padding, return_indices=True)
+        ty, ti = F.max_pool2d(xt, kernel, stride, padding, return_indices=True)
+        assert torch.equal(i, ti)
+        torch.testing.assert_close(y, ty, rtol=0, atol=0, equal_nan=True)
+        dy = torch.randn_like(ty)
+        (g,), (tg,) = torch.autograd.grad(y, (xc,), dy), torch.autograd.grad(ty, (xt,), dy)
+        torch.testing.assert_close(g, tg, rtol=0, atol=0)
     finally:
         cnnops.set_cpu_isa("auto")

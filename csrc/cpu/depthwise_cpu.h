@@ -3,6 +3,7 @@
 // Memory-bound, so no GEMM: each kernel streams planes (NCHW, any strides) or
 // pixels (channels_last) once. float32 and float64.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -15,9 +16,24 @@ void depthwise_fprop(const Conv2dParams& p);  // y = dwconv(x, w) (+ bias[K])
 void depthwise_dgrad(const Conv2dParams& p);  // x = dwconv^T(y, w)
 void depthwise_wgrad(const Conv2dParams& p);  // w = sum over n, p, q of y * shifted x
 
+// Stride 1 on planes: the flat-plane stencils of depthwise_flat.cpp.
+bool depthwise_flat_applies(const Conv2dParams& p);
+void depthwise_fprop_flat(const Conv2dParams& p);
+void depthwise_dgrad_flat(const Conv2dParams& p);
+void depthwise_wgrad_flat(const Conv2dParams& p);
+
 // Whether x and y are both channels-innermost (the channels_last fast paths).
 inline bool depthwise_channels_last(const Conv2dParams& p) {
   return p.C > 1 && p.x_strides[1] == 1 && p.y_strides[1] == 1;
+}
+
+// Output columns [*qa, *qb) whose taps all lie inside the input: q with
+// q*stride - pad + (0 .. extent-1) inside [0, in) (pad >= 0).
+inline void interior_columns(int64_t out, int64_t in, int64_t stride, int64_t pad, int64_t extent,
+                             int64_t* qa, int64_t* qb) {
+  *qa = std::min(out, (pad + stride - 1) / stride);
+  const int64_t last = in - extent + pad;  // q*stride <= last
+  *qb = last < 0 ? *qa : std::max(*qa, std::min(out, last / stride + 1));
 }
 
 // The filter (K, 1, R, S) (any strides) transposed to taps-major (R*S, K), so the

@@ -3,11 +3,13 @@
 //     each producing its M output planes. An output row accumulates R*S shifted
 //     input rows; each tap reads a contiguous phase row (phase_rows.h, zero
 //     padding), so the multiply-add loop vectorises along the row.
-//   channels_last (x and y channels-innermost): parallel over output pixels;
+//   channels_last (x and y channels-innermost): parallel over output rows;
 //     the filter is transposed once to (R*S, K) so the loop over channels is
 //     contiguous in x, w and y. The inner loops are the ISA-dispatched vector
-//     kernels (microkernel.h): taps_madd keeps a pixel's channels in registers
-//     over all taps (depth multiplier 1), axpy runs the NCHW row updates.
+//     kernels (vector_kernels.h): with depth multiplier 1, stencil_row runs the
+//     row's interior (weights held in registers across its pixels) and
+//     taps_madd the border pixels; axpy runs the NCHW row updates. Stride 1
+//     on planes goes to the flat-plane stencils (depthwise_flat.cpp).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -73,45 +75,60 @@ void fprop_channels_last(const Conv2dParams& p) {
   const T* bias = static_cast<const T*>(p.bias);
   const int64_t K = p.K, M = K / p.C, RS = p.R * p.S;
   const std::vector<T> wt = depthwise_filter_taps_major<T>(p);  // (r, s, k)
-  const int64_t grain = std::max<int64_t>(1, 2048 / (K * RS));
   const VectorKernels<T>& vk = active_vector_kernels<T>();
-  at::parallel_for(0, p.N * p.P * p.Q, grain, [&](int64_t begin, int64_t end) {
+  const bool rows_fast = M == 1 && RS <= kStencilMaxTaps;
+  int64_t qa = 0, qb = 0;
+  if (rows_fast) interior_columns(p.Q, p.W, p.stride_w, p.pad_w, effective_kernel(p.S, p.dil_w), &qa, &qb);
+  at::parallel_for(0, p.N * p.P, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(K);
-    std::vector<const T*> rows(RS);
-    for (int64_t pix = begin; pix < end; ++pix) {
-      const int64_t n = pix / (p.P * p.Q), pp = pix / p.Q % p.P, q = pix % p.Q;
-      if (M == 1 && p.y_strides[1] == 1) {
+    std::vector<const T*> rows(RS), wts(RS);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / p.P, pp = row % p.P;
+      const T* xn = x + n * p.x_strides[0];
+      T* yr = y + n * p.y_strides[0] + pp * p.y_strides[2];
+      for (int64_t q = 0; q < p.Q; ++q) {
+        if (q == qa && qb > qa) {  // the interior: all column taps inside
+          int64_t nt = 0;
+          for (int64_t r = 0; r < p.R; ++r) {
+            const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
+            if (h < 0 || h >= p.H) continue;
+            for (int64_t s = 0; s < p.S; ++s, ++nt) {
+              rows[nt] = xn + h * p.x_strides[2] + (qa * p.stride_w - p.pad_w + s * p.dil_w) * p.x_strides[3];
+              wts[nt] = wt.data() + (r * p.S + s) * K;
+            }
+          }
+          vk.stencil_row(qb - qa, K, nt, rows.data(), p.stride_w * p.x_strides[3], wts.data(), bias,
+                         yr + qa * p.y_strides[3], p.y_strides[3]);
+          q = qb - 1;
+          continue;
+        }
+        if (M == 1) {
+          for (int64_t r = 0; r < p.R; ++r) {
+            const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
+            for (int64_t s = 0; s < p.S; ++s) {
+              const int64_t wc = q * p.stride_w - p.pad_w + s * p.dil_w;
+              const bool inside = h >= 0 && h < p.H && wc >= 0 && wc < p.W;
+              rows[r * p.S + s] = inside ? xn + h * p.x_strides[2] + wc * p.x_strides[3] : nullptr;
+            }
+          }
+          vk.taps_madd(K, RS, rows.data(), wt.data(), bias, yr + q * p.y_strides[3]);
+          continue;
+        }
+        T* __restrict a = acc.data();
+        for (int64_t k = 0; k < K; ++k) a[k] = bias ? bias[k] : T(0);
         for (int64_t r = 0; r < p.R; ++r) {
           const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
+          if (h < 0 || h >= p.H) continue;
           for (int64_t s = 0; s < p.S; ++s) {
             const int64_t wc = q * p.stride_w - p.pad_w + s * p.dil_w;
-            const bool inside = h >= 0 && h < p.H && wc >= 0 && wc < p.W;
-            rows[r * p.S + s] = inside ? x + n * p.x_strides[0] + h * p.x_strides[2] + wc * p.x_strides[3] : nullptr;
-          }
-        }
-        vk.taps_madd(K, RS, rows.data(), wt.data(), bias,
-                     y + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3]);
-        continue;
-      }
-      T* __restrict a = acc.data();
-      for (int64_t k = 0; k < K; ++k) a[k] = bias ? bias[k] : T(0);
-      for (int64_t r = 0; r < p.R; ++r) {
-        const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
-        if (h < 0 || h >= p.H) continue;
-        for (int64_t s = 0; s < p.S; ++s) {
-          const int64_t wc = q * p.stride_w - p.pad_w + s * p.dil_w;
-          if (wc < 0 || wc >= p.W) continue;
-          const T* __restrict xr = x + n * p.x_strides[0] + h * p.x_strides[2] + wc * p.x_strides[3];
-          const T* __restrict wr = wt.data() + (r * p.S + s) * K;
-          if (M == 1) {
-            for (int64_t k = 0; k < K; ++k) a[k] += xr[k] * wr[k];
-          } else {
+            if (wc < 0 || wc >= p.W) continue;
+            const T* __restrict xr = xn + h * p.x_strides[2] + wc * p.x_strides[3];
+            const T* __restrict wr = wt.data() + (r * p.S + s) * K;
             for (int64_t k = 0; k < K; ++k) a[k] += xr[k / M] * wr[k];
           }
         }
+        std::copy(a, a + K, yr + q * p.y_strides[3]);
       }
-      T* yr = y + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3];
-      std::copy(a, a + K, yr);
     }
   });
 }
@@ -125,6 +142,7 @@ void fprop(const Conv2dParams& p) {
 }  // namespace
 
 void depthwise_fprop(const Conv2dParams& p) {
+  if (depthwise_flat_applies(p)) return depthwise_fprop_flat(p);
   if (p.dtype == DType::Float64) fprop<double>(p);
   else fprop<float>(p);
 }

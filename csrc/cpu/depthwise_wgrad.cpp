@@ -8,7 +8,8 @@
 //     vectorises without reassociation flags.
 //   channels_last (x and dy channels-innermost): parallel over blocks of output
 //     channels; per output pixel, every tap adds dy[k] * x[k / M] along the
-//     contiguous channel block.
+//     contiguous channel block. With depth multiplier 1 a row's interior runs
+//     in the vector kernel stencil_row_dot (the taps' sums in registers).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -87,16 +88,38 @@ void wgrad_channels_last(const Conv2dParams& p) {
   const T* dy = static_cast<const T*>(p.y);
   const int64_t K = p.K, M = K / p.C, RS = p.R * p.S;
   const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const bool rows_fast = M == 1 && RS <= kStencilMaxTaps;
+  int64_t qa = 0, qb = 0;
+  interior_columns(p.Q, p.W, p.stride_w, p.pad_w, effective_kernel(p.S, p.dil_w), &qa, &qb);
   at::parallel_for(0, (K + kChannelBlock - 1) / kChannelBlock, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> row(RS * kChannelBlock);
     std::vector<double> acc(RS * kChannelBlock);
+    std::vector<const T*> xs(RS);
+    std::vector<T*> accs(RS);
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t k0 = blk * kChannelBlock, kn = std::min(kChannelBlock, K - k0);
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t n = 0; n < p.N; ++n) {
         for (int64_t pp = 0; pp < p.P; ++pp) {
           std::fill(row.begin(), row.end(), T(0));
+          if (rows_fast && qb > qa) {  // the interior: all column taps inside
+            int64_t nt = 0;
+            for (int64_t r = 0; r < p.R; ++r) {
+              const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
+              if (h < 0 || h >= p.H) continue;
+              for (int64_t s = 0; s < p.S; ++s, ++nt) {
+                xs[nt] = x + n * p.x_strides[0] + h * p.x_strides[2] +
+                         (qa * p.stride_w - p.pad_w + s * p.dil_w) * p.x_strides[3] + k0;
+                accs[nt] = row.data() + (r * p.S + s) * kChannelBlock;
+              }
+            }
+            vk.stencil_row_dot(qb - qa, kn, nt, xs.data(), p.stride_w * p.x_strides[3],
+                               dy + n * p.y_strides[0] + pp * p.y_strides[2] + qa * p.y_strides[3] + k0,
+                               p.y_strides[3], accs.data());
+          }
           for (int64_t q = 0; q < p.Q; ++q) {
+            if (rows_fast && q == qa && qb > qa) q = qb;
+            if (q >= p.Q) break;
             const T* __restrict dyr =
                 dy + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3] + k0;
             for (int64_t r = 0; r < p.R; ++r) {
@@ -136,6 +159,7 @@ void wgrad(const Conv2dParams& p) {
 }  // namespace
 
 void depthwise_wgrad(const Conv2dParams& p) {
+  if (depthwise_flat_applies(p)) return depthwise_wgrad_flat(p);
   if (p.dtype == DType::Float64) wgrad<double>(p);
   else wgrad<float>(p);
 }

@@ -1,22 +1,24 @@
 // Max pooling on the CPU, forward and backward, bit-for-bit as torch's.
 //
-// Forward, two paths:
-//   planes (any strides, NCHW the fast case): parallel over (n, c) planes. Each
-//     output row is the running max over the R*S taps; each tap reads a
-//     contiguous phase row (csrc/cpu/phase_rows.h, padding as -inf), so the
-//     update loop vectorises along the output row. The winner is tracked as an
-//     int32 tap id beside the value (same lane width) and turned into the flat
-//     index h*W + w at the end.
+// Forward, two paths; both run the ISA-dispatched vector kernel max_taps
+// (vector_kernels.h), which keeps a block of (max, index) lanes over all the
+// taps of a window:
+//   planes (any strides, NCHW the fast case): parallel over (n, c) planes. The
+//     lanes are an output row; each tap reads a contiguous phase row
+//     (phase_rows.h, padding as -inf) and its index is base + q*stride_w.
 //   channels_last (x, y and indices channels-innermost): parallel over output
-//     pixels; the update loop vectorises along the channels.
+//     pixels; the lanes are the channels, all taps of a pixel in one call.
 // The update rule is torch's: take v when v > max or v is NaN, taps in
 // row-major order; a window whose taps are all -inf keeps its first valid tap.
 //
 // Backward is a deterministic gather, not a scatter: each input element sums
-// grad_output over the (few) output windows that can contain it and whose
-// index names it, in output order, which is the order torch's scatter adds in.
-// Parallel over planes (NCHW) or input pixels (channels_last). Indices outside
-// [0, H*W) are reported, not followed.
+// grad_output over the output windows that can contain it and whose index
+// names it, in output order, which is the order torch's scatter adds in. The
+// gather_grad kernel vectorises it: over the channels (channels_last, parallel
+// over input pixels) or, for planes, over the input columns of one stride
+// phase, whose windows sit at consecutive output columns (parallel over
+// planes). Indices outside [0, H*W) are reported, not followed; the check runs
+// with the vector kernel in_range, per plane (fused) or per output pixel.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "max_pool2d_cpu.h"
+#include "microkernel.h"
 #include "phase_rows.h"
 #include "../kernels/shape.h"
 
@@ -34,54 +37,66 @@ namespace {
 
 bool channels_inner(const int64_t* s, int64_t C) { return C > 1 && s[1] == 1; }
 
+bool all_channels_inner(const MaxPool2dParams& p) {
+  return channels_inner(p.x_strides, p.C) && channels_inner(p.y_strides, p.C) &&
+         channels_inner(p.i_strides, p.C);
+}
+
+// Output rows are done in bands; each input row a band needs is split into
+// its phase rows once (kept in `phases`, about 256 KiB), then every window of
+// the band reads them.
 template <typename T>
 void fwd_planes(const MaxPool2dParams& p) {
   const T* x = static_cast<const T*>(p.x);
   T* y = static_cast<T*>(p.y);
   int64_t* ind = static_cast<int64_t*>(p.indices);
-  const int64_t sw = p.stride_w, ew = effective_kernel(p.S, p.dil_w);
-  const int64_t len = phase_len(p.Q, ew, sw);
+  const int64_t sw = p.stride_w, RS = p.R * p.S, eh = effective_kernel(p.R, p.dil_h);
+  const int64_t len = phase_len(p.Q, effective_kernel(p.S, p.dil_w), sw), row_len = sw * len;
+  const int64_t band = std::clamp<int64_t>(
+      ((256 << 10) / (row_len * int64_t(sizeof(T))) - eh) / p.stride_h + 1, 1, p.P);
+  const int64_t band_rows = (band - 1) * p.stride_h + eh;
   const T neg_inf = -std::numeric_limits<T>::infinity();
+  const bool direct = p.y_strides[3] == 1 && p.i_strides[3] == 1;
   std::vector<int64_t> wfirst(p.Q);
   for (int64_t q = 0; q < p.Q; ++q) wfirst[q] = pool_first_valid(q * sw - p.pad_w, p.dil_w);
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> phases(sw * len), mv(p.Q);
-    std::vector<int32_t> tap(p.Q);
-    std::vector<int64_t> tab(p.R * p.S);
+    std::vector<T> phases(band_rows * row_len), ybuf(direct ? 0 : p.Q);
+    std::vector<int64_t> ibuf(direct ? 0 : p.Q), init(p.Q), base(RS);
+    std::vector<const T*> rows(RS);
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.C, c = plane % p.C;
       const T* xp = x + n * p.x_strides[0] + c * p.x_strides[1];
-      T* yp = y + n * p.y_strides[0] + c * p.y_strides[1];
-      int64_t* ip = ind + n * p.i_strides[0] + c * p.i_strides[1];
-      for (int64_t pp = 0; pp < p.P; ++pp) {
-        const int64_t hs = pp * p.stride_h - p.pad_h;
-        T* __restrict m = mv.data();
-        int32_t* __restrict t = tap.data();
-        for (int64_t q = 0; q < p.Q; ++q) { m[q] = neg_inf; t[q] = -1; }
-        for (int64_t r = 0; r < p.R; ++r) {
-          const int64_t h = hs + r * p.dil_h;
-          if (h < 0 || h >= p.H) continue;
-          split_phases(xp + h * p.x_strides[2], p.W, p.x_strides[3], p.pad_w, sw, len, neg_inf,
-                       phases.data());
-          for (int64_t s = 0; s < p.S; ++s) {
-            const int64_t o = s * p.dil_w;
-            const T* __restrict src = phases.data() + (o % sw) * len + o / sw;
-            const int32_t id = static_cast<int32_t>(r * p.S + s);
-            tab[id] = h * p.W + o - p.pad_w;
-            for (int64_t q = 0; q < p.Q; ++q) {
-              const T v = src[q];
-              const bool take = (v > m[q]) | (v != v);
-              m[q] = take ? v : m[q];
-              t[q] = take ? id : t[q];
+      for (int64_t p0 = 0; p0 < p.P; p0 += band) {
+        const int64_t p1 = std::min(p.P, p0 + band), h0 = p0 * p.stride_h - p.pad_h;
+        const int64_t hlo = std::max<int64_t>(h0, 0);
+        const int64_t hhi = std::min(p.H, (p1 - 1) * p.stride_h - p.pad_h + eh);
+        for (int64_t h = hlo; h < hhi; ++h)
+          vk.split_row(xp + h * p.x_strides[2], p.W, p.x_strides[3], p.pad_w, sw, len, neg_inf,
+                       phases.data() + (h - h0) * row_len);
+        for (int64_t pp = p0; pp < p1; ++pp) {
+          const int64_t hs = pp * p.stride_h - p.pad_h;
+          for (int64_t r = 0; r < p.R; ++r) {
+            const int64_t h = hs + r * p.dil_h;
+            const T* ph = phases.data() + (h - h0) * row_len;
+            for (int64_t s = 0; s < p.S; ++s) {
+              const int64_t o = s * p.dil_w;
+              rows[r * p.S + s] = h >= 0 && h < p.H ? ph + (o % sw) * len + o / sw : nullptr;
+              base[r * p.S + s] = h * p.W + o - p.pad_w;
             }
           }
-        }
-        const int64_t hf = pool_first_valid(hs, p.dil_h);
-        T* yr = yp + pp * p.y_strides[2];
-        int64_t* ir = ip + pp * p.i_strides[2];
-        for (int64_t q = 0; q < p.Q; ++q) {
-          yr[q * p.y_strides[3]] = m[q];
-          ir[q * p.i_strides[3]] = t[q] < 0 ? hf * p.W + wfirst[q] : tab[t[q]] + q * sw;
+          const int64_t hf = pool_first_valid(hs, p.dil_h) * p.W;
+          for (int64_t q = 0; q < p.Q; ++q) init[q] = hf + wfirst[q];
+          T* yr = y + n * p.y_strides[0] + c * p.y_strides[1] + pp * p.y_strides[2];
+          int64_t* ir = ind + n * p.i_strides[0] + c * p.i_strides[1] + pp * p.i_strides[2];
+          vk.max_taps(p.Q, RS, rows.data(), base.data(), sw, init.data(),
+                      direct ? yr : ybuf.data(), direct ? ir : ibuf.data());
+          if (!direct) {
+            for (int64_t q = 0; q < p.Q; ++q) {
+              yr[q * p.y_strides[3]] = ybuf[q];
+              ir[q * p.i_strides[3]] = ibuf[q];
+            }
+          }
         }
       }
     }
@@ -93,71 +108,63 @@ void fwd_channels_last(const MaxPool2dParams& p) {
   const T* x = static_cast<const T*>(p.x);
   T* y = static_cast<T*>(p.y);
   int64_t* ind = static_cast<int64_t*>(p.indices);
-  const int64_t C = p.C;
-  const T neg_inf = -std::numeric_limits<T>::infinity();
+  const int64_t C = p.C, RS = p.R * p.S;
   const int64_t grain = std::max<int64_t>(1, 4096 / C);
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
   at::parallel_for(0, p.N * p.P * p.Q, grain, [&](int64_t begin, int64_t end) {
-    std::vector<T> mv(C);
-    std::vector<int32_t> tap(C);
-    std::vector<int64_t> tab(p.R * p.S);
+    std::vector<int64_t> init(C, -1), base(RS);
+    std::vector<const T*> rows(RS);
     for (int64_t pix = begin; pix < end; ++pix) {
       const int64_t n = pix / (p.P * p.Q), pp = pix / p.Q % p.P, q = pix % p.Q;
       const int64_t hs = pp * p.stride_h - p.pad_h, ws = q * p.stride_w - p.pad_w;
-      T* __restrict m = mv.data();
-      int32_t* __restrict t = tap.data();
-      for (int64_t c = 0; c < C; ++c) { m[c] = neg_inf; t[c] = -1; }
       for (int64_t r = 0; r < p.R; ++r) {
         const int64_t h = hs + r * p.dil_h;
-        if (h < 0 || h >= p.H) continue;
         for (int64_t s = 0; s < p.S; ++s) {
           const int64_t w = ws + s * p.dil_w;
-          if (w < 0 || w >= p.W) continue;
-          const int32_t id = static_cast<int32_t>(r * p.S + s);
-          tab[id] = h * p.W + w;
-          const T* __restrict xr = x + n * p.x_strides[0] + h * p.x_strides[2] + w * p.x_strides[3];
-          for (int64_t c = 0; c < C; ++c) {
-            const T v = xr[c];
-            const bool take = (v > m[c]) | (v != v);
-            m[c] = take ? v : m[c];
-            t[c] = take ? id : t[c];
-          }
+          const bool inside = h >= 0 && h < p.H && w >= 0 && w < p.W;
+          rows[r * p.S + s] =
+              inside ? x + n * p.x_strides[0] + h * p.x_strides[2] + w * p.x_strides[3] : nullptr;
+          base[r * p.S + s] = h * p.W + w;
         }
       }
       const int64_t first = pool_first_valid(hs, p.dil_h) * p.W + pool_first_valid(ws, p.dil_w);
-      T* yr = y + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3];
-      int64_t* ir = ind + n * p.i_strides[0] + pp * p.i_strides[2] + q * p.i_strides[3];
-      std::copy(m, m + C, yr);
-      for (int64_t c = 0; c < C; ++c) ir[c] = t[c] < 0 ? first : tab[t[c]];
+      if (init[0] != first) std::fill(init.begin(), init.end(), first);
+      vk.max_taps(C, RS, rows.data(), base.data(), 0, init.data(),
+                  y + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3],
+                  ind + n * p.i_strides[0] + pp * p.i_strides[2] + q * p.i_strides[3]);
     }
   });
 }
 
-// Whether every index lies in [0, H*W). Windows with no input position are
-// exempt: torch's forward gives them -inf and an index past their first tap
-// (which can lie outside the plane), and they pass no gradient back.
-bool indices_valid(const MaxPool2dParams& p) {
-  const int64_t* ind = static_cast<const int64_t*>(p.indices);
-  const int64_t HW = p.H * p.W;
-  const int64_t* s = p.i_strides;
-  std::vector<char> empty_row(p.P), empty_col(p.Q);
-  for (int64_t pp = 0; pp < p.P; ++pp)
-    empty_row[pp] = pool_window_empty(pp * p.stride_h - p.pad_h, p.R, p.dil_h, p.H);
-  for (int64_t q = 0; q < p.Q; ++q)
-    empty_col[q] = pool_window_empty(q * p.stride_w - p.pad_w, p.S, p.dil_w, p.W);
-  std::atomic<bool> ok{true};
-  at::parallel_for(0, p.N * p.P, 1, [&](int64_t begin, int64_t end) {
-    bool good = true;
-    for (int64_t row = begin; row < end; ++row) {
-      if (empty_row[row % p.P]) continue;
-      const int64_t* ir = ind + (row / p.P) * s[0] + (row % p.P) * s[2];
-      for (int64_t c = 0; c < p.C; ++c)
-        for (int64_t q = 0; q < p.Q; ++q) {
-          const int64_t i = ir[c * s[1] + q * s[3]];
-          good &= empty_col[q] | ((i >= 0) & (i < HW));
-        }
+// Windows with no input position are exempt from the index check: torch's
+// forward gives them -inf and an index past their first tap (which can lie
+// outside the plane), and they pass no gradient back.
+struct EmptyWindows {
+  std::vector<char> row, col;
+  bool any_col = false;
+  explicit EmptyWindows(const MaxPool2dParams& p) : row(p.P), col(p.Q) {
+    for (int64_t pp = 0; pp < p.P; ++pp)
+      row[pp] = pool_window_empty(pp * p.stride_h - p.pad_h, p.R, p.dil_h, p.H);
+    for (int64_t q = 0; q < p.Q; ++q) {
+      col[q] = pool_window_empty(q * p.stride_w - p.pad_w, p.S, p.dil_w, p.W);
+      any_col |= col[q] != 0;
     }
-    if (!good) ok = false;
-  });
+  }
+};
+
+// Whether the Q indices of output row pp (column stride `step`) lie in
+// [0, H*W), windows with no input position exempt.
+template <typename T>
+bool row_indices_valid(const MaxPool2dParams& p, const EmptyWindows& empty, int64_t pp,
+                       const int64_t* ir, int64_t step, const VectorKernels<T>& vk) {
+  const int64_t HW = p.H * p.W;
+  if (empty.row[pp]) return true;
+  if (step == 1 && !empty.any_col) return vk.in_range(p.Q, ir, HW);
+  bool ok = true;
+  for (int64_t q = 0; q < p.Q; ++q) {
+    const int64_t i = ir[q * step];
+    ok &= empty.col[q] | ((i >= 0) & (i < HW));
+  }
   return ok;
 }
 
@@ -169,99 +176,126 @@ inline void window_range(int64_t i, int64_t pad, int64_t stride, int64_t extent,
   *hi = std::min<int64_t>(out - 1, floor_div(i + pad, stride));
 }
 
+// Copies a plane's P x Q values (any strides) into a contiguous buffer.
+template <typename U>
+const U* contiguous_plane(const U* src, int64_t P, int64_t Q, int64_t sp, int64_t sq, U* buf) {
+  if (sq == 1 && sp == Q) return src;
+  for (int64_t pp = 0; pp < P; ++pp)
+    for (int64_t q = 0; q < Q; ++q) buf[pp * Q + q] = src[pp * sp + q * sq];
+  return buf;
+}
+
+// Input columns w = phase + j*sw, j < count, meet output column q = j + c for
+// c in [c_lo, c_hi] (ascending c is ascending q: torch's order).
 template <typename T>
-void bwd_planes(const MaxPool2dParams& p) {
+bool bwd_planes(const MaxPool2dParams& p) {
   T* dx = static_cast<T*>(p.x);
   const T* dy = static_cast<const T*>(p.y);
   const int64_t* ind = static_cast<const int64_t*>(p.indices);
+  const int64_t sw = p.stride_w, PQ = p.P * p.Q;
   const int64_t eh = effective_kernel(p.R, p.dil_h), ew = effective_kernel(p.S, p.dil_w);
-  std::vector<int64_t> qlo(p.W), qhi(p.W);
-  for (int64_t w = 0; w < p.W; ++w) window_range(w, p.pad_w, p.stride_w, ew, p.Q, &qlo[w], &qhi[w]);
+  const int64_t nphase_max = (p.W + sw - 1) / sw;
+  const EmptyWindows empty(p);
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  std::atomic<bool> ok{true};
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> acc(sw * nphase_max), dybuf(PQ);
+    std::vector<int64_t> ibuf(PQ);
+    bool good = true;
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.C, c = plane % p.C;
-      const T* dyp = dy + n * p.y_strides[0] + c * p.y_strides[1];
-      const int64_t* ip = ind + n * p.i_strides[0] + c * p.i_strides[1];
+      const T* dyp = contiguous_plane(dy + n * p.y_strides[0] + c * p.y_strides[1], p.P, p.Q,
+                                      p.y_strides[2], p.y_strides[3], dybuf.data());
+      const int64_t* ip = contiguous_plane(ind + n * p.i_strides[0] + c * p.i_strides[1], p.P, p.Q,
+                                           p.i_strides[2], p.i_strides[3], ibuf.data());
+      for (int64_t pp = 0; pp < p.P; ++pp)
+        good &= row_indices_valid(p, empty, pp, ip + pp * p.Q, 1, vk);
       T* dxp = dx + n * p.x_strides[0] + c * p.x_strides[1];
       for (int64_t h = 0; h < p.H; ++h) {
         int64_t plo, phi;
         window_range(h, p.pad_h, p.stride_h, eh, p.P, &plo, &phi);
-        T* dxr = dxp + h * p.x_strides[2];
-        for (int64_t w = 0; w < p.W; ++w) {
-          const int64_t target = h * p.W + w;
-          T sum = T(0);
-          for (int64_t pp = plo; pp <= phi; ++pp) {
-            const int64_t* ir = ip + pp * p.i_strides[2];
-            const T* dyr = dyp + pp * p.y_strides[2];
-            for (int64_t q = qlo[w]; q <= qhi[w]; ++q)
-              if (ir[q * p.i_strides[3]] == target) sum += dyr[q * p.y_strides[3]];
-          }
-          dxr[w * p.x_strides[3]] = sum;
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (int64_t phase = 0; phase < sw && phase < p.W; ++phase) {
+          const int64_t count = (p.W - phase + sw - 1) / sw;
+          const int64_t c_lo = -floor_div(-(phase + p.pad_w - ew + 1), sw);
+          const int64_t c_hi = floor_div(phase + p.pad_w, sw);
+          T* a = acc.data() + phase * nphase_max;
+          for (int64_t pp = plo; pp <= phi; ++pp)
+            for (int64_t cq = c_lo; cq <= c_hi; ++cq) {
+              const int64_t jlo = std::max<int64_t>(0, -cq), jhi = std::min(count, p.Q - cq);
+              if (jlo >= jhi) continue;
+              const int64_t o = pp * p.Q + jlo + cq;
+              vk.gather_grad(jhi - jlo, ip + o, h * p.W + phase + jlo * sw, sw, dyp + o, a + jlo);
+            }
         }
+        vk.merge_row(acc.data(), p.W, sw, nphase_max, dxp + h * p.x_strides[2], p.x_strides[3]);
       }
     }
+    if (!good) ok = false;
   });
+  return ok;
 }
 
 template <typename T>
-void bwd_channels_last(const MaxPool2dParams& p) {
+bool bwd_channels_last(const MaxPool2dParams& p) {
   T* dx = static_cast<T*>(p.x);
   const T* dy = static_cast<const T*>(p.y);
   const int64_t* ind = static_cast<const int64_t*>(p.indices);
   const int64_t C = p.C;
   const int64_t eh = effective_kernel(p.R, p.dil_h), ew = effective_kernel(p.S, p.dil_w);
-  const int64_t grain = std::max<int64_t>(1, 4096 / C);
-  at::parallel_for(0, p.N * p.H * p.W, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t pix = begin; pix < end; ++pix) {
-      const int64_t n = pix / (p.H * p.W), h = pix / p.W % p.H, w = pix % p.W;
-      const int64_t target = h * p.W + w;
-      T* __restrict dxr = dx + n * p.x_strides[0] + h * p.x_strides[2] + w * p.x_strides[3];
-      for (int64_t c = 0; c < C; ++c) dxr[c] = T(0);
-      int64_t plo, phi, qlo, qhi;
+  const EmptyWindows empty(p);
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  std::atomic<bool> ok{true};
+  at::parallel_for(0, p.N * p.P, 1, [&](int64_t begin, int64_t end) {  // index check
+    bool good = true;
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / p.P, pp = row % p.P;
+      const int64_t* ir = ind + n * p.i_strides[0] + pp * p.i_strides[2];
+      if (empty.row[pp]) continue;
+      if (p.i_strides[3] == C && !empty.any_col) {
+        good &= vk.in_range(p.Q * C, ir, p.H * p.W);
+        continue;
+      }
+      for (int64_t q = 0; q < p.Q; ++q)
+        if (!empty.col[q]) good &= vk.in_range(C, ir + q * p.i_strides[3], p.H * p.W);
+    }
+    if (!good) ok = false;
+  });
+  if (!ok) return false;
+  std::vector<int64_t> qlo(p.W), qhi(p.W);
+  for (int64_t w = 0; w < p.W; ++w) window_range(w, p.pad_w, p.stride_w, ew, p.Q, &qlo[w], &qhi[w]);
+  at::parallel_for(0, p.N * p.H, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / p.H, h = row % p.H;
+      int64_t plo, phi;
       window_range(h, p.pad_h, p.stride_h, eh, p.P, &plo, &phi);
-      window_range(w, p.pad_w, p.stride_w, ew, p.Q, &qlo, &qhi);
-      for (int64_t pp = plo; pp <= phi; ++pp)
-        for (int64_t q = qlo; q <= qhi; ++q) {
-          const int64_t off = n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3];
-          const T* __restrict dyr = dy + off;
-          const int64_t* __restrict ir =
-              ind + n * p.i_strides[0] + pp * p.i_strides[2] + q * p.i_strides[3];
-          for (int64_t c = 0; c < C; ++c) dxr[c] += ir[c] == target ? dyr[c] : T(0);
-        }
+      const T* dyn = dy + n * p.y_strides[0];
+      const int64_t* in = ind + n * p.i_strides[0];
+      for (int64_t w = 0; w < p.W; ++w) {
+        T* dxr = dx + n * p.x_strides[0] + h * p.x_strides[2] + w * p.x_strides[3];
+        std::fill(dxr, dxr + C, T(0));
+        for (int64_t pp = plo; pp <= phi; ++pp)
+          for (int64_t q = qlo[w]; q <= qhi[w]; ++q)
+            vk.gather_grad(C, in + pp * p.i_strides[2] + q * p.i_strides[3], h * p.W + w, 0,
+                           dyn + pp * p.y_strides[2] + q * p.y_strides[3], dxr);
+      }
     }
   });
-}
-
-template <typename T>
-void fwd(const MaxPool2dParams& p) {
-  if (channels_inner(p.x_strides, p.C) && channels_inner(p.y_strides, p.C) &&
-      channels_inner(p.i_strides, p.C))
-    fwd_channels_last<T>(p);
-  else
-    fwd_planes<T>(p);
-}
-
-template <typename T>
-void bwd(const MaxPool2dParams& p) {
-  if (channels_inner(p.x_strides, p.C) && channels_inner(p.y_strides, p.C) &&
-      channels_inner(p.i_strides, p.C))
-    bwd_channels_last<T>(p);
-  else
-    bwd_planes<T>(p);
+  return true;
 }
 
 }  // namespace
 
 void max_pool2d_fwd(const MaxPool2dParams& p) {
-  if (p.dtype == DType::Float64) fwd<double>(p);
-  else fwd<float>(p);
+  const bool cl = all_channels_inner(p);
+  if (p.dtype == DType::Float64) cl ? fwd_channels_last<double>(p) : fwd_planes<double>(p);
+  else cl ? fwd_channels_last<float>(p) : fwd_planes<float>(p);
 }
 
 bool max_pool2d_bwd(const MaxPool2dParams& p) {
-  if (!indices_valid(p)) return false;
-  if (p.dtype == DType::Float64) bwd<double>(p);
-  else bwd<float>(p);
-  return true;
+  const bool cl = all_channels_inner(p);
+  if (p.dtype == DType::Float64) return cl ? bwd_channels_last<double>(p) : bwd_planes<double>(p);
+  return cl ? bwd_channels_last<float>(p) : bwd_planes<float>(p);
 }
 
 }  // namespace cpu

@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "vector_kernels.h"
+
 namespace cnnops {
 namespace cpu {
 
@@ -47,21 +49,6 @@ struct MicroKernel {
   MicroKernelFn<T> fn = nullptr;
   MicroKernelBoffFn<T> fn_boff = nullptr;
   MicroKernelArowsFn<T> fn_arows = nullptr;
-};
-
-// Vector kernels for memory-bound loops (depthwise), built per ISA like the
-// micro-kernel.
-template <typename T>
-struct VectorKernels {
-  // out[k] = init[k] (or 0 if init is null) + sum over taps t with x[t] != null
-  // of x[t][k] * w[t*K + k], for k < K: a pixel's channels, accumulated in
-  // registers over all taps.
-  void (*taps_madd)(int64_t K, int64_t ntaps, const T* const* x, const T* w, const T* init,
-                    T* out) = nullptr;
-  // y[i] += a * x[i] for i < n.
-  void (*axpy)(int64_t n, T a, const T* x, T* y) = nullptr;
-  // acc[i] += a[i] * b[i] for i < n.
-  void (*mul_add)(int64_t n, const T* a, const T* b, T* acc) = nullptr;
 };
 
 struct MicroKernelSet {

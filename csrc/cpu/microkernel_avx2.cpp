@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "microkernel_template.h"
+#include "vector_kernels_template.h"
 
 namespace cnnops {
 namespace cpu {
@@ -20,6 +21,12 @@ struct Avx2F32 {
   static Reg load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, Reg x) { _mm256_storeu_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
+  static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
+    const Reg take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    m = _mm256_blendv_ps(m, v, take);
+    tap = _mm256_blendv_ps(tap, t, take);
+  }
 };
 
 struct Avx2F64 {
@@ -31,6 +38,12 @@ struct Avx2F64 {
   static Reg load(const T* p) { return _mm256_loadu_pd(p); }
   static void store(T* p, Reg x) { _mm256_storeu_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
+  // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
+  static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
+    const Reg take = _mm256_or_pd(_mm256_cmp_pd(v, m, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
+    m = _mm256_blendv_pd(m, v, take);
+    tap = _mm256_blendv_pd(tap, t, take);
+  }
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "microkernel_template.h"
+#include "vector_kernels_template.h"
 
 namespace cnnops {
 namespace cpu {
@@ -20,6 +21,12 @@ struct Avx512F32 {
   static Reg load(const T* p) { return _mm512_loadu_ps(p); }
   static void store(T* p, Reg x) { _mm512_storeu_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
+  static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
+    const auto take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    m = _mm512_mask_blend_ps(take, m, v);
+    tap = _mm512_mask_blend_ps(take, tap, t);
+  }
 };
 
 struct Avx512F64 {
@@ -31,6 +38,12 @@ struct Avx512F64 {
   static Reg load(const T* p) { return _mm512_loadu_pd(p); }
   static void store(T* p, Reg x) { _mm512_storeu_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
+  // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
+  static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
+    const auto take = _mm512_cmp_pd_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
+    m = _mm512_mask_blend_pd(take, m, v);
+    tap = _mm512_mask_blend_pd(take, tap, t);
+  }
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Portable build of the micro-kernel (any CPU, any compiler): 4 x 8 scalars per
 // call, written so the compiler may auto-vectorise with the baseline ISA.
 #include "microkernel_template.h"
+#include "vector_kernels_template.h"
 
 namespace cnnops {
 namespace cpu {
@@ -16,6 +17,12 @@ struct ScalarTraits {
   static Reg load(const T* p) { return *p; }
   static void store(T* p, Reg x) { *p = x; }
   static Reg fma(Reg a, Reg b, Reg c) { return a * b + c; }
+  static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
+    if (v > m || v != v) {
+      m = v;
+      tap = t;
+    }
+  }
 };
 
 }  // namespace

@@ -105,65 +105,6 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
   acc_store<V, MR, NV>(acc, c, ldc);
 }
 
-template <typename V>
-void taps_madd(int64_t K, int64_t ntaps, const typename V::T* const* x, const typename V::T* w,
-               const typename V::T* init, typename V::T* out) {
-  using T = typename V::T;
-  constexpr int W = V::kWidth, U = 4;
-  int64_t k = 0;
-  for (; k + U * W <= K; k += U * W) {
-    typename V::Reg acc[U];
-#pragma GCC unroll 4
-    for (int u = 0; u < U; ++u) acc[u] = init != nullptr ? V::load(init + k + u * W) : V::zero();
-    for (int64_t t = 0; t < ntaps; ++t) {
-      if (x[t] == nullptr) continue;
-#pragma GCC unroll 4
-      for (int u = 0; u < U; ++u)
-        acc[u] = V::fma(V::load(x[t] + k + u * W), V::load(w + t * K + k + u * W), acc[u]);
-    }
-#pragma GCC unroll 4
-    for (int u = 0; u < U; ++u) V::store(out + k + u * W, acc[u]);
-  }
-  for (; k + W <= K; k += W) {
-    typename V::Reg acc = init != nullptr ? V::load(init + k) : V::zero();
-    for (int64_t t = 0; t < ntaps; ++t)
-      if (x[t] != nullptr) acc = V::fma(V::load(x[t] + k), V::load(w + t * K + k), acc);
-    V::store(out + k, acc);
-  }
-  for (; k < K; ++k) {
-    T acc = init != nullptr ? init[k] : T(0);
-    for (int64_t t = 0; t < ntaps; ++t)
-      if (x[t] != nullptr) acc += x[t][k] * w[t * K + k];
-    out[k] = acc;
-  }
-}
-
-template <typename V>
-void axpy(int64_t n, typename V::T a, const typename V::T* x, typename V::T* y) {
-  constexpr int W = V::kWidth;
-  const typename V::Reg av = V::set1(a);
-  int64_t i = 0;
-  for (; i + W <= n; i += W) V::store(y + i, V::fma(av, V::load(x + i), V::load(y + i)));
-  for (; i < n; ++i) y[i] += a * x[i];
-}
-
-template <typename V>
-void mul_add(int64_t n, const typename V::T* a, const typename V::T* b, typename V::T* acc) {
-  constexpr int W = V::kWidth;
-  int64_t i = 0;
-  for (; i + W <= n; i += W) V::store(acc + i, V::fma(V::load(a + i), V::load(b + i), V::load(acc + i)));
-  for (; i < n; ++i) acc[i] += a[i] * b[i];
-}
-
-template <typename V>
-VectorKernels<typename V::T> make_vector_kernels() {
-  VectorKernels<typename V::T> v;
-  v.taps_madd = &taps_madd<V>;
-  v.axpy = &axpy<V>;
-  v.mul_add = &mul_add<V>;
-  return v;
-}
-
 // kChains independent FMA chains, enough to cover the FMA latency on every port.
 template <typename V>
 double fma_probe(int64_t iters) {

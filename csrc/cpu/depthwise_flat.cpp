@@ -1,0 +1,194 @@
+// Depthwise convolution with stride 1 on planes (NCHW, any strides, any
+// dilation and depth multiplier), forward and both gradients, as "flat plane"
+// stencils:
+//   Each (n, c) plane is copied once into a zero-padded buffer of width Wp.
+//   Output (p, q) then reads the buffer at p*Wp + q + offset(r, s) with one
+//   offset per tap, so the whole plane is a single run of P*Wp lanes (the
+//   columns q >= Q are computed and dropped). The ISA-dispatched kernels
+//   taps_scale (fprop, dgrad: every tap's weight times its shifted run, in
+//   registers) and taps_dot (wgrad: one dot product per tap) do the work.
+//   fprop, dgrad: parallel over (n, c) planes. wgrad: parallel over c, each
+//   filter summed over n in a fixed order (per plane in T, across planes in
+//   double): deterministic. float32 and float64.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "depthwise_cpu.h"
+#include "microkernel.h"
+#include "../kernels/shape.h"
+
+namespace cnnops {
+namespace cpu {
+namespace {
+
+// A zero-padded copy of a plane: buf[(i + top) * Wp + (j + left)] = src[i, j]
+// where that lands inside Hp x Wp (top, left may be negative); the rest is 0.
+// The buffer has slack past Hp*Wp: ew - 1 lanes for the last taps' reads and
+// 64 for copy_rows' margin stores.
+template <typename T>
+void pad_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw, int64_t top,
+               int64_t left, int64_t Hp, int64_t Wp, T* buf, int64_t buf_len,
+               const VectorKernels<T>& vk) {
+  const int64_t j0 = std::max<int64_t>(0, -left), j1 = std::max(j0, std::min(W, Wp - left));
+  const int64_t i0 = std::max<int64_t>(0, -top), i1 = std::max(i0, std::min(H, Hp - top));
+  const int64_t b0 = (i0 + top) * Wp, b1 = (i1 + top) * Wp;  // rows copied: [b0, b1)
+  std::fill(buf, buf + b0, T(0));
+  std::fill(buf + b1, buf + buf_len, T(0));
+  const int64_t lead = left + j0, trail = Wp - lead - (j1 - j0);
+  if (sw == 1) {
+    vk.copy_rows(i1 - i0, j1 - j0, src + i0 * sh + j0, sh, buf + b0, Wp, lead, trail);
+    return;
+  }
+  std::fill(buf + b0, buf + b1, T(0));
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t j = j0; j < j1; ++j) buf[(i + top) * Wp + j + left] = src[i * sh + j * sw];
+}
+
+// Copies rows of Q values out of a flat run of width Wp into a strided plane.
+template <typename T>
+void store_rows(const T* flat, int64_t rows, int64_t Q, int64_t Wp, T* dst, int64_t s_row,
+                int64_t s_col, const VectorKernels<T>& vk) {
+  if (s_col == 1) return vk.copy_rows(rows, Q, flat, Wp, dst, s_row, 0, 0);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t q = 0; q < Q; ++q) dst[i * s_row + q * s_col] = flat[i * Wp + q];
+}
+
+struct FlatGeometry {
+  int64_t eh, ew, Hp, Wp, len;
+  FlatGeometry(const Conv2dParams& p, int64_t rows_out, int64_t cols_out)
+      : eh(effective_kernel(p.R, p.dil_h)), ew(effective_kernel(p.S, p.dil_w)),
+        Hp(rows_out + eh - 1), Wp(cols_out + ew - 1), len(Hp * Wp + ew + 64) {}
+};
+
+template <typename T>
+void fprop(const Conv2dParams& p) {
+  const T* x = static_cast<const T*>(p.x);
+  const T* w = static_cast<const T*>(p.w);
+  T* y = static_cast<T*>(p.y);
+  const T* bias = static_cast<const T*>(p.bias);
+  const int64_t M = p.K / p.C, RS = p.R * p.S;
+  const FlatGeometry g(p, p.P, p.Q);
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> buf(g.len), out(p.P * g.Wp), wts(RS);
+    std::vector<const T*> rows(RS);
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s) rows[r * p.S + s] = buf.data() + r * p.dil_h * g.Wp + s * p.dil_w;
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / p.C, c = plane % p.C;
+      pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2],
+                p.x_strides[3], p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
+      for (int64_t m = 0; m < M; ++m) {
+        const int64_t k = c * M + m;
+        for (int64_t r = 0; r < p.R; ++r)
+          for (int64_t s = 0; s < p.S; ++s)
+            wts[r * p.S + s] = w[k * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]];
+        vk.taps_scale(p.P * g.Wp, RS, rows.data(), wts.data(), bias ? bias[k] : T(0), out.data());
+        store_rows(out.data(), p.P, p.Q, g.Wp, y + n * p.y_strides[0] + k * p.y_strides[1],
+                   p.y_strides[2], p.y_strides[3], vk);
+      }
+    }
+  });
+}
+
+// dx[h, w] = sum over m, r, s of dy_m[h + pad_h - r*dil_h, w + pad_w - s*dil_w]
+// * w[m, r, s]: dy padded so that tap (r, s) sits at offset
+// (eh-1 - r*dil_h)*Wp + (ew-1 - s*dil_w).
+template <typename T>
+void dgrad(const Conv2dParams& p) {
+  T* dx = static_cast<T*>(p.x);
+  const T* w = static_cast<const T*>(p.w);
+  const T* dy = static_cast<const T*>(p.y);
+  const int64_t M = p.K / p.C, RS = p.R * p.S;
+  const FlatGeometry g(p, p.H, p.W);
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> buf(M * g.len), out(p.H * g.Wp), wts(M * RS);
+    std::vector<const T*> rows(M * RS);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t r = 0; r < p.R; ++r)
+        for (int64_t s = 0; s < p.S; ++s)
+          rows[m * RS + r * p.S + s] = buf.data() + m * g.len + (g.eh - 1 - r * p.dil_h) * g.Wp +
+                                       (g.ew - 1 - s * p.dil_w);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / p.C, c = plane % p.C;
+      for (int64_t m = 0; m < M; ++m) {
+        const int64_t k = c * M + m;
+        pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2],
+                  p.y_strides[3], g.eh - 1 - p.pad_h, g.ew - 1 - p.pad_w, g.Hp, g.Wp,
+                  buf.data() + m * g.len, g.len, vk);
+        for (int64_t r = 0; r < p.R; ++r)
+          for (int64_t s = 0; s < p.S; ++s)
+            wts[m * RS + r * p.S + s] = w[k * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]];
+      }
+      vk.taps_scale(p.H * g.Wp, M * RS, rows.data(), wts.data(), T(0), out.data());
+      store_rows(out.data(), p.H, p.W, g.Wp, dx + n * p.x_strides[0] + c * p.x_strides[1],
+                 p.x_strides[2], p.x_strides[3], vk);
+    }
+  });
+}
+
+// dw[m, r, s] = sum over n of the dot product of dy_m (laid out with width Wp,
+// zeros in the dropped columns) with the padded x run at tap offset (r, s).
+template <typename T>
+void wgrad(const Conv2dParams& p) {
+  const T* x = static_cast<const T*>(p.x);
+  T* dw = static_cast<T*>(p.w);
+  const T* dy = static_cast<const T*>(p.y);
+  const int64_t M = p.K / p.C, RS = p.R * p.S;
+  const FlatGeometry g(p, p.P, p.Q);
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  at::parallel_for(0, p.C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> buf(g.len), dyb(p.P * g.Wp + 64), part(RS);
+    std::vector<double> acc(M * RS);
+    std::vector<const T*> rows(RS);
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s) rows[r * p.S + s] = buf.data() + r * p.dil_h * g.Wp + s * p.dil_w;
+    for (int64_t c = begin; c < end; ++c) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t n = 0; n < p.N; ++n) {
+        pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2],
+                  p.x_strides[3], p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
+        for (int64_t m = 0; m < M; ++m) {
+          const int64_t k = c * M + m;
+          pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2],
+                    p.y_strides[3], 0, 0, p.P, g.Wp, dyb.data(), dyb.size(), vk);
+          std::fill(part.begin(), part.end(), T(0));
+          vk.taps_dot(p.P * g.Wp, RS, dyb.data(), rows.data(), part.data());
+          for (int64_t t = 0; t < RS; ++t) acc[m * RS + t] += part[t];
+        }
+      }
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t r = 0; r < p.R; ++r)
+          for (int64_t s = 0; s < p.S; ++s)
+            dw[(c * M + m) * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]] =
+                static_cast<T>(acc[m * RS + r * p.S + s]);
+    }
+  });
+}
+
+}  // namespace
+
+bool depthwise_flat_applies(const Conv2dParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && !depthwise_channels_last(p) && p.P > 0 && p.Q > 0;
+}
+
+void depthwise_fprop_flat(const Conv2dParams& p) {
+  if (p.dtype == DType::Float64) fprop<double>(p);
+  else fprop<float>(p);
+}
+
+void depthwise_dgrad_flat(const Conv2dParams& p) {
+  if (p.dtype == DType::Float64) dgrad<double>(p);
+  else dgrad<float>(p);
+}
+
+void depthwise_wgrad_flat(const Conv2dParams& p) {
+  if (p.dtype == DType::Float64) wgrad<double>(p);
+  else wgrad<float>(p);
+}
+
+}  // namespace cpu
+}  // namespace cnnops

@@ -1,0 +1,65 @@
+// Vector kernels for the memory-bound CPU loops (depthwise convolution, max
+// pooling). Like the GEMM micro-kernel they are written once
+// (vector_kernels_template.h) and built per ISA, so these loops run with
+// AVX-512 / AVX2 where the CPU has it; active_vector_kernels<T>() returns the
+// set of the ISA in use. All are plain loops over contiguous lanes i < n.
+#pragma once
+#include <cstdint>
+
+namespace cnnops {
+namespace cpu {
+
+constexpr int64_t kStencilMaxTaps = 16;
+
+template <typename T>
+struct VectorKernels {
+  // out[k] = init[k] (or 0 if init is null) + sum over taps t with x[t] != null
+  // of x[t][k] * w[t*K + k], for k < K: a pixel's channels, accumulated in
+  // registers over all taps.
+  void (*taps_madd)(int64_t K, int64_t ntaps, const T* const* x, const T* w, const T* init,
+                    T* out) = nullptr;
+  // A row of channels-innermost pixels with per-channel weights (depthwise
+  // fprop/dgrad interiors): for j < npix, k < K,
+  //   out[j*out_step + k] = init[k] (or 0) + sum over t of x[t][j*x_step + k] * w[t][k].
+  void (*stencil_row)(int64_t npix, int64_t K, int64_t ntaps, const T* const* x, int64_t x_step,
+                      const T* const* w, const T* init, T* out, int64_t out_step) = nullptr;
+  // Its weight gradient: acc[t][k] += sum over j of dy[j*dy_step + k] * x[t][j*x_step + k]
+  // (ntaps <= kStencilMaxTaps: the accumulators stay in registers).
+  void (*stencil_row_dot)(int64_t npix, int64_t K, int64_t ntaps, const T* const* x,
+                          int64_t x_step, const T* dy, int64_t dy_step, T* const* acc) = nullptr;
+  // out[i] = init + sum over taps t of w[t] * x[t][i]: one scalar weight per
+  // tap (NCHW depthwise rows and flat planes).
+  void (*taps_scale)(int64_t n, int64_t ntaps, const T* const* x, const T* w, T init,
+                     T* out) = nullptr;
+  // out[t] += sum over i of a[i] * x[t][i], for t < ntaps (depthwise wgrad).
+  void (*taps_dot)(int64_t n, int64_t ntaps, const T* a, const T* const* x, T* out) = nullptr;
+  // Row copies with zero margins: for i < rows, dst row i (dst + i*dst_rs) gets
+  // `lead` zeros, src row i's n values (src + i*src_rs, unit stride), then
+  // `trail` zeros. With margins, the last row's trailing zeros may be written as
+  // a whole register: dst needs 64 elements of slack past its last row.
+  void (*copy_rows)(int64_t rows, int64_t n, const T* src, int64_t src_rs, T* dst,
+                    int64_t dst_rs, int64_t lead, int64_t trail) = nullptr;
+  // y[i] += a * x[i].
+  void (*axpy)(int64_t n, T a, const T* x, T* y) = nullptr;
+  // acc[i] += a[i] * b[i].
+  void (*mul_add)(int64_t n, const T* a, const T* b, T* acc) = nullptr;
+  // split_phases (phase_rows.h) with the ISA's vector loads.
+  void (*split_row)(const T* row, int64_t W, int64_t stride, int64_t pad_left, int64_t step,
+                    int64_t len, T fill, T* out) = nullptr;
+  // The inverse: out[w * stride] = phases[(w % step) * len + w / step], w < W.
+  void (*merge_row)(const T* phases, int64_t W, int64_t step, int64_t len, T* out,
+                    int64_t stride) = nullptr;
+  // Max pooling, torch's rule: starting from (-inf, init_idx[i]), for each tap t
+  // in order with x[t] != null, take v = x[t][i] when v > max or v is NaN, with
+  // index base[t] + i*step. Writes out[i] and idx[i].
+  void (*max_taps)(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base,
+                   int64_t step, const int64_t* init_idx, T* out, int64_t* idx) = nullptr;
+  // Max-pool gradient gather: acc[i] += dy[i] where idx[i] == target + i*step.
+  void (*gather_grad)(int64_t n, const int64_t* idx, int64_t target, int64_t step, const T* dy,
+                      T* acc) = nullptr;
+  // Whether every idx[i] (i < n) lies in [0, limit).
+  bool (*in_range)(int64_t n, const int64_t* idx, int64_t limit) = nullptr;
+};
+
+}  // namespace cpu
+}  // namespace cnnops

@@ -1,0 +1,342 @@
+// The vector kernels of vector_kernels.h, written once over the micro-kernel's
+// vector traits V (see microkernel_template.h). Kernels with an FMA core use the
+// traits' registers explicitly; the compare-and-select loops (max pooling) are
+// plain fixed-size blocks that the compiler vectorises with the ISA of the
+// including translation unit. Include only after that unit's target pragma.
+#pragma once
+#include <cstdint>
+
+#include "phase_rows.h"
+#include "vector_kernels.h"
+
+namespace cnnops {
+namespace cpu {
+namespace vk_impl {
+
+template <typename V>
+void taps_madd(int64_t K, int64_t ntaps, const typename V::T* const* x, const typename V::T* w,
+               const typename V::T* init, typename V::T* out) {
+  using T = typename V::T;
+  constexpr int W = V::kWidth, U = 4;
+  int64_t k = 0;
+  for (; k + U * W <= K; k += U * W) {
+    typename V::Reg acc[U];
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) acc[u] = init != nullptr ? V::load(init + k + u * W) : V::zero();
+    for (int64_t t = 0; t < ntaps; ++t) {
+      if (x[t] == nullptr) continue;
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u)
+        acc[u] = V::fma(V::load(x[t] + k + u * W), V::load(w + t * K + k + u * W), acc[u]);
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) V::store(out + k + u * W, acc[u]);
+  }
+  for (; k + W <= K; k += W) {
+    typename V::Reg acc = init != nullptr ? V::load(init + k) : V::zero();
+    for (int64_t t = 0; t < ntaps; ++t)
+      if (x[t] != nullptr) acc = V::fma(V::load(x[t] + k), V::load(w + t * K + k), acc);
+    V::store(out + k, acc);
+  }
+  for (; k < K; ++k) {
+    T acc = init != nullptr ? init[k] : T(0);
+    for (int64_t t = 0; t < ntaps; ++t)
+      if (x[t] != nullptr) acc += x[t][k] * w[t * K + k];
+    out[k] = acc;
+  }
+}
+
+// Blocks of 4 pixels outer (independent accumulator chains), channel
+// registers inner, so a block's input stays in L1 and each weight register
+// loaded serves 4 pixels; a last partial register of channels runs in scalar
+// code.
+template <typename V>
+void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x,
+                 int64_t x_step, const typename V::T* const* w, const typename V::T* init,
+                 typename V::T* out, int64_t out_step) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::kWidth;
+  const int64_t kv = K / W * W;
+  int64_t j = 0;
+  for (; j + 4 <= npix; j += 4) {
+    for (int64_t k = 0; k < kv; k += W) {
+      const Reg b = init != nullptr ? V::load(init + k) : V::zero();
+      Reg a0 = b, a1 = b, a2 = b, a3 = b;
+      if (ntaps > 0) {  // the last tap's row is the one new to the cache
+        const T* ahead = x[ntaps - 1] + (j + 8) * x_step + k;
+        for (int u = 0; u < 4; ++u) __builtin_prefetch(ahead + u * x_step);
+      }
+      for (int64_t t = 0; t < ntaps; ++t) {
+        const T* xt = x[t] + j * x_step + k;
+        const Reg wv = V::load(w[t] + k);
+        a0 = V::fma(V::load(xt), wv, a0);
+        a1 = V::fma(V::load(xt + x_step), wv, a1);
+        a2 = V::fma(V::load(xt + 2 * x_step), wv, a2);
+        a3 = V::fma(V::load(xt + 3 * x_step), wv, a3);
+      }
+      T* o = out + j * out_step + k;
+      V::store(o, a0);
+      V::store(o + out_step, a1);
+      V::store(o + 2 * out_step, a2);
+      V::store(o + 3 * out_step, a3);
+    }
+  }
+  for (; j < npix; ++j)
+    for (int64_t k = 0; k < kv; k += W) {
+      Reg a0 = init != nullptr ? V::load(init + k) : V::zero();
+      for (int64_t t = 0; t < ntaps; ++t)
+        a0 = V::fma(V::load(x[t] + j * x_step + k), V::load(w[t] + k), a0);
+      V::store(out + j * out_step + k, a0);
+    }
+  for (int64_t k = kv; k < K; ++k)
+    for (j = 0; j < npix; ++j) {
+      T a = init != nullptr ? init[k] : T(0);
+      for (int64_t t = 0; t < ntaps; ++t) a += x[t][j * x_step + k] * w[t][k];
+      out[j * out_step + k] = a;
+    }
+}
+
+template <typename V>
+void stencil_row_dot(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x,
+                     int64_t x_step, const typename V::T* dy, int64_t dy_step,
+                     typename V::T* const* acc) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::kWidth;
+  int64_t k = 0;
+  for (; k + W <= K; k += W) {
+    Reg av[kStencilMaxTaps];
+    for (int64_t t = 0; t < ntaps; ++t) av[t] = V::load(acc[t] + k);
+    for (int64_t j = 0; j < npix; ++j) {
+      const Reg d = V::load(dy + j * dy_step + k);
+      for (int64_t t = 0; t < ntaps; ++t) av[t] = V::fma(d, V::load(x[t] + j * x_step + k), av[t]);
+    }
+    for (int64_t t = 0; t < ntaps; ++t) V::store(acc[t] + k, av[t]);
+  }
+  for (; k < K; ++k)
+    for (int64_t j = 0; j < npix; ++j)
+      for (int64_t t = 0; t < ntaps; ++t) acc[t][k] += dy[j * dy_step + k] * x[t][j * x_step + k];
+}
+
+// U registers of lanes per pass, all taps accumulated in registers.
+template <typename V>
+void taps_scale(int64_t n, int64_t ntaps, const typename V::T* const* x, const typename V::T* w,
+                typename V::T init, typename V::T* out) {
+  using T = typename V::T;
+  constexpr int W = V::kWidth, U = 4;
+  int64_t i = 0;
+  for (; i + U * W <= n; i += U * W) {
+    typename V::Reg acc[U];
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) acc[u] = V::set1(init);
+    for (int64_t t = 0; t < ntaps; ++t) {
+      const typename V::Reg wt = V::set1(w[t]);
+      const T* xt = x[t] + i;
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) acc[u] = V::fma(wt, V::load(xt + u * W), acc[u]);
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) V::store(out + i + u * W, acc[u]);
+  }
+  for (; i + W <= n; i += W) {
+    typename V::Reg acc = V::set1(init);
+    for (int64_t t = 0; t < ntaps; ++t) acc = V::fma(V::set1(w[t]), V::load(x[t] + i), acc);
+    V::store(out + i, acc);
+  }
+  for (; i < n; ++i) {
+    T acc = init;
+    for (int64_t t = 0; t < ntaps; ++t) acc += w[t] * x[t][i];
+    out[i] = acc;
+  }
+}
+
+// Taps in blocks of 4, two registers of lanes per pass: 8 accumulators.
+template <typename V>
+void taps_dot(int64_t n, int64_t ntaps, const typename V::T* a, const typename V::T* const* x,
+              typename V::T* out) {
+  using T = typename V::T;
+  constexpr int W = V::kWidth, TB = 4;
+  for (int64_t t0 = 0; t0 < ntaps; t0 += TB) {
+    const int tb = ntaps - t0 < TB ? static_cast<int>(ntaps - t0) : TB;
+    const T* xt[TB];
+    for (int j = 0; j < TB; ++j) xt[j] = x[t0 + (j < tb ? j : 0)];
+    typename V::Reg acc[TB][2];
+#pragma GCC unroll 4
+    for (int j = 0; j < TB; ++j) acc[j][0] = acc[j][1] = V::zero();
+    int64_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+      const typename V::Reg a0 = V::load(a + i), a1 = V::load(a + i + W);
+#pragma GCC unroll 4
+      for (int j = 0; j < TB; ++j) {
+        acc[j][0] = V::fma(a0, V::load(xt[j] + i), acc[j][0]);
+        acc[j][1] = V::fma(a1, V::load(xt[j] + i + W), acc[j][1]);
+      }
+    }
+    for (int j = 0; j < tb; ++j) {
+      T lanes[2 * W];
+      V::store(lanes, acc[j][0]);
+      V::store(lanes + W, acc[j][1]);
+      T sum = T(0);
+      for (int l = 0; l < 2 * W; ++l) sum += lanes[l];
+      for (int64_t k = i; k < n; ++k) sum += a[k] * xt[j][k];
+      out[t0 + j] += sum;
+    }
+  }
+}
+
+// Margins up to one register wide are written as whole zero registers (the
+// trailing one may reach W - 1 lanes past the row: dst needs that slack, and
+// later rows overwrite it), avoiding a memset call per margin.
+template <typename V>
+void copy_rows(int64_t rows, int64_t n, const typename V::T* src, int64_t src_rs,
+               typename V::T* dst, int64_t dst_rs, int64_t lead, int64_t trail) {
+  using T = typename V::T;
+  constexpr int W = V::kWidth;
+  const bool short_margins = lead <= W && trail <= W;
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* s = src + i * src_rs;
+    T* d = dst + i * dst_rs;
+    if (short_margins) {
+      if (lead > 0) V::store(d, V::zero());
+      if (trail > 0) V::store(d + lead + n, V::zero());
+    } else {
+      for (int64_t j = 0; j < lead; ++j) d[j] = T(0);
+      for (int64_t j = lead + n; j < lead + n + trail; ++j) d[j] = T(0);
+    }
+    d += lead;
+    int64_t j = 0;
+    for (; j + W <= n; j += W) V::store(d + j, V::load(s + j));
+    for (; j < n; ++j) d[j] = s[j];
+  }
+}
+
+template <typename V>
+void axpy(int64_t n, typename V::T a, const typename V::T* x, typename V::T* y) {
+  constexpr int W = V::kWidth;
+  const typename V::Reg av = V::set1(a);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) V::store(y + i, V::fma(av, V::load(x + i), V::load(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+template <typename V>
+void mul_add(int64_t n, const typename V::T* a, const typename V::T* b, typename V::T* acc) {
+  constexpr int W = V::kWidth;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) V::store(acc + i, V::fma(V::load(a + i), V::load(b + i), V::load(acc + i)));
+  for (; i < n; ++i) acc[i] += a[i] * b[i];
+}
+
+// The loops below are templates on V only so that each ISA's translation unit
+// gets its own instantiation (V has internal linkage there): a shared inline
+// definition could be merged across units and run AVX-512 code on any CPU.
+
+// Blocks of two registers of lanes: the running max and the winning tap id
+// (held as a value of T: exact for any tap count below 2^24) stay in registers
+// across the taps; the id becomes the flat index once, at the end. A last
+// partial block reads its taps through a -inf padded copy.
+template <typename V, typename T = typename V::T>
+void max_taps(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base, int64_t step,
+              const int64_t* init_idx, T* out, int64_t* idx) {
+  constexpr int W = V::kWidth;
+  constexpr int64_t B = 2 * W;
+  for (int64_t i0 = 0; i0 < n; i0 += B) {
+    const int64_t nb = n - i0 < B ? n - i0 : B;
+    typename V::Reg m0 = V::set1(-__builtin_inf()), m1 = m0, tap0 = V::set1(T(-1)), tap1 = tap0;
+    T tail[B];
+    for (int64_t t = 0; t < ntaps; ++t) {
+      if (x[t] == nullptr) continue;
+      const T* xt = x[t] + i0;
+      if (nb < B) {
+        for (int64_t j = 0; j < B; ++j) tail[j] = j < nb ? xt[j] : -__builtin_inf();
+        xt = tail;
+      }
+      const typename V::Reg tv = V::set1(static_cast<T>(t));
+      V::max_update(V::load(xt), tv, m0, tap0);
+      V::max_update(V::load(xt + W), tv, m1, tap1);
+    }
+    T mv[B], tv[B];
+    V::store(mv, m0);
+    V::store(mv + W, m1);
+    V::store(tv, tap0);
+    V::store(tv + W, tap1);
+    if (nb == B) {
+      for (int64_t j = 0; j < B; ++j) {
+        const int32_t t = static_cast<int32_t>(tv[j]);
+        const int64_t b = base[t < 0 ? 0 : t] + (i0 + j) * step;
+        out[i0 + j] = mv[j];
+        idx[i0 + j] = t < 0 ? init_idx[i0 + j] : b;
+      }
+    } else {
+      for (int64_t j = 0; j < nb; ++j) {
+        const int32_t t = static_cast<int32_t>(tv[j]);
+        out[i0 + j] = mv[j];
+        idx[i0 + j] = t < 0 ? init_idx[i0 + j] : base[t] + (i0 + j) * step;
+      }
+    }
+  }
+}
+
+// Row copies with constant steps 1 and 2 (the common strides) get their own
+// loops so the compiler vectorises the (de)interleaving.
+template <typename V, typename T = typename V::T>
+void split_row(const T* row, int64_t W, int64_t stride, int64_t pad_left, int64_t step,
+               int64_t len, T fill, T* out) {
+  if (stride == 1 && step == 2) split_phases<T, V>(row, W, 1, pad_left, 2, len, fill, out);
+  else if (stride == 1 && step == 1) split_phases<T, V>(row, W, 1, pad_left, 1, len, fill, out);
+  else split_phases<T, V>(row, W, stride, pad_left, step, len, fill, out);
+}
+
+template <typename V, typename T = typename V::T>
+void merge_row(const T* phases, int64_t W, int64_t step, int64_t len, T* out, int64_t stride) {
+  if (stride == 1 && step == 2) {
+    for (int64_t w = 0; w + 1 < W; w += 2) {
+      out[w] = phases[w / 2];
+      out[w + 1] = phases[len + w / 2];
+    }
+    if (W % 2 != 0) out[W - 1] = phases[(W - 1) / 2];
+  } else if (stride == 1 && step == 1) {
+    for (int64_t w = 0; w < W; ++w) out[w] = phases[w];
+  } else {
+    for (int64_t j = 0; j < step; ++j)
+      for (int64_t w = j; w < W; w += step) out[w * stride] = phases[j * len + w / step];
+  }
+}
+
+template <typename V, typename T = typename V::T>
+void gather_grad(int64_t n, const int64_t* idx, int64_t target, int64_t step, const T* dy, T* acc) {
+  for (int64_t i = 0; i < n; ++i) acc[i] += idx[i] == target + i * step ? dy[i] : T(0);
+}
+
+template <typename V>
+bool in_range(int64_t n, const int64_t* idx, int64_t limit) {
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) ok &= (idx[i] >= 0) & (idx[i] < limit);
+  return ok;
+}
+
+}  // namespace vk_impl
+
+template <typename V>
+VectorKernels<typename V::T> make_vector_kernels() {
+  using T = typename V::T;
+  VectorKernels<T> v;
+  v.taps_madd = &vk_impl::taps_madd<V>;
+  v.stencil_row = &vk_impl::stencil_row<V>;
+  v.stencil_row_dot = &vk_impl::stencil_row_dot<V>;
+  v.taps_scale = &vk_impl::taps_scale<V>;
+  v.taps_dot = &vk_impl::taps_dot<V>;
+  v.axpy = &vk_impl::axpy<V>;
+  v.copy_rows = &vk_impl::copy_rows<V>;
+  v.mul_add = &vk_impl::mul_add<V>;
+  v.max_taps = &vk_impl::max_taps<V>;
+  v.gather_grad = &vk_impl::gather_grad<V>;
+  v.split_row = &vk_impl::split_row<V>;
+  v.merge_row = &vk_impl::merge_row<V>;
+  v.in_range = &vk_impl::in_range<V>;
+  return v;
+}
+
+}  // namespace cpu
+}  // namespace cnnops
