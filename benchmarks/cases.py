@@ -27,6 +27,11 @@ class ConvCase:
     dilation: int = 1
     groups: int = 1
 
+    @property
+    def memory_bound(self):
+        """Depthwise convolution: one multiply-add per weight tap and element."""
+        return self.op == "conv2d" and self.groups > 1 and self.weight_shape[1] == 1
+
     def kwargs(self):
         kw = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
                   groups=self.groups)
@@ -80,6 +85,7 @@ class MaxPoolCase:
     padding: int = 1
     op: str = "max_pool2d"
     grad_names = ("grad_input",)
+    memory_bound = True
 
     def call(self, lib, x):
         return lib.max_pool2d(x, self.kernel_size, self.stride, self.padding)
@@ -173,6 +179,22 @@ DEFAULT_CASES = [
 ]
 
 
+def _add_passes_and_models(cases):
+    """The dgrad/wgrad passes of two conv layers alone, and whole models, at sizes that keep
+    the default CPU run under 5 minutes."""
+    from .model_cases import ModelCase
+    from .pass_cases import passes_of
+    by_name = {c.name: c for c in cases}
+    return cases + passes_of(by_name["conv3x3_c64_56"]) + passes_of(by_name["conv1x1_c256k64_56"]) + [
+        ModelCase("resnet50_b1_128", "resnet50", (1, 3, 128, 128)),
+        ModelCase("xception_b1_160", "xception", (1, 3, 160, 160)),
+        ModelCase("segmentation_fcn_b2_96", "segmentation_fcn", (2, 3, 96, 96), num_classes=3),
+    ]
+
+
+DEFAULT_CASES = _add_passes_and_models(DEFAULT_CASES)
+
+
 def _resnet50_convs(batch=32):
     """The distinct conv layers of torchvision's ResNet-50 at 224x224 (stride on the 3x3,
     as in v1.5): the stem, then per stage the 1x1 reduce, the strided and plain 3x3, the
@@ -210,6 +232,20 @@ CUDA_CASES = _resnet50_convs() + [
     ConvCase("dw5x5_c240_28_b32", "conv2d", (32, 240, 28, 28), (240, 1, 5, 5), padding=2, groups=240),
     SeparableCase("sep3x3_c728_19_b32", (32, 728, 19, 19), 728),
 ]
+
+
+def _cuda_passes_and_models():
+    from .model_cases import ModelCase
+    from .pass_cases import passes_of
+    by_name = {c.name: c for c in CUDA_CASES}
+    return passes_of(by_name["r50_64_3x3s1"]) + passes_of(by_name["r50_256_reduce1x1"]) + [
+        ModelCase("resnet50_b32_224", "resnet50", (32, 3, 224, 224)),
+        ModelCase("xception_b16_299", "xception", (16, 3, 299, 299)),
+        ModelCase("segmentation_fcn_b16_256", "segmentation_fcn", (16, 3, 256, 256), num_classes=3),
+    ]
+
+
+CUDA_CASES = CUDA_CASES + _cuda_passes_and_models()
 
 
 def cases_for(device):

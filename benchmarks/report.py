@@ -8,7 +8,7 @@ import pathlib
 from . import chart
 
 COLUMNS = ("case", "layout", "mode", "cnnops ms", "torch ms", "speedup", "cnnops/torch",
-           "cnnops GFLOP/s", "torch GFLOP/s", "cnnops %peak", "torch %peak",
+           "cnnops rate", "torch rate", "cnnops %limit", "torch %limit",
            "max abs err", "max rel err", "check")
 _LEFT = {"case", "layout", "mode"}
 
@@ -22,13 +22,21 @@ def _pct(side):
     return "-" if side["peak_fraction"] is None else f"{100 * side['peak_fraction']:.1f}%"
 
 
+def _rate(row, side):
+    """GB/s for memory-bound rows (against the copy bandwidth), else GFLOP/s (against
+    the FMA peak)."""
+    if row.get("memory_bound"):
+        return f"{side['gbs']:.1f} GB/s"
+    return f"{side['gflops']:.1f} GFLOP/s"
+
+
 def row_cells(row):
     head = [row["case"], row["layout"], row["mode"]]
     if row["error"]:
         return head + ["-"] * (len(COLUMNS) - 4) + ["ERROR"]
     c, t, chk = row["cnnops"], row["torch"], row["check"]
     return head + [_ms(c), _ms(t), f"{row['speedup']:.2f}x", f"{row['time_ratio']:.2f}",
-                   f"{c['gflops']:.1f}", f"{t['gflops']:.1f}", _pct(c), _pct(t),
+                   _rate(row, c), _rate(row, t), _pct(c), _pct(t),
                    f"{chk['max_abs_err']:.1e}", f"{chk['max_rel_err']:.1e}",
                    "ok" if chk["passed"] else "FAIL"]
 
@@ -46,7 +54,9 @@ def header_lines(result):
         + (f"; best of start and end of run, which differed by up to {100 * lim['drift']:.0f}%"
            if "drift" in lim else ""),
         "speedup = torch ms / cnnops ms (>1: cnnops faster); ms = median ±half IQR; "
-        "fwd+bwd FLOPs = 3x fwd",
+        "fwd+bwd FLOPs = 3x fwd; %limit: of the peak (GFLOP/s rows) or of the copy "
+        "bandwidth (GB/s rows: max pooling, depthwise); *_dgrad/*_wgrad rows time that "
+        "backward pass alone",
     ]
 
 

@@ -1,6 +1,7 @@
 """Runs the suite: for each case x layout x mode, one correctness check and one
 interleaved cnnops/torch timing, into rows of plain data (see report.py for output).
 """
+import dataclasses
 import sys
 import time
 import traceback
@@ -113,43 +114,59 @@ def correctness(workload, dtype):
     if dtype in check.HALF_TYPES:
         ref = workload.cast(torch.float32).step(F)()
         return check.half_check(ours, theirs, ref, workload.names)
+    if getattr(workload.case, "deep", False) and dtype == torch.float32:
+        ref = workload.cast(torch.float64).step(F)()
+        return check.deep_check(ours, theirs, ref, workload.names)
     return check.same_dtype_check(ours, theirs, workload.names, dtype)
 
 
-def side_stats(times_ms, flop):
+def side_stats(times_ms, flop, nbytes):
     stats = timing.summarize(times_ms)
-    return dict(stats, gflops=flop / (stats["median_ms"] * 1e6), peak_fraction=None,
+    return dict(stats, gflops=flop / (stats["median_ms"] * 1e6),
+                gbs=nbytes / (stats["median_ms"] * 1e6), peak_fraction=None,
                 times_ms=list(times_ms))
 
 
-def set_peak_fractions(rows, peak_gflops):
+def set_peak_fractions(rows, limits):
+    """peak_fraction: of the measured FMA peak, or of the measured copy bandwidth for
+    memory-bound rows (max pooling, depthwise convolution)."""
     for row in rows:
         for side in ("cnnops", "torch"):
-            if side in row and peak_gflops:
-                row[side]["peak_fraction"] = row[side]["gflops"] / peak_gflops
+            if side not in row:
+                continue
+            if row.get("memory_bound"):
+                if limits.get("mem_bw_gbs"):
+                    row[side]["peak_fraction"] = row[side]["gbs"] / limits["mem_bw_gbs"]
+            elif limits.get("peak_gflops"):
+                row[side]["peak_fraction"] = row[side]["gflops"] / limits["peak_gflops"]
 
 
 def run_row(case, layout, mode, settings):
     dtype = DTYPES[settings.dtype]
     problem = case.problem()
     row = dict(case=case.name, op=case.op, layout=layout, mode=mode, dtype=settings.dtype,
-               device=settings.device, params=case.describe(), problem=asdict(problem),
+               device=settings.device, params=case.describe(),
+               problem=None if problem is None else asdict(problem),
                flop=case.flop(mode) if hasattr(case, "flop") else flops.flop(problem, mode))
     elem = torch.empty((), dtype=dtype).element_size()
     row["bytes"] = (case.bytes_moved(mode, elem) if hasattr(case, "bytes_moved")
                     else flops.bytes_moved(problem, mode, elem))
     row["arithmetic_intensity"] = row["flop"] / row["bytes"]
+    row["memory_bound"] = bool(getattr(case, "memory_bound", False))
     try:
         workload = Workload.create(case, layout, mode, settings.device, dtype)
         row["check"] = correctness(workload, dtype)
+        budget = settings.budget
+        if getattr(case, "budget_seconds", None):
+            budget = dataclasses.replace(budget, seconds=min(budget.seconds, case.budget_seconds))
         times_c, times_t = timing.interleaved(workload.step(cnnops), workload.step(F),
-                                              timing.timer_for(settings.device), settings.budget)
+                                              timing.timer_for(settings.device), budget)
     except Exception as exc:  # one failing row must not lose the others
         row.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
                    passed=False)
         return row
-    row["cnnops"] = side_stats(times_c, row["flop"])
-    row["torch"] = side_stats(times_t, row["flop"])
+    row["cnnops"] = side_stats(times_c, row["flop"], row["bytes"])
+    row["torch"] = side_stats(times_t, row["flop"], row["bytes"])
     row["speedup"] = row["torch"]["median_ms"] / row["cnnops"]["median_ms"]
     row["time_ratio"] = 1.0 / row["speedup"]
     row["speedup_paired"] = timing.summarize(timing.paired_ratios(times_t, times_c), suffix="")
@@ -176,7 +193,8 @@ def run_suite(cases, settings, limits=None):
     info = machine.describe(settings.device)
     before = machine.measure_limits(settings.device, DTYPES[settings.dtype]) if limits is None \
         else None
-    plan = [(c, lay, m) for c in cases for lay in settings.layouts for m in settings.modes]
+    plan = [(c, lay, m) for c in cases for lay in settings.layouts for m in settings.modes
+            if m in getattr(c, "modes", flops.MODES)]
     progress = Progress(len(plan), settings.progress)
     rows = []
     for case, layout, mode in plan:
@@ -192,7 +210,7 @@ def run_suite(cases, settings, limits=None):
             print(f"warning: the measured limits moved by up to {100 * limits['drift']:.0f}% "
                   "between the start and the end of the run: the machine is busy, "
                   "expect noisy times", file=sys.stderr)
-    set_peak_fractions(rows, limits["peak_gflops"])
+    set_peak_fractions(rows, limits)
     return dict(schema=SCHEMA, machine=info, limits=limits, settings=_settings_record(settings),
                 rows=rows, summary=_summary(rows, time.perf_counter() - started))
 

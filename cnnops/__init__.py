@@ -6,6 +6,7 @@ from . import _C
 from . import _ops  # noqa: F401  (fake kernels and autograd for torch.ops.cnnops.*)
 from . import nn
 from .convert import convert
+from ._to_torch import SamePad2d, to_torch
 from .functional import (conv2d, conv_transpose2d, depthwise_conv2d, max_pool2d,
                          separable_conv2d)
 
@@ -23,4 +24,4 @@ def set_cpu_isa(name):
 
 
 __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "depthwise_conv2d", "separable_conv2d",
-           "convert", "nn", "build_info", "set_cpu_isa"]
+           "convert", "to_torch", "nn", "build_info", "set_cpu_isa"]

@@ -136,3 +136,62 @@ def test_failed_checks_and_errors_are_rows_not_crashes(monkeypatch):
     assert bad_row["error"] and bad_row["passed"] is False
     assert result["summary"] == dict(result["summary"], rows=2, failed=2, errors=1)
     assert "ERROR" in report.table(result) and "FAIL" in report.table(result)
+
+
+def test_pass_cases_flop_bytes_and_modes():
+    from benchmarks.pass_cases import passes_of
+    dgrad, wgrad = passes_of(CASES["conv3x3_c64_56"])
+    assert (dgrad.name, wgrad.name) == ("conv3x3_c64_56_dgrad", "conv3x3_c64_56_wgrad")
+    assert dgrad.flop("fwd") == wgrad.flop("fwd") == 2 * 8 * 64 * 56 * 56 * 64 * 3 * 3
+    assert dgrad.bytes_moved("fwd", 4) == (2 * 8 * 64 * 56 * 56 + 64 * 64 * 9) * 4
+    assert dgrad.modes == ("fwd",)
+
+
+def test_model_case_flop_by_hand():
+    from benchmarks.model_cases import ModelCase
+    case = ModelCase("simple", "simple_cnn", (2, 1, 28, 28), num_classes=10)
+    convs = (2 * 28 * 28 * 64 * 1 * 49 + 2 * 14 * 14 * 128 * 64 * 9 + 2 * 14 * 14 * 128 * 128 * 9
+             + 2 * 7 * 7 * 256 * 128 * 9 + 2 * 7 * 7 * 256 * 256 * 9)
+    dense = 2 * (2304 * 128 + 128 * 64 + 64 * 10)
+    assert case.flop("fwd") == 2 * (convs + dense)
+    assert case.flop("fwd+bwd") == 3 * case.flop("fwd")
+
+
+def test_passes_models_and_memory_bound_rows_run(tmp_path):
+    from benchmarks.cases import MaxPoolCase
+    from benchmarks.model_cases import ModelCase
+    from benchmarks.pass_cases import passes_of
+    cases = passes_of(TINY[0]) + [
+        ModelCase("tiny_cnn", "simple_cnn", (2, 1, 28, 28), num_classes=10),
+        ConvCase("tiny_dw", "conv2d", (2, 8, 9, 9), (8, 1, 3, 3), padding=1, groups=8),
+        MaxPoolCase("tiny_pool", (2, 3, 9, 9))]
+    settings = runner.Settings(budget=timing.Budget(seconds=0.01, min_reps=2, max_reps=3, warmup=1),
+                               progress=False)
+    result = runner.run_suite(cases, settings, limits=LIMITS)
+    rows = {(r["case"], r["layout"], r["mode"]): r for r in result["rows"]}
+    assert result["summary"]["failed"] == 0, [r.get("error") for r in result["rows"]]
+    # the passes run once per layout (mode "fwd" only); the others in both modes
+    assert len(rows) == 2 * 2 + 3 * 2 * 2
+    assert rows[("tiny3x3_dgrad", "nchw", "fwd")]["check"]["per_tensor"].keys() == {"output"}
+    model = rows[("tiny_cnn", "channels_last", "fwd+bwd")]
+    assert model["check"]["reference"].startswith("torch float64")
+    assert set(model["check"]["per_tensor"]) == {"output", "grad_input"}
+    for name in ("tiny_dw", "tiny_pool"):
+        row = rows[(name, "nchw", "fwd")]
+        assert row["memory_bound"]
+        assert row["cnnops"]["peak_fraction"] == pytest.approx(row["cnnops"]["gbs"] / 10.0)
+    assert not rows[("tiny_cnn", "nchw", "fwd")]["memory_bound"]
+    assert "GB/s" in report.table(result) and "GFLOP/s" in report.table(result)
+
+
+def test_deep_check_tolerates_rare_mask_flips_not_wrong_gradients():
+    from benchmarks import check
+    ref = (torch.ones(100, dtype=torch.float64), torch.ones(100, dtype=torch.float64))
+    theirs = (ref[0].float(), ref[1].float())
+    flipped = (ref[0].float(), ref[1].float().clone())
+    flipped[1][3] += 3e-3                       # one ReLU flip's worth: passes
+    assert check.deep_check(flipped, theirs, ref, ("output", "grad_input"))["passed"]
+    wrong = (ref[0].float(), -ref[1].float())   # a wrong gradient: fails
+    assert not check.deep_check(wrong, theirs, ref, ("output", "grad_input"))["passed"]
+    off = (ref[0].float() * (1 + 1e-4), ref[1].float())  # an output off by 1e-4: fails
+    assert not check.deep_check(off, theirs, ref, ("output", "grad_input"))["passed"]
