@@ -1,0 +1,7 @@
+"""Training cnnops.models models: the command `python -m cnnops.train` (see cli) and its
+parts: data sets (data), train/eval passes and metrics (loop), checkpoints and transfer
+learning (checkpoint, modeling), curves (plot), DistributedDataParallel (distributed)."""
+from .cli import main, run
+from .loop import confusion_matrix, iou_per_class, mean_iou
+
+__all__ = ["main", "run", "confusion_matrix", "iou_per_class", "mean_iou"]
