@@ -241,6 +241,23 @@ void max_taps(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base, 
               const int64_t* init_idx, T* out, int64_t* idx) {
   constexpr int W = V::kWidth;
   constexpr int64_t B = 2 * W;
+  if (ntaps >= (int64_t(1) << 24)) {  // tap ids past float's exact integers: one lane at a time
+    for (int64_t i = 0; i < n; ++i) {
+      T m = -__builtin_inf();
+      int64_t id = init_idx[i];
+      for (int64_t t = 0; t < ntaps; ++t) {
+        if (x[t] == nullptr) continue;
+        const T v = x[t][i];
+        if (v > m || v != v) {
+          m = v;
+          id = base[t] + i * step;
+        }
+      }
+      out[i] = m;
+      idx[i] = id;
+    }
+    return;
+  }
   for (int64_t i0 = 0; i0 < n; i0 += B) {
     const int64_t nb = n - i0 < B ? n - i0 : B;
     typename V::Reg m0 = V::set1(-__builtin_inf()), m1 = m0, tap0 = V::set1(T(-1)), tap1 = tap0;
