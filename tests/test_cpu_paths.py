@@ -126,7 +126,7 @@ def test_wgrad_does_not_depend_on_thread_count():
 
 
 @pytest.mark.parametrize("isa", supported_isas())
-@pytest.mark.parametrize("channels", [20, 37, 128])
+@pytest.mark.parametrize("channels", [5, 20, 37, 128])
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 1, 1), (2, 1, 1), (1, 0, 1), (1, 3, 2)])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -32,11 +32,17 @@ void taps_madd(int64_t K, int64_t ntaps, const typename V::T* const* x, const ty
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u) V::store(out + k + u * W, acc[u]);
   }
-  for (; k + W <= K; k += W) {
-    typename V::Reg acc = init != nullptr ? V::load(init + k) : V::zero();
-    for (int64_t t = 0; t < ntaps; ++t)
-      if (x[t] != nullptr) acc = V::fma(V::load(x[t] + k), V::load(w + t * K + k), acc);
-    V::store(out + k, acc);
+  // Single registers; a partial last one is redone as the register ending at K
+  // (the overlapping lanes get the same values again).
+  if (k < K && K >= W) {
+    for (;; k += W) {
+      if (k + W > K) k = K - W;
+      typename V::Reg acc = init != nullptr ? V::load(init + k) : V::zero();
+      for (int64_t t = 0; t < ntaps; ++t)
+        if (x[t] != nullptr) acc = V::fma(V::load(x[t] + k), V::load(w + t * K + k), acc);
+      V::store(out + k, acc);
+      if (k + W == K) return;
+    }
   }
   for (; k < K; ++k) {
     T acc = init != nullptr ? init[k] : T(0);
@@ -48,8 +54,7 @@ void taps_madd(int64_t K, int64_t ntaps, const typename V::T* const* x, const ty
 
 // Blocks of 4 pixels outer (independent accumulator chains), channel
 // registers inner, so a block's input stays in L1 and each weight register
-// loaded serves 4 pixels; a last partial register of channels runs in scalar
-// code.
+// loaded serves 4 pixels; with K < W channels the row runs in scalar code.
 template <typename V>
 void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x,
                  int64_t x_step, const typename V::T* const* w, const typename V::T* init,
@@ -57,10 +62,15 @@ void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* co
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth;
-  const int64_t kv = K / W * W;
+  // Channel registers at k = 0, W, 2W, ...; a partial last one is redone as the
+  // register ending at K (same values again in the overlap).
+  const int64_t nreg = K >= W ? (K + W - 1) / W : 0;
+  auto reg_at = [&](int64_t r) { return r * W + W > K ? K - W : r * W; };
+  const int64_t kv = nreg > 0 ? K : 0;  // channels done in registers
   int64_t j = 0;
   for (; j + 4 <= npix; j += 4) {
-    for (int64_t k = 0; k < kv; k += W) {
+    for (int64_t r = 0; r < nreg; ++r) {
+      const int64_t k = reg_at(r);
       const Reg b = init != nullptr ? V::load(init + k) : V::zero();
       Reg a0 = b, a1 = b, a2 = b, a3 = b;
       if (ntaps > 0) {  // the last tap's row is the one new to the cache
@@ -83,7 +93,8 @@ void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* co
     }
   }
   for (; j < npix; ++j)
-    for (int64_t k = 0; k < kv; k += W) {
+    for (int64_t r = 0; r < nreg; ++r) {
+      const int64_t k = reg_at(r);
       Reg a0 = init != nullptr ? V::load(init + k) : V::zero();
       for (int64_t t = 0; t < ntaps; ++t)
         a0 = V::fma(V::load(x[t] + j * x_step + k), V::load(w[t] + k), a0);
@@ -97,6 +108,8 @@ void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* co
     }
 }
 
+// A partial last register of channels is summed from zero as the register
+// ending at K, and only its lanes past the full registers are added.
 template <typename V>
 void stencil_row_dot(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x,
                      int64_t x_step, const typename V::T* dy, int64_t dy_step,
@@ -104,15 +117,28 @@ void stencil_row_dot(int64_t npix, int64_t K, int64_t ntaps, const typename V::T
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth;
-  int64_t k = 0;
-  for (; k + W <= K; k += W) {
-    Reg av[kStencilMaxTaps];
-    for (int64_t t = 0; t < ntaps; ++t) av[t] = V::load(acc[t] + k);
+  auto sums = [&](int64_t k, Reg* av) {
     for (int64_t j = 0; j < npix; ++j) {
       const Reg d = V::load(dy + j * dy_step + k);
       for (int64_t t = 0; t < ntaps; ++t) av[t] = V::fma(d, V::load(x[t] + j * x_step + k), av[t]);
     }
+  };
+  Reg av[kStencilMaxTaps];
+  int64_t k = 0;
+  for (; k + W <= K; k += W) {
+    for (int64_t t = 0; t < ntaps; ++t) av[t] = V::load(acc[t] + k);
+    sums(k, av);
     for (int64_t t = 0; t < ntaps; ++t) V::store(acc[t] + k, av[t]);
+  }
+  if (k < K && K >= W) {
+    for (int64_t t = 0; t < ntaps; ++t) av[t] = V::zero();
+    sums(K - W, av);
+    for (int64_t t = 0; t < ntaps; ++t) {
+      T lanes[W];
+      V::store(lanes, av[t]);
+      for (int64_t l = k - (K - W); l < W; ++l) acc[t][K - W + l] += lanes[l];
+    }
+    return;
   }
   for (; k < K; ++k)
     for (int64_t j = 0; j < npix; ++j)
@@ -139,10 +165,14 @@ void taps_scale(int64_t n, int64_t ntaps, const typename V::T* const* x, const t
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u) V::store(out + i + u * W, acc[u]);
   }
-  for (; i + W <= n; i += W) {
-    typename V::Reg acc = V::set1(init);
-    for (int64_t t = 0; t < ntaps; ++t) acc = V::fma(V::set1(w[t]), V::load(x[t] + i), acc);
-    V::store(out + i, acc);
+  if (i < n && n >= W) {  // single registers, a partial last one redone as the one ending at n
+    for (;; i += W) {
+      if (i + W > n) i = n - W;
+      typename V::Reg acc = V::set1(init);
+      for (int64_t t = 0; t < ntaps; ++t) acc = V::fma(V::set1(w[t]), V::load(x[t] + i), acc);
+      V::store(out + i, acc);
+      if (i + W == n) return;
+    }
   }
   for (; i < n; ++i) {
     T acc = init;
