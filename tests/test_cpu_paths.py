@@ -185,3 +185,27 @@ def test_max_pool2d_vector_kernels_every_isa(isa, cl, kernel, stride, padding, d
         torch.testing.assert_close(g, tg, rtol=0, atol=0)
     finally:
         cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("kernel", [2, 5, 7])
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+def test_depthwise_tap_chunks_every_isa(isa, kernel, cl):
+    # taps_dot / stencil_row_dot run the taps in compile-time chunks of 9, 4 and 1:
+    # 4, 25 and 49 taps cover every chunk size and their mixes.
+    x = torch.randn(2, 19, 13, 16, dtype=torch.float64)
+    w = torch.randn(19, 1, kernel, kernel, dtype=torch.float64)
+    if cl:
+        x = x.to(memory_format=torch.channels_last)
+    cnnops.set_cpu_isa(isa)
+    try:
+        xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
+        xt, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
+        got = cnnops.depthwise_conv2d(xc, wc, None, 1, kernel // 2)
+        want = F.conv2d(xt, wt, None, 1, kernel // 2, 1, 19)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+        dy = torch.randn_like(want)
+        for g, t in zip(torch.autograd.grad(got, (xc, wc), dy), torch.autograd.grad(want, (xt, wt), dy)):
+            torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
+    finally:
+        cnnops.set_cpu_isa("auto")

@@ -94,7 +94,7 @@ void dgrad_channels_last(const Conv2dParams& p) {
   const VectorKernels<T>& vk = active_vector_kernels<T>();
   // Stride 1, multiplier 1: columns w whose taps w + pad_w - s*dil_w all lie in
   // [0, Q) form the interior, run by stencil_row over the row's valid taps.
-  const bool rows_fast = M == 1 && RS <= kStencilMaxTaps && p.stride_w == 1 && p.stride_h == 1;
+  const bool rows_fast = M == 1 && p.stride_w == 1 && p.stride_h == 1;
   const int64_t ew = effective_kernel(p.S, p.dil_w);
   const int64_t wa = rows_fast ? std::min(p.W, std::max<int64_t>(0, ew - 1 - p.pad_w)) : 0;
   const int64_t wb = rows_fast ? std::max(wa, std::min(p.W, p.Q - p.pad_w)) : 0;

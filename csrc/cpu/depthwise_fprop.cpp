@@ -76,7 +76,7 @@ void fprop_channels_last(const Conv2dParams& p) {
   const int64_t K = p.K, M = K / p.C, RS = p.R * p.S;
   const std::vector<T> wt = depthwise_filter_taps_major<T>(p);  // (r, s, k)
   const VectorKernels<T>& vk = active_vector_kernels<T>();
-  const bool rows_fast = M == 1 && RS <= kStencilMaxTaps;
+  const bool rows_fast = M == 1;
   int64_t qa = 0, qb = 0;
   if (rows_fast) interior_columns(p.Q, p.W, p.stride_w, p.pad_w, effective_kernel(p.S, p.dil_w), &qa, &qb);
   at::parallel_for(0, p.N * p.P, 1, [&](int64_t begin, int64_t end) {

@@ -88,7 +88,7 @@ void wgrad_channels_last(const Conv2dParams& p) {
   const T* dy = static_cast<const T*>(p.y);
   const int64_t K = p.K, M = K / p.C, RS = p.R * p.S;
   const VectorKernels<T>& vk = active_vector_kernels<T>();
-  const bool rows_fast = M == 1 && RS <= kStencilMaxTaps;
+  const bool rows_fast = M == 1;
   int64_t qa = 0, qb = 0;
   interior_columns(p.Q, p.W, p.stride_w, p.pad_w, effective_kernel(p.S, p.dil_w), &qa, &qb);
   at::parallel_for(0, (K + kChannelBlock - 1) / kChannelBlock, 1, [&](int64_t begin, int64_t end) {

@@ -9,8 +9,6 @@
 namespace cnnops {
 namespace cpu {
 
-constexpr int64_t kStencilMaxTaps = 16;
-
 template <typename T>
 struct VectorKernels {
   // out[k] = init[k] (or 0 if init is null) + sum over taps t with x[t] != null
@@ -23,8 +21,7 @@ struct VectorKernels {
   //   out[j*out_step + k] = init[k] (or 0) + sum over t of x[t][j*x_step + k] * w[t][k].
   void (*stencil_row)(int64_t npix, int64_t K, int64_t ntaps, const T* const* x, int64_t x_step,
                       const T* const* w, const T* init, T* out, int64_t out_step) = nullptr;
-  // Its weight gradient: acc[t][k] += sum over j of dy[j*dy_step + k] * x[t][j*x_step + k]
-  // (ntaps <= kStencilMaxTaps: the accumulators stay in registers).
+  // Its weight gradient: acc[t][k] += sum over j of dy[j*dy_step + k] * x[t][j*x_step + k].
   void (*stencil_row_dot)(int64_t npix, int64_t K, int64_t ntaps, const T* const* x,
                           int64_t x_step, const T* dy, int64_t dy_step, T* const* acc) = nullptr;
   // out[i] = init + sum over taps t of w[t] * x[t][i]: one scalar weight per

@@ -5,6 +5,7 @@
 // including translation unit. Include only after that unit's target pragma.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "phase_rows.h"
 #include "vector_kernels.h"
@@ -108,8 +109,9 @@ void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* co
     }
 }
 
-// A partial last register of channels is summed from zero as the register
-// ending at K, and only its lanes past the full registers are added.
+// Taps in compile-time chunks (tap_chunks), so the sums stay in registers. A
+// partial last register of channels is summed from zero as the register ending
+// at K, and only its lanes past the full registers are added.
 template <typename V>
 void stencil_row_dot(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x,
                      int64_t x_step, const typename V::T* dy, int64_t dy_step,
@@ -117,32 +119,40 @@ void stencil_row_dot(int64_t npix, int64_t K, int64_t ntaps, const typename V::T
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth;
-  auto sums = [&](int64_t k, Reg* av) {
-    for (int64_t j = 0; j < npix; ++j) {
-      const Reg d = V::load(dy + j * dy_step + k);
-      for (int64_t t = 0; t < ntaps; ++t) av[t] = V::fma(d, V::load(x[t] + j * x_step + k), av[t]);
+  tap_chunks(ntaps, [&](auto nt, int64_t t0) {
+    constexpr int NT = decltype(nt)::value;
+    const T* const* xt = x + t0;
+    T* const* at = acc + t0;
+    auto sums = [&](int64_t k, Reg* av) {
+      for (int64_t j = 0; j < npix; ++j) {
+        const Reg d = V::load(dy + j * dy_step + k);
+#pragma GCC unroll 9
+        for (int t = 0; t < NT; ++t) av[t] = V::fma(d, V::load(xt[t] + j * x_step + k), av[t]);
+      }
+    };
+    Reg av[NT];
+    int64_t k = 0;
+    for (; k + W <= K; k += W) {
+#pragma GCC unroll 9
+      for (int t = 0; t < NT; ++t) av[t] = V::load(at[t] + k);
+      sums(k, av);
+#pragma GCC unroll 9
+      for (int t = 0; t < NT; ++t) V::store(at[t] + k, av[t]);
     }
-  };
-  Reg av[kStencilMaxTaps];
-  int64_t k = 0;
-  for (; k + W <= K; k += W) {
-    for (int64_t t = 0; t < ntaps; ++t) av[t] = V::load(acc[t] + k);
-    sums(k, av);
-    for (int64_t t = 0; t < ntaps; ++t) V::store(acc[t] + k, av[t]);
-  }
-  if (k < K && K >= W) {
-    for (int64_t t = 0; t < ntaps; ++t) av[t] = V::zero();
-    sums(K - W, av);
-    for (int64_t t = 0; t < ntaps; ++t) {
-      T lanes[W];
-      V::store(lanes, av[t]);
-      for (int64_t l = k - (K - W); l < W; ++l) acc[t][K - W + l] += lanes[l];
+    if (k < K && K >= W) {
+      for (int t = 0; t < NT; ++t) av[t] = V::zero();
+      sums(K - W, av);
+      for (int t = 0; t < NT; ++t) {
+        T lanes[W];
+        V::store(lanes, av[t]);
+        for (int64_t l = k - (K - W); l < W; ++l) at[t][K - W + l] += lanes[l];
+      }
+      return;
     }
-    return;
-  }
-  for (; k < K; ++k)
-    for (int64_t j = 0; j < npix; ++j)
-      for (int64_t t = 0; t < ntaps; ++t) acc[t][k] += dy[j * dy_step + k] * x[t][j * x_step + k];
+    for (; k < K; ++k)
+      for (int64_t j = 0; j < npix; ++j)
+        for (int t = 0; t < NT; ++t) at[t][k] += dy[j * dy_step + k] * xt[t][j * x_step + k];
+  });
 }
 
 // U registers of lanes per pass, all taps accumulated in registers.
@@ -181,38 +191,47 @@ void taps_scale(int64_t n, int64_t ntaps, const typename V::T* const* x, const t
   }
 }
 
-// Taps in blocks of 4, two registers of lanes per pass: 8 accumulators.
+// The taps in chunks of 9, then 4, then 1 (a 3x3 filter is one chunk); a chunk's
+// count is a compile-time constant, so its accumulators live in registers.
+template <int NT, typename F>
+inline int64_t for_tap_chunks(int64_t ntaps, int64_t t0, F&& body) {
+  for (; t0 + NT <= ntaps; t0 += NT) body(std::integral_constant<int, NT>(), t0);
+  return t0;
+}
+
+template <typename F>
+inline void tap_chunks(int64_t ntaps, F&& body) {
+  int64_t t0 = for_tap_chunks<9>(ntaps, 0, body);
+  t0 = for_tap_chunks<4>(ntaps, t0, body);
+  for_tap_chunks<1>(ntaps, t0, body);
+}
+
 template <typename V>
 void taps_dot(int64_t n, int64_t ntaps, const typename V::T* a, const typename V::T* const* x,
               typename V::T* out) {
   using T = typename V::T;
-  constexpr int W = V::kWidth, TB = 4;
-  for (int64_t t0 = 0; t0 < ntaps; t0 += TB) {
-    const int tb = ntaps - t0 < TB ? static_cast<int>(ntaps - t0) : TB;
-    const T* xt[TB];
-    for (int j = 0; j < TB; ++j) xt[j] = x[t0 + (j < tb ? j : 0)];
-    typename V::Reg acc[TB][2];
-#pragma GCC unroll 4
-    for (int j = 0; j < TB; ++j) acc[j][0] = acc[j][1] = V::zero();
+  constexpr int W = V::kWidth;
+  tap_chunks(ntaps, [&](auto nt, int64_t t0) {
+    constexpr int NT = decltype(nt)::value;
+    const T* const* xt = x + t0;
+    typename V::Reg acc[NT];
+#pragma GCC unroll 9
+    for (int j = 0; j < NT; ++j) acc[j] = V::zero();
     int64_t i = 0;
-    for (; i + 2 * W <= n; i += 2 * W) {
-      const typename V::Reg a0 = V::load(a + i), a1 = V::load(a + i + W);
-#pragma GCC unroll 4
-      for (int j = 0; j < TB; ++j) {
-        acc[j][0] = V::fma(a0, V::load(xt[j] + i), acc[j][0]);
-        acc[j][1] = V::fma(a1, V::load(xt[j] + i + W), acc[j][1]);
-      }
+    for (; i + W <= n; i += W) {
+      const typename V::Reg ai = V::load(a + i);
+#pragma GCC unroll 9
+      for (int j = 0; j < NT; ++j) acc[j] = V::fma(ai, V::load(xt[j] + i), acc[j]);
     }
-    for (int j = 0; j < tb; ++j) {
-      T lanes[2 * W];
-      V::store(lanes, acc[j][0]);
-      V::store(lanes + W, acc[j][1]);
+    for (int j = 0; j < NT; ++j) {
+      T lanes[W];
+      V::store(lanes, acc[j]);
       T sum = T(0);
-      for (int l = 0; l < 2 * W; ++l) sum += lanes[l];
+      for (int l = 0; l < W; ++l) sum += lanes[l];
       for (int64_t k = i; k < n; ++k) sum += a[k] * xt[j][k];
       out[t0 + j] += sum;
     }
-  }
+  });
 }
 
 // Margins up to one register wide are written as whole zero registers (the
