@@ -209,3 +209,28 @@ def test_depthwise_tap_chunks_every_isa(isa, kernel, cl):
             torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
     finally:
         cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("channels,groups,stride,padding,dilation",
+                         [(64, 1, 1, 1, 1), (64, 2, 2, 1, 1), (32, 1, 1, 2, 2), (96, 3, 1, 0, 1)])
+def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups, stride, padding,
+                                                   dilation):
+    # channels_last wgrad reads x in place when the channels per group are a multiple of
+    # the micro-kernel's NR (8, 16 or 32 by ISA and dtype); padding pixels read a zero row.
+    x = torch.randn(3, channels, 11, 13, dtype=dtype).to(memory_format=torch.channels_last)
+    w = torch.randn(42, channels // groups, 3, 3, dtype=dtype)
+    y = F.conv2d(x, w, None, stride, padding, dilation, groups)
+    dy = torch.randn_like(y)
+    want = torch.ops.aten.convolution_backward(dy.double(), x.double(), w.double(), None,
+                                               [stride] * 2, [padding] * 2, [dilation] * 2, False,
+                                               [0, 0], groups, [False, True, False])[1]
+    cnnops.set_cpu_isa(isa)
+    try:
+        got = torch.ops.cnnops.conv2d_wgrad(dy, x, [3, 3], [stride] * 2, [padding] * 2,
+                                            [dilation] * 2, groups)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(got.double(), want, **tol)

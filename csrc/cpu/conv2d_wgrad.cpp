@@ -4,6 +4,8 @@
 // (r, s, c) when x is channels_last, on the vector side, and the reduction over
 // all output pixels (n, p, q).
 //
+// With channels_last x and channels per group a multiple of the micro-kernel's
+// NR, the B side is read in place (direct_x_offsets); otherwise it is packed.
 // NCHW inputs are first transposed into channels-last copies: im2col panels need
 // one pixel per step, which is a contiguous copy in channels-last but a
 // transpose of every im2col element (R*S times more work) in NCHW.
@@ -143,6 +145,28 @@ void pack_x_panels(const Conv2dParams& p, const T* x, int64_t c0, const std::vec
   }
 }
 
+// Direct B rows (channels_last, channels per group a multiple of NR): a panel's
+// NR columns are NR consecutive channels of one tap, i.e. NR contiguous values
+// of one input pixel, which the micro-kernel reads in place through per-pixel
+// offsets from x (fn_boff); pixels in the padding read a row of zeros, at
+// offset zero_off. boff gets kc + kPrefetchSteps entries.
+template <typename T>
+void direct_x_offsets(const Conv2dParams& p, const Column& cc, int64_t c0, int64_t kb0, int64_t kc,
+                      int64_t zero_off, int64_t* boff) {
+  const int64_t* xs = p.x_strides;
+  int64_t t = 0;
+  for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+    const int64_t h = pp * p.stride_h + cc.hoff;
+    const int64_t row = n * xs[0] + h * xs[2] + (c0 + cc.c) * xs[1];
+    const bool row_in = h >= 0 && h < p.H;
+    for (int64_t u = 0; u < len; ++u, ++t) {
+      const int64_t w = (q0 + u) * p.stride_w + cc.woff;
+      boff[t] = row_in && w >= 0 && w < p.W ? row + w * xs[3] : zero_off;
+    }
+  });
+  for (int64_t k = kc; k < kc + kPrefetchSteps; ++k) boff[k] = boff[kc - 1];
+}
+
 // A channels-last (n, h, w, c) contiguous copy of a 4-D tensor given in NCHW
 // order with any strides; fills strides[] for it.
 template <typename T>
@@ -209,20 +233,28 @@ void wgrad_impl(const Conv2dParams& p) {
   }
 
   // Chunks depend on the problem size only, so results do not depend on threads.
+  // Column blocks of (nearly) equal size: 18 panels are 9 + 9, not 16 + 2.
   const int64_t col_blocks = ceil_div(npad / NR, kPanelsPerBlock);
+  const int64_t block_panels = ceil_div(npad / NR, col_blocks);
   const int64_t wanted = std::max(pixels / kPixelsPerChunk, ceil_div(kMinTasks, G * col_blocks));
   const int64_t chunks = std::max<int64_t>(1, std::min({kMaxChunks, wanted, ceil_div(pixels, kKc)}));
   const int64_t chunk_len = ceil_div(pixels, chunks);
   AlignedBuffer<T> partial(chunks * G * kpad * npad);
 
+  const bool direct_b = channels_last && xs[1] == 1 && Cg % NR == 0;
   at::parallel_for(0, G * col_blocks * chunks, task_grain(G * col_blocks * chunks, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> a_panels(kpad * kKc);
-    AlignedBuffer<T> b_panels(kKc * kPanelsPerBlock * NR);
+    AlignedBuffer<T> b_panels(direct_b ? 0 : kKc * block_panels * NR);
+    AlignedBuffer<T> zeros(direct_b ? NR : 0);
+    std::vector<int64_t> boff(direct_b ? kKc + kPrefetchSteps : 0);
+    if (direct_b) std::fill(zeros.get(), zeros.get() + NR, T(0));
+    // The zero row as an offset from x (both in this process's flat address space).
+    const int64_t zero_off = direct_b ? zeros.get() - x : 0;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t g = task / (col_blocks * chunks);
       const int64_t cb = task / chunks % col_blocks, chunk = task % chunks;
-      const int64_t panel0 = cb * kPanelsPerBlock;
-      const int64_t panels = std::min(kPanelsPerBlock, npad / NR - panel0);
+      const int64_t panel0 = cb * block_panels;
+      const int64_t panels = std::min(block_panels, npad / NR - panel0);
       const int64_t m_begin = chunk * chunk_len, m_end = std::min(pixels, m_begin + chunk_len);
       T* c_block = partial.get() + (chunk * G + g) * kpad * npad + panel0 * NR;
       if (m_begin >= m_end) {
@@ -233,9 +265,18 @@ void wgrad_impl(const Conv2dParams& p) {
       for (int64_t kb0 = m_begin; kb0 < m_end; kb0 += kKc) {
         const int64_t kc = std::min(kKc, m_end - kb0);
         pack_dy_panels(p, dy, g * Kg, Kg, kpad, MR, kb0, kc, a_panels.get());
+        const AccInit init = kb0 == m_begin ? AccInit::Zero : AccInit::Load;
+        if (direct_b) {
+          for (int64_t np = 0; np < panels; ++np) {
+            direct_x_offsets<T>(p, column[(panel0 + np) * NR], g * Cg, kb0, kc, zero_off, boff.data());
+            for (int64_t mp = 0; mp < kpad / MR; ++mp)
+              uk.fn_boff(kc, a_panels.get() + mp * kc * MR, x, boff.data(),
+                         c_block + mp * MR * npad + np * NR, npad, init, nullptr);
+          }
+          continue;
+        }
         pack_x_panels(p, x, g * Cg, column, panel0 * NR, panels * NR, NR, kb0, kc,
                       channels_last, b_panels.get());
-        const AccInit init = kb0 == m_begin ? AccInit::Zero : AccInit::Load;
         for (int64_t np = 0; np < panels; ++np)
           for (int64_t mp = 0; mp < kpad / MR; ++mp)
             uk.fn(kc, a_panels.get() + mp * kc * MR, b_panels.get() + np * kc * NR,
