@@ -455,8 +455,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args, ckpt = resolve(args)
-        return run(args, ckpt)
+        summary = run(args, ckpt)
     except UsageError as e:
+        distributed.cleanup(wait_for_peers=False)
         parser.error(str(e))
-    finally:
-        distributed.cleanup()
+    except BaseException:
+        distributed.cleanup(wait_for_peers=False)
+        raise
+    distributed.cleanup()
+    return summary

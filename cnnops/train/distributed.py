@@ -52,8 +52,13 @@ def setup(device):
     return device
 
 
-def cleanup():
+def cleanup(wait_for_peers=True):
+    """Leaves the process group, after a barrier unless this process failed: tearing gloo
+    down while a peer still talks to it can abort the peer ("terminate called without an
+    active exception", seen once in CI); after a failure the peers may never arrive."""
     if is_enabled():
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -130,8 +135,10 @@ def _spawned(index, world, port, fn, args):
     torch.set_num_threads(1)
     try:
         fn(*args)
-    finally:
-        cleanup()
+    except BaseException:
+        cleanup(wait_for_peers=False)
+        raise
+    cleanup()
 
 
 def spawn(fn, args, nprocs, port):
