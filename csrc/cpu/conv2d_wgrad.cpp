@@ -173,11 +173,16 @@ template <typename T>
 void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int64_t H, int64_t W,
                       T* dst, int64_t* strides) {
   at::parallel_for(0, N * H, task_grain(N * H, 16.0 * N * C * H * W), [&](int64_t begin, int64_t end) {
+    constexpr int64_t B = 16;  // 16 x 16 tiles: both sides touch whole cache lines
     for (int64_t nh = begin; nh < end; ++nh) {
       const T* in = src + nh / H * s[0] + nh % H * s[2];
       T* out = dst + nh * W * C;
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t w = 0; w < W; ++w) out[w * C + c] = in[c * s[1] + w * s[3]];
+      for (int64_t c0 = 0; c0 < C; c0 += B)
+        for (int64_t w0 = 0; w0 < W; w0 += B) {
+          const int64_t c1 = std::min(C, c0 + B), w1 = std::min(W, w0 + B);
+          for (int64_t w = w0; w < w1; ++w)
+            for (int64_t c = c0; c < c1; ++c) out[w * C + c] = in[c * s[1] + w * s[3]];
+        }
     }
   });
   strides[0] = H * W * C;
