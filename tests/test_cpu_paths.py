@@ -234,3 +234,26 @@ def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups,
         cnnops.set_cpu_isa("auto")
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(got.double(), want, **tol)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+def test_few_pixels_split_over_output_channel_panels(isa, cl):
+    # Deep layers at batch 1 (here 3x3 pixels) have one pixel block: the channels path
+    # then splits the output-channel panels across tasks (80 channels: 3, 5 or 10 panels).
+    x = torch.randn(1, 24, 3, 3, dtype=torch.float64)
+    w = torch.randn(80, 24, 3, 3, dtype=torch.float64)
+    b = torch.randn(80, dtype=torch.float64)
+    if cl:
+        x = x.to(memory_format=torch.channels_last)
+    cnnops.set_cpu_isa(isa)
+    try:
+        xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
+        xt, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
+        got, want = cnnops.conv2d(xc, wc, b, padding=1), F.conv2d(xt, wt, b, padding=1)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+        dy = torch.randn_like(want)
+        for g, t in zip(torch.autograd.grad(got, (xc, wc), dy), torch.autograd.grad(want, (xt, wt), dy)):
+            torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
+    finally:
+        cnnops.set_cpu_isa("auto")

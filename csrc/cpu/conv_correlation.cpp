@@ -30,6 +30,7 @@ namespace {
 
 constexpr int64_t kKc = 256;        // reduction block
 constexpr int64_t kBlockPanels = 8;  // pixel panels per task
+constexpr int64_t kMinTasks = 8;     // split further when there are fewer tasks
 
 enum class ReduceOrder { ChannelsOuter, TapsOuter };  // (ci, tr, ts) or (tr, ts, ci)
 
@@ -279,18 +280,27 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t pixels = c.N * c.P * c.Q, block = kBlockPanels * MR;
   const int64_t blocks = ceil_div(pixels, block);
   const AccInit first = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
+  // Few pixels (deep layers at small batch) give few pixel blocks: split the
+  // output-channel panels too, so every thread has work (each output element is
+  // still summed by one task in one order).
+  const int64_t npanels = kpad / NR;
+  const int64_t splits = std::min(npanels, ceil_div(kMinTasks, c.G * blocks));
+  const int64_t split_panels = ceil_div(npanels, splits);
 
-  for_tasks(c, c.G * blocks, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.G * blocks * splits, [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> panels(kKc * block);
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t g = task / blocks;
-      const int64_t m0 = task % blocks * block, mn = std::min(block, pixels - m0);
+      const int64_t g = task / (blocks * splits), blk = task / splits % blocks;
+      const int64_t np0 = task % splits * split_panels;
+      const int64_t np1 = std::min(npanels, np0 + split_panels);
+      const int64_t m0 = blk * block, mn = std::min(block, pixels - m0);
       T* out_g = c.out + g * c.Ko * os[1];
+      if (np0 >= np1) continue;
       for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
         const int64_t kc = std::min(kKc, red - kb0);
         pack_input_channel_panels(c, g, kb0, kc, m0, mn, MR, panels.get());
-        for (int64_t np = 0; np < kpad / NR; ++np) {
+        for (int64_t np = np0; np < np1; ++np) {
           const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
           const T* bcol = bias.data() + g * kpad + np * NR;
           const int64_t cols = std::min(NR, c.Ko - np * NR);
