@@ -91,17 +91,17 @@ void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* d
       const int64_t g = task / panels, panel = task % panels;
       for (int64_t kb0 = 0; kb0 < red; kb0 += block) {
         const int64_t kc = std::min(block, red - kb0);
+        // Steps outer, the panel's output channels inner: each step's `width` values
+        // are written as whole cache lines.
         T* d = dst + g * kpad * red + kb0 * kpad + panel * kc * width;
-        for (int64_t x = 0; x < width; ++x) {
-          const int64_t ko = panel * width + x;
-          if (ko >= c.Ko) {
-            for (int64_t kk = 0; kk < kc; ++kk) d[kk * width + x] = T(0);
-            continue;
-          }
-          const T* wk = c.wt + g * c.wt_group + ko * c.wt_out;
-          RedCursor cur(c.Ci, TR, TS, order, kb0);
-          for (int64_t kk = 0; kk < kc; ++kk, cur.advance())
-            d[kk * width + x] = wk[cur.ci * c.wt_in + c.rtap[cur.tr] * c.wt_r + c.stap[cur.ts] * c.wt_s];
+        const int64_t valid = std::max<int64_t>(0, std::min(width, c.Ko - panel * width));
+        const T* wp = c.wt + g * c.wt_group + panel * width * c.wt_out;
+        RedCursor cur(c.Ci, TR, TS, order, kb0);
+        for (int64_t kk = 0; kk < kc; ++kk, cur.advance()) {
+          const T* src = wp + cur.ci * c.wt_in + c.rtap[cur.tr] * c.wt_r + c.stap[cur.ts] * c.wt_s;
+          T* dk = d + kk * width;
+          for (int64_t x = 0; x < valid; ++x) dk[x] = src[x * c.wt_out];
+          for (int64_t x = valid; x < width; ++x) dk[x] = T(0);
         }
       }
     }
