@@ -407,10 +407,11 @@ def _dw_fprop_backward(ctx, grad):
     return dx, dw, db, None, None, None
 
 
-def _dw_dgrad_setup(ctx, inputs, output):
-    grad_output, weight, in_channels, input_size, stride, padding, dilation = inputs
-    ctx.save_for_backward(grad_output, weight)
-    ctx.conf = (list(stride), list(padding), list(dilation))
+def _dw_pass_setup(ctx, inputs, output):
+    """depthwise_dgrad(grad_output, weight, ...) and depthwise_wgrad(grad_output, input,
+    ...): both save their two tensors; both end with stride, padding, dilation."""
+    ctx.save_for_backward(inputs[0], inputs[1])
+    ctx.conf = tuple(list(v) for v in inputs[-3:])
 
 
 def _dw_dgrad_backward(ctx, grad):
@@ -424,12 +425,6 @@ def _dw_dgrad_backward(ctx, grad):
     if need_w:
         d_w = ops.depthwise_wgrad(dy, grad, weight.shape[2:], stride, pad, dilation)
     return d_dy, d_w, None, None, None, None, None
-
-
-def _dw_wgrad_setup(ctx, inputs, output):
-    grad_output, input, kernel_size, stride, padding, dilation = inputs
-    ctx.save_for_backward(grad_output, input)
-    ctx.conf = (list(stride), list(padding), list(dilation))
 
 
 def _dw_wgrad_backward(ctx, grad):
@@ -448,6 +443,6 @@ def _dw_wgrad_backward(ctx, grad):
 torch.library.register_autograd("cnnops::depthwise_fprop", _dw_fprop_backward,
                                 setup_context=_dw_fprop_setup)
 torch.library.register_autograd("cnnops::depthwise_dgrad", _dw_dgrad_backward,
-                                setup_context=_dw_dgrad_setup)
+                                setup_context=_dw_pass_setup)
 torch.library.register_autograd("cnnops::depthwise_wgrad", _dw_wgrad_backward,
-                                setup_context=_dw_wgrad_setup)
+                                setup_context=_dw_pass_setup)

@@ -36,6 +36,27 @@ inline void interior_columns(int64_t out, int64_t in, int64_t stride, int64_t pa
   *qb = last < 0 ? *qa : std::max(*qa, std::min(out, last / stride + 1));
 }
 
+// Filter k's R*S taps (row-major) from the (K, 1, R, S) filter, any strides.
+template <typename T>
+void depthwise_filter(const Conv2dParams& p, int64_t k, T* taps) {
+  const T* w = static_cast<const T*>(p.w) + k * p.w_strides[0];
+  for (int64_t r = 0; r < p.R; ++r)
+    for (int64_t s = 0; s < p.S; ++s) taps[r * p.S + s] = w[r * p.w_strides[2] + s * p.w_strides[3]];
+}
+
+// Writes the gradients of filters k0 .. k0+count-1 into p.w (any strides): tap t
+// (row-major) of filter k0 + i is sums[i * k_step + t * t_step].
+template <typename T, typename A>
+void store_depthwise_filters(const Conv2dParams& p, int64_t k0, int64_t count, const A* sums,
+                             int64_t k_step, int64_t t_step) {
+  T* dw = static_cast<T*>(p.w);
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s)
+        dw[(k0 + i) * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]] =
+            static_cast<T>(sums[i * k_step + (r * p.S + s) * t_step]);
+}
+
 // The filter (K, 1, R, S) (any strides) transposed to taps-major (R*S, K), so the
 // channels_last kernels read each tap's K weights contiguously.
 template <typename T>

@@ -26,7 +26,7 @@ namespace {
 // A zero-padded copy of a plane: buf[(i + top) * Wp + (j + left)] = src[i, j]
 // where that lands inside Hp x Wp (top, left may be negative); the rest is 0.
 // The buffer has slack past Hp*Wp: ew - 1 lanes for the last taps' reads and
-// 64 for copy_rows' margin stores.
+// kCopyRowsSlack for copy_rows' margin stores.
 template <typename T>
 void pad_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw, int64_t top,
                int64_t left, int64_t Hp, int64_t Wp, T* buf, int64_t buf_len,
@@ -59,13 +59,23 @@ struct FlatGeometry {
   int64_t eh, ew, Hp, Wp, len;
   FlatGeometry(const Conv2dParams& p, int64_t rows_out, int64_t cols_out)
       : eh(effective_kernel(p.R, p.dil_h)), ew(effective_kernel(p.S, p.dil_w)),
-        Hp(rows_out + eh - 1), Wp(cols_out + ew - 1), len(Hp * Wp + ew + 64) {}
+        Hp(rows_out + eh - 1), Wp(cols_out + ew - 1), len(Hp * Wp + ew + kCopyRowsSlack) {}
+
+  // The start of tap (r, s)'s run in a padded buffer: buf + r*dil_h*Wp + s*dil_w,
+  // or, flipped (dgrad), buf + (eh-1 - r*dil_h)*Wp + (ew-1 - s*dil_w).
+  template <typename T>
+  void tap_rows(const Conv2dParams& p, const T* buf, bool flipped, const T** rows) const {
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s) {
+        const int64_t dr = r * p.dil_h, ds = s * p.dil_w;
+        rows[r * p.S + s] = flipped ? buf + (eh - 1 - dr) * Wp + (ew - 1 - ds) : buf + dr * Wp + ds;
+      }
+  }
 };
 
 template <typename T>
 void fprop(const Conv2dParams& p) {
   const T* x = static_cast<const T*>(p.x);
-  const T* w = static_cast<const T*>(p.w);
   T* y = static_cast<T*>(p.y);
   const T* bias = static_cast<const T*>(p.bias);
   const int64_t M = p.K / p.C, RS = p.R * p.S;
@@ -74,17 +84,14 @@ void fprop(const Conv2dParams& p) {
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> buf(g.len), out(p.P * g.Wp), wts(RS);
     std::vector<const T*> rows(RS);
-    for (int64_t r = 0; r < p.R; ++r)
-      for (int64_t s = 0; s < p.S; ++s) rows[r * p.S + s] = buf.data() + r * p.dil_h * g.Wp + s * p.dil_w;
+    g.tap_rows(p, buf.data(), false, rows.data());
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.C, c = plane % p.C;
       pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2],
                 p.x_strides[3], p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
       for (int64_t m = 0; m < M; ++m) {
         const int64_t k = c * M + m;
-        for (int64_t r = 0; r < p.R; ++r)
-          for (int64_t s = 0; s < p.S; ++s)
-            wts[r * p.S + s] = w[k * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]];
+        depthwise_filter(p, k, wts.data());
         vk.taps_scale(p.P * g.Wp, RS, rows.data(), wts.data(), bias ? bias[k] : T(0), out.data());
         store_rows(out.data(), p.P, p.Q, g.Wp, y + n * p.y_strides[0] + k * p.y_strides[1],
                    p.y_strides[2], p.y_strides[3], vk);
@@ -99,7 +106,6 @@ void fprop(const Conv2dParams& p) {
 template <typename T>
 void dgrad(const Conv2dParams& p) {
   T* dx = static_cast<T*>(p.x);
-  const T* w = static_cast<const T*>(p.w);
   const T* dy = static_cast<const T*>(p.y);
   const int64_t M = p.K / p.C, RS = p.R * p.S;
   const FlatGeometry g(p, p.H, p.W);
@@ -107,11 +113,7 @@ void dgrad(const Conv2dParams& p) {
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> buf(M * g.len), out(p.H * g.Wp), wts(M * RS);
     std::vector<const T*> rows(M * RS);
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t r = 0; r < p.R; ++r)
-        for (int64_t s = 0; s < p.S; ++s)
-          rows[m * RS + r * p.S + s] = buf.data() + m * g.len + (g.eh - 1 - r * p.dil_h) * g.Wp +
-                                       (g.ew - 1 - s * p.dil_w);
+    for (int64_t m = 0; m < M; ++m) g.tap_rows(p, buf.data() + m * g.len, true, rows.data() + m * RS);
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.C, c = plane % p.C;
       for (int64_t m = 0; m < M; ++m) {
@@ -119,9 +121,7 @@ void dgrad(const Conv2dParams& p) {
         pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2],
                   p.y_strides[3], g.eh - 1 - p.pad_h, g.ew - 1 - p.pad_w, g.Hp, g.Wp,
                   buf.data() + m * g.len, g.len, vk);
-        for (int64_t r = 0; r < p.R; ++r)
-          for (int64_t s = 0; s < p.S; ++s)
-            wts[m * RS + r * p.S + s] = w[k * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]];
+        depthwise_filter(p, k, wts.data() + m * RS);
       }
       vk.taps_scale(p.H * g.Wp, M * RS, rows.data(), wts.data(), T(0), out.data());
       store_rows(out.data(), p.H, p.W, g.Wp, dx + n * p.x_strides[0] + c * p.x_strides[1],
@@ -135,17 +135,15 @@ void dgrad(const Conv2dParams& p) {
 template <typename T>
 void wgrad(const Conv2dParams& p) {
   const T* x = static_cast<const T*>(p.x);
-  T* dw = static_cast<T*>(p.w);
   const T* dy = static_cast<const T*>(p.y);
   const int64_t M = p.K / p.C, RS = p.R * p.S;
   const FlatGeometry g(p, p.P, p.Q);
   const VectorKernels<T>& vk = active_vector_kernels<T>();
   at::parallel_for(0, p.C, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> buf(g.len), dyb(p.P * g.Wp + 64), part(RS);
+    std::vector<T> buf(g.len), dyb(p.P * g.Wp + kCopyRowsSlack), part(RS);
     std::vector<double> acc(M * RS);
     std::vector<const T*> rows(RS);
-    for (int64_t r = 0; r < p.R; ++r)
-      for (int64_t s = 0; s < p.S; ++s) rows[r * p.S + s] = buf.data() + r * p.dil_h * g.Wp + s * p.dil_w;
+    g.tap_rows(p, buf.data(), false, rows.data());
     for (int64_t c = begin; c < end; ++c) {
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t n = 0; n < p.N; ++n) {
@@ -160,11 +158,7 @@ void wgrad(const Conv2dParams& p) {
           for (int64_t t = 0; t < RS; ++t) acc[m * RS + t] += part[t];
         }
       }
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t r = 0; r < p.R; ++r)
-          for (int64_t s = 0; s < p.S; ++s)
-            dw[(c * M + m) * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]] =
-                static_cast<T>(acc[m * RS + r * p.S + s]);
+      store_depthwise_filters<T>(p, c * M, M, acc.data(), RS, 1);
     }
   });
 }

@@ -40,7 +40,6 @@ inline T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
 template <typename T>
 void wgrad_planes(const Conv2dParams& p) {
   const T* x = static_cast<const T*>(p.x);
-  T* dw = static_cast<T*>(p.w);
   const T* dy = static_cast<const T*>(p.y);
   const int64_t M = p.K / p.C, sw = p.stride_w, RS = p.R * p.S;
   const int64_t len = phase_len(p.Q, effective_kernel(p.S, p.dil_w), sw);
@@ -72,11 +71,7 @@ void wgrad_planes(const Conv2dParams& p) {
           }
         }
       }
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t r = 0; r < p.R; ++r)
-          for (int64_t s = 0; s < p.S; ++s)
-            dw[(c * M + m) * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]] =
-                static_cast<T>(acc[m * RS + r * p.S + s]);
+      store_depthwise_filters<T>(p, c * M, M, acc.data(), RS, 1);
     }
   });
 }
@@ -84,7 +79,6 @@ void wgrad_planes(const Conv2dParams& p) {
 template <typename T>
 void wgrad_channels_last(const Conv2dParams& p) {
   const T* x = static_cast<const T*>(p.x);
-  T* dw = static_cast<T*>(p.w);
   const T* dy = static_cast<const T*>(p.y);
   const int64_t K = p.K, M = K / p.C, RS = p.R * p.S;
   const VectorKernels<T>& vk = active_vector_kernels<T>();
@@ -141,11 +135,7 @@ void wgrad_channels_last(const Conv2dParams& p) {
           for (int64_t i = 0; i < RS * kChannelBlock; ++i) acc[i] += row[i];
         }
       }
-      for (int64_t k = 0; k < kn; ++k)
-        for (int64_t r = 0; r < p.R; ++r)
-          for (int64_t s = 0; s < p.S; ++s)
-            dw[(k0 + k) * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3]] =
-                static_cast<T>(acc[(r * p.S + s) * kChannelBlock + k]);
+      store_depthwise_filters<T>(p, k0, kn, acc.data(), 1, kChannelBlock);
     }
   });
 }

@@ -152,19 +152,16 @@ struct EmptyWindows {
   }
 };
 
-// Whether the Q indices of output row pp (column stride `step`) lie in
-// [0, H*W), windows with no input position exempt.
+// Whether the Q (contiguous) indices of output row pp lie in [0, H*W), windows
+// with no input position exempt.
 template <typename T>
 bool row_indices_valid(const MaxPool2dParams& p, const EmptyWindows& empty, int64_t pp,
-                       const int64_t* ir, int64_t step, const VectorKernels<T>& vk) {
+                       const int64_t* ir, const VectorKernels<T>& vk) {
   const int64_t HW = p.H * p.W;
   if (empty.row[pp]) return true;
-  if (step == 1 && !empty.any_col) return vk.in_range(p.Q, ir, HW);
+  if (!empty.any_col) return vk.in_range(p.Q, ir, HW);
   bool ok = true;
-  for (int64_t q = 0; q < p.Q; ++q) {
-    const int64_t i = ir[q * step];
-    ok &= empty.col[q] | ((i >= 0) & (i < HW));
-  }
+  for (int64_t q = 0; q < p.Q; ++q) ok &= empty.col[q] | ((ir[q] >= 0) & (ir[q] < HW));
   return ok;
 }
 
@@ -209,7 +206,7 @@ bool bwd_planes(const MaxPool2dParams& p) {
       const int64_t* ip = contiguous_plane(ind + n * p.i_strides[0] + c * p.i_strides[1], p.P, p.Q,
                                            p.i_strides[2], p.i_strides[3], ibuf.data());
       for (int64_t pp = 0; pp < p.P; ++pp)
-        good &= row_indices_valid(p, empty, pp, ip + pp * p.Q, 1, vk);
+        good &= row_indices_valid(p, empty, pp, ip + pp * p.Q, vk);
       T* dxp = dx + n * p.x_strides[0] + c * p.x_strides[1];
       for (int64_t h = 0; h < p.H; ++h) {
         int64_t plo, phi;

@@ -9,6 +9,10 @@
 namespace cnnops {
 namespace cpu {
 
+// Elements of slack copy_rows needs past its destination's last row when it
+// writes margins (see copy_rows).
+constexpr int64_t kCopyRowsSlack = 64;
+
 template <typename T>
 struct VectorKernels {
   // out[k] = init[k] (or 0 if init is null) + sum over taps t with x[t] != null
@@ -33,7 +37,7 @@ struct VectorKernels {
   // Row copies with zero margins: for i < rows, dst row i (dst + i*dst_rs) gets
   // `lead` zeros, src row i's n values (src + i*src_rs, unit stride), then
   // `trail` zeros. With margins, the last row's trailing zeros may be written as
-  // a whole register: dst needs 64 elements of slack past its last row.
+  // a whole register: dst needs kCopyRowsSlack elements past its last row.
   void (*copy_rows)(int64_t rows, int64_t n, const T* src, int64_t src_rs, T* dst,
                     int64_t dst_rs, int64_t lead, int64_t trail) = nullptr;
   // y[i] += a * x[i].
