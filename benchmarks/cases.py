@@ -76,8 +76,10 @@ class ConvCase:
 
 @dataclass(frozen=True)
 class MaxPoolCase:
-    """max_pool2d (memory-bound): FLOPs count one compare per window tap; bytes are x read,
-    y and int64 indices written (fwd), plus dy and indices read and dx written (bwd)."""
+    """max_pool2d (memory-bound): FLOPs count one compare per window tap. Bytes are the
+    least traffic the call needs: fwd reads x and writes y (no indices: an inference call
+    needs none); fwd+bwd also writes the int64 indices, then reads dy and the indices and
+    writes dx."""
     name: str
     input_shape: tuple
     kernel_size: int = 3
@@ -107,8 +109,10 @@ class MaxPoolCase:
 
     def bytes_moved(self, mode, elem_size):
         p = self.problem()
-        fwd = p.input_elems * elem_size + p.output_elems * (elem_size + 8)
-        return fwd if mode == "fwd" else 2 * fwd
+        if mode == "fwd":
+            return (p.input_elems + p.output_elems) * elem_size
+        with_indices = p.input_elems * elem_size + p.output_elems * (elem_size + 8)
+        return 2 * with_indices
 
     def describe(self):
         return asdict(self)

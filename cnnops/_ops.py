@@ -228,7 +228,16 @@ def pool_out_size(size, kernel, pad_begin, pad_end, stride, dilation, ceil_mode)
 
 @torch.library.register_fake("cnnops::max_pool2d_fwd")
 def _max_pool2d_fwd_fake(input, kernel_size, stride, padding, dilation, ceil_mode):
-    op = "cnnops::max_pool2d_fwd"
+    y = _max_pool2d_values_fake(input, kernel_size, stride, padding, dilation, ceil_mode,
+                                op="cnnops::max_pool2d_fwd")
+    ind = torch.empty(y.shape, dtype=torch.int64, device=input.device,
+                      memory_format=suggest_memory_format(input))
+    return y, ind
+
+
+@torch.library.register_fake("cnnops::max_pool2d_values")
+def _max_pool2d_values_fake(input, kernel_size, stride, padding, dilation, ceil_mode,
+                            op="cnnops::max_pool2d_values"):
     check.rank(input, 4, op, "input", "N, C, H, W")
     check.float_tensor(input, op, "input")
     check.supported_device(input, op, "input", "cnnops has no CUDA max pooling yet")
@@ -249,10 +258,7 @@ def _max_pool2d_fwd_fake(input, kernel_size, stride, padding, dilation, ceil_mod
                          f"{list(input.shape)}, kernel_size {list(kernel_size)}, stride "
                          f"{list(stride)}, padding {list(padding)}, dilation {list(dilation)}; "
                          f"expected a positive output size")
-    fmt = suggest_memory_format(input)
-    y = _empty((N, C, P, Q), input, fmt)
-    ind = torch.empty((N, C, P, Q), dtype=torch.int64, device=input.device, memory_format=fmt)
-    return y, ind
+    return _empty((N, C, P, Q), input, suggest_memory_format(input))
 
 
 @torch.library.register_fake("cnnops::max_pool2d_bwd")

@@ -187,7 +187,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
     Beyond torch, padding='same' gives TensorFlow/Keras MaxPooling2D semantics for any
     stride: output size ceil(H / stride), the odd padding pixel at the bottom/right, padded
-    cells never chosen. On devices without cnnops kernels (CUDA) it calls torch's.
+    cells never chosen. On devices without cnnops kernels (CUDA) it calls torch's. A call
+    that needs no gradient and no indices skips computing them (max_pool2d_values).
     """
     fn = "max_pool2d"
     x, unbatched = _batched(input, fn)
@@ -199,6 +200,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         if v[0] <= 0 or v[1] <= 0:
             raise ValueError(f"cnnops.{fn}: expected {name} to be positive, got {v}")
     pad = _pool_padding(padding, x, kernel_size, stride, dilation, fn)
+    if not return_indices and not (torch.is_grad_enabled() and x.requires_grad):
+        y = ops.max_pool2d_values(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
+        return y.squeeze(0) if unbatched else y
     y, ind = ops.max_pool2d_fwd(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
     if unbatched:
         y, ind = y.squeeze(0), ind.squeeze(0)

@@ -159,6 +159,11 @@ def test_depthwise_vector_kernels_every_isa(isa, channels, cl, stride, padding, 
         cnnops.set_cpu_isa("auto")
 
 
+def same_bits(a, b):
+    ints = {torch.float32: torch.int32, torch.float64: torch.int64}[a.dtype]
+    return a.shape == b.shape and torch.equal(a.view(ints), b.view(ints))
+
+
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 2, 1), (2, 1, 0), (3, 1, 1)])
@@ -180,6 +185,9 @@ def test_max_pool2d_vector_kernels_every_isa(isa, cl, kernel, stride, padding, d
         ty, ti = F.max_pool2d(xt, kernel, stride, padding, return_indices=True)
         assert torch.equal(i, ti)
         torch.testing.assert_close(y, ty, rtol=0, atol=0, equal_nan=True)
+        # max_values (no indices: blocks of four registers), the same bits, NaNs included
+        yv = cnnops.max_pool2d(x, kernel, stride, padding)
+        assert same_bits(yv, ty)
         dy = torch.randn_like(ty)
         (g,), (tg,) = torch.autograd.grad(y, (xc,), dy), torch.autograd.grad(ty, (xt,), dy)
         torch.testing.assert_close(g, tg, rtol=0, atol=0)

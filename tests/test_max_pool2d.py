@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, note
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnops
 from conftest import memory_format_of
@@ -44,6 +45,12 @@ def assert_same(x, **kw):
     (y, i), (ty, ti) = both(x, **kw)
     assert torch.equal(i, ti), (i, ti)
     torch.testing.assert_close(y, ty, rtol=0, atol=0, equal_nan=True)
+    # without indices and gradient: the max_pool2d_values op, the same bits (NaN payloads too)
+    yv = cnnops.max_pool2d(x.detach(), **kw)
+    ints = {torch.float32: torch.int32, torch.float64: torch.int64}[y.dtype]
+    assert yv.shape == y.shape and torch.equal(yv.view(ints), y.detach().view(ints))
+    if y.numel() > 1:
+        assert memory_format_of(yv) == memory_format_of(ty)
     if y.numel() > 1:
         assert memory_format_of(y) == memory_format_of(ty)
     if has_empty_window(list(x.shape[2:]), **kw):
@@ -196,6 +203,7 @@ def test_opcheck(case):
         x = torch.randn(2, 3, 9, 16, dtype=torch.float64)[..., ::2]
     x.requires_grad_()
     opcheck(ops.max_pool2d_fwd.default, (x, *conf))
+    opcheck(ops.max_pool2d_values.default, (x.detach(), *conf))
     y, ind = ops.max_pool2d_fwd(x.detach(), *conf)
     dy = torch.randn_like(y).requires_grad_()
     opcheck(ops.max_pool2d_bwd.default,
@@ -296,3 +304,35 @@ def test_window_without_input_positions():
     with pytest.raises(ValueError, match="index"):  # a non-empty window still checks its index
         torch.ops.cnnops.max_pool2d_bwd(torch.ones(1, 1, 1, 1, dtype=torch.float64),
                                         torch.tensor([[[[5]]]]), [1, 1], [1, 1], [1, 1], [0, 0], [1, 1])
+
+
+class OpNames(TorchDispatchMode):
+    """Records the name of every op dispatched."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.seen.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("grad,return_indices,expected", [
+    (False, False, "cnnops.max_pool2d_values"),
+    (True, False, "cnnops.max_pool2d_fwd"),
+    (False, True, "cnnops.max_pool2d_fwd"),
+])
+def test_indices_only_when_needed(grad, return_indices, expected):
+    """Inference calls skip the indices; calls that need them (gradient, return_indices)
+    get them. Under no_grad a requires_grad input needs no indices either."""
+    x = torch.randn(1, 2, 6, 6, requires_grad=grad)
+    with OpNames() as rec:
+        out = cnnops.max_pool2d(x, 3, 2, 1, return_indices=return_indices)
+    assert rec.seen == [expected]
+    if grad:
+        out.sum().backward()
+        assert x.grad is not None
+    with torch.no_grad(), OpNames() as rec:
+        cnnops.max_pool2d(x, 3, 2, 1)
+    assert rec.seen == ["cnnops.max_pool2d_values"]

@@ -221,7 +221,6 @@ void wgrad_impl(const Conv2dParams& p) {
   const T* dy = static_cast<const T*>(p.y);
   T* dw = static_cast<T*>(p.w);
   const int64_t* xs = p.x_strides;
-  const int64_t* ys = p.y_strides;
   const int64_t* ws = p.w_strides;
 
   const bool channels_last = xs[1] == 1 && xs[3] != 1;

@@ -10,6 +10,8 @@
 //     pixels; the lanes are the channels, all taps of a pixel in one call.
 // The update rule is torch's: take v when v > max or v is NaN, taps in
 // row-major order; a window whose taps are all -inf keeps its first valid tap.
+// Without indices (p.indices null: inference) both paths run max_values, which
+// keeps only the maxima, by the same rule.
 //
 // Backward is a deterministic gather, not a scatter: each input element sums
 // grad_output over the output windows that can contain it and whose index
@@ -39,7 +41,7 @@ bool channels_inner(const int64_t* s, int64_t C) { return C > 1 && s[1] == 1; }
 
 bool all_channels_inner(const MaxPool2dParams& p) {
   return channels_inner(p.x_strides, p.C) && channels_inner(p.y_strides, p.C) &&
-         channels_inner(p.i_strides, p.C);
+         (p.indices == nullptr || channels_inner(p.i_strides, p.C));
 }
 
 // Output rows are done in bands; each input row a band needs is split into
@@ -56,7 +58,7 @@ void fwd_planes(const MaxPool2dParams& p) {
       ((256 << 10) / (row_len * int64_t(sizeof(T))) - eh) / p.stride_h + 1, 1, p.P);
   const int64_t band_rows = (band - 1) * p.stride_h + eh;
   const T neg_inf = -std::numeric_limits<T>::infinity();
-  const bool direct = p.y_strides[3] == 1 && p.i_strides[3] == 1;
+  const bool direct = p.y_strides[3] == 1 && (ind == nullptr || p.i_strides[3] == 1);
   std::vector<int64_t> wfirst(p.Q);
   for (int64_t q = 0; q < p.Q; ++q) wfirst[q] = pool_first_valid(q * sw - p.pad_w, p.dil_w);
   const VectorKernels<T>& vk = active_vector_kernels<T>();
@@ -88,6 +90,12 @@ void fwd_planes(const MaxPool2dParams& p) {
           const int64_t hf = pool_first_valid(hs, p.dil_h) * p.W;
           for (int64_t q = 0; q < p.Q; ++q) init[q] = hf + wfirst[q];
           T* yr = y + n * p.y_strides[0] + c * p.y_strides[1] + pp * p.y_strides[2];
+          if (ind == nullptr) {
+            vk.max_values(p.Q, RS, rows.data(), direct ? yr : ybuf.data());
+            if (!direct)
+              for (int64_t q = 0; q < p.Q; ++q) yr[q * p.y_strides[3]] = ybuf[q];
+            continue;
+          }
           int64_t* ir = ind + n * p.i_strides[0] + c * p.i_strides[1] + pp * p.i_strides[2];
           vk.max_taps(p.Q, RS, rows.data(), base.data(), sw, init.data(),
                       direct ? yr : ybuf.data(), direct ? ir : ibuf.data());
@@ -127,11 +135,15 @@ void fwd_channels_last(const MaxPool2dParams& p) {
           base[r * p.S + s] = h * p.W + w;
         }
       }
+      T* yp = y + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3];
+      if (ind == nullptr) {
+        vk.max_values(C, RS, rows.data(), yp);
+        continue;
+      }
       const int64_t first = pool_first_valid(hs, p.dil_h) * p.W + pool_first_valid(ws, p.dil_w);
       if (init[0] != first) std::fill(init.begin(), init.end(), first);
       vk.max_taps(C, RS, rows.data(), base.data(), 0, init.data(),
-                  y + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3],
-                  ind + n * p.i_strides[0] + pp * p.i_strides[2] + q * p.i_strides[3]);
+                  yp, ind + n * p.i_strides[0] + pp * p.i_strides[2] + q * p.i_strides[3]);
     }
   });
 }

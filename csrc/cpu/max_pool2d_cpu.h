@@ -6,7 +6,7 @@
 namespace cnnops {
 namespace cpu {
 
-void max_pool2d_fwd(const MaxPool2dParams& p);  // writes y and indices
+void max_pool2d_fwd(const MaxPool2dParams& p);  // writes y, and indices unless null
 // Writes grad_input (p.x) from grad_output (p.y) and indices. Returns false,
 // writing nothing useful, when an index lies outside [0, H*W).
 bool max_pool2d_bwd(const MaxPool2dParams& p);

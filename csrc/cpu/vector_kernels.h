@@ -55,6 +55,8 @@ struct VectorKernels {
   // index base[t] + i*step. Writes out[i] and idx[i].
   void (*max_taps)(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base,
                    int64_t step, const int64_t* init_idx, T* out, int64_t* idx) = nullptr;
+  // The same maxima without indices: out[i] only.
+  void (*max_values)(int64_t n, int64_t ntaps, const T* const* x, T* out) = nullptr;
   // Max-pool gradient gather: acc[i] += dy[i] where idx[i] == target + i*step.
   void (*gather_grad)(int64_t n, const int64_t* idx, int64_t target, int64_t step, const T* dy,
                       T* acc) = nullptr;

@@ -344,6 +344,36 @@ void max_taps(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base, 
   }
 }
 
+// max_taps without indices (inference): blocks of four registers of running
+// maxima, the same update rule, so the values are the same bits.
+template <typename V, typename T = typename V::T>
+void max_values(int64_t n, int64_t ntaps, const T* const* x, T* out) {
+  constexpr int W = V::kWidth;
+  constexpr int64_t B = 4 * W;
+  const typename V::Reg none = V::zero();
+  for (int64_t i0 = 0; i0 < n; i0 += B) {
+    const int64_t nb = n - i0 < B ? n - i0 : B;
+    typename V::Reg m[4], unused = none;
+    for (int j = 0; j < 4; ++j) m[j] = V::set1(-__builtin_inf());
+    T tail[B];
+    for (int64_t t = 0; t < ntaps; ++t) {
+      if (x[t] == nullptr) continue;
+      const T* xt = x[t] + i0;
+      if (nb < B) {
+        for (int64_t j = 0; j < B; ++j) tail[j] = j < nb ? xt[j] : -__builtin_inf();
+        xt = tail;
+      }
+      for (int j = 0; j < 4; ++j) V::max_update(V::load(xt + j * W), none, m[j], unused);
+    }
+    if (nb == B) {
+      for (int j = 0; j < 4; ++j) V::store(out + i0 + j * W, m[j]);
+    } else {
+      for (int j = 0; j < 4; ++j) V::store(tail + j * W, m[j]);
+      for (int64_t j = 0; j < nb; ++j) out[i0 + j] = tail[j];
+    }
+  }
+}
+
 // Row copies with constant steps 1 and 2 (the common strides) get their own
 // loops so the compiler vectorises the (de)interleaving.
 template <typename V, typename T = typename V::T>
@@ -397,6 +427,7 @@ VectorKernels<typename V::T> make_vector_kernels() {
   v.copy_rows = &vk_impl::copy_rows<V>;
   v.mul_add = &vk_impl::mul_add<V>;
   v.max_taps = &vk_impl::max_taps<V>;
+  v.max_values = &vk_impl::max_values<V>;
   v.gather_grad = &vk_impl::gather_grad<V>;
   v.split_row = &vk_impl::split_row<V>;
   v.merge_row = &vk_impl::merge_row<V>;

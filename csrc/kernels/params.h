@@ -59,7 +59,7 @@ struct BiasGradParams {
 struct MaxPool2dParams {
   void* x;
   void* y;
-  void* indices;  // int64_t, the shape of y
+  void* indices;  // int64_t, the shape of y; null in a CPU forward that needs no indices
   int64_t N, C, H, W;
   int64_t R, S;  // window
   int64_t P, Q;  // output spatial size

@@ -6,6 +6,8 @@
 //       -> (output, indices)    padding = (top, bottom, left, right), each at most
 //       half the effective (dilated) window; asymmetric padding is how 'same'
 //       reaches the kernel. indices are int64 flat positions h*W + w per plane.
+//   max_pool2d_values(same arguments) -> output: the forward without indices,
+//       for calls that need no gradient and no indices.
 //   max_pool2d_bwd(grad_output, indices, input_size[2], kernel_size, stride,
 //                  padding[2] (top, left), dilation) -> grad_input
 //       a deterministic gather; indices outside [0, H*W) raise.
@@ -84,11 +86,12 @@ int64_t pool_out_size(int64_t in, int64_t k, int64_t pad_begin, int64_t pad_end,
   return out;
 }
 
-std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& input,
-                                                  at::IntArrayRef kernel_size,
-                                                  at::IntArrayRef stride, at::IntArrayRef padding,
-                                                  at::IntArrayRef dilation, bool ceil_mode) {
-  const char* op = "cnnops::max_pool2d_fwd";
+// The forward of both ops: indices are computed when asked for (and always on
+// CUDA, whose kernel writes them); otherwise the returned indices are undefined.
+std::tuple<at::Tensor, at::Tensor> pool_forward(const char* op, const at::Tensor& input,
+                                                at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                                at::IntArrayRef padding, at::IntArrayRef dilation,
+                                                bool ceil_mode, bool with_indices) {
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_float_tensor(input, op, "input");
   check_device(input, op, "input");
@@ -112,18 +115,20 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& input,
   checked_numel({N, C, P, Q}, op);
   const auto fmt = input.suggest_memory_format();
   at::Tensor y = at::empty({N, C, P, Q}, input.options().memory_format(fmt));
-  at::Tensor ind = at::empty({N, C, P, Q}, input.options().dtype(at::kLong).memory_format(fmt));
+  with_indices = with_indices || !input.device().is_cpu();
+  at::Tensor ind;
+  if (with_indices) ind = at::empty({N, C, P, Q}, input.options().dtype(at::kLong).memory_format(fmt));
   if (N == 0) return {y, ind};
   MaxPool2dParams p{};
   p.x = const_cast<void*>(input.const_data_ptr());
   p.y = y.mutable_data_ptr();
-  p.indices = ind.mutable_data_ptr();
+  p.indices = with_indices ? ind.mutable_data_ptr() : nullptr;
   p.N = N; p.C = C; p.H = H; p.W = W; p.R = kernel_size[0]; p.S = kernel_size[1]; p.P = P; p.Q = Q;
   p.pad_h = padding[0]; p.pad_w = padding[2];
   p.stride_h = stride[0]; p.stride_w = stride[1]; p.dil_h = dilation[0]; p.dil_w = dilation[1];
   copy_strides(p.x_strides, input);
   copy_strides(p.y_strides, y);
-  copy_strides(p.i_strides, ind);
+  if (with_indices) copy_strides(p.i_strides, ind);
   p.dtype = dtype_of(input);
 #ifdef CNNOPS_WITH_CUDA
   if (input.is_cuda()) {
@@ -134,6 +139,21 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& input,
 #endif
   cpu::max_pool2d_fwd(p);
   return {y, ind};
+}
+
+std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& input,
+                                                  at::IntArrayRef kernel_size,
+                                                  at::IntArrayRef stride, at::IntArrayRef padding,
+                                                  at::IntArrayRef dilation, bool ceil_mode) {
+  return pool_forward("cnnops::max_pool2d_fwd", input, kernel_size, stride, padding, dilation,
+                      ceil_mode, true);
+}
+
+at::Tensor max_pool2d_values(const at::Tensor& input, at::IntArrayRef kernel_size,
+                             at::IntArrayRef stride, at::IntArrayRef padding,
+                             at::IntArrayRef dilation, bool ceil_mode) {
+  return std::get<0>(pool_forward("cnnops::max_pool2d_values", input, kernel_size, stride,
+                                  padding, dilation, ceil_mode, false));
 }
 
 at::Tensor max_pool2d_bwd(const at::Tensor& grad_output, const at::Tensor& indices,
@@ -196,18 +216,22 @@ at::Tensor max_pool2d_bwd(const at::Tensor& grad_output, const at::Tensor& indic
 TORCH_LIBRARY_FRAGMENT(cnnops, m) {
   m.def("max_pool2d_fwd(Tensor input, int[2] kernel_size, int[2] stride, int[4] padding, "
         "int[2] dilation, bool ceil_mode) -> (Tensor, Tensor)");
+  m.def("max_pool2d_values(Tensor input, int[2] kernel_size, int[2] stride, int[4] padding, "
+        "int[2] dilation, bool ceil_mode) -> Tensor");
   m.def("max_pool2d_bwd(Tensor grad_output, Tensor indices, SymInt[2] input_size, "
         "int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(cnnops, CPU, m) {
   m.impl("max_pool2d_fwd", &max_pool2d_fwd);
+  m.impl("max_pool2d_values", &max_pool2d_values);
   m.impl("max_pool2d_bwd", &max_pool2d_bwd);
 }
 
 #ifdef CNNOPS_WITH_CUDA
 TORCH_LIBRARY_IMPL(cnnops, CUDA, m) {
   m.impl("max_pool2d_fwd", &max_pool2d_fwd);
+  m.impl("max_pool2d_values", &max_pool2d_values);
   m.impl("max_pool2d_bwd", &max_pool2d_bwd);
 }
 #endif
