@@ -393,6 +393,17 @@ def _depthwise_wgrad_fake(grad_output, input, kernel_size, stride, padding, dila
     return _empty((K, 1, kernel_size[0], kernel_size[1]), input, _out_format(input, grad_output))
 
 
+@torch.library.register_fake("cnnops::depthwise_backward")
+def _depthwise_backward_fake(grad_output, input, weight, stride, padding, dilation):
+    op = "cnnops::depthwise_backward"
+    check.rank(input, 4, op, "input", "N, C, H, W")
+    check.rank(weight, 4, op, "weight", "in_channels * depth_multiplier, 1, kH, kW")
+    dx = _depthwise_dgrad_fake(grad_output, weight, input.shape[1], input.shape[2:], stride,
+                               padding, dilation)
+    dw = _depthwise_wgrad_fake(grad_output, input, weight.shape[2:], stride, padding, dilation)
+    return dx, dw
+
+
 def _dw_fprop_setup(ctx, inputs, output):
     input, weight, bias, stride, padding, dilation = inputs
     ctx.save_for_backward(input, weight)
@@ -404,9 +415,11 @@ def _dw_fprop_backward(ctx, grad):
     stride, pad, dilation = ctx.conf
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     dx = dw = db = None
-    if need_x:
+    if need_x and need_w:  # one pass over grad
+        dx, dw = ops.depthwise_backward(grad, input, weight, stride, pad, dilation)
+    elif need_x:
         dx = ops.depthwise_dgrad(grad, weight, input.shape[1], input.shape[2:], stride, pad, dilation)
-    if need_w:
+    elif need_w:
         dw = ops.depthwise_wgrad(grad, input, weight.shape[2:], stride, pad, dilation)
     if need_b:
         db = ops.conv2d_bias_grad(grad)
@@ -446,6 +459,38 @@ def _dw_wgrad_backward(ctx, grad):
     return d_dy, d_x, None, None, None, None
 
 
+def _dw_backward_setup(ctx, inputs, output):
+    grad_output, input, weight, stride, padding, dilation = inputs
+    ctx.save_for_backward(grad_output, input, weight)
+    ctx.conf = (list(stride), list(padding), list(dilation))
+
+
+def _dw_backward_backward(ctx, grad_dx, grad_dw):
+    """depthwise_backward is depthwise_dgrad(grad_output, weight) and
+    depthwise_wgrad(grad_output, input): the sum of their backward formulas."""
+    dy, input, weight = ctx.saved_tensors
+    stride, pad, dilation = ctx.conf
+    need_dy, need_x, need_w = ctx.needs_input_grad[:3]
+    d_dy = d_x = d_w = None
+    if grad_dx is not None:
+        if need_dy:
+            pad4 = _fprop_padding(dy, grad_dx, weight, pad, stride, dilation)
+            d_dy = ops.depthwise_fprop(grad_dx, weight, None, stride, pad4, dilation)
+        if need_w:
+            d_w = ops.depthwise_wgrad(dy, grad_dx, weight.shape[2:], stride, pad, dilation)
+    if grad_dw is not None:
+        if need_dy:
+            pad4 = _fprop_padding(dy, input, grad_dw, pad, stride, dilation)
+            term = ops.depthwise_fprop(input, grad_dw, None, stride, pad4, dilation)
+            d_dy = term if d_dy is None else d_dy + term
+        if need_x:
+            d_x = ops.depthwise_dgrad(dy, grad_dw, input.shape[1], input.shape[2:], stride, pad,
+                                      dilation)
+    return d_dy, d_x, d_w, None, None, None
+
+
+torch.library.register_autograd("cnnops::depthwise_backward", _dw_backward_backward,
+                                setup_context=_dw_backward_setup)
 torch.library.register_autograd("cnnops::depthwise_fprop", _dw_fprop_backward,
                                 setup_context=_dw_fprop_setup)
 torch.library.register_autograd("cnnops::depthwise_dgrad", _dw_dgrad_backward,

@@ -126,17 +126,72 @@ def test_opcheck(case):
     dy = leaf(*y.shape, cl=cl)
     opcheck(ops.depthwise_dgrad.default, (dy, w, C, [7, 6], stride, [pad[0], pad[2]], dil))
     opcheck(ops.depthwise_wgrad.default, (dy, x, [3, 2], stride, [pad[0], pad[2]], dil))
+    opcheck(ops.depthwise_backward.default, (dy, x, w, stride, [pad[0], pad[2]], dil))
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
 @pytest.mark.parametrize("M", [1, 2])
-def test_gradcheck_gradgradcheck(layout, M):
+@pytest.mark.parametrize("conf", ["strided", "same"])
+def test_gradcheck_gradgradcheck(layout, M, conf):
+    # "same": stride 1 with dy the size of x, where depthwise_backward runs its fused kernels
     cl = layout == "cl"
     x, w, b = leaf(2, 3, 6, 5, cl=cl), leaf(3 * M, 1, 3, 2, cl=cl), leaf(3 * M)
-    fn = lambda x, w, b: cnnops.depthwise_conv2d(x, w, b, stride=(2, 1), padding=1,  # noqa: E731
-                                                 dilation=(1, 2))
+    kw = dict(stride=(2, 1), padding=1, dilation=(1, 2)) if conf == "strided" else dict(padding="same")
+    fn = lambda x, w, b: cnnops.depthwise_conv2d(x, w, b, **kw)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, w, b))
     assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
+def same_bits(a, b):
+    ints = {torch.float32: torch.int32, torch.float64: torch.int64}[a.dtype]
+    return a.shape == b.shape and a.stride() == b.stride() and torch.equal(a.view(ints), b.view(ints))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "cl", "sliced"])
+@pytest.mark.parametrize("C,M", [(37, 1), (130, 1), (5, 2)])
+@pytest.mark.parametrize("conf", [
+    dict(stride=[1, 1], padding=[1, 1], dilation=[1, 1]),   # fused (dy the size of x)
+    dict(stride=[1, 1], padding=[2, 1], dilation=[2, 1]),   # fused, dilated
+    dict(stride=[1, 1], padding=[0, 0], dilation=[1, 1]),   # dy smaller: dgrad then wgrad
+    dict(stride=[2, 1], padding=[1, 1], dilation=[1, 1]),   # strided: dgrad then wgrad
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backward_matches_separate_passes(layout, C, M, conf, dtype):
+    """depthwise_backward (one pass over dy where it can) gives the bits of depthwise_dgrad
+    and depthwise_wgrad; 3 images of 9 rows make more dy rows than the weight gradient's
+    16 fixed chunks."""
+    x = torch.randn(3, C, 9, 11, dtype=dtype)
+    if layout == "cl":
+        x = x.to(memory_format=CL)
+    if layout == "sliced":
+        x = torch.randn(3, C, 9, 22, dtype=dtype)[..., ::2]
+    w = torch.randn(C * M, 1, 3, 3, dtype=dtype)
+    pad4 = [conf["padding"][0]] * 2 + [conf["padding"][1]] * 2
+    y = ops.depthwise_fprop(x, w, None, conf["stride"], pad4, conf["dilation"])
+    dy = torch.randn(y.shape, dtype=dtype).to(memory_format=CL if layout == "cl" else torch.contiguous_format)
+    args = (conf["stride"], conf["padding"], conf["dilation"])
+    dx, dw = ops.depthwise_backward(dy, x, w, *args)
+    assert same_bits(dx, ops.depthwise_dgrad(dy, w, C, list(x.shape[2:]), *args))
+    assert same_bits(dw, ops.depthwise_wgrad(dy, x, [3, 3], *args))
+    xt, wt = x.double().requires_grad_(), w.double().requires_grad_()
+    ref = torch.autograd.grad(F.conv2d(xt, wt, None, conf["stride"], conf["padding"], conf["dilation"], C),
+                              (xt, wt), dy.double())
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(dx.double(), ref[0], **tol)
+    torch.testing.assert_close(dw.double(), ref[1], **tol)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("wanted", ["input", "weight"])
+def test_one_gradient_alone(layout, wanted):
+    """With only one input needing a gradient the backward runs that pass alone."""
+    x = make((2, 6, 8, 7), torch.float64, channels_last=layout == "cl")
+    w = make((6, 1, 3, 3), torch.float64)
+    (x if wanted == "weight" else w).requires_grad_(False)
+    target = x if wanted == "input" else w
+    (got,) = torch.autograd.grad(cnnops.depthwise_conv2d(x, w, padding=1).sum(), target)
+    (want,) = torch.autograd.grad(torch_dw(x, w, padding=1).sum(), target)
+    torch.testing.assert_close(got, want)
 
 
 def test_compile_fullgraph():

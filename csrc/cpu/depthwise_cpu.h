@@ -22,6 +22,14 @@ void depthwise_fprop_flat(const Conv2dParams& p);
 void depthwise_dgrad_flat(const Conv2dParams& p);
 void depthwise_wgrad_flat(const Conv2dParams& p);
 
+// Both gradients at once (dx and dw; dgrad_p and wgrad_p describe the same
+// convolution in dgrad and wgrad roles): one pass over dy where a fused kernel
+// applies (NCHW stride 1 with 'same' sizes; channels_last stride 1, multiplier
+// 1), else the two kernels in turn. The same bits as the separate kernels.
+void depthwise_backward(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
+bool depthwise_backward_flat_applies(const Conv2dParams& p);
+void depthwise_backward_flat(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
+
 // Whether x and y are both channels-innermost (the channels_last fast paths).
 inline bool depthwise_channels_last(const Conv2dParams& p) {
   return p.C > 1 && p.x_strides[1] == 1 && p.y_strides[1] == 1;

@@ -9,7 +9,9 @@
 //   registers) and taps_dot (wgrad: one dot product per tap) do the work.
 //   fprop, dgrad: parallel over (n, c) planes. wgrad: parallel over c, each
 //   filter summed over n in a fixed order (per plane in T, across planes in
-//   double): deterministic. float32 and float64.
+//   double): deterministic. The fused backward (dgrad and wgrad from one
+//   padded copy of each dy plane) is parallel over c as wgrad. float32 and
+//   float64.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -163,6 +165,53 @@ void wgrad(const Conv2dParams& p) {
   });
 }
 
+// dgrad and wgrad in one pass over dy, when dy has x's size ('same' padding,
+// pad <= extent - 1): each dy plane, padded once in dgrad's geometry, is the
+// dgrad stencil's input and, at offset (top, left), the zero-extended run the
+// wgrad dot products read; fprop's and dgrad's buffers then have one width.
+// Parallel over c as wgrad; the same buffers and sums as the separate kernels,
+// so the same bits.
+template <typename T>
+void backward(const Conv2dParams& dp, const Conv2dParams& wp) {
+  T* dx = static_cast<T*>(dp.x);
+  const T* x = static_cast<const T*>(wp.x);
+  const T* dy = static_cast<const T*>(dp.y);
+  const int64_t M = dp.K / dp.C, RS = dp.R * dp.S;
+  const FlatGeometry gd(dp, dp.H, dp.W), gx(wp, wp.P, wp.Q);
+  const int64_t top = gd.eh - 1 - dp.pad_h, left = gd.ew - 1 - dp.pad_w;
+  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  at::parallel_for(0, dp.C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> dyb(M * gd.len), xb(gx.len), out(dp.H * gd.Wp), wts(M * RS), part(RS);
+    std::vector<double> acc(M * RS);
+    std::vector<const T*> dy_taps(M * RS), x_taps(RS);
+    for (int64_t m = 0; m < M; ++m)
+      gd.tap_rows(dp, dyb.data() + m * gd.len, true, dy_taps.data() + m * RS);
+    gx.tap_rows(wp, xb.data(), false, x_taps.data());
+    for (int64_t c = begin; c < end; ++c) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t m = 0; m < M; ++m) depthwise_filter(dp, c * M + m, wts.data() + m * RS);
+      for (int64_t n = 0; n < dp.N; ++n) {
+        for (int64_t m = 0; m < M; ++m)
+          pad_plane(dy + n * dp.y_strides[0] + (c * M + m) * dp.y_strides[1], dp.P, dp.Q,
+                    dp.y_strides[2], dp.y_strides[3], top, left, gd.Hp, gd.Wp,
+                    dyb.data() + m * gd.len, gd.len, vk);
+        vk.taps_scale(dp.H * gd.Wp, M * RS, dy_taps.data(), wts.data(), T(0), out.data());
+        store_rows(out.data(), dp.H, dp.W, gd.Wp, dx + n * dp.x_strides[0] + c * dp.x_strides[1],
+                   dp.x_strides[2], dp.x_strides[3], vk);
+        pad_plane(x + n * wp.x_strides[0] + c * wp.x_strides[1], wp.H, wp.W, wp.x_strides[2],
+                  wp.x_strides[3], wp.pad_h, wp.pad_w, gx.Hp, gx.Wp, xb.data(), gx.len, vk);
+        for (int64_t m = 0; m < M; ++m) {
+          std::fill(part.begin(), part.end(), T(0));
+          vk.taps_dot(wp.P * gx.Wp, RS, dyb.data() + m * gd.len + top * gd.Wp + left,
+                      x_taps.data(), part.data());
+          for (int64_t t = 0; t < RS; ++t) acc[m * RS + t] += part[t];
+        }
+      }
+      store_depthwise_filters<T>(wp, c * M, M, acc.data(), RS, 1);
+    }
+  });
+}
+
 }  // namespace
 
 bool depthwise_flat_applies(const Conv2dParams& p) {
@@ -182,6 +231,16 @@ void depthwise_dgrad_flat(const Conv2dParams& p) {
 void depthwise_wgrad_flat(const Conv2dParams& p) {
   if (p.dtype == DType::Float64) wgrad<double>(p);
   else wgrad<float>(p);
+}
+
+bool depthwise_backward_flat_applies(const Conv2dParams& p) {
+  return depthwise_flat_applies(p) && p.P == p.H && p.Q == p.W &&
+         p.pad_h <= effective_kernel(p.R, p.dil_h) - 1 && p.pad_w <= effective_kernel(p.S, p.dil_w) - 1;
+}
+
+void depthwise_backward_flat(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p) {
+  if (dgrad_p.dtype == DType::Float64) backward<double>(dgrad_p, wgrad_p);
+  else backward<float>(dgrad_p, wgrad_p);
 }
 
 }  // namespace cpu

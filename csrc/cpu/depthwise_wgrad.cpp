@@ -6,15 +6,15 @@
 //     (each owning its M filters); each tap is a dot product of a dy row with a
 //     contiguous phase row of x (phase_rows.h), with 8 partial sums so it
 //     vectorises without reassociation flags.
-//   channels_last (x and dy channels-innermost): parallel over blocks of output
-//     channels; per output pixel, every tap adds dy[k] * x[k / M] along the
-//     contiguous channel block. With depth multiplier 1 a row's interior runs
-//     in the vector kernel stencil_row_dot (the taps' sums in registers).
+//   channels_last (x and dy channels-innermost): parallel over fixed chunks of
+//     dy rows (depthwise_cl_rows.h), each with its own partial sums, added in
+//     chunk order: per pixel, every tap adds dy[k] * x[k / M] along the channels.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <vector>
 
+#include "depthwise_cl_rows.h"
 #include "depthwise_cpu.h"
 #include "microkernel.h"
 #include "phase_rows.h"
@@ -23,8 +23,6 @@
 namespace cnnops {
 namespace cpu {
 namespace {
-
-constexpr int64_t kChannelBlock = 64;
 
 template <typename T>
 inline T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
@@ -78,66 +76,16 @@ void wgrad_planes(const Conv2dParams& p) {
 
 template <typename T>
 void wgrad_channels_last(const Conv2dParams& p) {
-  const T* x = static_cast<const T*>(p.x);
-  const T* dy = static_cast<const T*>(p.y);
-  const int64_t K = p.K, M = K / p.C, RS = p.R * p.S;
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
-  const bool rows_fast = M == 1;
-  int64_t qa = 0, qb = 0;
-  interior_columns(p.Q, p.W, p.stride_w, p.pad_w, effective_kernel(p.S, p.dil_w), &qa, &qb);
-  at::parallel_for(0, (K + kChannelBlock - 1) / kChannelBlock, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> row(RS * kChannelBlock);
-    std::vector<double> acc(RS * kChannelBlock);
-    std::vector<const T*> xs(RS);
-    std::vector<T*> accs(RS);
-    for (int64_t blk = begin; blk < end; ++blk) {
-      const int64_t k0 = blk * kChannelBlock, kn = std::min(kChannelBlock, K - k0);
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t n = 0; n < p.N; ++n) {
-        for (int64_t pp = 0; pp < p.P; ++pp) {
-          std::fill(row.begin(), row.end(), T(0));
-          if (rows_fast && qb > qa) {  // the interior: all column taps inside
-            int64_t nt = 0;
-            for (int64_t r = 0; r < p.R; ++r) {
-              const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
-              if (h < 0 || h >= p.H) continue;
-              for (int64_t s = 0; s < p.S; ++s, ++nt) {
-                xs[nt] = x + n * p.x_strides[0] + h * p.x_strides[2] +
-                         (qa * p.stride_w - p.pad_w + s * p.dil_w) * p.x_strides[3] + k0;
-                accs[nt] = row.data() + (r * p.S + s) * kChannelBlock;
-              }
-            }
-            vk.stencil_row_dot(qb - qa, kn, nt, xs.data(), p.stride_w * p.x_strides[3],
-                               dy + n * p.y_strides[0] + pp * p.y_strides[2] + qa * p.y_strides[3] + k0,
-                               p.y_strides[3], accs.data());
-          }
-          for (int64_t q = 0; q < p.Q; ++q) {
-            if (rows_fast && q == qa && qb > qa) q = qb;
-            if (q >= p.Q) break;
-            const T* __restrict dyr =
-                dy + n * p.y_strides[0] + pp * p.y_strides[2] + q * p.y_strides[3] + k0;
-            for (int64_t r = 0; r < p.R; ++r) {
-              const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
-              if (h < 0 || h >= p.H) continue;
-              for (int64_t s = 0; s < p.S; ++s) {
-                const int64_t wc = q * p.stride_w - p.pad_w + s * p.dil_w;
-                if (wc < 0 || wc >= p.W) continue;
-                const T* __restrict xr = x + n * p.x_strides[0] + h * p.x_strides[2] + wc * p.x_strides[3];
-                T* __restrict a = row.data() + (r * p.S + s) * kChannelBlock;
-                if (M == 1) {
-                  vk.mul_add(kn, dyr, xr + k0, a);
-                } else {
-                  for (int64_t k = 0; k < kn; ++k) a[k] += dyr[k] * xr[(k0 + k) / M];
-                }
-              }
-            }
-          }
-          for (int64_t i = 0; i < RS * kChannelBlock; ++i) acc[i] += row[i];
-        }
-      }
-      store_depthwise_filters<T>(p, k0, kn, acc.data(), 1, kChannelBlock);
-    }
+  const WgradRowsCL<T> rows(p);
+  const RowChunks chunks(p.N * p.P);
+  std::vector<double> acc(chunks.count * rows.acc_size(), 0.0);
+  at::parallel_for(0, chunks.count, 1, [&](int64_t begin, int64_t end) {
+    typename WgradRowsCL<T>::Scratch scratch(rows);
+    for (int64_t c = begin; c < end; ++c)
+      for (int64_t line = chunks.begin(c); line < chunks.begin(c + 1); ++line)
+        rows.add_row(line / p.P, line % p.P, scratch, acc.data() + c * rows.acc_size());
   });
+  rows.store(acc.data(), chunks.count);
 }
 
 template <typename T>

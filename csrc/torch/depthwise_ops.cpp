@@ -7,6 +7,9 @@
 //       padding = (top, bottom, left, right); bottom/right may be negative.
 //   depthwise_dgrad(grad_output, weight, input_size[2], stride, padding[2], dilation)
 //   depthwise_wgrad(grad_output, input, kernel_size[2], stride, padding[2], dilation)
+//   depthwise_backward(grad_output, input, weight, stride, padding[2], dilation)
+//       -> (grad_input, grad_weight): both, in one pass over grad_output on the CPU
+//       where a fused kernel applies (the same values as the two ops above).
 // The bias gradient is conv2d_bias_grad.
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -135,11 +138,17 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
   return y;
 }
 
-at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
-                           int64_t in_channels, c10::SymIntArrayRef input_size_sym,
-                           at::IntArrayRef stride, c10::SymIntArrayRef padding_sym,
-                           at::IntArrayRef dilation) {
-  const char* op = "cnnops::depthwise_dgrad";
+// One gradient pass, checked and allocated: its output and its kernel's
+// params; `empty` when there is nothing to compute (batch 0).
+struct DwPass {
+  at::Tensor out;
+  Conv2dParams p;
+  bool empty;
+};
+
+DwPass dgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tensor& weight,
+                  int64_t in_channels, c10::SymIntArrayRef input_size_sym, at::IntArrayRef stride,
+                  c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
   check_rank(grad_output, 4, op, "grad_output", "N, K, P, Q");
   check_float_tensor(grad_output, op, "grad_output");
   dw_check_device(grad_output, op, "grad_output");
@@ -158,7 +167,6 @@ at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weig
   checked_numel({N, C, size[0], size[1]}, op);
   at::Tensor dx = at::empty({N, C, size[0], size[1]},
                             grad_output.options().memory_format(output_memory_format(grad_output, weight, grad_output.size(0))));
-  if (N == 0) return dx;
   Conv2dParams p = dw_params(stride, pad[0], pad[1], dilation, grad_output);
   p.x = dx.mutable_data_ptr();
   p.w = const_cast<void*>(weight.const_data_ptr());
@@ -168,14 +176,12 @@ at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weig
   copy_strides(p.x_strides, dx);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, grad_output);
-  dw_launch(DwKernel::Dgrad, p, grad_output);
-  return dx;
+  return {dx, p, N == 0};
 }
 
-at::Tensor depthwise_wgrad(const at::Tensor& grad_output, const at::Tensor& input,
-                           at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                           c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
-  const char* op = "cnnops::depthwise_wgrad";
+DwPass wgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
+                  at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                  c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
   check_rank(grad_output, 4, op, "grad_output", "N, K, P, Q");
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_float_tensor(input, op, "input");
@@ -196,7 +202,7 @@ at::Tensor depthwise_wgrad(const at::Tensor& grad_output, const at::Tensor& inpu
   const int64_t R = kernel_size[0], S = kernel_size[1];
   at::Tensor dw = at::empty({K, 1, R, S},
                             input.options().memory_format(output_memory_format(input, grad_output, input.size(0))));
-  if (N == 0) return dw.zero_();
+  if (N == 0) dw.zero_();
   Conv2dParams p = dw_params(stride, pad[0], pad[1], dilation, input);
   p.x = const_cast<void*>(input.const_data_ptr());
   p.w = dw.mutable_data_ptr();
@@ -206,8 +212,50 @@ at::Tensor depthwise_wgrad(const at::Tensor& grad_output, const at::Tensor& inpu
   copy_strides(p.x_strides, input);
   copy_strides(p.w_strides, dw);
   copy_strides(p.y_strides, grad_output);
-  dw_launch(DwKernel::Wgrad, p, input);
-  return dw;
+  return {dw, p, N == 0};
+}
+
+at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
+                           int64_t in_channels, c10::SymIntArrayRef input_size_sym,
+                           at::IntArrayRef stride, c10::SymIntArrayRef padding_sym,
+                           at::IntArrayRef dilation) {
+  DwPass d = dgrad_pass("cnnops::depthwise_dgrad", grad_output, weight, in_channels,
+                        input_size_sym, stride, padding_sym, dilation);
+  if (!d.empty) dw_launch(DwKernel::Dgrad, d.p, grad_output);
+  return d.out;
+}
+
+at::Tensor depthwise_wgrad(const at::Tensor& grad_output, const at::Tensor& input,
+                           at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                           c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
+  DwPass w = wgrad_pass("cnnops::depthwise_wgrad", grad_output, input, kernel_size, stride,
+                        padding_sym, dilation);
+  if (!w.empty) dw_launch(DwKernel::Wgrad, w.p, input);
+  return w.out;
+}
+
+// Both gradients; on the CPU in one pass over grad_output where a fused kernel applies.
+std::tuple<at::Tensor, at::Tensor> depthwise_backward(const at::Tensor& grad_output,
+                                                      const at::Tensor& input,
+                                                      const at::Tensor& weight,
+                                                      at::IntArrayRef stride,
+                                                      c10::SymIntArrayRef padding_sym,
+                                                      at::IntArrayRef dilation) {
+  const char* op = "cnnops::depthwise_backward";
+  check_rank(input, 4, op, "input", "N, C, H, W");
+  check_rank(weight, 4, op, "weight", "in_channels * depth_multiplier, 1, kH, kW");
+  DwPass d = dgrad_pass(op, grad_output, weight, input.size(1), input.sym_sizes().slice(2),
+                        stride, padding_sym, dilation);
+  DwPass w = wgrad_pass(op, grad_output, input, {weight.size(2), weight.size(3)}, stride,
+                        padding_sym, dilation);
+  if (d.empty) return {d.out, w.out};
+  if (input.device().is_cpu()) {
+    cpu::depthwise_backward(d.p, w.p);
+  } else {
+    dw_launch(DwKernel::Dgrad, d.p, grad_output);
+    dw_launch(DwKernel::Wgrad, w.p, input);
+  }
+  return {d.out, w.out};
 }
 
 }  // namespace
@@ -219,12 +267,15 @@ TORCH_LIBRARY_FRAGMENT(cnnops, m) {
         "SymInt[2] input_size, int[2] stride, SymInt[2] padding, int[2] dilation) -> Tensor");
   m.def("depthwise_wgrad(Tensor grad_output, Tensor input, int[2] kernel_size, int[2] stride, "
         "SymInt[2] padding, int[2] dilation) -> Tensor");
+  m.def("depthwise_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, "
+        "SymInt[2] padding, int[2] dilation) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(cnnops, CPU, m) {
   m.impl("depthwise_fprop", &depthwise_fprop);
   m.impl("depthwise_dgrad", &depthwise_dgrad);
   m.impl("depthwise_wgrad", &depthwise_wgrad);
+  m.impl("depthwise_backward", &depthwise_backward);
 }
 
 #ifdef CNNOPS_WITH_CUDA
@@ -232,6 +283,7 @@ TORCH_LIBRARY_IMPL(cnnops, CUDA, m) {
   m.impl("depthwise_fprop", &depthwise_fprop);
   m.impl("depthwise_dgrad", &depthwise_dgrad);
   m.impl("depthwise_wgrad", &depthwise_wgrad);
+  m.impl("depthwise_backward", &depthwise_backward);
 }
 #endif
 
