@@ -2,6 +2,7 @@
 
     python -m benchmarks [--device auto] [--dtype float32] [--layout both] [--mode both]
                          [--filter SUBSTRING] [--threads N] [--quick] [--out DIR]
+                         [--malloc steady|system]
     python -m benchmarks compare OLD.json NEW.json
 
 Exits non-zero when a row fails its correctness check or errors (run), or when a row
@@ -13,7 +14,7 @@ import sys
 
 import torch  # noqa: F401  (before cnnops: its extension links against torch's libraries)
 
-from . import compare, report, runner, timing
+from . import allocator, compare, report, runner, timing
 from .cases import LAYOUTS, cases_for, select
 from .flops import MODES
 
@@ -37,6 +38,9 @@ def parse_args(argv):
                    help="seconds of timed repetitions per row (default 5, --quick 0.5)")
     p.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT,
                    help="directory for the JSON, Markdown and PNG (default benchmarks/results)")
+    p.add_argument("--malloc", choices=("steady", "system"), default="steady",
+                   help="steady (default): glibc keeps freed memory, so timed calls do not "
+                        "page-fault; system: glibc's defaults (see benchmarks/allocator.py)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -49,7 +53,8 @@ def settings_from(args):
         device=runner.resolve_device(args.device), dtype=args.dtype,
         layouts=tuple(LAYOUTS) if args.layout == "both" else (args.layout,),
         modes=MODES if args.mode == "both" else (args.mode,),
-        budget=budget, threads=args.threads, progress=not args.no_progress)
+        budget=budget, threads=args.threads, progress=not args.no_progress,
+        malloc=allocator.apply(args.malloc))
 
 
 def run(argv):

@@ -46,7 +46,8 @@ def header_lines(result):
     build = m["cnnops_build"]
     where = m.get("gpu") or f"{m['cpu_model']}, {s['threads']} of {m['cpu_count']} threads"
     return [
-        f"device: {m['device']} ({where}); dtype {s['dtype']}; {m['date']}",
+        f"device: {m['device']} ({where}); dtype {s['dtype']}; {m['date']}"
+        + (f"; malloc: {s['malloc']}" if m["device"] == "cpu" and "malloc" in s else ""),
         f"torch {m['torch']} (CUDA {m['cuda']}); cnnops {m['cnnops']} "
         f"(cpu isa {build.get('cpu_isa')}, cuda {build.get('cuda')})",
         f"measured peak {lim['peak_gflops']:.1f} GFLOP/s [{lim['peak_method']}]; "

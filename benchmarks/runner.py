@@ -33,6 +33,7 @@ class Settings:
     budget: timing.Budget = field(default_factory=lambda: DEFAULT_BUDGET)
     threads: int = None
     progress: bool = True
+    malloc: str = "as the process found it"  # allocator.apply's description of what was set
 
 
 def resolve_device(name):

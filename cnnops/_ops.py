@@ -286,13 +286,14 @@ def _max_pool_setup(ctx, inputs, output):
     ctx.conf = (list(input.shape[2:]), list(kernel_size), list(stride),
                 [padding[0], padding[2]], list(dilation))
     ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)  # no int64 zeros for the indices' (absent) gradient
 
 
 def _max_pool_backward(ctx, grad, grad_indices):
     (indices,) = ctx.saved_tensors
     size, kernel_size, stride, pad, dilation = ctx.conf
     dx = None
-    if ctx.needs_input_grad[0]:
+    if ctx.needs_input_grad[0] and grad is not None:
         dx = ops.max_pool2d_bwd(grad, indices, size, kernel_size, stride, pad, dilation)
     return dx, None, None, None, None, None
 
@@ -463,6 +464,7 @@ def _dw_backward_setup(ctx, inputs, output):
     grad_output, input, weight, stride, padding, dilation = inputs
     ctx.save_for_backward(grad_output, input, weight)
     ctx.conf = (list(stride), list(padding), list(dilation))
+    ctx.set_materialize_grads(False)  # an unused output's gradient stays None
 
 
 def _dw_backward_backward(ctx, grad_dx, grad_dw):

@@ -195,3 +195,13 @@ def test_deep_check_tolerates_rare_mask_flips_not_wrong_gradients():
     assert not check.deep_check(wrong, theirs, ref, ("output", "grad_input"))["passed"]
     off = (ref[0].float() * (1 + 1e-4), ref[1].float())  # an output off by 1e-4: fails
     assert not check.deep_check(off, theirs, ref, ("output", "grad_input"))["passed"]
+
+
+def test_allocator_modes():
+    from benchmarks import allocator
+    assert allocator.apply("system").startswith("system")
+    steady = allocator.apply("steady")
+    assert steady.startswith("steady") or steady.startswith("system (not glibc")
+    from benchmarks.__main__ import parse_args, settings_from
+    args = parse_args(["--malloc", "system", "--device", "cpu"])
+    assert settings_from(args).malloc.startswith("system")

@@ -48,6 +48,21 @@ void pad_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw, int64
     for (int64_t j = j0; j < j1; ++j) buf[(i + top) * Wp + j + left] = src[i * sh + j * sw];
 }
 
+// Asks for the cache lines of a plane with unit column stride (a later
+// plane's: the loops below run two planes ahead, which keeps the memory busy
+// while the stencils compute); `write` for a plane about to be stored to.
+template <bool write = false, typename T>
+void prefetch_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw) {
+  if (sw != 1) return;
+  constexpr int64_t kLine = 64 / sizeof(T);
+  const int64_t runs = sh == W ? 1 : H, len = sh == W ? H * W : W;
+  for (int64_t i = 0; i < runs; ++i) {
+    const T* row = src + i * sh;
+    for (int64_t j = 0; j < len; j += kLine) __builtin_prefetch(row + j, write);
+    __builtin_prefetch(row + len - 1, write);
+  }
+}
+
 // Copies rows of Q values out of a flat run of width Wp into a strided plane.
 template <typename T>
 void store_rows(const T* flat, int64_t rows, int64_t Q, int64_t Wp, T* dst, int64_t s_row,
@@ -89,6 +104,14 @@ void fprop(const Conv2dParams& p) {
     g.tap_rows(p, buf.data(), false, rows.data());
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.C, c = plane % p.C;
+      if (plane + 2 < end) {
+        const int64_t n2 = (plane + 2) / p.C, c2 = (plane + 2) % p.C;
+        prefetch_plane(x + n2 * p.x_strides[0] + c2 * p.x_strides[1], p.H, p.W, p.x_strides[2],
+                       p.x_strides[3]);
+        for (int64_t m = 0; m < M; ++m)
+          prefetch_plane<true>(y + n2 * p.y_strides[0] + (c2 * M + m) * p.y_strides[1], p.P, p.Q,
+                               p.y_strides[2], p.y_strides[3]);
+      }
       pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2],
                 p.x_strides[3], p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
       for (int64_t m = 0; m < M; ++m) {

@@ -236,7 +236,8 @@ void taps_dot(int64_t n, int64_t ntaps, const typename V::T* a, const typename V
 
 // Margins up to one register wide are written as whole zero registers (the
 // trailing one may reach W - 1 lanes past the row: dst needs that slack, and
-// later rows overwrite it), avoiding a memset call per margin.
+// later rows overwrite it), avoiding a memset call per margin. A row of at
+// least one register ends with the register ending at its last value.
 template <typename V>
 void copy_rows(int64_t rows, int64_t n, const typename V::T* src, int64_t src_rs,
                typename V::T* dst, int64_t dst_rs, int64_t lead, int64_t trail) {
@@ -256,6 +257,10 @@ void copy_rows(int64_t rows, int64_t n, const typename V::T* src, int64_t src_rs
     d += lead;
     int64_t j = 0;
     for (; j + W <= n; j += W) V::store(d + j, V::load(s + j));
+    if (j < n && n >= W) {  // the tail as the register ending at n (copying lanes twice is harmless)
+      V::store(d + n - W, V::load(s + n - W));
+      continue;
+    }
     for (; j < n; ++j) d[j] = s[j];
   }
 }
