@@ -332,13 +332,16 @@ void max_taps(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base, 
     V::store(mv + W, m1);
     V::store(tv, tap0);
     V::store(tv + W, tap1);
-    if (nb == B) {
-      for (int64_t j = 0; j < B; ++j) {
-        const int32_t t = static_cast<int32_t>(tv[j]);
-        const int64_t b = base[t < 0 ? 0 : t] + (i0 + j) * step;
-        out[i0 + j] = mv[j];
-        idx[i0 + j] = t < 0 ? init_idx[i0 + j] : b;
-      }
+    if (nb == B) {  // separate simple loops, which the compiler vectorises (a gather for base)
+      V::store(out + i0, m0);
+      V::store(out + i0 + W, m1);
+      int32_t ti[B];
+      for (int64_t j = 0; j < B; ++j) ti[j] = static_cast<int32_t>(tv[j]);
+      int64_t* __restrict dst = idx + i0;
+      const int64_t* __restrict first = init_idx + i0;
+      const int64_t* __restrict tap_base = base;
+      for (int64_t j = 0; j < B; ++j)
+        dst[j] = ti[j] < 0 ? first[j] : tap_base[ti[j] < 0 ? 0 : ti[j]] + (i0 + j) * step;
     } else {
       for (int64_t j = 0; j < nb; ++j) {
         const int32_t t = static_cast<int32_t>(tv[j]);
