@@ -248,3 +248,24 @@ def test_fuzz_errors_like_torch(C, K, wc, k, s, p, h):
             cnnops.depthwise_conv2d(x, w, **kw)
         return
     torch.testing.assert_close(cnnops.depthwise_conv2d(x, w, **kw), expected)
+
+
+@pytest.mark.parametrize("make_args,match", [
+    (lambda x, w, dy: (dy[:1], x, w), "batch size"),
+    (lambda x, w, dy: (dy, x, w[:, :, :, :, None]), "weight"),
+    (lambda x, w, dy: (dy, x, w[:5]), "weight"),
+    (lambda x, w, dy: (dy.float(), x, w), "dtype|grad_output"),
+    (lambda x, w, dy: (dy, x[0], w), "input"),
+])
+def test_backward_op_errors(make_args, match):
+    """Bad arguments to depthwise_backward raise a ValueError/TypeError naming the argument,
+    from the op and from its fake kernel alike."""
+    x, w = torch.randn(2, 6, 7, 7, dtype=torch.float64), torch.randn(6, 1, 3, 3, dtype=torch.float64)
+    dy = torch.randn(2, 6, 7, 7, dtype=torch.float64)
+    args = make_args(x, w, dy) + ([1, 1], [1, 1], [1, 1])
+    with pytest.raises((ValueError, TypeError), match=match):
+        ops.depthwise_backward(*args)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode() as mode, pytest.raises((ValueError, TypeError), match=match):
+        fake = [mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args]
+        ops.depthwise_backward(*fake)

@@ -336,3 +336,13 @@ def test_indices_only_when_needed(grad, return_indices, expected):
     with torch.no_grad(), OpNames() as rec:
         cnnops.max_pool2d(x, 3, 2, 1)
     assert rec.seen == ["cnnops.max_pool2d_values"]
+
+
+def test_values_op_errors():
+    x = torch.randn(1, 2, 6, 6)
+    with pytest.raises(ValueError, match="padding"):
+        ops.max_pool2d_values(x, [3, 3], [1, 1], [2, 2, 2, 2], [1, 1], False)
+    with pytest.raises(ValueError, match="input"):
+        ops.max_pool2d_values(x[0], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], False)
+    with pytest.raises(TypeError, match="input"):
+        ops.max_pool2d_values(x.long(), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], False)
