@@ -53,45 +53,44 @@ void taps_madd(int64_t K, int64_t ntaps, const typename V::T* const* x, const ty
   }
 }
 
-// Blocks of 8 pixels outer, channel registers inner, so a block's input stays
-// in L1 and each weight register loaded serves 8 pixels; the 8 accumulator
-// chains are independent, enough to keep both FMA units busy through the FMA
-// latency (4 chains left them half idle). With K < W channels the row runs in
-// scalar code.
+// Blocks of 4 pixels outer (independent accumulator chains), channel
+// registers inner, so a block's input stays in L1 and each weight register
+// loaded serves 4 pixels; with K < W channels the row runs in scalar code.
 template <typename V>
 void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x,
                  int64_t x_step, const typename V::T* const* w, const typename V::T* init,
                  typename V::T* out, int64_t out_step) {
   using T = typename V::T;
   using Reg = typename V::Reg;
-  constexpr int W = V::kWidth, P = 8;
+  constexpr int W = V::kWidth;
   // Channel registers at k = 0, W, 2W, ...; a partial last one is redone as the
   // register ending at K (same values again in the overlap).
   const int64_t nreg = K >= W ? (K + W - 1) / W : 0;
   auto reg_at = [&](int64_t r) { return r * W + W > K ? K - W : r * W; };
   const int64_t kv = nreg > 0 ? K : 0;  // channels done in registers
   int64_t j = 0;
-  for (; j + P <= npix; j += P) {
+  for (; j + 4 <= npix; j += 4) {
     for (int64_t r = 0; r < nreg; ++r) {
       const int64_t k = reg_at(r);
       const Reg b = init != nullptr ? V::load(init + k) : V::zero();
-      Reg a[P];
-#pragma GCC unroll 8
-      for (int u = 0; u < P; ++u) a[u] = b;
-      if (ntaps > 0) {  // the last tap's row is the one new to the cache: the next block's
-        const T* ahead = x[ntaps - 1] + (j + P) * x_step + k;
-#pragma GCC unroll 8
-        for (int u = 0; u < P; ++u) __builtin_prefetch(ahead + u * x_step);
+      Reg a0 = b, a1 = b, a2 = b, a3 = b;
+      if (ntaps > 0) {  // the last tap's row is the one new to the cache
+        const T* ahead = x[ntaps - 1] + (j + 8) * x_step + k;
+        for (int u = 0; u < 4; ++u) __builtin_prefetch(ahead + u * x_step);
       }
       for (int64_t t = 0; t < ntaps; ++t) {
         const T* xt = x[t] + j * x_step + k;
         const Reg wv = V::load(w[t] + k);
-#pragma GCC unroll 8
-        for (int u = 0; u < P; ++u) a[u] = V::fma(V::load(xt + u * x_step), wv, a[u]);
+        a0 = V::fma(V::load(xt), wv, a0);
+        a1 = V::fma(V::load(xt + x_step), wv, a1);
+        a2 = V::fma(V::load(xt + 2 * x_step), wv, a2);
+        a3 = V::fma(V::load(xt + 3 * x_step), wv, a3);
       }
       T* o = out + j * out_step + k;
-#pragma GCC unroll 8
-      for (int u = 0; u < P; ++u) V::store(o + u * out_step, a[u]);
+      V::store(o, a0);
+      V::store(o + out_step, a1);
+      V::store(o + 2 * out_step, a2);
+      V::store(o + 3 * out_step, a3);
     }
   }
   for (; j < npix; ++j)
@@ -161,19 +160,19 @@ template <typename V>
 void taps_scale(int64_t n, int64_t ntaps, const typename V::T* const* x, const typename V::T* w,
                 typename V::T init, typename V::T* out) {
   using T = typename V::T;
-  constexpr int W = V::kWidth, U = 8;  // 8 independent FMA chains (see stencil_row)
+  constexpr int W = V::kWidth, U = 4;
   int64_t i = 0;
   for (; i + U * W <= n; i += U * W) {
     typename V::Reg acc[U];
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int u = 0; u < U; ++u) acc[u] = V::set1(init);
     for (int64_t t = 0; t < ntaps; ++t) {
       const typename V::Reg wt = V::set1(w[t]);
       const T* xt = x[t] + i;
-#pragma GCC unroll 8
+#pragma GCC unroll 4
       for (int u = 0; u < U; ++u) acc[u] = V::fma(wt, V::load(xt + u * W), acc[u]);
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int u = 0; u < U; ++u) V::store(out + i + u * W, acc[u]);
   }
   if (i < n && n >= W) {  // single registers, a partial last one redone as the one ending at n
