@@ -7,11 +7,10 @@
 //   columns q >= Q are computed and dropped). The ISA-dispatched kernels
 //   taps_scale (fprop, dgrad: every tap's weight times its shifted run, in
 //   registers) and taps_dot (wgrad: one dot product per tap) do the work.
-//   fprop, dgrad: parallel over (n, c) planes. wgrad: parallel over c, each
-//   filter summed over n in a fixed order (per plane in T, across planes in
-//   double): deterministic. The fused backward (dgrad and wgrad from one
-//   padded copy of each dy plane) is parallel over c as wgrad. float32 and
-//   float64.
+//   All parallel over (n, c) planes in memory order. wgrad keeps each plane's
+//   sums (in T) and adds them per filter over n in order, in double: the same
+//   bits whatever the threads. The fused backward (dgrad and wgrad from one
+//   padded copy of each dy plane) does both per plane. float32 and float64.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -155,6 +154,31 @@ void dgrad(const Conv2dParams& p) {
   });
 }
 
+// The weight gradient's per-plane partial sums: taps_dot gives each (n, k)
+// plane's R*S sums in T; they are kept per plane, so the planes can go in
+// memory order over the threads, and each filter is then summed over n in
+// order, in double: the same bits whatever the threads.
+template <typename T>
+struct PlaneSums {
+  const Conv2dParams& p;
+  int64_t RS;
+  std::vector<T> sums;  // (N, K, R*S)
+  explicit PlaneSums(const Conv2dParams& p_)
+      : p(p_), RS(p_.R * p_.S), sums(p_.N * p_.K * p_.R * p_.S, T(0)) {}
+  T* at(int64_t n, int64_t k) { return sums.data() + (n * p.K + k) * RS; }
+  void store() {
+    at::parallel_for(0, p.K, 16, [&](int64_t begin, int64_t end) {
+      std::vector<double> acc(RS);
+      for (int64_t k = begin; k < end; ++k) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t n = 0; n < p.N; ++n)
+          for (int64_t t = 0; t < RS; ++t) acc[t] += at(n, k)[t];
+        store_depthwise_filters<T>(p, k, 1, acc.data(), RS, 1);
+      }
+    });
+  }
+};
+
 // dw[m, r, s] = sum over n of the dot product of dy_m (laid out with width Wp,
 // zeros in the dropped columns) with the padded x run at tap offset (r, s).
 template <typename T>
@@ -164,36 +188,32 @@ void wgrad(const Conv2dParams& p) {
   const int64_t M = p.K / p.C, RS = p.R * p.S;
   const FlatGeometry g(p, p.P, p.Q);
   const VectorKernels<T>& vk = active_vector_kernels<T>();
-  at::parallel_for(0, p.C, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> buf(g.len), dyb(p.P * g.Wp + kCopyRowsSlack), part(RS);
-    std::vector<double> acc(M * RS);
+  PlaneSums<T> sums(p);
+  at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> buf(g.len), dyb(p.P * g.Wp + kCopyRowsSlack);
     std::vector<const T*> rows(RS);
     g.tap_rows(p, buf.data(), false, rows.data());
-    for (int64_t c = begin; c < end; ++c) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t n = 0; n < p.N; ++n) {
-        pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2],
-                  p.x_strides[3], p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
-        for (int64_t m = 0; m < M; ++m) {
-          const int64_t k = c * M + m;
-          pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2],
-                    p.y_strides[3], 0, 0, p.P, g.Wp, dyb.data(), dyb.size(), vk);
-          std::fill(part.begin(), part.end(), T(0));
-          vk.taps_dot(p.P * g.Wp, RS, dyb.data(), rows.data(), part.data());
-          for (int64_t t = 0; t < RS; ++t) acc[m * RS + t] += part[t];
-        }
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / p.C, c = plane % p.C;
+      pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2],
+                p.x_strides[3], p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
+      for (int64_t m = 0; m < M; ++m) {
+        const int64_t k = c * M + m;
+        pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2],
+                  p.y_strides[3], 0, 0, p.P, g.Wp, dyb.data(), dyb.size(), vk);
+        vk.taps_dot(p.P * g.Wp, RS, dyb.data(), rows.data(), sums.at(n, k));
       }
-      store_depthwise_filters<T>(p, c * M, M, acc.data(), RS, 1);
     }
   });
+  sums.store();
 }
 
 // dgrad and wgrad in one pass over dy, when dy has x's size ('same' padding,
 // pad <= extent - 1): each dy plane, padded once in dgrad's geometry, is the
 // dgrad stencil's input and, at offset (top, left), the zero-extended run the
 // wgrad dot products read; fprop's and dgrad's buffers then have one width.
-// Parallel over c as wgrad; the same buffers and sums as the separate kernels,
-// so the same bits.
+// Parallel over (n, c) planes in memory order, with wgrad's per-plane sums:
+// the same buffers and sums as the separate kernels, so the same bits.
 template <typename T>
 void backward(const Conv2dParams& dp, const Conv2dParams& wp) {
   T* dx = static_cast<T*>(dp.x);
@@ -203,36 +223,32 @@ void backward(const Conv2dParams& dp, const Conv2dParams& wp) {
   const FlatGeometry gd(dp, dp.H, dp.W), gx(wp, wp.P, wp.Q);
   const int64_t top = gd.eh - 1 - dp.pad_h, left = gd.ew - 1 - dp.pad_w;
   const VectorKernels<T>& vk = active_vector_kernels<T>();
-  at::parallel_for(0, dp.C, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> dyb(M * gd.len), xb(gx.len), out(dp.H * gd.Wp), wts(M * RS), part(RS);
-    std::vector<double> acc(M * RS);
+  PlaneSums<T> sums(wp);
+  at::parallel_for(0, dp.N * dp.C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> dyb(M * gd.len), xb(gx.len), out(dp.H * gd.Wp), wts(M * RS);
     std::vector<const T*> dy_taps(M * RS), x_taps(RS);
     for (int64_t m = 0; m < M; ++m)
       gd.tap_rows(dp, dyb.data() + m * gd.len, true, dy_taps.data() + m * RS);
     gx.tap_rows(wp, xb.data(), false, x_taps.data());
-    for (int64_t c = begin; c < end; ++c) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t m = 0; m < M; ++m) depthwise_filter(dp, c * M + m, wts.data() + m * RS);
-      for (int64_t n = 0; n < dp.N; ++n) {
-        for (int64_t m = 0; m < M; ++m)
-          pad_plane(dy + n * dp.y_strides[0] + (c * M + m) * dp.y_strides[1], dp.P, dp.Q,
-                    dp.y_strides[2], dp.y_strides[3], top, left, gd.Hp, gd.Wp,
-                    dyb.data() + m * gd.len, gd.len, vk);
-        vk.taps_scale(dp.H * gd.Wp, M * RS, dy_taps.data(), wts.data(), T(0), out.data());
-        store_rows(out.data(), dp.H, dp.W, gd.Wp, dx + n * dp.x_strides[0] + c * dp.x_strides[1],
-                   dp.x_strides[2], dp.x_strides[3], vk);
-        pad_plane(x + n * wp.x_strides[0] + c * wp.x_strides[1], wp.H, wp.W, wp.x_strides[2],
-                  wp.x_strides[3], wp.pad_h, wp.pad_w, gx.Hp, gx.Wp, xb.data(), gx.len, vk);
-        for (int64_t m = 0; m < M; ++m) {
-          std::fill(part.begin(), part.end(), T(0));
-          vk.taps_dot(wp.P * gx.Wp, RS, dyb.data() + m * gd.len + top * gd.Wp + left,
-                      x_taps.data(), part.data());
-          for (int64_t t = 0; t < RS; ++t) acc[m * RS + t] += part[t];
-        }
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / dp.C, c = plane % dp.C;
+      for (int64_t m = 0; m < M; ++m) {
+        depthwise_filter(dp, c * M + m, wts.data() + m * RS);
+        pad_plane(dy + n * dp.y_strides[0] + (c * M + m) * dp.y_strides[1], dp.P, dp.Q,
+                  dp.y_strides[2], dp.y_strides[3], top, left, gd.Hp, gd.Wp,
+                  dyb.data() + m * gd.len, gd.len, vk);
       }
-      store_depthwise_filters<T>(wp, c * M, M, acc.data(), RS, 1);
+      vk.taps_scale(dp.H * gd.Wp, M * RS, dy_taps.data(), wts.data(), T(0), out.data());
+      store_rows(out.data(), dp.H, dp.W, gd.Wp, dx + n * dp.x_strides[0] + c * dp.x_strides[1],
+                 dp.x_strides[2], dp.x_strides[3], vk);
+      pad_plane(x + n * wp.x_strides[0] + c * wp.x_strides[1], wp.H, wp.W, wp.x_strides[2],
+                wp.x_strides[3], wp.pad_h, wp.pad_w, gx.Hp, gx.Wp, xb.data(), gx.len, vk);
+      for (int64_t m = 0; m < M; ++m)
+        vk.taps_dot(wp.P * gx.Wp, RS, dyb.data() + m * gd.len + top * gd.Wp + left,
+                    x_taps.data(), sums.at(n, c * M + m));
     }
   });
+  sums.store();
 }
 
 }  // namespace
