@@ -434,29 +434,39 @@ def _dw_pass_setup(ctx, inputs, output):
     ctx.conf = tuple(list(v) for v in inputs[-3:])
 
 
-def _dw_dgrad_backward(ctx, grad):
-    dy, weight = ctx.saved_tensors
-    stride, pad, dilation = ctx.conf
-    need_dy, need_w = ctx.needs_input_grad[:2]
+def _dw_dgrad_grads(dy, weight, grad, conf, need_dy, need_w):
+    """(d_dy, d_w) of depthwise_dgrad(dy, weight) for its output's gradient `grad`."""
+    stride, pad, dilation = conf
     d_dy = d_w = None
     if need_dy:
         pad4 = _fprop_padding(dy, grad, weight, pad, stride, dilation)
         d_dy = ops.depthwise_fprop(grad, weight, None, stride, pad4, dilation)
     if need_w:
         d_w = ops.depthwise_wgrad(dy, grad, weight.shape[2:], stride, pad, dilation)
-    return d_dy, d_w, None, None, None, None, None
+    return d_dy, d_w
 
 
-def _dw_wgrad_backward(ctx, grad):
-    dy, input = ctx.saved_tensors
-    stride, pad, dilation = ctx.conf
-    need_dy, need_x = ctx.needs_input_grad[:2]
+def _dw_wgrad_grads(dy, input, grad, conf, need_dy, need_x):
+    """(d_dy, d_x) of depthwise_wgrad(dy, input) for its output's gradient `grad`."""
+    stride, pad, dilation = conf
     d_dy = d_x = None
     if need_dy:
         pad4 = _fprop_padding(dy, input, grad, pad, stride, dilation)
         d_dy = ops.depthwise_fprop(input, grad, None, stride, pad4, dilation)
     if need_x:
         d_x = ops.depthwise_dgrad(dy, grad, input.shape[1], input.shape[2:], stride, pad, dilation)
+    return d_dy, d_x
+
+
+def _dw_dgrad_backward(ctx, grad):
+    dy, weight = ctx.saved_tensors
+    d_dy, d_w = _dw_dgrad_grads(dy, weight, grad, ctx.conf, *ctx.needs_input_grad[:2])
+    return d_dy, d_w, None, None, None, None, None
+
+
+def _dw_wgrad_backward(ctx, grad):
+    dy, input = ctx.saved_tensors
+    d_dy, d_x = _dw_wgrad_grads(dy, input, grad, ctx.conf, *ctx.needs_input_grad[:2])
     return d_dy, d_x, None, None, None, None
 
 
@@ -471,23 +481,13 @@ def _dw_backward_backward(ctx, grad_dx, grad_dw):
     """depthwise_backward is depthwise_dgrad(grad_output, weight) and
     depthwise_wgrad(grad_output, input): the sum of their backward formulas."""
     dy, input, weight = ctx.saved_tensors
-    stride, pad, dilation = ctx.conf
     need_dy, need_x, need_w = ctx.needs_input_grad[:3]
     d_dy = d_x = d_w = None
     if grad_dx is not None:
-        if need_dy:
-            pad4 = _fprop_padding(dy, grad_dx, weight, pad, stride, dilation)
-            d_dy = ops.depthwise_fprop(grad_dx, weight, None, stride, pad4, dilation)
-        if need_w:
-            d_w = ops.depthwise_wgrad(dy, grad_dx, weight.shape[2:], stride, pad, dilation)
+        d_dy, d_w = _dw_dgrad_grads(dy, weight, grad_dx, ctx.conf, need_dy, need_w)
     if grad_dw is not None:
-        if need_dy:
-            pad4 = _fprop_padding(dy, input, grad_dw, pad, stride, dilation)
-            term = ops.depthwise_fprop(input, grad_dw, None, stride, pad4, dilation)
-            d_dy = term if d_dy is None else d_dy + term
-        if need_x:
-            d_x = ops.depthwise_dgrad(dy, grad_dw, input.shape[1], input.shape[2:], stride, pad,
-                                      dilation)
+        term, d_x = _dw_wgrad_grads(dy, input, grad_dw, ctx.conf, need_dy, need_x)
+        d_dy = term if d_dy is None or term is None else d_dy + term
     return d_dy, d_x, d_w, None, None, None
 
 

@@ -25,7 +25,6 @@ bool fused_channels_last_applies(const Conv2dParams& dp, const Conv2dParams& wp)
 
 template <typename T>
 void backward_channels_last(const Conv2dParams& dp, const Conv2dParams& wp) {
-  const std::vector<T> wt = depthwise_filter_taps_major<T>(dp);  // (r, s, k)
   const DgradRowsCL<T> dx_rows(dp);
   const WgradRowsCL<T> dw_rows(wp);
   const RowChunks chunks(wp.N * wp.P);
@@ -36,7 +35,7 @@ void backward_channels_last(const Conv2dParams& dp, const Conv2dParams& wp) {
     for (int64_t c = begin; c < end; ++c)
       for (int64_t line = chunks.begin(c); line < chunks.begin(c + 1); ++line) {
         const int64_t n = line / wp.P, i = line % wp.P;
-        dx_rows.row(n, i, wt.data(), dx_scratch);
+        dx_rows.row(n, i, dx_scratch);
         dw_rows.add_row(n, i, dw_scratch, acc.data() + c * dw_rows.acc_size());
       }
   });
@@ -46,7 +45,7 @@ void backward_channels_last(const Conv2dParams& dp, const Conv2dParams& wp) {
 }  // namespace
 
 void depthwise_backward(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p) {
-  if (depthwise_backward_flat_applies(dgrad_p) && depthwise_flat_applies(wgrad_p))
+  if (depthwise_backward_flat_applies(dgrad_p, wgrad_p))
     return depthwise_backward_flat(dgrad_p, wgrad_p);
   if (fused_channels_last_applies(dgrad_p, wgrad_p)) {
     if (dgrad_p.dtype == DType::Float64) backward_channels_last<double>(dgrad_p, wgrad_p);

@@ -52,7 +52,8 @@ template <typename T>
 class DgradRowsCL {
  public:
   explicit DgradRowsCL(const Conv2dParams& p)
-      : p_(p), M_(p.K / p.C), RS_(p.R * p.S), vk_(active_vector_kernels<T>()) {
+      : p_(p), M_(p.K / p.C), RS_(p.R * p.S), wt_(depthwise_filter_taps_major<T>(p)),
+        vk_(active_vector_kernels<T>()) {
     const bool rows_fast = M_ == 1 && p.stride_w == 1 && p.stride_h == 1;
     const int64_t ew = effective_kernel(p.S, p.dil_w);
     wa_ = rows_fast ? std::min(p.W, std::max<int64_t>(0, ew - 1 - p.pad_w)) : 0;
@@ -65,10 +66,11 @@ class DgradRowsCL {
     explicit Scratch(const DgradRowsCL& d) : acc(d.p_.C), rows(d.RS_), wts(d.RS_) {}
   };
 
-  // dx row (n, h), all channels. wt: the filters taps-major, (R*S, K).
-  void row(int64_t n, int64_t h, const T* wt, Scratch& s) const {
+  // dx row (n, h), all channels.
+  void row(int64_t n, int64_t h, Scratch& s) const {
     const Conv2dParams& p = p_;
-    const int64_t M = M_, KB = p.K, cn = p.C;
+    const int64_t M = M_, K = p.K, C = p.C;
+    const T* wt = wt_.data();
     const T* dyn = static_cast<const T*>(p.y) + n * p.y_strides[0];
     T* dxr = static_cast<T*>(p.x) + n * p.x_strides[0] + h * p.x_strides[2];
     for (int64_t wc = 0; wc < p.W; ++wc) {
@@ -79,35 +81,36 @@ class DgradRowsCL {
           if (th < 0 || th >= p.P) continue;
           for (int64_t t = 0; t < p.S; ++t, ++nt) {
             s.rows[nt] = dyn + th * p.y_strides[2] + (wa_ + p.pad_w - t * p.dil_w) * p.y_strides[3];
-            s.wts[nt] = wt + (r * p.S + t) * KB;
+            s.wts[nt] = wt + (r * p.S + t) * K;
           }
         }
-        vk_.stencil_row(wb_ - wa_, cn, nt, s.rows.data(), p.y_strides[3], s.wts.data(), nullptr,
+        vk_.stencil_row(wb_ - wa_, C, nt, s.rows.data(), p.y_strides[3], s.wts.data(), nullptr,
                         dxr + wa_ * p.x_strides[3], p.x_strides[3]);
         wc = wb_ - 1;
         continue;
       }
       dgrad_pixel_taps(p, dyn, h, wc, s.rows.data());
       if (M == 1) {  // dx's channels over all taps in registers (vector kernel)
-        vk_.taps_madd(cn, RS_, s.rows.data(), wt, nullptr, dxr + wc * p.x_strides[3]);
+        vk_.taps_madd(C, RS_, s.rows.data(), wt, nullptr, dxr + wc * p.x_strides[3]);
         continue;
       }
       T* __restrict a = s.acc.data();
-      std::fill(a, a + cn, T(0));
+      std::fill(a, a + C, T(0));
       for (int64_t t = 0; t < RS_; ++t) {
         if (s.rows[t] == nullptr) continue;
         const T* __restrict dyr = s.rows[t];
-        const T* __restrict wr = wt + t * KB;
-        for (int64_t c = 0; c < cn; ++c)
+        const T* __restrict wr = wt + t * K;
+        for (int64_t c = 0; c < C; ++c)
           for (int64_t m = 0; m < M; ++m) a[c] += dyr[c * M + m] * wr[c * M + m];
       }
-      std::copy(a, a + cn, dxr + wc * p.x_strides[3]);
+      std::copy(a, a + C, dxr + wc * p.x_strides[3]);
     }
   }
 
  private:
   const Conv2dParams& p_;
   int64_t M_, RS_, wa_ = 0, wb_ = 0;
+  std::vector<T> wt_;  // the filters taps-major, (R*S, K), so channels are contiguous
   const VectorKernels<T>& vk_;
 };
 

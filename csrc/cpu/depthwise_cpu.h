@@ -27,7 +27,7 @@ void depthwise_wgrad_flat(const Conv2dParams& p);
 // applies (NCHW stride 1 with 'same' sizes; channels_last stride 1, multiplier
 // 1), else the two kernels in turn. The same bits as the separate kernels.
 void depthwise_backward(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
-bool depthwise_backward_flat_applies(const Conv2dParams& p);
+bool depthwise_backward_flat_applies(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
 void depthwise_backward_flat(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
 
 // Whether x and y are both channels-innermost (the channels_last fast paths).

@@ -69,12 +69,11 @@ void dgrad_planes(const Conv2dParams& p) {
 
 template <typename T>
 void dgrad_channels_last(const Conv2dParams& p) {
-  const std::vector<T> wt = depthwise_filter_taps_major<T>(p);  // (r, s, k)
   const DgradRowsCL<T> rows(p);
   at::parallel_for(0, p.N * p.H, 1, [&](int64_t begin, int64_t end) {
     typename DgradRowsCL<T>::Scratch scratch(rows);
     for (int64_t line = begin; line < end; ++line)
-      rows.row(line / p.H, line % p.H, wt.data(), scratch);
+      rows.row(line / p.H, line % p.H, scratch);
   });
 }
 

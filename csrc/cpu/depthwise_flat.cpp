@@ -126,31 +126,53 @@ void fprop(const Conv2dParams& p) {
 
 // dx[h, w] = sum over m, r, s of dy_m[h + pad_h - r*dil_h, w + pad_w - s*dil_w]
 // * w[m, r, s]: dy padded so that tap (r, s) sits at offset
-// (eh-1 - r*dil_h)*Wp + (ew-1 - s*dil_w).
+// (eh-1 - r*dil_h)*Wp + (ew-1 - s*dil_w). One dx plane at a time, each thread
+// with its own Scratch; used by dgrad and by the fused backward.
+template <typename T>
+struct DgradPlanes {
+  const Conv2dParams& p;
+  const FlatGeometry g;
+  const int64_t M, RS, top, left;  // dy's place in its padded buffer
+  const VectorKernels<T>& vk;
+  explicit DgradPlanes(const Conv2dParams& p_)
+      : p(p_), g(p_, p_.H, p_.W), M(p_.K / p_.C), RS(p_.R * p_.S),
+        top(g.eh - 1 - p_.pad_h), left(g.ew - 1 - p_.pad_w), vk(active_vector_kernels<T>()) {}
+
+  struct Scratch {
+    std::vector<T> dyb, out, wts;  // M padded dy planes, the flat result, M filters
+    std::vector<const T*> taps;
+    explicit Scratch(const DgradPlanes& d)
+        : dyb(d.M * d.g.len), out(d.p.H * d.g.Wp), wts(d.M * d.RS), taps(d.M * d.RS) {
+      for (int64_t m = 0; m < d.M; ++m)
+        d.g.tap_rows(d.p, dyb.data() + m * d.g.len, true, taps.data() + m * d.RS);
+    }
+    // dy plane m in the buffer: row p at p*Wp, zeros in the columns past Q.
+    const T* dy_run(const DgradPlanes& d, int64_t m) const {
+      return dyb.data() + m * d.g.len + d.top * d.g.Wp + d.left;
+    }
+  };
+
+  void plane(int64_t n, int64_t c, Scratch& s) const {
+    const T* dy = static_cast<const T*>(p.y);
+    T* dx = static_cast<T*>(p.x);
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t k = c * M + m;
+      pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2],
+                p.y_strides[3], top, left, g.Hp, g.Wp, s.dyb.data() + m * g.len, g.len, vk);
+      depthwise_filter(p, k, s.wts.data() + m * RS);
+    }
+    vk.taps_scale(p.H * g.Wp, M * RS, s.taps.data(), s.wts.data(), T(0), s.out.data());
+    store_rows(s.out.data(), p.H, p.W, g.Wp, dx + n * p.x_strides[0] + c * p.x_strides[1],
+               p.x_strides[2], p.x_strides[3], vk);
+  }
+};
+
 template <typename T>
 void dgrad(const Conv2dParams& p) {
-  T* dx = static_cast<T*>(p.x);
-  const T* dy = static_cast<const T*>(p.y);
-  const int64_t M = p.K / p.C, RS = p.R * p.S;
-  const FlatGeometry g(p, p.H, p.W);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DgradPlanes<T> planes(p);
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> buf(M * g.len), out(p.H * g.Wp), wts(M * RS);
-    std::vector<const T*> rows(M * RS);
-    for (int64_t m = 0; m < M; ++m) g.tap_rows(p, buf.data() + m * g.len, true, rows.data() + m * RS);
-    for (int64_t plane = begin; plane < end; ++plane) {
-      const int64_t n = plane / p.C, c = plane % p.C;
-      for (int64_t m = 0; m < M; ++m) {
-        const int64_t k = c * M + m;
-        pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2],
-                  p.y_strides[3], g.eh - 1 - p.pad_h, g.ew - 1 - p.pad_w, g.Hp, g.Wp,
-                  buf.data() + m * g.len, g.len, vk);
-        depthwise_filter(p, k, wts.data() + m * RS);
-      }
-      vk.taps_scale(p.H * g.Wp, M * RS, rows.data(), wts.data(), T(0), out.data());
-      store_rows(out.data(), p.H, p.W, g.Wp, dx + n * p.x_strides[0] + c * p.x_strides[1],
-                 p.x_strides[2], p.x_strides[3], vk);
-    }
+    typename DgradPlanes<T>::Scratch scratch(planes);
+    for (int64_t plane = begin; plane < end; ++plane) planes.plane(plane / p.C, plane % p.C, scratch);
   });
 }
 
@@ -216,36 +238,25 @@ void wgrad(const Conv2dParams& p) {
 // the same buffers and sums as the separate kernels, so the same bits.
 template <typename T>
 void backward(const Conv2dParams& dp, const Conv2dParams& wp) {
-  T* dx = static_cast<T*>(dp.x);
   const T* x = static_cast<const T*>(wp.x);
-  const T* dy = static_cast<const T*>(dp.y);
   const int64_t M = dp.K / dp.C, RS = dp.R * dp.S;
-  const FlatGeometry gd(dp, dp.H, dp.W), gx(wp, wp.P, wp.Q);
-  const int64_t top = gd.eh - 1 - dp.pad_h, left = gd.ew - 1 - dp.pad_w;
+  const DgradPlanes<T> dx_planes(dp);
+  const FlatGeometry gx(wp, wp.P, wp.Q);
   const VectorKernels<T>& vk = active_vector_kernels<T>();
   PlaneSums<T> sums(wp);
   at::parallel_for(0, dp.N * dp.C, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> dyb(M * gd.len), xb(gx.len), out(dp.H * gd.Wp), wts(M * RS);
-    std::vector<const T*> dy_taps(M * RS), x_taps(RS);
-    for (int64_t m = 0; m < M; ++m)
-      gd.tap_rows(dp, dyb.data() + m * gd.len, true, dy_taps.data() + m * RS);
+    typename DgradPlanes<T>::Scratch scratch(dx_planes);
+    std::vector<T> xb(gx.len);
+    std::vector<const T*> x_taps(RS);
     gx.tap_rows(wp, xb.data(), false, x_taps.data());
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / dp.C, c = plane % dp.C;
-      for (int64_t m = 0; m < M; ++m) {
-        depthwise_filter(dp, c * M + m, wts.data() + m * RS);
-        pad_plane(dy + n * dp.y_strides[0] + (c * M + m) * dp.y_strides[1], dp.P, dp.Q,
-                  dp.y_strides[2], dp.y_strides[3], top, left, gd.Hp, gd.Wp,
-                  dyb.data() + m * gd.len, gd.len, vk);
-      }
-      vk.taps_scale(dp.H * gd.Wp, M * RS, dy_taps.data(), wts.data(), T(0), out.data());
-      store_rows(out.data(), dp.H, dp.W, gd.Wp, dx + n * dp.x_strides[0] + c * dp.x_strides[1],
-                 dp.x_strides[2], dp.x_strides[3], vk);
+      dx_planes.plane(n, c, scratch);
       pad_plane(x + n * wp.x_strides[0] + c * wp.x_strides[1], wp.H, wp.W, wp.x_strides[2],
                 wp.x_strides[3], wp.pad_h, wp.pad_w, gx.Hp, gx.Wp, xb.data(), gx.len, vk);
       for (int64_t m = 0; m < M; ++m)
-        vk.taps_dot(wp.P * gx.Wp, RS, dyb.data() + m * gd.len + top * gd.Wp + left,
-                    x_taps.data(), sums.at(n, c * M + m));
+        vk.taps_dot(wp.P * gx.Wp, RS, scratch.dy_run(dx_planes, m), x_taps.data(),
+                    sums.at(n, c * M + m));
     }
   });
   sums.store();
@@ -272,8 +283,9 @@ void depthwise_wgrad_flat(const Conv2dParams& p) {
   else wgrad<float>(p);
 }
 
-bool depthwise_backward_flat_applies(const Conv2dParams& p) {
-  return depthwise_flat_applies(p) && p.P == p.H && p.Q == p.W &&
+bool depthwise_backward_flat_applies(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p) {
+  const Conv2dParams& p = dgrad_p;
+  return depthwise_flat_applies(p) && depthwise_flat_applies(wgrad_p) && p.P == p.H && p.Q == p.W &&
          p.pad_h <= effective_kernel(p.R, p.dil_h) - 1 && p.pad_w <= effective_kernel(p.S, p.dil_w) - 1;
 }
 

@@ -87,8 +87,6 @@ void fwd_planes(const MaxPool2dParams& p) {
               base[r * p.S + s] = h * p.W + o - p.pad_w;
             }
           }
-          const int64_t hf = pool_first_valid(hs, p.dil_h) * p.W;
-          for (int64_t q = 0; q < p.Q; ++q) init[q] = hf + wfirst[q];
           T* yr = y + n * p.y_strides[0] + c * p.y_strides[1] + pp * p.y_strides[2];
           if (ind == nullptr) {
             vk.max_values(p.Q, RS, rows.data(), direct ? yr : ybuf.data());
@@ -96,6 +94,8 @@ void fwd_planes(const MaxPool2dParams& p) {
               for (int64_t q = 0; q < p.Q; ++q) yr[q * p.y_strides[3]] = ybuf[q];
             continue;
           }
+          const int64_t hf = pool_first_valid(hs, p.dil_h) * p.W;
+          for (int64_t q = 0; q < p.Q; ++q) init[q] = hf + wfirst[q];
           int64_t* ir = ind + n * p.i_strides[0] + c * p.i_strides[1] + pp * p.i_strides[2];
           vk.max_taps(p.Q, RS, rows.data(), base.data(), sw, init.data(),
                       direct ? yr : ybuf.data(), direct ? ir : ibuf.data());

@@ -282,6 +282,16 @@ void mul_add(int64_t n, const typename V::T* a, const typename V::T* b, typename
   for (; i < n; ++i) acc[i] += a[i] * b[i];
 }
 
+// A block of B lanes from src, of which the first nb are real: src itself when
+// the block is whole, else a copy into pad with -inf after them (max pooling).
+// A template on V, like the loops below, so no ISA's copy is shared.
+template <typename V, int64_t B, typename T = typename V::T>
+inline const T* neg_inf_padded(const T* src, int64_t nb, T* pad) {
+  if (nb == B) return src;
+  for (int64_t j = 0; j < B; ++j) pad[j] = j < nb ? src[j] : -__builtin_inf();
+  return pad;
+}
+
 // The loops below are templates on V only so that each ISA's translation unit
 // gets its own instantiation (V has internal linkage there): a shared inline
 // definition could be merged across units and run AVX-512 code on any CPU.
@@ -318,11 +328,7 @@ void max_taps(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base, 
     T tail[B];
     for (int64_t t = 0; t < ntaps; ++t) {
       if (x[t] == nullptr) continue;
-      const T* xt = x[t] + i0;
-      if (nb < B) {
-        for (int64_t j = 0; j < B; ++j) tail[j] = j < nb ? xt[j] : -__builtin_inf();
-        xt = tail;
-      }
+      const T* xt = neg_inf_padded<V, B>(x[t] + i0, nb, tail);
       const typename V::Reg tv = V::set1(static_cast<T>(t));
       V::max_update(V::load(xt), tv, m0, tap0);
       V::max_update(V::load(xt + W), tv, m1, tap1);
@@ -366,11 +372,7 @@ void max_values(int64_t n, int64_t ntaps, const T* const* x, T* out) {
     T tail[B];
     for (int64_t t = 0; t < ntaps; ++t) {
       if (x[t] == nullptr) continue;
-      const T* xt = x[t] + i0;
-      if (nb < B) {
-        for (int64_t j = 0; j < B; ++j) tail[j] = j < nb ? xt[j] : -__builtin_inf();
-        xt = tail;
-      }
+      const T* xt = neg_inf_padded<V, B>(x[t] + i0, nb, tail);
       for (int j = 0; j < 4; ++j) V::max_update(V::load(xt + j * W), none, m[j], unused);
     }
     if (nb == B) {
