@@ -4,6 +4,8 @@ The C++ ops check their arguments when they run; these run in the fake (meta)
 kernels, so torch.compile and FakeTensor tracing refuse the same inputs with the
 same messages. Keep the two in step.
 """
+import functools
+
 import torch
 
 _CPU_DTYPES = (torch.float32, torch.float64)
@@ -97,11 +99,16 @@ def depthwise_weight(w, C, op):
                          f"for {C} channels, got shape {list(w.shape)}")
 
 
+@functools.cache
+def _built_with_cuda():
+    from . import _C
+    return bool(_C.build_info()["cuda"])
+
+
 def supported_device(t, op, arg, what):
     """The device check of the ops with CUDA kernels only when the build has CUDA
-    (mirrors check_device / dw_check_device in csrc/torch)."""
-    from . import _C
-    if t.device.type == "cuda" and _C.build_info()["cuda"]:
+    (mirrors check_device / dw_check_device in csrc/torch, messages included)."""
+    if t.device.type in ("cpu", "meta") or (t.device.type == "cuda" and _built_with_cuda()):
         return
-    if t.device.type not in ("cpu", "meta"):
-        raise ValueError(f"{op}: expected {arg} on the CPU ({what}), got {t.device}")
+    where = "on the CPU or a CUDA device" if _built_with_cuda() else f"on the CPU ({what})"
+    raise ValueError(f"{op}: expected {arg} {where}, got {t.device}")

@@ -16,12 +16,9 @@ from torch import nn
 
 from .. import nn as cnn
 from ._weights import load_weights
+from .xception import batch_norm
 
 WIDTHS = (64, 128, 256, 512)
-
-
-def batch_norm(channels):
-    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
 
 
 def sep_conv(in_channels, out_channels):

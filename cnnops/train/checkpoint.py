@@ -31,13 +31,17 @@ def save(path, state):
     os.replace(tmp, path)
 
 
-def load(path):
+def write_text_atomic(path, text):
+    """Writes text to `path` through a temporary file, as save does."""
     path = pathlib.Path(path)
-    if path.is_dir():
-        path = path / FILENAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load(path):
+    """The checkpoint at `path` (a file, or a directory holding checkpoint.pt)."""
+    return torch.load(resolve(path), map_location="cpu", weights_only=True)
 
 
 def resolve(path):

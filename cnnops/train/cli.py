@@ -179,9 +179,13 @@ def _load_resume(args):
     return ckpt
 
 
+def _default_dataset(model):
+    return "shapes" if model in modeling.SEGMENTATION_MODELS else "digits"
+
+
 def _default_out(model, dataset):
     if dataset is None:
-        dataset = "shapes" if model in modeling.SEGMENTATION_MODELS else "digits"
+        dataset = _default_dataset(model)
     return str(pathlib.Path("runs") / f"{model}-{dataset}")
 
 
@@ -191,7 +195,7 @@ def _fill_defaults(args):
         raise UsageError(f"--model: unknown model {args.model!r}; expected one of "
                          f"{', '.join(names)}")
     if args.dataset is None:
-        args.dataset = "shapes" if args.model in modeling.SEGMENTATION_MODELS else "digits"
+        args.dataset = _default_dataset(args.model)
     for key, value in DATASET_DEFAULTS[args.dataset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -441,11 +445,8 @@ def _summary(args, history, seconds, world, device, test_set):
 
 
 def _write_metrics(out, args, history, summary):
-    path = out / "metrics.json"
-    tmp = path.with_name("metrics.json.tmp")
-    tmp.write_text(json.dumps({"summary": summary, "args": vars(args), "history": history},
-                              indent=1) + "\n")
-    tmp.replace(path)
+    checkpoint.write_text_atomic(out / "metrics.json", json.dumps(
+        {"summary": summary, "args": vars(args), "history": history}, indent=1) + "\n")
 
 
 def main(argv=None):

@@ -29,6 +29,8 @@ class TensorData:
                  flips=False, fill=None):
         if len(images) != len(targets):
             raise ValueError(f"{len(images)} images but {len(targets)} targets")
+        if max_shift > 0 and targets.dim() == 3:
+            raise ValueError("shift augmentation of segmentation masks is not supported")
         self.images, self.targets = images, targets
         self.class_names, self.task = tuple(class_names), task
         self.mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
@@ -43,10 +45,6 @@ class TensorData:
     @property
     def num_classes(self):
         return len(self.class_names)
-
-    @property
-    def channels(self):
-        return self.images.shape[1]
 
     def augmentation(self, seed, epoch):
         """The random choices of one epoch for every sample (see Augmentation)."""
@@ -78,15 +76,12 @@ class Augmentation:
         indices = torch.as_tensor(indices)
         if self.max_shift > 0:
             x = shift(x, self.shifts[indices], fill)
-            if y.dim() == 3:
-                raise ValueError("shift augmentation of segmentation masks is not supported")
-        if self.flips:
-            x, y = x.clone(), y.clone()
+        if self.flips:  # out of place: x and y may be views of the data set
             for dim, flip in ((-1, self.flip[indices, 0]), (-2, self.flip[indices, 1])):
                 if flip.any():
-                    x[flip] = x[flip].flip(dim)
+                    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(dim), x)
                     if y.dim() == 3:
-                        y[flip] = y[flip].flip(dim)
+                        y = torch.where(flip.view(-1, 1, 1), y.flip(dim), y)
         return x, y
 
 

@@ -72,10 +72,6 @@ def wrap(model, device):
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
-def unwrap(model):
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def all_reduce_sum(tensor):
     """The element-wise sum of `tensor` over the processes (a copy; the tensor on one)."""
     if not is_enabled():
@@ -93,15 +89,6 @@ def all_gather_object(obj):
     out = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj):
-    """Rank 0's obj on every process."""
-    if not is_enabled():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def barrier():

@@ -6,19 +6,15 @@ import math
 
 import torch
 
+from .. import models
 from . import checkpoint
 
 # Models whose output is a per-pixel map (N, classes, H, W); the rest are classifiers.
 SEGMENTATION_MODELS = frozenset({"segmentation_fcn"})
 
 
-def zoo():
-    import cnnops.models
-    return cnnops.models
-
-
 def model_names():
-    return sorted(zoo().MODELS)
+    return sorted(models.MODELS)
 
 
 def task_of(name):
@@ -26,13 +22,12 @@ def task_of(name):
 
 
 def _signature(name):
-    return inspect.signature(zoo().MODELS[name]).parameters
+    return inspect.signature(models.MODELS[name]).parameters
 
 
 def default_in_channels(name):
-    """The channel count the model is built for by default (3 where it does not say)."""
-    p = _signature(name).get("in_channels")
-    return p.default if p is not None and p.default is not inspect.Parameter.empty else 3
+    """The channel count the model is built for by default (every model takes in_channels)."""
+    return _signature(name)["in_channels"].default
 
 
 def build(name, num_classes, in_channels, image_size):
@@ -41,7 +36,7 @@ def build(name, num_classes, in_channels, image_size):
     kwargs = dict(num_classes=num_classes, in_channels=in_channels)
     if "input_size" in _signature(name):
         kwargs["input_size"] = image_size
-    return zoo().get_model(name, **kwargs)
+    return models.get_model(name, **kwargs)
 
 
 def set_dropout(model, p):
@@ -60,7 +55,7 @@ def set_bn_momentum(model, momentum):
 
 def _head_classes(model, state_dict):
     """The class count of the head stored in state_dict (None when it has no head tensor)."""
-    head = type(model).HEAD
+    head = models._head_name(model)
     for key in (f"{head}.bias", f"{head}.weight"):
         if key in state_dict:
             return int(state_dict[key].shape[0])
@@ -71,29 +66,24 @@ def build_from_weights(name, num_classes, in_channels, image_size, weights):
     """The model started from `weights` (a path: training checkpoint or state_dict).
 
     Every tensor whose name and shape match is loaded. When the stored head has another
-    class count, the model is built with that count, loaded, and its head replaced
-    (cnnops.models.replace_head) by a fresh one for num_classes. Returns (model, report):
-    report has loaded (count), total, skipped ({name: reason}), head_replaced
-    (source class count or None)."""
+    class count, its tensors do not match and the model keeps its fresh head for
+    num_classes. Returns (model, report): report has loaded (count), total, skipped
+    ({name: reason}, the replaced head left out), head_replaced (source class count or
+    None)."""
     try:
-        obj = torch.load(weights, map_location="cpu", weights_only=True)
+        obj = checkpoint.load(weights)
     except Exception as e:  # not a torch file, or pickled objects beyond tensors and dicts
         raise ValueError(f"torch.load(weights_only=True) cannot read it: {e}") from None
     stored = checkpoint.state_dict_of(obj)
     model = build(name, num_classes, in_channels, image_size)
     source_classes = _head_classes(model, stored)
-    replaced = None
-    if source_classes is not None and source_classes != num_classes:
-        model = build(name, source_classes, in_channels, image_size)
-        replaced = source_classes
+    replaced = source_classes if source_classes not in (None, num_classes) else None
     loaded, skipped = checkpoint.load_matching(model, stored)
     if not loaded:
         raise ValueError(f"no tensor matches a {name} by name and shape (is it a checkpoint "
                          f"of another architecture?)")
     if replaced is not None:
-        zoo().replace_head(model, num_classes)
-        head = type(model).HEAD + "."
-        loaded = [k for k in loaded if not k.startswith(head)]   # replaced by fresh ones
+        head = models._head_name(model) + "."
         skipped = {k: v for k, v in skipped.items() if not k.startswith(head)}
     return model, {"loaded": len(loaded), "total": len(model.state_dict()), "skipped": skipped,
                    "head_replaced": replaced}
@@ -101,11 +91,11 @@ def build_from_weights(name, num_classes, in_channels, image_size, weights):
 
 def freeze_base(model, frozen):
     """requires_grad False on every parameter outside the head (True everywhere when not
-    frozen). Returns the parameters to train."""
-    head = {id(p) for p in zoo().head_parameters(model)}
-    for p in model.parameters():
-        p.requires_grad_(not frozen or id(p) in head)
-    return [p for p in model.parameters() if p.requires_grad]
+    frozen)."""
+    model.requires_grad_(True)
+    if frozen:
+        for p in models.base_parameters(model):
+            p.requires_grad_(False)
 
 
 def train_mode(model, frozen):
