@@ -49,12 +49,13 @@ def settings_from(args):
     budget = runner.QUICK_BUDGET if args.quick else runner.DEFAULT_BUDGET
     if args.budget is not None:
         budget = timing.Budget(args.budget, budget.min_reps, budget.max_reps, budget.warmup)
+    device = runner.resolve_device(args.device)
     return runner.Settings(
-        device=runner.resolve_device(args.device), dtype=args.dtype,
+        device=device, dtype=args.dtype,
         layouts=tuple(LAYOUTS) if args.layout == "both" else (args.layout,),
         modes=MODES if args.mode == "both" else (args.mode,),
         budget=budget, threads=args.threads, progress=not args.no_progress,
-        malloc=allocator.apply(args.malloc))
+        malloc=allocator.apply(args.malloc, device))
 
 
 def run(argv):

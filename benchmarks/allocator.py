@@ -18,22 +18,34 @@ M_TRIM_THRESHOLD = -1   # mallopt parameters (malloc.h)
 M_MMAP_MAX = -4
 
 
+_steady = None  # what steady() set in this process (it cannot be undone), else None
+
+
 def steady():
     """Applies the steady settings; returns what the run used, for its record."""
+    global _steady
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         version = libc.gnu_get_libc_version
     except (OSError, AttributeError, TypeError):
         return "system (not glibc: left as it is)"
     version.restype = ctypes.c_char_p
-    ok = libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
-    if not ok:
-        return "system (glibc refused mallopt)"
-    return f"steady (glibc {version().decode()}: freed memory kept in the process, no mmap, no trim)"
+    no_mmap = libc.mallopt(M_MMAP_MAX, 0) == 1
+    no_trim = no_mmap and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    if not no_trim:
+        return ("system (glibc refused mallopt)" if not no_mmap else
+                f"partly steady (glibc {version().decode()}: no mmap, but trim refused)")
+    _steady = f"steady (glibc {version().decode()}: freed memory kept in the process, no mmap, no trim)"
+    return _steady
 
 
-def apply(mode):
-    """mode 'steady' or 'system'; returns the description for the run's record."""
+def apply(mode, device="cpu"):
+    """mode 'steady' or 'system' for a run on `device`; returns the description for the
+    run's record. Only CPU runs are affected: CUDA memory has torch's caching allocator."""
+    if device != "cpu":
+        return f"not applied ({device}: torch's caching allocator)"
     if mode == "steady":
         return steady()
-    return "system (glibc defaults: large freed blocks go back to the OS)"
+    if _steady is not None:
+        return f"{_steady}, set earlier in this process (system asked for)"
+    return "system (the C library's defaults: glibc gives large freed blocks back to the OS)"

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .flops import ConvProblem, conv_out_size, conv_transpose_out_size
-
-LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+from .layouts import LAYOUTS
+from .model_cases import ModelCase
+from .pass_cases import passes_of
 
 
 @dataclass(frozen=True)
@@ -183,20 +184,21 @@ DEFAULT_CASES = [
 ]
 
 
-def _add_passes_and_models(cases):
-    """The dgrad/wgrad passes of two conv layers alone, and whole models, at sizes that keep
-    the default CPU run under 5 minutes."""
-    from .model_cases import ModelCase
-    from .pass_cases import passes_of
+def _with_passes_and_models(cases, pass_names, model_rows):
+    """cases, then the dgrad/wgrad passes alone of the named conv cases, then whole models
+    (ModelCase arguments)."""
     by_name = {c.name: c for c in cases}
-    return cases + passes_of(by_name["conv3x3_c64_56"]) + passes_of(by_name["conv1x1_c256k64_56"]) + [
-        ModelCase("resnet50_b1_128", "resnet50", (1, 3, 128, 128)),
-        ModelCase("xception_b1_160", "xception", (1, 3, 160, 160)),
-        ModelCase("segmentation_fcn_b2_96", "segmentation_fcn", (2, 3, 96, 96), num_classes=3),
-    ]
+    return (cases + [p for name in pass_names for p in passes_of(by_name[name])]
+            + [ModelCase(*args, **kw) for args, kw in model_rows])
 
 
-DEFAULT_CASES = _add_passes_and_models(DEFAULT_CASES)
+# The passes of two conv layers and whole models at sizes that keep the default CPU run
+# under 5 minutes.
+DEFAULT_CASES = _with_passes_and_models(DEFAULT_CASES, ("conv3x3_c64_56", "conv1x1_c256k64_56"), [
+    (("resnet50_b1_128", "resnet50", (1, 3, 128, 128)), {}),
+    (("xception_b1_160", "xception", (1, 3, 160, 160)), {}),
+    (("segmentation_fcn_b2_96", "segmentation_fcn", (2, 3, 96, 96)), dict(num_classes=3)),
+])
 
 
 def _resnet50_convs(batch=32):
@@ -238,18 +240,11 @@ CUDA_CASES = _resnet50_convs() + [
 ]
 
 
-def _cuda_passes_and_models():
-    from .model_cases import ModelCase
-    from .pass_cases import passes_of
-    by_name = {c.name: c for c in CUDA_CASES}
-    return passes_of(by_name["r50_64_3x3s1"]) + passes_of(by_name["r50_256_reduce1x1"]) + [
-        ModelCase("resnet50_b32_224", "resnet50", (32, 3, 224, 224)),
-        ModelCase("xception_b16_299", "xception", (16, 3, 299, 299)),
-        ModelCase("segmentation_fcn_b16_256", "segmentation_fcn", (16, 3, 256, 256), num_classes=3),
-    ]
-
-
-CUDA_CASES = CUDA_CASES + _cuda_passes_and_models()
+CUDA_CASES = _with_passes_and_models(CUDA_CASES, ("r50_64_3x3s1", "r50_256_reduce1x1"), [
+    (("resnet50_b32_224", "resnet50", (32, 3, 224, 224)), {}),
+    (("xception_b16_299", "xception", (16, 3, 299, 299)), {}),
+    (("segmentation_fcn_b16_256", "segmentation_fcn", (16, 3, 256, 256)), dict(num_classes=3)),
+])
 
 
 def cases_for(device):

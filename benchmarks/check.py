@@ -61,6 +61,7 @@ def deep_check(cnnops_out, torch_out, ref_out, names):
              for i in range(len(names))]
     worst_part = max(parts, key=lambda c: c["max_rel_err"] / c["tolerance"])
     return dict(worst_part, passed=all(c["passed"] for c in parts),
+                output_format_match=parts[0]["output_format_match"],
                 per_tensor={k: v for c in parts for k, v in c["per_tensor"].items()})
 
 

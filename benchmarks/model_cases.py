@@ -11,7 +11,7 @@ import torch
 import cnnops
 from cnnops import models
 
-from .cases import LAYOUTS
+from .layouts import LAYOUTS
 
 _BUILT = {}    # (case name, device, dtype, layout) -> (cnnops model, torch twin)
 _CURRENT = {}  # case name -> the key of its latest inputs
@@ -66,19 +66,21 @@ class ModelCase:
         device, _, layout = _CURRENT[self.name]
         net, twin = self.models(device, x.dtype, layout)
         model = net if lib.__name__ == "cnnops" else twin
-        model.zero_grad(set_to_none=True)
+        if torch.is_grad_enabled():
+            model.zero_grad(set_to_none=True)
         return model(x)
 
     def problem(self):
         return None
 
     def flop(self, mode):
-        return _forward_flop(self.builder, self.num_classes, self.input_shape) * (
-            1 if mode == "fwd" else 3)
+        """Per-sample forward FLOPs (exactly linear in N) times N; x3 for fwd+bwd."""
+        per_sample, _ = _counts(self.builder, self.num_classes, tuple(self.input_shape[1:]))
+        return per_sample * self.input_shape[0] * (1 if mode == "fwd" else 3)
 
     def bytes_moved(self, mode, elem_size):
         """Parameters and input read once per pass (a lower bound: activations not counted)."""
-        params = _parameter_count(self.builder, self.num_classes)
+        _, params = _counts(self.builder, self.num_classes, tuple(self.input_shape[1:]))
         return (1 if mode == "fwd" else 3) * (params + torch.Size(self.input_shape).numel()) * elem_size
 
     def describe(self):
@@ -87,18 +89,14 @@ class ModelCase:
 
 
 @functools.lru_cache(maxsize=None)
-def _forward_flop(builder, num_classes, input_shape):
+def _counts(builder, num_classes, sample_shape):
+    """(forward FLOPs of one sample of shape (C, H, W), parameter count) of a model."""
     net = models.get_model(builder, num_classes=num_classes).eval()
     total = []
     hooks = [m.register_forward_hook(lambda m, i, o: total.append(_layer_flop(m, i, o)))
              for m in net.modules()]
     with torch.no_grad():
-        net(torch.zeros(input_shape))
+        net(torch.zeros((1,) + sample_shape))
     for h in hooks:
         h.remove()
-    return sum(total)
-
-
-@functools.lru_cache(maxsize=None)
-def _parameter_count(builder, num_classes):
-    return sum(p.numel() for p in models.get_model(builder, num_classes=num_classes).parameters())
+    return sum(total), sum(p.numel() for p in net.parameters())

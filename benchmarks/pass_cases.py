@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .cases import LAYOUTS, ConvCase
-from .flops import ConvProblem, fprop_flop
+from . import flops
+from .layouts import LAYOUTS
+from .flops import ConvProblem
 
 
 @dataclass(frozen=True)
 class ConvPassCase:
     name: str
-    conv: ConvCase
+    conv: "ConvCase"  # benchmarks.cases
     kind: str                # "dgrad" or "wgrad"
     modes = ("fwd",)
 
@@ -24,10 +25,9 @@ class ConvPassCase:
 
     def make_inputs(self, device, dtype, layout, seed=0):
         x, w = self.conv.make_inputs(device, dtype, layout, seed)
-        with torch.no_grad():
-            y = torch.nn.functional.conv2d(x, w, None, **self.conv.kwargs())
+        p = self.problem()
         gen = torch.Generator().manual_seed(seed + 1)
-        dy = torch.randn(y.shape, generator=gen).to(device=device, dtype=dtype,
+        dy = torch.randn((p.N, p.K, p.P, p.Q), generator=gen).to(device=device, dtype=dtype,
                                                     memory_format=LAYOUTS[layout])
         return dy, x, w
 
@@ -48,11 +48,12 @@ class ConvPassCase:
         return self.conv.problem()
 
     def flop(self, mode):
-        return fprop_flop(self.problem())
+        """One pass: the GEMM volume of one fprop."""
+        return flops.flop(self.problem(), "fwd")
 
     def bytes_moved(self, mode, elem_size):
-        p = self.problem()
-        return (p.input_elems + p.weight_elems + p.output_elems) * elem_size
+        """One pass reads two of x, w, dy and writes the third: fprop's traffic."""
+        return flops.bytes_moved(self.problem(), "fwd", elem_size)
 
     def describe(self):
         return dict(conv=self.conv.describe(), kind=self.kind)

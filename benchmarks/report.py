@@ -47,7 +47,7 @@ def header_lines(result):
     where = m.get("gpu") or f"{m['cpu_model']}, {s['threads']} of {m['cpu_count']} threads"
     return [
         f"device: {m['device']} ({where}); dtype {s['dtype']}; {m['date']}"
-        + (f"; malloc: {s['malloc']}" if m["device"] == "cpu" and "malloc" in s else ""),
+        + (f"; malloc: {s['malloc']}" if m["device"] == "cpu" else ""),
         f"torch {m['torch']} (CUDA {m['cuda']}); cnnops {m['cnnops']} "
         f"(cpu isa {build.get('cpu_isa')}, cuda {build.get('cuda')})",
         f"measured peak {lim['peak_gflops']:.1f} GFLOP/s [{lim['peak_method']}]; "

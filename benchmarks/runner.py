@@ -1,11 +1,10 @@
 """Runs the suite: for each case x layout x mode, one correctness check and one
 interleaved cnnops/torch timing, into rows of plain data (see report.py for output).
 """
-import dataclasses
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -159,7 +158,7 @@ def run_row(case, layout, mode, settings):
         row["check"] = correctness(workload, dtype)
         budget = settings.budget
         if getattr(case, "budget_seconds", None):
-            budget = dataclasses.replace(budget, seconds=min(budget.seconds, case.budget_seconds))
+            budget = replace(budget, seconds=min(budget.seconds, case.budget_seconds))
         times_c, times_t = timing.interleaved(workload.step(cnnops), workload.step(F),
                                               timing.timer_for(settings.device), budget)
     except Exception as exc:  # one failing row must not lose the others

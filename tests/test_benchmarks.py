@@ -1,6 +1,7 @@
 """The benchmark suite's own tests: FLOP/byte counts, the JSON record of a tiny run,
 and `compare`. Fast: tiny synthetic cases, a few repetitions, given machine limits."""
 import json
+import pathlib
 
 import pytest
 import torch  # noqa: F401  (before cnnops, whose extension links against torch)
@@ -198,9 +199,14 @@ def test_deep_check_tolerates_rare_mask_flips_not_wrong_gradients():
 
 
 def test_allocator_modes():
+    import subprocess
+    import sys
     from benchmarks import allocator
     assert allocator.apply("system").startswith("system")
-    steady = allocator.apply("steady")
+    # steady() cannot be undone: run it in a child, not in the test process
+    steady = subprocess.run([sys.executable, "-c", "from benchmarks import allocator; "
+                             "print(allocator.apply('steady'))"], capture_output=True, text=True,
+                            check=True, cwd=str(pathlib.Path(__file__).resolve().parents[1])).stdout
     assert steady.startswith("steady") or steady.startswith("system (not glibc")
     from benchmarks.__main__ import parse_args, settings_from
     args = parse_args(["--malloc", "system", "--device", "cpu"])

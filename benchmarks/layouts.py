@@ -1,0 +1,4 @@
+"""The memory layouts the suite runs, by their command-line names."""
+import torch
+
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
