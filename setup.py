@@ -7,6 +7,7 @@ Target GPUs: TORCH_CUDA_ARCH_LIST (default "8.0;9.0"), e.g.
 """
 import glob
 import os
+import sys
 
 from setuptools import find_packages, setup
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension, CUDA_HOME
@@ -30,6 +31,13 @@ def extension():
     # kernel would silently run on one thread. libgomp is torch's own (same SONAME).
     cxx = ["-O3", "-fno-math-errno", "-fopenmp"]
     link = ["-fopenmp"]
+    if sys.platform.startswith("linux"):
+        # The C++ runtime must be the shared libstdc++ that torch uses. Some toolchains
+        # (the GPU image's /opt/gcc wrapper: its -B folder holds only libstdc++.a) link
+        # it statically, and that second copy crashes in iostreams (every error message
+        # with a number segfaulted). Naming the shared library first resolves the
+        # runtime from it, so the static archive contributes nothing.
+        link.append("-l:libstdc++.so.6")
     srcs = sources("csrc/cpu/*.cpp") + sources("csrc/torch/*.cpp")
     if not use_cuda():
         return CppExtension("cnnops._C", srcs, extra_compile_args={"cxx": cxx}, extra_link_args=link)

@@ -24,6 +24,14 @@ def _out_format(a, b):
     return torch.contiguous_format
 
 
+def _conv_out_format(a, b):
+    """_out_format with torch's CUDA exception: float64 CUDA convolutions (outside
+    cuDNN) always give contiguous outputs."""
+    if a.device.type == "cuda" and a.dtype == torch.float64:
+        return torch.contiguous_format
+    return _out_format(a, b)
+
+
 def _empty(shape, like, fmt):
     return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
 
@@ -81,7 +89,7 @@ def _conv2d_fprop_fake(input, weight, bias, stride, padding, dilation, groups):
                          f"by groups = {groups}")
     check.bias(bias, K, input, op)
     P, Q = _conv_output_size(H, W, R, S, padding, stride, dilation, op)
-    return _empty((N, K, P, Q), input, _out_format(input, weight))
+    return _empty((N, K, P, Q), input, _conv_out_format(input, weight))
 
 
 @torch.library.register_fake("cnnops::conv2d_dgrad")
@@ -104,7 +112,7 @@ def _conv2d_dgrad_fake(grad_output, weight, bias, input_size, stride, padding, d
     C = weight.shape[1] * groups
     check.bias(bias, C, grad_output, op)
     return _empty((N, C, input_size[0], input_size[1]), grad_output,
-                  _out_format(grad_output, weight))
+                  _conv_out_format(grad_output, weight))
 
 
 @torch.library.register_fake("cnnops::conv2d_wgrad")
@@ -127,7 +135,7 @@ def _conv2d_wgrad_fake(grad_output, input, kernel_size, stride, padding, dilatio
         raise ValueError(f"{op}: expected input channels ({C}) and grad_output channels ({K}) "
                          f"to be divisible by groups = {groups}")
     return _empty((K, C // groups, kernel_size[0], kernel_size[1]), input,
-                  _out_format(input, grad_output))
+                  _conv_out_format(input, grad_output))
 
 
 @torch.library.register_fake("cnnops::conv2d_bias_grad")

@@ -1,5 +1,6 @@
 """Shared test helpers: import path, devices, CPU ISA and thread fixtures, the
 float64 torch reference and the comparison tolerances, and the hypothesis profile."""
+import math
 import os
 import pathlib
 import sys
@@ -180,3 +181,48 @@ def make(shape, dtype=torch.float64, device="cpu", requires_grad=True, channels_
     if channels_last:
         t = t.to(memory_format=torch.channels_last)
     return t.requires_grad_(requires_grad)
+
+
+# ----------------------------------------------------------------------------- half precision (CUDA)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="float16/bfloat16 run on CUDA only")
+
+
+def low_precision_params():
+    """float16 and bfloat16, for tests that run on CUDA only (skipped without a GPU)."""
+    return [pytest.param(torch.float16, id="f16", marks=needs_cuda),
+            pytest.param(torch.bfloat16, id="bf16", marks=needs_cuda)]
+
+
+def _relative_error(actual, expected):
+    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
+    return ((a - e).norm() / e.norm().clamp_min(1e-30)).item()
+
+
+def check_low_precision(ours, theirs, tensors, kwargs=None, factor=2.0):
+    """The half-precision rule: ours(*tensors) and every gradient, in the tensors' own
+    (float16/bfloat16, CUDA) dtype, must be within `factor` times torch's own error at that
+    precision. Errors are relative norms against torch in float64 on the CPU from the same
+    (already rounded) inputs, so only the arithmetic is judged, not the input rounding.
+    Returns {what: (our error, torch's error)}."""
+    kwargs = kwargs or {}
+    out = ours(*tensors, **kwargs)
+    dtype = out.dtype
+    assert dtype in (torch.float16, torch.bfloat16) and out.is_cuda
+    torch_leaves = [t.detach().clone().requires_grad_(t.requires_grad) for t in tensors]
+    torch_out = theirs(*torch_leaves, **kwargs)
+    g = torch.randn(out.shape, dtype=torch.float64)
+    ref_out, ref_grads = reference(theirs, *tensors, grad_output=g, **kwargs)
+    errors = {"output": (_relative_error(out, ref_out), _relative_error(torch_out, ref_out))}
+    diff = [i for i, t in enumerate(tensors) if t.requires_grad]
+    if diff:
+        gd = g.to(out.device, dtype)
+        mine = torch.autograd.grad(out, [tensors[i] for i in diff], gd)
+        theirs_g = torch.autograd.grad(torch_out, [torch_leaves[i] for i in diff], gd)
+        for i, a, b in zip(diff, mine, theirs_g):
+            assert a.dtype == dtype and a.shape == tensors[i].shape
+            errors[f"grad {i}"] = (_relative_error(a, ref_grads[i]), _relative_error(b, ref_grads[i]))
+    for what, (e_ours, e_torch) in errors.items():
+        assert math.isfinite(e_ours) and e_ours <= factor * e_torch + 1e-6, (
+            f"{what}: cnnops' {dtype} error {e_ours:.3e} is over {factor}x torch's {e_torch:.3e}")
+    return errors

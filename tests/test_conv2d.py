@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnops
-from conftest import assert_close, check_against_torch, device_params, dtype_params, make, \
+from conftest import check_low_precision, low_precision_params, assert_close, check_against_torch, device_params, dtype_params, make, \
     memory_format_of, reference
 
 pytestmark = [
@@ -164,7 +164,8 @@ def test_unbatched(device, dtype, kwargs):
 def test_channels_last(device, dtype, x_cl, w_cl, groups):
     y = run(device, dtype, (2, 6, 7, 9), (9, 6 // groups, 3, 2), True, x_cl, w_cl,
             stride=(2, 1), padding=1, groups=groups)
-    cl = x_cl or w_cl
+    # torch's (and so our) float64 CUDA convolutions run outside cuDNN: always contiguous.
+    cl = (x_cl or w_cl) and not (device == "cuda" and dtype == torch.float64)
     assert y.is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
 
 
@@ -298,3 +299,24 @@ def test_independent_of_thread_count(device, dtype, restore_threads):
         scale = max(1.0, r.abs().max().item())
         torch.testing.assert_close(one, two, rtol=rtol, atol=atol * scale)
         assert_close(one, r, dtype)
+
+
+# ----------------------------------------------------------------------------- float16 / bfloat16 (CUDA)
+
+@pytest.mark.parametrize("dtype", low_precision_params())
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", [
+    ((4, 16, 14, 13), (24, 16, 3, 3), dict(padding=1)),
+    ((2, 32, 15, 15), (48, 16, 3, 3), dict(stride=2, padding=1, groups=2)),
+    ((3, 40, 9, 10), (72, 40, 1, 1), {}),
+    ((2, 8, 17, 16), (16, 8, 3, 2), dict(padding=(2, 1), dilation=2)),
+    ((2, 3, 30, 30), (16, 3, 7, 7), dict(stride=2, padding=3)),
+], ids=["3x3", "strided-grouped", "1x1", "dilated", "stem"])
+def test_low_precision_cuda(device, dtype, layout, x_shape, w_shape, kwargs):
+    if device != "cuda":
+        pytest.skip("float16/bfloat16 run on CUDA only")
+    cl = layout == "cl"
+    x = make(x_shape, torch.float32, "cuda", channels_last=cl).to(dtype).detach().requires_grad_()
+    w = make(w_shape, torch.float32, "cuda", channels_last=cl).to(dtype).detach().requires_grad_()
+    b = make((w_shape[0],), torch.float32, "cuda").to(dtype).detach().requires_grad_()
+    check_low_precision(cnnops.conv2d, F.conv2d, (x, w, b), kwargs)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnops
-from conftest import assert_close, check_against_torch, device_params, dtype_params, make, \
+from conftest import check_low_precision, low_precision_params, assert_close, check_against_torch, device_params, dtype_params, make, \
     memory_format_of, reference
 
 pytestmark = pytest.mark.parametrize("device", device_params())
@@ -116,7 +116,8 @@ def test_unbatched(device, dtype, kwargs):
 def test_channels_last(device, dtype, x_cl, w_cl, groups):
     y = run(device, dtype, (2, 6, 5, 4), (6, 9 // groups, 3, 2), True, x_cl, w_cl, stride=(2, 1),
             padding=1, output_padding=(1, 0), groups=groups)
-    cl = x_cl or w_cl
+    # torch's (and so our) float64 CUDA convolutions run outside cuDNN: always contiguous.
+    cl = (x_cl or w_cl) and not (device == "cuda" and dtype == torch.float64)
     assert y.is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
 
 
@@ -261,3 +262,22 @@ def test_nn_output_size_out_of_range_refused(device):
             t(x, output_size=size)
         with pytest.raises((ValueError, RuntimeError)):
             m(x, output_size=size)
+
+
+# ----------------------------------------------------------------------------- float16 / bfloat16 (CUDA)
+
+@pytest.mark.parametrize("dtype", low_precision_params())
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", [
+    ((2, 32, 9, 8), (32, 16, 4, 4), dict(stride=2, padding=1)),
+    ((3, 16, 7, 7), (16, 24, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((2, 24, 6, 5), (24, 8, 3, 3), dict(groups=2, dilation=2)),
+], ids=["4x4s2", "3x3s2-outpad", "grouped-dilated"])
+def test_low_precision_cuda(device, dtype, layout, x_shape, w_shape, kwargs):
+    if device != "cuda":
+        pytest.skip("float16/bfloat16 run on CUDA only")
+    cl = layout == "cl"
+    x = make(x_shape, torch.float32, "cuda", channels_last=cl).to(dtype).detach().requires_grad_()
+    w = make(w_shape, torch.float32, "cuda", channels_last=cl).to(dtype).detach().requires_grad_()
+    b = make((w_shape[1] * kwargs.get("groups", 1),), torch.float32, "cuda").to(dtype).detach().requires_grad_()
+    check_low_precision(cnnops.conv_transpose2d, F.conv_transpose2d, (x, w, b), kwargs)

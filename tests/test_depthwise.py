@@ -8,7 +8,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 import cnnops
-from conftest import check_against_torch, make
+from conftest import check_against_torch, check_low_precision, device_params, low_precision_params, make
 
 ops = torch.ops.cnnops
 CL = torch.channels_last
@@ -19,13 +19,13 @@ def torch_dw(x, w, b=None, **kw):
 
 
 def run(dtype, x_shape, M, kernel=(3, 3), bias=True, x_cl=False, w_cl=False, via_conv2d=False,
-        sliced=False, **kw):
+        sliced=False, device="cpu", **kw):
     C = x_shape[-3]
-    x = make(x_shape, dtype, channels_last=x_cl)
+    x = make(x_shape, dtype, device, channels_last=x_cl)
     if sliced:
-        x = torch.randn(*x_shape[:-1], 2 * x_shape[-1], dtype=dtype)[..., ::2].requires_grad_()
-    w = make((C * M, 1, *kernel), dtype, channels_last=w_cl)
-    b = make((C * M,), dtype) if bias else None
+        x = torch.randn(*x_shape[:-1], 2 * x_shape[-1], dtype=dtype, device=device)[..., ::2].requires_grad_()
+    w = make((C * M, 1, *kernel), dtype, device, channels_last=w_cl)
+    b = make((C * M,), dtype, device) if bias else None
     if via_conv2d:
         ours = lambda x, w, b, **k: cnnops.conv2d(x, w, b, groups=C, **k)  # noqa: E731
     else:
@@ -38,19 +38,21 @@ def run(dtype, x_shape, M, kernel=(3, 3), bias=True, x_cl=False, w_cl=False, via
 @pytest.mark.parametrize("padding", [0, 1, (2, 0), "same"])
 @pytest.mark.parametrize("dilation", [1, (2, 1)])
 @pytest.mark.parametrize("layout", ["nchw", "cl", "sliced"])
-def test_grid_float64(M, stride, padding, dilation, layout):
+@pytest.mark.parametrize("device", device_params())
+def test_grid_float64(device, M, stride, padding, dilation, layout):
     if padding == "same" and stride != 1:
         pytest.skip("torch has no strided 'same'")
     run(torch.float64, (2, 4, 9, 8), M, (3, 2), bias=M != 2, x_cl=layout == "cl",
-        sliced=layout == "sliced", stride=stride, padding=padding, dilation=dilation)
+        sliced=layout == "sliced", device=device, stride=stride, padding=padding, dilation=dilation)
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
 @pytest.mark.parametrize("shape,M", [((2, 16, 12, 11), 1), ((2, 40, 7, 7), 1), ((1, 5, 9, 9), 4)])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_float32_via_conv2d(layout, shape, M, stride):
+@pytest.mark.parametrize("device", device_params())
+def test_float32_via_conv2d(device, layout, shape, M, stride):
     run(torch.float32, shape, M, x_cl=layout == "cl", w_cl=layout == "cl", via_conv2d=True,
-        stride=stride, padding=1)
+        device=device, stride=stride, padding=1)
 
 
 def test_conv2d_dispatches_to_depthwise(monkeypatch):
@@ -63,10 +65,11 @@ def test_conv2d_dispatches_to_depthwise(monkeypatch):
     assert calls
 
 
-def test_unbatched_and_batch_zero():
-    run(torch.float64, (3, 7, 6), 2, padding=1)
-    x = torch.randn(0, 3, 7, 6, requires_grad=True)
-    w = torch.randn(6, 1, 3, 3, requires_grad=True)
+@pytest.mark.parametrize("device", device_params())
+def test_unbatched_and_batch_zero(device):
+    run(torch.float64, (3, 7, 6), 2, device=device, padding=1)
+    x = torch.randn(0, 3, 7, 6, device=device, requires_grad=True)
+    w = torch.randn(6, 1, 3, 3, device=device, requires_grad=True)
     y = cnnops.depthwise_conv2d(x, w, padding=1)
     assert y.shape == (0, 6, 7, 6)
     y.sum().backward()
@@ -108,22 +111,23 @@ def opcheck(op, args):
     assert not failed, failed
 
 
-def leaf(*shape, cl=False):
-    t = torch.randn(*shape, dtype=torch.float64)
+def leaf(*shape, cl=False, device="cpu"):
+    t = torch.randn(*shape, dtype=torch.float64, device=device)
     return (t.to(memory_format=CL) if cl else t).requires_grad_()
 
 
 @pytest.mark.parametrize("case", ["plain", "cl", "strided-cropped", "multiplier"])
-def test_opcheck(case):
+@pytest.mark.parametrize("device", device_params())
+def test_opcheck(device, case):
     cl = case == "cl"
     C, M = 3, 2 if case == "multiplier" else 1
-    x, w, b = leaf(2, C, 7, 6, cl=cl), leaf(C * M, 1, 3, 2, cl=cl), leaf(C * M)
+    x, w, b = leaf(2, C, 7, 6, cl=cl, device=device), leaf(C * M, 1, 3, 2, cl=cl, device=device), leaf(C * M, device=device)
     stride, pad, dil = [1, 1], [1, 1, 0, 1], [1, 1]
     if case == "strided-cropped":
         stride, pad, dil = [2, 1], [1, -1, 0, -1], [1, 2]
     opcheck(ops.depthwise_fprop.default, (x, w, b, stride, pad, dil))
     y = ops.depthwise_fprop(x.detach(), w.detach(), None, stride, pad, dil)
-    dy = leaf(*y.shape, cl=cl)
+    dy = leaf(*y.shape, cl=cl, device=device)
     opcheck(ops.depthwise_dgrad.default, (dy, w, C, [7, 6], stride, [pad[0], pad[2]], dil))
     opcheck(ops.depthwise_wgrad.default, (dy, x, [3, 2], stride, [pad[0], pad[2]], dil))
     opcheck(ops.depthwise_backward.default, (dy, x, w, stride, [pad[0], pad[2]], dil))
@@ -132,10 +136,11 @@ def test_opcheck(case):
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
 @pytest.mark.parametrize("M", [1, 2])
 @pytest.mark.parametrize("conf", ["strided", "same"])
-def test_gradcheck_gradgradcheck(layout, M, conf):
+@pytest.mark.parametrize("device", device_params())
+def test_gradcheck_gradgradcheck(device, layout, M, conf):
     # "same": stride 1 with dy the size of x, where depthwise_backward runs its fused kernels
     cl = layout == "cl"
-    x, w, b = leaf(2, 3, 6, 5, cl=cl), leaf(3 * M, 1, 3, 2, cl=cl), leaf(3 * M)
+    x, w, b = leaf(2, 3, 6, 5, cl=cl, device=device), leaf(3 * M, 1, 3, 2, cl=cl, device=device), leaf(3 * M, device=device)
     kw = dict(stride=(2, 1), padding=1, dilation=(1, 2)) if conf == "strided" else dict(padding="same")
     fn = lambda x, w, b: cnnops.depthwise_conv2d(x, w, b, **kw)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, w, b))
@@ -183,10 +188,11 @@ def test_backward_matches_separate_passes(layout, C, M, conf, dtype):
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
 @pytest.mark.parametrize("wanted", ["input", "weight"])
-def test_one_gradient_alone(layout, wanted):
+@pytest.mark.parametrize("device", device_params())
+def test_one_gradient_alone(device, layout, wanted):
     """With only one input needing a gradient the backward runs that pass alone."""
-    x = make((2, 6, 8, 7), torch.float64, channels_last=layout == "cl")
-    w = make((6, 1, 3, 3), torch.float64)
+    x = make((2, 6, 8, 7), torch.float64, device, channels_last=layout == "cl")
+    w = make((6, 1, 3, 3), torch.float64, device)
     (x if wanted == "weight" else w).requires_grad_(False)
     target = x if wanted == "input" else w
     (got,) = torch.autograd.grad(cnnops.depthwise_conv2d(x, w, padding=1).sum(), target)
@@ -194,10 +200,11 @@ def test_one_gradient_alone(layout, wanted):
     torch.testing.assert_close(got, want)
 
 
-def test_compile_fullgraph():
+@pytest.mark.parametrize("device", device_params())
+def test_compile_fullgraph(device):
     net = torch.nn.Sequential(cnnops.nn.DepthwiseConv2d(4, 3, padding=1, depth_multiplier=2),
-                              torch.nn.ReLU(), cnnops.nn.Conv2d(8, 8, 3, groups=8, stride=2))
-    x = torch.randn(2, 4, 10, 9, requires_grad=True)
+                              torch.nn.ReLU(), cnnops.nn.Conv2d(8, 8, 3, groups=8, stride=2)).to(device)
+    x = torch.randn(2, 4, 10, 9, device=device, requires_grad=True)
     torch._dynamo.reset()
     compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
     y, yc = net(x), compiled(x)
@@ -269,3 +276,21 @@ def test_backward_op_errors(make_args, match):
     with FakeTensorMode() as mode, pytest.raises((ValueError, TypeError), match=match):
         fake = [mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args]
         ops.depthwise_backward(*fake)
+
+
+# ----------------------------------------------------------------------------- float16 / bfloat16 (CUDA)
+
+@pytest.mark.parametrize("dtype", low_precision_params())
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("x_shape,M,kernel,kwargs", [
+    ((2, 32, 14, 13), 1, (3, 3), dict(padding=1)),
+    ((2, 24, 15, 16), 2, (5, 5), dict(stride=2, padding=2)),
+    ((3, 20, 9, 10), 1, (3, 2), dict(padding=(2, 1), dilation=(2, 1))),
+], ids=["3x3", "5x5s2-M2", "dilated"])
+def test_low_precision_cuda(dtype, layout, x_shape, M, kernel, kwargs):
+    cl = layout == "cl"
+    C = x_shape[1]
+    x = make(x_shape, torch.float32, "cuda", channels_last=cl).to(dtype).detach().requires_grad_()
+    w = make((C * M, 1, *kernel), torch.float32, "cuda").to(dtype).detach().requires_grad_()
+    b = make((C * M,), torch.float32, "cuda").to(dtype).detach().requires_grad_()
+    check_low_precision(cnnops.depthwise_conv2d, torch_dw, (x, w, b), kwargs)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnops
-from conftest import check_against_torch, make
+from conftest import check_against_torch, check_low_precision, device_params, low_precision_params, make
 
 CL = torch.channels_last
 
@@ -22,11 +22,12 @@ def torch_separable(x, dw, pw, b=None, stride=1, padding=0, dilation=1):
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 1, 1), (2, 0, 1), (1, "same", 2), ((2, 1), (1, 2), 1)])
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-def test_matches_torch(dtype, M, stride, padding, dilation, layout, bias):
+@pytest.mark.parametrize("device", device_params())
+def test_matches_torch(device, dtype, M, stride, padding, dilation, layout, bias):
     C, K = 3, 5
-    x = make((2, C, 9, 8), dtype, channels_last=layout == "cl")
-    dw, pw = make((C * M, 1, 3, 3), dtype), make((K, C * M, 1, 1), dtype)
-    b = make((K,), dtype) if bias else None
+    x = make((2, C, 9, 8), dtype, device, channels_last=layout == "cl")
+    dw, pw = make((C * M, 1, 3, 3), dtype, device), make((K, C * M, 1, 1), dtype, device)
+    b = make((K,), dtype, device) if bias else None
     check_against_torch(cnnops.separable_conv2d, torch_separable, (x, dw, pw, b),
                         dict(stride=stride, padding=padding, dilation=dilation), dtype)
 
@@ -75,3 +76,13 @@ def test_gradcheck_gradgradcheck_and_compile():
     torch._dynamo.reset()
     xc = torch.randn(2, 2, 7, 7)
     torch.testing.assert_close(torch.compile(net, fullgraph=True, backend="aot_eager")(xc), net(xc))
+
+
+@pytest.mark.parametrize("dtype", low_precision_params())
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+def test_low_precision_cuda(dtype, layout):
+    x = make((2, 32, 13, 12), torch.float32, "cuda", channels_last=layout == "cl").to(dtype).detach()
+    dw, pw = make((64, 1, 3, 3), torch.float32, "cuda"), make((48, 64, 1, 1), torch.float32, "cuda")
+    b = make((48,), torch.float32, "cuda")
+    leaves = [t.to(dtype).detach().requires_grad_() for t in (x, dw, pw, b)]
+    check_low_precision(cnnops.separable_conv2d, torch_separable, leaves, dict(padding=1))

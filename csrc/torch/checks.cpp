@@ -78,6 +78,12 @@ at::MemoryFormat output_memory_format(const at::Tensor& a, const at::Tensor& b, 
   return cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
 }
 
+at::MemoryFormat conv_output_memory_format(const at::Tensor& a, const at::Tensor& b, int64_t batch) {
+  // torch runs float64 CUDA convolutions outside cuDNN, always in contiguous format.
+  if (a.is_cuda() && a.scalar_type() == at::kDouble) return at::MemoryFormat::Contiguous;
+  return output_memory_format(a, b, batch);
+}
+
 namespace {
 std::string int128_to_string(__int128 v) {
   if (v == 0) return "0";

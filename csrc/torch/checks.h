@@ -38,6 +38,9 @@ void check_nonempty_feature_dims(const at::Tensor& t, const char* op, const char
 // Output memory format under torch's rule: channels_last if either tensor
 // suggests it, except that an empty batch gives a contiguous result.
 at::MemoryFormat output_memory_format(const at::Tensor& a, const at::Tensor& b, int64_t batch);
+// The same for the convolution ops (conv2d fprop/dgrad/wgrad), with torch's CUDA
+// exception: float64 CUDA convolutions always give contiguous outputs.
+at::MemoryFormat conv_output_memory_format(const at::Tensor& a, const at::Tensor& b, int64_t batch);
 
 // Output sizes {P, Q} of a convolution, computed without int64 overflow:
 // raises (naming the op) when the dilated kernel is larger than the padded

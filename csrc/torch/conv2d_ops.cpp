@@ -120,7 +120,7 @@ at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
   check_bias(bias, K, input, op);
   const auto [P, Q] = conv_output_size_checked(H, W, R, S, pad, stride, dilation, op);
   checked_numel({N, K, P, Q}, op);
-  at::Tensor y = at::empty({N, K, P, Q}, input.options().memory_format(output_memory_format(input, weight, N)));
+  at::Tensor y = at::empty({N, K, P, Q}, input.options().memory_format(conv_output_memory_format(input, weight, N)));
   if (N == 0) return y;
   const at::Tensor x = input, w = weight;
   Conv2dParams p = make_params(stride, pad[0], pad[2], dilation, groups, input);
@@ -161,7 +161,7 @@ at::Tensor conv2d_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
   check_bias(bias, C, grad_output, op);
   checked_numel({N, C, size[0], size[1]}, op);
   at::Tensor dx = at::empty({N, C, size[0], size[1]},
-                            grad_output.options().memory_format(output_memory_format(grad_output, weight, N)));
+                            grad_output.options().memory_format(conv_output_memory_format(grad_output, weight, N)));
   if (N == 0) return dx;
   at::Tensor bias_c = bias.has_value() ? bias->contiguous() : at::Tensor();
   Conv2dParams p = make_params(stride, pad[0], pad[1], dilation, groups, grad_output);
@@ -201,7 +201,7 @@ at::Tensor conv2d_wgrad(const at::Tensor& grad_output, const at::Tensor& input,
   const int64_t R = kernel_size[0], S = kernel_size[1];
   checked_numel({K, C / groups, R, S}, op);
   at::Tensor dw = at::empty({K, C / groups, R, S},
-                            input.options().memory_format(output_memory_format(input, grad_output, N)));
+                            input.options().memory_format(conv_output_memory_format(input, grad_output, N)));
   if (N == 0) return dw.zero_();
   Conv2dParams p = make_params(stride, pad[0], pad[1], dilation, groups, input);
   p.x = const_cast<void*>(input.const_data_ptr());
