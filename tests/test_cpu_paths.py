@@ -134,7 +134,8 @@ def test_depthwise_vector_kernels_every_isa(isa, channels, cl, stride, padding, 
     # The depthwise kernels' inner loops are the ISA-dispatched vector kernels
     # (taps_madd, stencil_row, stencil_row_dot, taps_scale, taps_dot, copy_rows);
     # channel counts cover their register blocks and scalar tails, the width
-    # (15) the stencils' 4-pixel blocks, remainders and border pixels.
+    # (15) the stencils' 8-pixel blocks of 3-tap rows (forward, and dgrad's
+    # flipped rows), their 4-pixel blocks, remainders and border pixels.
     x = torch.randn(2, channels, 9, 15, dtype=dtype)
     w = torch.randn(channels, 1, 3, 3, dtype=dtype)
     b = torch.randn(channels, dtype=dtype)
