@@ -205,7 +205,7 @@ class WgradRowsCL {
         }
       }
     }
-    for (int64_t i = 0; i < RS_ * B; ++i) acc[i] += s.row[i];
+    vk_.add_widened(RS_ * B, s.row.data(), acc);
   }
 
   const Conv2dParams& p_;

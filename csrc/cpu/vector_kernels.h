@@ -44,6 +44,8 @@ struct VectorKernels {
   void (*axpy)(int64_t n, T a, const T* x, T* y) = nullptr;
   // acc[i] += a[i] * b[i].
   void (*mul_add)(int64_t n, const T* a, const T* b, T* acc) = nullptr;
+  // acc[i] += double(src[i]) (partial sums carried on in double).
+  void (*add_widened)(int64_t n, const T* src, double* acc) = nullptr;
   // split_phases (phase_rows.h) with the ISA's vector loads.
   void (*split_row)(const T* row, int64_t W, int64_t stride, int64_t pad_left, int64_t step,
                     int64_t len, T fill, T* out) = nullptr;

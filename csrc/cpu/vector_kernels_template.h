@@ -391,6 +391,12 @@ void mul_add(int64_t n, const typename V::T* a, const typename V::T* b, typename
   for (; i < n; ++i) acc[i] += a[i] * b[i];
 }
 
+// A plain loop: the compiler vectorises the widening with this unit's ISA.
+template <typename V>
+void add_widened(int64_t n, const typename V::T* src, double* acc) {
+  for (int64_t i = 0; i < n; ++i) acc[i] += static_cast<double>(src[i]);
+}
+
 // A block of B lanes from src, of which the first nb are real: src itself when
 // the block is whole, else a copy into pad with -inf after them (max pooling).
 // A template on V, like the loops below, so no ISA's copy is shared.
@@ -545,6 +551,7 @@ VectorKernels<typename V::T> make_vector_kernels() {
   v.axpy = &vk_impl::axpy<V>;
   v.copy_rows = &vk_impl::copy_rows<V>;
   v.mul_add = &vk_impl::mul_add<V>;
+  v.add_widened = &vk_impl::add_widened<V>;
   v.max_taps = &vk_impl::max_taps<V>;
   v.max_values = &vk_impl::max_values<V>;
   v.gather_grad = &vk_impl::gather_grad<V>;
