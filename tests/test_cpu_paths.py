@@ -7,6 +7,8 @@ each path explicitly, with cnnops._C.set_direct_paths and cnnops.set_cpu_isa,
 on shapes chosen to exercise partial tiles and padding on every side.
 """
 import itertools
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -266,3 +268,15 @@ def test_few_pixels_split_over_output_channel_panels(isa, cl):
             torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
     finally:
         cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="needs binutils' nm")
+def test_vector_kernel_helpers_stay_in_their_isa_unit():
+    # vector_kernels_template.h is compiled once per ISA unit. A helper there that is a
+    # template on T alone (not on the unit's traits V) becomes one weak symbol shared by
+    # all units; the linker may keep the AVX-512 unit's copy and run it on any CPU.
+    out = subprocess.run(["nm", "-C", cnnops._C.__file__], capture_output=True, text=True,
+                         check=True).stdout
+    shared = [line for line in out.splitlines()
+              if line.split(" ", 2)[1:2] in (["W"], ["V"]) and "cnnops::cpu::vk_impl::" in line]
+    assert not shared, shared

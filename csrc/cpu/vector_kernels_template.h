@@ -55,8 +55,9 @@ void taps_madd(int64_t K, int64_t ntaps, const typename V::T* const* x, const ty
 
 // stencil_row's taps as rows of 3 adjacent columns: tap 3i+s of row i reads
 // x[3i] + s*dir*x_step (dir = +1 forward, -1 for dgrad's flipped columns).
-// Returns dir, or 0 when the taps are not laid out so.
-template <typename T>
+// Returns dir, or 0 when the taps are not laid out so. (A template on V, like
+// every helper here, so no ISA unit's copy is shared: see the note below.)
+template <typename V, typename T = typename V::T>
 int three_tap_rows(int64_t ntaps, const T* const* x, int64_t x_step) {
   if (ntaps == 0 || ntaps % 3 != 0 || x_step == 0) return 0;
   for (int dir : {1, -1}) {
@@ -145,7 +146,7 @@ void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* co
   const int64_t kv = nreg > 0 ? K : 0;  // channels done in registers
   int64_t j = 0;
   if (nreg > 0) {
-    const int dir = three_tap_rows(ntaps, x, x_step);
+    const int dir = three_tap_rows<V>(ntaps, x, x_step);
     if (dir > 0) j = stencil_rows3<V, 1>(npix, K, ntaps / 3, x, x_step, w, init, out, out_step);
     if (dir < 0) j = stencil_rows3<V, -1>(npix, K, ntaps / 3, x, x_step, w, init, out, out_step);
   }
@@ -207,7 +208,7 @@ void stencil_row_dot(int64_t npix, int64_t K, int64_t ntaps, const typename V::T
     // dilation 1), each x register of a row is loaded once and serves its 3
     // taps over 3 pixels (rolling registers): 4 loads per pixel instead of 10.
     // Every sum still runs over j in order: the same bits.
-    const bool rows3 = NT % 3 == 0 && three_tap_rows(NT, xt, x_step) > 0;
+    const bool rows3 = NT % 3 == 0 && three_tap_rows<V>(NT, xt, x_step) > 0;
     auto sums = [&](int64_t k, Reg* av) {
       if constexpr (NT % 3 == 0) {
         if (rows3) {
