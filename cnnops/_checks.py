@@ -105,10 +105,11 @@ def _built_with_cuda():
     return bool(_C.build_info()["cuda"])
 
 
-def supported_device(t, op, arg, what):
-    """The device check of the ops with CUDA kernels only when the build has CUDA
-    (mirrors check_device / dw_check_device in csrc/torch, messages included)."""
+def supported_device(t, op, arg):
+    """t on the CPU, or on a CUDA device when this build has the CUDA kernels (mirrors
+    check_device in csrc/torch, message included)."""
     if t.device.type in ("cpu", "meta") or (t.device.type == "cuda" and _built_with_cuda()):
         return
-    where = "on the CPU or a CUDA device" if _built_with_cuda() else f"on the CPU ({what})"
+    where = ("on the CPU or a CUDA device" if _built_with_cuda() else
+             "on the CPU (this cnnops build has no CUDA kernels: torch had no CUDA when it was built)")
     raise ValueError(f"{op}: expected {arg} {where}, got {t.device}")

@@ -248,7 +248,7 @@ def _max_pool2d_values_fake(input, kernel_size, stride, padding, dilation, ceil_
                             op="cnnops::max_pool2d_values"):
     check.rank(input, 4, op, "input", "N, C, H, W")
     check.float_tensor(input, op, "input")
-    check.supported_device(input, op, "input", "cnnops has no CUDA max pooling yet")
+    check.supported_device(input, op, "input")
     check.max_pool_window(op, kernel_size, stride, dilation)
     check.int_list(padding, 4, 0, op, "padding", "non-negative (top, bottom, left, right)")
     eh = dilation[0] * (kernel_size[0] - 1) + 1
@@ -274,7 +274,7 @@ def _max_pool2d_bwd_fake(grad_output, indices, input_size, kernel_size, stride, 
     op = "cnnops::max_pool2d_bwd"
     check.rank(grad_output, 4, op, "grad_output", "N, C, P, Q")
     check.float_tensor(grad_output, op, "grad_output")
-    check.supported_device(grad_output, op, "grad_output", "cnnops has no CUDA max pooling yet")
+    check.supported_device(grad_output, op, "grad_output")
     if indices.dtype != torch.int64:
         raise TypeError(f"{op}: expected indices to be int64, got {check.dtype_name(indices.dtype)}")
     if indices.shape != grad_output.shape:
@@ -328,15 +328,12 @@ torch.library.register_autograd("cnnops::max_pool2d_bwd", _max_pool_bwd_backward
 
 # --------------------------------------------------------------------------- depthwise
 
-_NO_CUDA_DW = "cnnops has no CUDA depthwise kernels yet; cnnops.conv2d uses the grouped convolution there"
-
-
 @torch.library.register_fake("cnnops::depthwise_fprop")
 def _depthwise_fprop_fake(input, weight, bias, stride, padding, dilation):
     op = "cnnops::depthwise_fprop"
     check.rank(input, 4, op, "input", "N, C, H, W")
     check.float_tensor(input, op, "input")
-    check.supported_device(input, op, "input", _NO_CUDA_DW)
+    check.supported_device(input, op, "input")
     check.nonempty_feature_dims(input, op, "input")
     check.depthwise_weight(weight, input.shape[1], op)
     check.same_dtype_device(weight, input, op, "weight", "input")
@@ -360,7 +357,7 @@ def _depthwise_dgrad_fake(grad_output, weight, in_channels, input_size, stride, 
     op = "cnnops::depthwise_dgrad"
     check.rank(grad_output, 4, op, "grad_output", "N, K, P, Q")
     check.float_tensor(grad_output, op, "grad_output")
-    check.supported_device(grad_output, op, "grad_output", _NO_CUDA_DW)
+    check.supported_device(grad_output, op, "grad_output")
     check.nonempty_feature_dims(grad_output, op, "grad_output")
     if in_channels <= 0:
         raise ValueError(f"{op}: expected in_channels to be positive, got {in_channels}")
@@ -384,7 +381,7 @@ def _depthwise_wgrad_fake(grad_output, input, kernel_size, stride, padding, dila
     check.rank(grad_output, 4, op, "grad_output", "N, K, P, Q")
     check.rank(input, 4, op, "input", "N, C, H, W")
     check.float_tensor(input, op, "input")
-    check.supported_device(input, op, "input", _NO_CUDA_DW)
+    check.supported_device(input, op, "input")
     check.same_dtype_device(grad_output, input, op, "grad_output", "input")
     check.int_list(stride, 2, 1, op, "stride", "positive")
     check.int_list(dilation, 2, 1, op, "dilation", "positive")

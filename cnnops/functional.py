@@ -187,8 +187,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
     Beyond torch, padding='same' gives TensorFlow/Keras MaxPooling2D semantics for any
     stride: output size ceil(H / stride), the odd padding pixel at the bottom/right, padded
-    cells never chosen. On devices without cnnops kernels (CUDA) it calls torch's. A call
-    that needs no gradient and no indices skips computing them (max_pool2d_values).
+    cells never chosen. A call that needs no gradient and no indices skips computing them
+    (max_pool2d_values).
     """
     fn = "max_pool2d"
     x, unbatched = _batched(input, fn)

@@ -316,7 +316,7 @@ def test_low_precision_cuda(device, dtype, layout, x_shape, w_shape, kwargs):
     if device != "cuda":
         pytest.skip("float16/bfloat16 run on CUDA only")
     cl = layout == "cl"
-    x = make(x_shape, torch.float32, "cuda", channels_last=cl).to(dtype).detach().requires_grad_()
-    w = make(w_shape, torch.float32, "cuda", channels_last=cl).to(dtype).detach().requires_grad_()
-    b = make((w_shape[0],), torch.float32, "cuda").to(dtype).detach().requires_grad_()
+    x = make(x_shape, dtype, device, channels_last=cl)
+    w = make(w_shape, dtype, device, channels_last=cl)
+    b = make((w_shape[0],), dtype, device)
     check_low_precision(cnnops.conv2d, F.conv2d, (x, w, b), kwargs)

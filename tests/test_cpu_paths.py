@@ -198,6 +198,17 @@ def test_max_pool2d_vector_kernels_every_isa(isa, cl, kernel, stride, padding, d
         cnnops.set_cpu_isa("auto")
 
 
+def assert_matches_with_grads(ours, theirs, x, w):
+    """ours(x, w), float64, and its gradients for x and w against theirs on the same values."""
+    xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
+    xt, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
+    got, want = ours(xc, wc), theirs(xt, wt)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    dy = torch.randn_like(want)
+    for g, t in zip(torch.autograd.grad(got, (xc, wc), dy), torch.autograd.grad(want, (xt, wt), dy)):
+        torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("kernel", [2, 5, 7])
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
@@ -210,14 +221,8 @@ def test_depthwise_tap_chunks_every_isa(isa, kernel, cl):
         x = x.to(memory_format=torch.channels_last)
     cnnops.set_cpu_isa(isa)
     try:
-        xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
-        xt, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
-        got = cnnops.depthwise_conv2d(xc, wc, None, 1, kernel // 2)
-        want = F.conv2d(xt, wt, None, 1, kernel // 2, 1, 19)
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
-        dy = torch.randn_like(want)
-        for g, t in zip(torch.autograd.grad(got, (xc, wc), dy), torch.autograd.grad(want, (xt, wt), dy)):
-            torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
+        assert_matches_with_grads(lambda x, w: cnnops.depthwise_conv2d(x, w, None, 1, kernel // 2),
+                                  lambda x, w: F.conv2d(x, w, None, 1, kernel // 2, 1, 19), x, w)
     finally:
         cnnops.set_cpu_isa("auto")
 
@@ -259,13 +264,8 @@ def test_few_pixels_split_over_output_channel_panels(isa, cl):
         x = x.to(memory_format=torch.channels_last)
     cnnops.set_cpu_isa(isa)
     try:
-        xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
-        xt, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
-        got, want = cnnops.conv2d(xc, wc, b, padding=1), F.conv2d(xt, wt, b, padding=1)
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
-        dy = torch.randn_like(want)
-        for g, t in zip(torch.autograd.grad(got, (xc, wc), dy), torch.autograd.grad(want, (xt, wt), dy)):
-            torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
+        assert_matches_with_grads(lambda x, w: cnnops.conv2d(x, w, b, padding=1),
+                                  lambda x, w: F.conv2d(x, w, b, padding=1), x, w)
     finally:
         cnnops.set_cpu_isa("auto")
 

@@ -290,7 +290,6 @@ def test_backward_op_errors(make_args, match):
 def test_low_precision_cuda(dtype, layout, x_shape, M, kernel, kwargs):
     cl = layout == "cl"
     C = x_shape[1]
-    x = make(x_shape, torch.float32, "cuda", channels_last=cl).to(dtype).detach().requires_grad_()
-    w = make((C * M, 1, *kernel), torch.float32, "cuda").to(dtype).detach().requires_grad_()
-    b = make((C * M,), torch.float32, "cuda").to(dtype).detach().requires_grad_()
+    x = make(x_shape, dtype, "cuda", channels_last=cl)
+    w, b = make((C * M, 1, *kernel), dtype, "cuda"), make((C * M,), dtype, "cuda")
     check_low_precision(cnnops.depthwise_conv2d, torch_dw, (x, w, b), kwargs)

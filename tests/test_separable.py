@@ -81,8 +81,6 @@ def test_gradcheck_gradgradcheck_and_compile():
 @pytest.mark.parametrize("dtype", low_precision_params())
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
 def test_low_precision_cuda(dtype, layout):
-    x = make((2, 32, 13, 12), torch.float32, "cuda", channels_last=layout == "cl").to(dtype).detach()
-    dw, pw = make((64, 1, 3, 3), torch.float32, "cuda"), make((48, 64, 1, 1), torch.float32, "cuda")
-    b = make((48,), torch.float32, "cuda")
-    leaves = [t.to(dtype).detach().requires_grad_() for t in (x, dw, pw, b)]
-    check_low_precision(cnnops.separable_conv2d, torch_separable, leaves, dict(padding=1))
+    x = make((2, 32, 13, 12), dtype, "cuda", channels_last=layout == "cl")
+    dw, pw, b = make((64, 1, 3, 3), dtype, "cuda"), make((48, 64, 1, 1), dtype, "cuda"), make((48,), dtype, "cuda")
+    check_low_precision(cnnops.separable_conv2d, torch_separable, (x, dw, pw, b), dict(padding=1))

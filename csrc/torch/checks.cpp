@@ -71,6 +71,17 @@ void check_nonempty_feature_dims(const at::Tensor& t, const char* op, const char
                     to_string(t.sizes()));
 }
 
+void check_device(const at::Tensor& t, const char* op, const char* arg) {
+#ifdef CNNOPS_WITH_CUDA
+  TORCH_CHECK_VALUE(t.device().is_cpu() || t.is_cuda(), op, ": expected ", arg,
+                    " on the CPU or a CUDA device, got ", t.device());
+#else
+  TORCH_CHECK_VALUE(t.device().is_cpu(), op, ": expected ", arg,
+                    " on the CPU (this cnnops build has no CUDA kernels: torch had no CUDA "
+                    "when it was built), got ", t.device());
+#endif
+}
+
 at::MemoryFormat output_memory_format(const at::Tensor& a, const at::Tensor& b, int64_t batch) {
   if (batch == 0) return at::MemoryFormat::Contiguous;
   const bool cl = a.suggest_memory_format() == at::MemoryFormat::ChannelsLast ||

@@ -25,6 +25,8 @@ void check_rank(const at::Tensor& t, int64_t dim, const char* op, const char* ar
 // Floating dtype supported on t's device (CPU: float32/float64; CUDA: also
 // float16/bfloat16), and the same dtype and device as `ref`.
 void check_float_tensor(const at::Tensor& t, const char* op, const char* arg);
+// t on the CPU, or on a CUDA device when this build has the CUDA kernels.
+void check_device(const at::Tensor& t, const char* op, const char* arg);
 void check_same_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* op,
                              const char* arg, const char* ref_arg);
 

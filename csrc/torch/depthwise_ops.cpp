@@ -30,17 +30,6 @@
 namespace cnnops {
 namespace {
 
-void dw_check_device(const at::Tensor& t, const char* op, const char* arg) {
-#ifdef CNNOPS_WITH_CUDA
-  TORCH_CHECK_VALUE(t.device().is_cpu() || t.is_cuda(), op, ": expected ", arg,
-                    " on the CPU or a CUDA device, got ", t.device());
-#else
-  TORCH_CHECK_VALUE(t.device().is_cpu(), op, ": expected ", arg,
-                    " on the CPU (cnnops has no CUDA depthwise kernels yet; cnnops.conv2d "
-                    "uses the grouped convolution there), got ", t.device());
-#endif
-}
-
 enum class DwKernel { Fprop, Dgrad, Wgrad };
 
 // Runs one depthwise kernel on `like`'s device (the CPU or, when built with
@@ -94,7 +83,7 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
   const char* op = "cnnops::depthwise_fprop";
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_float_tensor(input, op, "input");
-  dw_check_device(input, op, "input");
+  check_device(input, op, "input");
   check_nonempty_feature_dims(input, op, "input");
   dw_check_weight(weight, input.size(1), op);
   check_same_dtype_device(weight, input, op, "weight", "input");
@@ -151,7 +140,7 @@ DwPass dgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tenso
                   c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
   check_rank(grad_output, 4, op, "grad_output", "N, K, P, Q");
   check_float_tensor(grad_output, op, "grad_output");
-  dw_check_device(grad_output, op, "grad_output");
+  check_device(grad_output, op, "grad_output");
   check_nonempty_feature_dims(grad_output, op, "grad_output");
   TORCH_CHECK_VALUE(in_channels > 0, op, ": expected in_channels to be positive, got ", in_channels);
   dw_check_weight(weight, in_channels, op);
@@ -185,7 +174,7 @@ DwPass wgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tenso
   check_rank(grad_output, 4, op, "grad_output", "N, K, P, Q");
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_float_tensor(input, op, "input");
-  dw_check_device(input, op, "input");
+  check_device(input, op, "input");
   check_same_dtype_device(grad_output, input, op, "grad_output", "input");
   dw_check_hyper(op, stride, dilation);
   check_list(kernel_size, 2, 1, op, "kernel_size", "positive");

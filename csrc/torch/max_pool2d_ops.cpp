@@ -28,16 +28,6 @@
 namespace cnnops {
 namespace {
 
-void check_device(const at::Tensor& t, const char* op, const char* arg) {
-#ifdef CNNOPS_WITH_CUDA
-  TORCH_CHECK_VALUE(t.device().is_cpu() || t.is_cuda(), op, ": expected ", arg,
-                    " on the CPU or a CUDA device, got ", t.device());
-#else
-  TORCH_CHECK_VALUE(t.device().is_cpu(), op, ": expected ", arg,
-                    " on the CPU (cnnops has no CUDA max pooling yet), got ", t.device());
-#endif
-}
-
 #ifdef CNNOPS_WITH_CUDA
 // The CUDA twin of the CPU kernel's check: every index of a window that holds
 // an input position lies in [0, H*W) (empty windows pass no gradient back).
