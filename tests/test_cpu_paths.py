@@ -228,6 +228,41 @@ def test_depthwise_tap_chunks_every_isa(isa, kernel, cl):
 
 
 @pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("H,W", [(1, 1), (3, 5), (7, 17), (19, 19), (64, 64), (65, 64)])
+@pytest.mark.parametrize("M,kernel,dilation", [(1, 3, 1), (2, 3, 1), (1, 2, 1), (1, (3, 5), (2, 1))])
+def test_depthwise_masked_planes_every_isa(isa, H, W, M, kernel, dilation):
+    # NCHW, stride 1, output the input's size: planes up to 4096 lanes are read
+    # in place under lane masks (masked_taps_scale / masked_taps_dot); 65 x 64 is
+    # past that and takes the padded copies. The sizes put several rows in one
+    # register (W < lanes), rows across registers, and a partial last register;
+    # the kernels cover the multiplier's M dy planes in dgrad and 'same' padding
+    # that is asymmetric (even kernel) or dilated. The fused backward must give
+    # the separate passes' bits.
+    C = 3
+    x = torch.randn(2, C, H, W, dtype=torch.float64)
+    w = torch.randn(C * M, 1, *((kernel, kernel) if isinstance(kernel, int) else kernel),
+                    dtype=torch.float64)
+    cnnops.set_cpu_isa(isa)
+    try:
+        assert_matches_with_grads(
+            lambda x, w: cnnops.depthwise_conv2d(x, w, None, 1, "same", dilation),
+            lambda x, w: F.conv2d(x, w, None, 1, "same", dilation, C), x, w)
+        dil = [dilation] * 2 if isinstance(dilation, int) else list(dilation)
+        y = cnnops.depthwise_conv2d(x, w, None, 1, "same", dilation)
+        dy = torch.randn_like(y)
+        R, S = w.shape[2:]
+        top = ((R - 1) * dil[0]) // 2
+        left = ((S - 1) * dil[1]) // 2
+        if (R - 1) * dil[0] % 2 == 0 and (S - 1) * dil[1] % 2 == 0:  # symmetric: the ops take it
+            args = ([1, 1], [top, left], dil)
+            dx, dw = ops.depthwise_backward(dy, x, w, *args)
+            assert torch.equal(dx, ops.depthwise_dgrad(dy, w, C, [H, W], *args))
+            assert torch.equal(dw, ops.depthwise_wgrad(dy, x, [R, S], *args))
+    finally:
+        cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("channels,groups,stride,padding,dilation",
                          [(64, 1, 1, 1, 1), (64, 2, 2, 1, 1), (32, 1, 1, 2, 2), (96, 3, 1, 0, 1)])

@@ -1,6 +1,8 @@
 // Depthwise backward on the CPU, both gradients at once (dx and dw):
-//   NCHW, stride 1, dy the size of x: the flat-plane kernel
-//     (depthwise_flat.cpp), one padded copy of each dy plane feeding both.
+//   NCHW, stride 1, dy the size of x: the plane kernels, dx plane then dw's
+//     sums from the same dy planes (depthwise_masked.cpp read in place for
+//     small planes, else depthwise_flat.cpp, one padded copy of each dy plane
+//     feeding both).
 //   channels_last, stride 1, dx rows = dy rows: parallel over wgrad's fixed
 //     chunks of rows; row i runs dx row i, then dw row i (depthwise_cl_rows.h),
 //     so the dy rows dx row i read are still in cache when dw reads row i.

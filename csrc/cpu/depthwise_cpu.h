@@ -22,6 +22,14 @@ void depthwise_fprop_flat(const Conv2dParams& p);
 void depthwise_dgrad_flat(const Conv2dParams& p);
 void depthwise_wgrad_flat(const Conv2dParams& p);
 
+// Its same-size case on small contiguous planes, read in place under lane
+// masks (depthwise_masked.cpp); the flat entry points above hand over to it.
+bool depthwise_masked_applies(const Conv2dParams& p);
+void depthwise_fprop_masked(const Conv2dParams& p);
+void depthwise_dgrad_masked(const Conv2dParams& p);
+void depthwise_wgrad_masked(const Conv2dParams& p);
+void depthwise_backward_masked(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
+
 // Both gradients at once (dx and dw; dgrad_p and wgrad_p describe the same
 // convolution in dgrad and wgrad roles): one pass over dy where a fused kernel
 // applies (NCHW stride 1 with 'same' sizes; channels_last stride 1, multiplier

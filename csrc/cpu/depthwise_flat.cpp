@@ -7,6 +7,8 @@
 //   columns q >= Q are computed and dropped). The ISA-dispatched kernels
 //   taps_scale (fprop, dgrad: every tap's weight times its shifted run, in
 //   registers) and taps_dot (wgrad: one dot product per tap) do the work.
+//   Small contiguous planes whose output has the input's size skip the
+//   copies: the entry points hand them to depthwise_masked.cpp.
 //   All parallel over (n, c) planes in memory order. wgrad keeps each plane's
 //   sums (in T) and adds them per filter over n in order, in double: the same
 //   bits whatever the threads. The fused backward (dgrad and wgrad from one
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "depthwise_cpu.h"
+#include "depthwise_planes.h"
 #include "microkernel.h"
 #include "../kernels/shape.h"
 
@@ -45,21 +48,6 @@ void pad_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw, int64
   std::fill(buf + b0, buf + b1, T(0));
   for (int64_t i = i0; i < i1; ++i)
     for (int64_t j = j0; j < j1; ++j) buf[(i + top) * Wp + j + left] = src[i * sh + j * sw];
-}
-
-// Asks for the cache lines of a plane with unit column stride (a later
-// plane's: the loops below run two planes ahead, which keeps the memory busy
-// while the stencils compute); `write` for a plane about to be stored to.
-template <bool write = false, typename T>
-void prefetch_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw) {
-  if (sw != 1) return;
-  constexpr int64_t kLine = 64 / sizeof(T);
-  const int64_t runs = sh == W ? 1 : H, len = sh == W ? H * W : W;
-  for (int64_t i = 0; i < runs; ++i) {
-    const T* row = src + i * sh;
-    for (int64_t j = 0; j < len; j += kLine) __builtin_prefetch(row + j, write);
-    __builtin_prefetch(row + len - 1, write);
-  }
 }
 
 // Copies rows of Q values out of a flat run of width Wp into a strided plane.
@@ -176,31 +164,6 @@ void dgrad(const Conv2dParams& p) {
   });
 }
 
-// The weight gradient's per-plane partial sums: taps_dot gives each (n, k)
-// plane's R*S sums in T; they are kept per plane, so the planes can go in
-// memory order over the threads, and each filter is then summed over n in
-// order, in double: the same bits whatever the threads.
-template <typename T>
-struct PlaneSums {
-  const Conv2dParams& p;
-  int64_t RS;
-  std::vector<T> sums;  // (N, K, R*S)
-  explicit PlaneSums(const Conv2dParams& p_)
-      : p(p_), RS(p_.R * p_.S), sums(p_.N * p_.K * p_.R * p_.S, T(0)) {}
-  T* at(int64_t n, int64_t k) { return sums.data() + (n * p.K + k) * RS; }
-  void store() {
-    at::parallel_for(0, p.K, 16, [&](int64_t begin, int64_t end) {
-      std::vector<double> acc(RS);
-      for (int64_t k = begin; k < end; ++k) {
-        std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t n = 0; n < p.N; ++n)
-          for (int64_t t = 0; t < RS; ++t) acc[t] += at(n, k)[t];
-        store_depthwise_filters<T>(p, k, 1, acc.data(), RS, 1);
-      }
-    });
-  }
-};
-
 // dw[m, r, s] = sum over n of the dot product of dy_m (laid out with width Wp,
 // zeros in the dropped columns) with the padded x run at tap offset (r, s).
 template <typename T>
@@ -269,16 +232,19 @@ bool depthwise_flat_applies(const Conv2dParams& p) {
 }
 
 void depthwise_fprop_flat(const Conv2dParams& p) {
+  if (depthwise_masked_applies(p)) return depthwise_fprop_masked(p);
   if (p.dtype == DType::Float64) fprop<double>(p);
   else fprop<float>(p);
 }
 
 void depthwise_dgrad_flat(const Conv2dParams& p) {
+  if (depthwise_masked_applies(p)) return depthwise_dgrad_masked(p);
   if (p.dtype == DType::Float64) dgrad<double>(p);
   else dgrad<float>(p);
 }
 
 void depthwise_wgrad_flat(const Conv2dParams& p) {
+  if (depthwise_masked_applies(p)) return depthwise_wgrad_masked(p);
   if (p.dtype == DType::Float64) wgrad<double>(p);
   else wgrad<float>(p);
 }
@@ -290,6 +256,13 @@ bool depthwise_backward_flat_applies(const Conv2dParams& dgrad_p, const Conv2dPa
 }
 
 void depthwise_backward_flat(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p) {
+  // The masked wgrad sums in other groups than the padded one: whenever it
+  // applies, the fused pass must use it too, to give the separate kernels' bits.
+  if (depthwise_masked_applies(wgrad_p)) {
+    if (depthwise_masked_applies(dgrad_p)) return depthwise_backward_masked(dgrad_p, wgrad_p);
+    depthwise_dgrad_flat(dgrad_p);
+    return depthwise_wgrad_masked(wgrad_p);
+  }
   if (dgrad_p.dtype == DType::Float64) backward<double>(dgrad_p, wgrad_p);
   else backward<float>(dgrad_p, wgrad_p);
 }

@@ -21,6 +21,13 @@ struct Avx2F32 {
   static Reg load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, Reg x) { _mm256_storeu_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
+  static __m256i lanes(uint32_t bits) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(bits)), bit), bit);
+  }
+  static Reg load_masked(const T* p, uint32_t bits) { return _mm256_maskload_ps(p, lanes(bits)); }
+  static void store_masked(T* p, Reg x, uint32_t bits) { _mm256_maskstore_ps(p, lanes(bits), x); }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     const Reg take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
@@ -38,6 +45,13 @@ struct Avx2F64 {
   static Reg load(const T* p) { return _mm256_loadu_pd(p); }
   static void store(T* p, Reg x) { _mm256_storeu_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
+  // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
+  static __m256i lanes(uint32_t bits) {
+    const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), bit), bit);
+  }
+  static Reg load_masked(const T* p, uint32_t bits) { return _mm256_maskload_pd(p, lanes(bits)); }
+  static void store_masked(T* p, Reg x, uint32_t bits) { _mm256_maskstore_pd(p, lanes(bits), x); }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     const Reg take = _mm256_or_pd(_mm256_cmp_pd(v, m, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));

@@ -21,6 +21,9 @@ struct Avx512F32 {
   static Reg load(const T* p) { return _mm512_loadu_ps(p); }
   static void store(T* p, Reg x) { _mm512_storeu_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
+  static Reg load_masked(const T* p, uint32_t bits) { return _mm512_maskz_loadu_ps(__mmask16(bits), p); }
+  static void store_masked(T* p, Reg x, uint32_t bits) { _mm512_mask_storeu_ps(p, __mmask16(bits), x); }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     const auto take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -38,6 +41,9 @@ struct Avx512F64 {
   static Reg load(const T* p) { return _mm512_loadu_pd(p); }
   static void store(T* p, Reg x) { _mm512_storeu_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
+  // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
+  static Reg load_masked(const T* p, uint32_t bits) { return _mm512_maskz_loadu_pd(__mmask8(bits), p); }
+  static void store_masked(T* p, Reg x, uint32_t bits) { _mm512_mask_storeu_pd(p, __mmask8(bits), x); }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     const auto take = _mm512_cmp_pd_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);

@@ -17,6 +17,10 @@ struct ScalarTraits {
   static Reg load(const T* p) { return *p; }
   static void store(T* p, Reg x) { *p = x; }
   static Reg fma(Reg a, Reg b, Reg c) { return a * b + c; }
+  static Reg load_masked(const T* p, uint32_t bits) { return (bits & 1) ? *p : Scalar(0); }
+  static void store_masked(T* p, Reg x, uint32_t bits) {
+    if (bits & 1) *p = x;
+  }
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     if (v > m || v != v) {
       m = v;

@@ -34,6 +34,16 @@ struct VectorKernels {
                      T* out) = nullptr;
   // out[t] += sum over i of a[i] * x[t][i], for t < ntaps (depthwise wgrad).
   void (*taps_dot)(int64_t n, int64_t ntaps, const T* a, const T* const* x, T* out) = nullptr;
+  // taps_scale and taps_dot with lane masks, over registers of `lanes`
+  // lanes: register g (lanes g*lanes + l, l < lanes) of tap t reads x[t] under
+  // masks[g*ntaps + t] (bit l set: read; clear: 0, and memory not touched),
+  // and of a (masked_taps_dot) the lanes below n. The depthwise flat planes
+  // read their unpadded neighbours so (depthwise_flat.cpp).
+  void (*masked_taps_scale)(int64_t n, int64_t ntaps, const T* const* x, const uint32_t* masks,
+                            const T* w, T init, T* out) = nullptr;
+  void (*masked_taps_dot)(int64_t n, int64_t ntaps, const T* a, const T* const* x,
+                          const uint32_t* masks, T* out) = nullptr;
+  int lanes = 0;  // the ISA's lanes per register of T
   // Row copies with zero margins: for i < rows, dst row i (dst + i*dst_rs) gets
   // `lead` zeros, src row i's n values (src + i*src_rs, unit stride), then
   // `trail` zeros. With margins, the last row's trailing zeros may be written as

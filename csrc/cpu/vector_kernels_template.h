@@ -344,6 +344,70 @@ void taps_dot(int64_t n, int64_t ntaps, const typename V::T* a, const typename V
   });
 }
 
+// taps_scale with lane masks: registers in passes of 4 (independent chains),
+// each tap's masked register added in tap order.
+template <typename V>
+void masked_taps_scale(int64_t n, int64_t ntaps, const typename V::T* const* x,
+                       const uint32_t* masks, const typename V::T* w, typename V::T init,
+                       typename V::T* out) {
+  using Reg = typename V::Reg;
+  constexpr int W = V::kWidth, U = 4;
+  const int64_t full = n / W, nreg = (n + W - 1) / W;
+  int64_t g = 0;
+  for (; g + U <= full; g += U) {
+    Reg acc[U];
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) acc[u] = V::set1(init);
+    for (int64_t t = 0; t < ntaps; ++t) {
+      const Reg wt = V::set1(w[t]);
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u)
+        acc[u] = V::fma(wt, V::load_masked(x[t] + (g + u) * W, masks[(g + u) * ntaps + t]), acc[u]);
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) V::store(out + (g + u) * W, acc[u]);
+  }
+  for (; g < nreg; ++g) {
+    Reg acc = V::set1(init);
+    for (int64_t t = 0; t < ntaps; ++t)
+      acc = V::fma(V::set1(w[t]), V::load_masked(x[t] + g * W, masks[g * ntaps + t]), acc);
+    if (g < full) V::store(out + g * W, acc);
+    else V::store_masked(out + g * W, acc, (uint32_t(1) << (n - g * W)) - 1);
+  }
+}
+
+// taps_dot with lane masks: a tap chunk's sums in registers over all
+// registers, then each summed over its lanes in order.
+template <typename V>
+void masked_taps_dot(int64_t n, int64_t ntaps, const typename V::T* a,
+                     const typename V::T* const* x, const uint32_t* masks, typename V::T* out) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::kWidth;
+  const int64_t nreg = (n + W - 1) / W;
+  const uint32_t all = W == 32 ? ~uint32_t(0) : (uint32_t(1) << W) - 1;
+  tap_chunks(ntaps, [&](auto nt, int64_t t0) {
+    constexpr int NT = decltype(nt)::value;
+    Reg acc[NT];
+#pragma GCC unroll 9
+    for (int j = 0; j < NT; ++j) acc[j] = V::zero();
+    for (int64_t g = 0; g < nreg; ++g) {
+      const int64_t i = g * W;
+      const Reg ai = V::load_masked(a + i, i + W <= n ? all : (uint32_t(1) << (n - i)) - 1);
+      const uint32_t* m = masks + g * ntaps + t0;
+#pragma GCC unroll 9
+      for (int j = 0; j < NT; ++j) acc[j] = V::fma(ai, V::load_masked(x[t0 + j] + i, m[j]), acc[j]);
+    }
+    for (int j = 0; j < NT; ++j) {
+      T lanes[W];
+      V::store(lanes, acc[j]);
+      T sum = T(0);
+      for (int l = 0; l < W; ++l) sum += lanes[l];
+      out[t0 + j] += sum;
+    }
+  });
+}
+
 // Margins up to one register wide are written as whole zero registers (the
 // trailing one may reach W - 1 lanes past the row: dst needs that slack, and
 // later rows overwrite it), avoiding a memset call per margin. A row of at
@@ -549,6 +613,9 @@ VectorKernels<typename V::T> make_vector_kernels() {
   v.stencil_row_dot = &vk_impl::stencil_row_dot<V>;
   v.taps_scale = &vk_impl::taps_scale<V>;
   v.taps_dot = &vk_impl::taps_dot<V>;
+  v.masked_taps_scale = &vk_impl::masked_taps_scale<V>;
+  v.masked_taps_dot = &vk_impl::masked_taps_dot<V>;
+  v.lanes = V::kWidth;
   v.axpy = &vk_impl::axpy<V>;
   v.copy_rows = &vk_impl::copy_rows<V>;
   v.mul_add = &vk_impl::mul_add<V>;
