@@ -157,11 +157,7 @@ struct DgradPlanes {
 
 template <typename T>
 void dgrad(const Conv2dParams& p) {
-  const DgradPlanes<T> planes(p);
-  at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
-    typename DgradPlanes<T>::Scratch scratch(planes);
-    for (int64_t plane = begin; plane < end; ++plane) planes.plane(plane / p.C, plane % p.C, scratch);
-  });
+  dgrad_by_planes(p, DgradPlanes<T>(p));
 }
 
 // dw[m, r, s] = sum over n of the dot product of dy_m (laid out with width Wp,
@@ -251,18 +247,16 @@ void depthwise_wgrad_flat(const Conv2dParams& p) {
 
 bool depthwise_backward_flat_applies(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p) {
   const Conv2dParams& p = dgrad_p;
+  // The masked wgrad groups its sums unlike the padded one, so where it
+  // applies the fused pass must be the masked one, which needs dgrad masked too.
+  const bool same_dw_path = depthwise_masked_applies(dgrad_p) || !depthwise_masked_applies(wgrad_p);
   return depthwise_flat_applies(p) && depthwise_flat_applies(wgrad_p) && p.P == p.H && p.Q == p.W &&
-         p.pad_h <= effective_kernel(p.R, p.dil_h) - 1 && p.pad_w <= effective_kernel(p.S, p.dil_w) - 1;
+         p.pad_h <= effective_kernel(p.R, p.dil_h) - 1 && p.pad_w <= effective_kernel(p.S, p.dil_w) - 1 &&
+         same_dw_path;
 }
 
 void depthwise_backward_flat(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p) {
-  // The masked wgrad sums in other groups than the padded one: whenever it
-  // applies, the fused pass must use it too, to give the separate kernels' bits.
-  if (depthwise_masked_applies(wgrad_p)) {
-    if (depthwise_masked_applies(dgrad_p)) return depthwise_backward_masked(dgrad_p, wgrad_p);
-    depthwise_dgrad_flat(dgrad_p);
-    return depthwise_wgrad_masked(wgrad_p);
-  }
+  if (depthwise_masked_applies(wgrad_p)) return depthwise_backward_masked(dgrad_p, wgrad_p);
   if (dgrad_p.dtype == DType::Float64) backward<double>(dgrad_p, wgrad_p);
   else backward<float>(dgrad_p, wgrad_p);
 }

@@ -5,8 +5,8 @@
 // fall outside the plane (those memory cells are never touched). No padded
 // copies in, no row copies out: the stencils are the ISA-dispatched
 // masked_taps_scale (fprop, dgrad) and masked_taps_dot (wgrad). The masks of
-// one plane serve all planes. Parallel over (n, c) planes in memory order,
-// two planes prefetched ahead; wgrad keeps per-plane sums (PlaneSums), so the
+// one plane serve all planes. Parallel over (n, c) planes in memory order
+// (the forward prefetches two planes ahead); wgrad keeps per-plane sums (PlaneSums), so the
 // bits do not depend on the threads, and the fused backward gives the bits of
 // the separate kernels. Small planes only (kMaskedPlaneLanes), where the
 // copies cost most. float32 and float64.
@@ -17,7 +17,6 @@
 #include "depthwise_cpu.h"
 #include "depthwise_planes.h"
 #include "microkernel.h"
-#include "../kernels/shape.h"
 
 namespace cnnops {
 namespace cpu {
@@ -136,11 +135,7 @@ struct DgradPlanes {
 
 template <typename T>
 void dgrad(const Conv2dParams& p) {
-  const DgradPlanes<T> planes(p);
-  at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
-    typename DgradPlanes<T>::Scratch scratch(planes);
-    for (int64_t plane = begin; plane < end; ++plane) planes.plane(plane / p.C, plane % p.C, scratch);
-  });
+  dgrad_by_planes(p, DgradPlanes<T>(p));
 }
 
 // dw[m, r, s] += sum over lanes of dy_m times x read at tap (r, s), p in wgrad
@@ -192,31 +187,28 @@ void backward(const Conv2dParams& dp, const Conv2dParams& wp) {
   sums.store();
 }
 
-template <typename F64, typename F32>
-void by_dtype(const Conv2dParams& p, F64&& f64, F32&& f32) {
-  if (p.dtype == DType::Float64) f64();
-  else f32();
-}
-
 }  // namespace
 
 bool depthwise_masked_applies(const Conv2dParams& p) { return same_size_planes(p); }
 
 void depthwise_fprop_masked(const Conv2dParams& p) {
-  by_dtype(p, [&] { fprop<double>(p); }, [&] { fprop<float>(p); });
+  if (p.dtype == DType::Float64) fprop<double>(p);
+  else fprop<float>(p);
 }
 
 void depthwise_dgrad_masked(const Conv2dParams& p) {
-  by_dtype(p, [&] { dgrad<double>(p); }, [&] { dgrad<float>(p); });
+  if (p.dtype == DType::Float64) dgrad<double>(p);
+  else dgrad<float>(p);
 }
 
 void depthwise_wgrad_masked(const Conv2dParams& p) {
-  by_dtype(p, [&] { wgrad<double>(p); }, [&] { wgrad<float>(p); });
+  if (p.dtype == DType::Float64) wgrad<double>(p);
+  else wgrad<float>(p);
 }
 
 void depthwise_backward_masked(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p) {
-  by_dtype(dgrad_p, [&] { backward<double>(dgrad_p, wgrad_p); },
-           [&] { backward<float>(dgrad_p, wgrad_p); });
+  if (dgrad_p.dtype == DType::Float64) backward<double>(dgrad_p, wgrad_p);
+  else backward<float>(dgrad_p, wgrad_p);
 }
 
 }  // namespace cpu

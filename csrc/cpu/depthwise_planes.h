@@ -1,6 +1,6 @@
 // Pieces shared by the plane (NCHW) depthwise kernels of depthwise_flat.cpp
 // (padded copies) and depthwise_masked.cpp (masked reads in place): plane
-// prefetching and the weight gradient's per-plane sums.
+// prefetching, the dgrad plane loop and the weight gradient's per-plane sums.
 #pragma once
 #include <ATen/Parallel.h>
 
@@ -51,6 +51,16 @@ struct PlaneSums {
     });
   }
 };
+
+// dx plane by plane over (n, c) in memory order, each thread with its own
+// scratch: Planes has plane(n, c, Scratch&) and Planes::Scratch(const Planes&).
+template <typename Planes>
+void dgrad_by_planes(const Conv2dParams& p, const Planes& planes) {
+  at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
+    typename Planes::Scratch scratch(planes);
+    for (int64_t plane = begin; plane < end; ++plane) planes.plane(plane / p.C, plane % p.C, scratch);
+  });
+}
 
 }  // namespace cpu
 }  // namespace cnnops

@@ -344,6 +344,13 @@ void taps_dot(int64_t n, int64_t ntaps, const typename V::T* a, const typename V
   });
 }
 
+// The mask of a register's first `count` lanes (count <= V::kWidth; a
+// template on V like every helper here).
+template <typename V>
+uint32_t first_lanes(int64_t count) {
+  return (uint32_t(1) << count) - 1;
+}
+
 // taps_scale with lane masks: registers in passes of 4 (independent chains),
 // each tap's masked register added in tap order.
 template <typename V>
@@ -372,7 +379,7 @@ void masked_taps_scale(int64_t n, int64_t ntaps, const typename V::T* const* x,
     for (int64_t t = 0; t < ntaps; ++t)
       acc = V::fma(V::set1(w[t]), V::load_masked(x[t] + g * W, masks[g * ntaps + t]), acc);
     if (g < full) V::store(out + g * W, acc);
-    else V::store_masked(out + g * W, acc, (uint32_t(1) << (n - g * W)) - 1);
+    else V::store_masked(out + g * W, acc, first_lanes<V>(n - g * W));
   }
 }
 
@@ -385,7 +392,6 @@ void masked_taps_dot(int64_t n, int64_t ntaps, const typename V::T* a,
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth;
   const int64_t nreg = (n + W - 1) / W;
-  const uint32_t all = W == 32 ? ~uint32_t(0) : (uint32_t(1) << W) - 1;
   tap_chunks(ntaps, [&](auto nt, int64_t t0) {
     constexpr int NT = decltype(nt)::value;
     Reg acc[NT];
@@ -393,7 +399,7 @@ void masked_taps_dot(int64_t n, int64_t ntaps, const typename V::T* a,
     for (int j = 0; j < NT; ++j) acc[j] = V::zero();
     for (int64_t g = 0; g < nreg; ++g) {
       const int64_t i = g * W;
-      const Reg ai = V::load_masked(a + i, i + W <= n ? all : (uint32_t(1) << (n - i)) - 1);
+      const Reg ai = V::load_masked(a + i, first_lanes<V>(i + W <= n ? W : n - i));
       const uint32_t* m = masks + g * ntaps + t0;
 #pragma GCC unroll 9
       for (int j = 0; j < NT; ++j) acc[j] = V::fma(ai, V::load_masked(x[t0 + j] + i, m[j]), acc[j]);
