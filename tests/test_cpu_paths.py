@@ -263,6 +263,46 @@ def test_depthwise_masked_planes_every_isa(isa, H, W, M, kernel, dilation):
 
 
 @pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("H,W", [(1, 1), (2, 2), (4, 3), (3, 11), (5, 14), (2, 19)])
+@pytest.mark.parametrize("C", [3, 20, 24, 130])
+def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C):
+    # channels_last 3x3, stride 1, padding 1, multiplier 1: spans of 8 columns
+    # walked down the image (span3x3_fprop / span3x3_backward), blocks of 8, 4,
+    # 2, 1 pixels for the span's tail (11 = 1 + 8 + 1 + 1, 14 = 1 + 8 + 4 + 1),
+    # the border columns per pixel, rows in the padding at the top and bottom.
+    # C = 20 and 24 leave a partial last register (masked) on some ISAs and
+    # dtypes, 130 several registers and a partial one. x is a column slice, so
+    # its rows are longer than y's. The fused backward must give the separate
+    # passes' bits.
+    g = torch.Generator().manual_seed(H * 100 + W + C)
+    base = torch.randn(2, C, H, W + 3, generator=g, dtype=torch.float64)
+    x = base.to(memory_format=torch.channels_last)[:, :, :, 2:2 + W]
+    w = torch.randn(C, 1, 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(C, generator=g, dtype=torch.float64)
+    cnnops.set_cpu_isa(isa)
+    try:
+        assert_matches_with_grads(lambda x, w: cnnops.depthwise_conv2d(x, w, b, 1, 1),
+                                  lambda x, w: F.conv2d(x, w, b, 1, 1, 1, C), x, w)
+        dy = torch.randn(2, C, H, W, generator=g, dtype=torch.float64).to(memory_format=torch.channels_last)
+        args = ([1, 1], [1, 1], [1, 1])
+        dx, dw = ops.depthwise_backward(dy, x, w, *args)
+        assert torch.equal(dx, ops.depthwise_dgrad(dy, w, C, [H, W], *args))
+        assert torch.equal(dw, ops.depthwise_wgrad(dy, x, [3, 3], *args))
+        for dtype in (torch.float32,):  # the float registers hold twice the lanes
+            xf, wf, dyf = x.to(dtype), w.to(dtype), dy.to(dtype)
+            torch.testing.assert_close(ops.depthwise_fprop(xf, wf, b.to(dtype), [1, 1], [1, 1, 1, 1], [1, 1]),
+                                       F.conv2d(x, w, b, 1, 1, 1, C).to(dtype), rtol=1e-4, atol=1e-4)
+            dxf, dwf = ops.depthwise_backward(dyf, xf, wf, *args)
+            want = torch.ops.aten.convolution_backward(dy, x, w, None, [1, 1], [1, 1], [1, 1], False,
+                                                       [0, 0], C, [True, True, False])
+            torch.testing.assert_close(dxf, want[0].to(dtype), rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(dwf, want[1].to(dtype), rtol=1e-4, atol=1e-3)
+            assert torch.equal(dwf, ops.depthwise_wgrad(dyf, xf, [3, 3], *args))
+    finally:
+        cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("channels,groups,stride,padding,dilation",
                          [(64, 1, 1, 1, 1), (64, 2, 2, 1, 1), (32, 1, 1, 2, 2), (96, 3, 1, 0, 1)])

@@ -3,7 +3,9 @@
 //     sums from the same dy planes (depthwise_masked.cpp read in place for
 //     small planes, else depthwise_flat.cpp, one padded copy of each dy plane
 //     feeding both).
-//   channels_last, stride 1, dx rows = dy rows: parallel over wgrad's fixed
+//   channels_last 3x3, stride 1, padding 1, multiplier 1: depthwise_cl3x3.cpp
+//     (dx and dw of a span of pixels together, walked down the image).
+//   other channels_last, stride 1, dx rows = dy rows: parallel over wgrad's fixed
 //     chunks of rows; row i runs dx row i, then dw row i (depthwise_cl_rows.h),
 //     so the dy rows dx row i read are still in cache when dw reads row i.
 //   anything else: depthwise_dgrad, then depthwise_wgrad.
@@ -47,6 +49,8 @@ void backward_channels_last(const Conv2dParams& dp, const Conv2dParams& wp) {
 }  // namespace
 
 void depthwise_backward(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p) {
+  if (depthwise_cl3x3_applies(dgrad_p) && depthwise_cl3x3_applies(wgrad_p))
+    return depthwise_backward_cl3x3(dgrad_p, wgrad_p);
   if (depthwise_backward_flat_applies(dgrad_p, wgrad_p))
     return depthwise_backward_flat(dgrad_p, wgrad_p);
   if (fused_channels_last_applies(dgrad_p, wgrad_p)) {

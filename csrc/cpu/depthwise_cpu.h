@@ -30,6 +30,15 @@ void depthwise_dgrad_masked(const Conv2dParams& p);
 void depthwise_wgrad_masked(const Conv2dParams& p);
 void depthwise_backward_masked(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
 
+// Channels_last 3x3, stride 1, padding 1, multiplier 1 (depthwise_cl3x3.cpp):
+// spans walked down the image; depthwise_fprop / _dgrad / _wgrad /
+// _backward hand over to these where depthwise_cl3x3_applies.
+bool depthwise_cl3x3_applies(const Conv2dParams& p);
+void depthwise_fprop_cl3x3(const Conv2dParams& p);
+void depthwise_dgrad_cl3x3(const Conv2dParams& p);
+void depthwise_wgrad_cl3x3(const Conv2dParams& p);
+void depthwise_backward_cl3x3(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
+
 // Both gradients at once (dx and dw; dgrad_p and wgrad_p describe the same
 // convolution in dgrad and wgrad roles): one pass over dy where a fused kernel
 // applies (NCHW stride 1 with 'same' sizes; channels_last stride 1, multiplier

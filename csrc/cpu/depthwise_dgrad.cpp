@@ -6,7 +6,8 @@
 //     row at its offset (contiguous for stride 1, so it vectorises), in a fixed
 //     order: deterministic.
 //   channels_last (dx and dy channels-innermost): parallel over input rows,
-//     each row as in depthwise_cl_rows.h (all channels at once).
+//     each row as in depthwise_cl_rows.h (all channels at once); 3x3 stride 1
+//     padding 1 runs in depthwise_cl3x3.cpp.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -86,6 +87,7 @@ void dgrad(const Conv2dParams& p) {
 }  // namespace
 
 void depthwise_dgrad(const Conv2dParams& p) {
+  if (depthwise_cl3x3_applies(p)) return depthwise_dgrad_cl3x3(p);
   if (depthwise_flat_applies(p)) return depthwise_dgrad_flat(p);
   if (p.dtype == DType::Float64) dgrad<double>(p);
   else dgrad<float>(p);

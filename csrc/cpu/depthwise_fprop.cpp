@@ -9,7 +9,8 @@
 //     kernels (vector_kernels.h): with depth multiplier 1, stencil_row runs the
 //     row's interior (weights held in registers across its pixels) and
 //     taps_madd the border pixels; axpy runs the NCHW row updates. Stride 1
-//     on planes goes to the flat-plane stencils (depthwise_flat.cpp).
+//     on planes goes to the flat-plane stencils (depthwise_flat.cpp), and
+//     channels_last 3x3 stride 1 padding 1 to depthwise_cl3x3.cpp.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -142,6 +143,7 @@ void fprop(const Conv2dParams& p) {
 }  // namespace
 
 void depthwise_fprop(const Conv2dParams& p) {
+  if (depthwise_cl3x3_applies(p)) return depthwise_fprop_cl3x3(p);
   if (depthwise_flat_applies(p)) return depthwise_fprop_flat(p);
   if (p.dtype == DType::Float64) fprop<double>(p);
   else fprop<float>(p);

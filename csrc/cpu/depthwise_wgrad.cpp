@@ -9,6 +9,7 @@
 //   channels_last (x and dy channels-innermost): parallel over fixed chunks of
 //     dy rows (depthwise_cl_rows.h), each with its own partial sums, added in
 //     chunk order: per pixel, every tap adds dy[k] * x[k / M] along the channels.
+//     3x3 stride 1 padding 1 runs in depthwise_cl3x3.cpp (its own fixed order).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -97,6 +98,7 @@ void wgrad(const Conv2dParams& p) {
 }  // namespace
 
 void depthwise_wgrad(const Conv2dParams& p) {
+  if (depthwise_cl3x3_applies(p)) return depthwise_wgrad_cl3x3(p);
   if (depthwise_flat_applies(p)) return depthwise_wgrad_flat(p);
   if (p.dtype == DType::Float64) wgrad<double>(p);
   else wgrad<float>(p);

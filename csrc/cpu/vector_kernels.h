@@ -28,6 +28,20 @@ struct VectorKernels {
   // Its weight gradient: acc[t][k] += sum over j of dy[j*dy_step + k] * x[t][j*x_step + k].
   void (*stencil_row_dot)(int64_t npix, int64_t K, int64_t ntaps, const T* const* x,
                           int64_t x_step, const T* dy, int64_t dy_step, T* const* acc) = nullptr;
+  // The 3x3 stencils of a channels_last depthwise convolution with stride 1,
+  // padding 1 and multiplier 1 over a span of npix pixels of output row i and
+  // K channels (vector_span3x3.h; pixels `step` elements apart, w and acc
+  // taps-major (9, K)). Row pointers are at the
+  // span's pixel 0, nullptr for a row in the padding; columns -1 .. npix are read.
+  //   span3x3_fprop: x = input rows i-1, i, i+1;
+  //     out[j*step + k] = init[k] (or 0) + sum over r, s of x[r][(j+s-1)*step + k] * w[3r+s][k].
+  //   span3x3_backward: dy = dy rows i+1, i, i-1, x = input rows i-1, i, i+1;
+  //     with dx: dx[j*step + k] = sum over r, s of dy[r][(j+1-s)*step + k] * w[3r+s][k];
+  //     with acc: acc[3r+s][k] += sum over j of dy[1][j*step + k] * x[r][(j+s-1)*step + k].
+  void (*span3x3_fprop)(int64_t npix, int64_t K, const T* const* x, int64_t step, const T* w,
+                        const T* init, T* out) = nullptr;
+  void (*span3x3_backward)(int64_t npix, int64_t K, const T* const* dy, const T* const* x,
+                           int64_t step, const T* w, T* dx, T* acc) = nullptr;
   // out[i] = init + sum over taps t of w[t] * x[t][i]: one scalar weight per
   // tap (NCHW depthwise rows and flat planes).
   void (*taps_scale)(int64_t n, int64_t ntaps, const T* const* x, const T* w, T init,

@@ -9,6 +9,7 @@
 
 #include "phase_rows.h"
 #include "vector_kernels.h"
+#include "vector_span3x3.h"
 
 namespace cnnops {
 namespace cpu {
@@ -617,6 +618,8 @@ VectorKernels<typename V::T> make_vector_kernels() {
   v.taps_madd = &vk_impl::taps_madd<V>;
   v.stencil_row = &vk_impl::stencil_row<V>;
   v.stencil_row_dot = &vk_impl::stencil_row_dot<V>;
+  v.span3x3_fprop = &vk_impl::span3x3_fprop<V>;
+  v.span3x3_backward = &vk_impl::span3x3_backward<V>;
   v.taps_scale = &vk_impl::taps_scale<V>;
   v.taps_dot = &vk_impl::taps_dot<V>;
   v.masked_taps_scale = &vk_impl::masked_taps_scale<V>;

@@ -1,0 +1,202 @@
+// The 3x3 depthwise stencils of channels_last images (stride 1, padding 1,
+// multiplier 1) over a span of pixels of one output row, all channels:
+// depthwise_cl3x3.cpp walks each span down the image, so the three rows a step
+// reads are still in L1 from the steps before. Pixels are `step` elements
+// apart; channel k of a pixel is element k. Written over the vector traits V
+// and included by vector_kernels_template.h; like every helper there, each one
+// here is a template on V (so no ISA unit's copy is shared).
+//
+// Per channel register, B output pixels at a time (8 with 32 vector registers,
+// else 4; then smaller blocks for the span's tail): each input row's B + 2
+// columns are loaded once into registers and serve all 3 taps of the row. The
+// last channel register, if partial, runs one pixel at a time under a lane
+// mask. Sums run over the taps in order (r, then s), as in the other depthwise
+// kernels; a row passed as nullptr lies in the padding and is skipped.
+#pragma once
+#include <cstdint>
+#include <utility>
+
+namespace cnnops {
+namespace cpu {
+namespace vk_impl {
+
+// f(std::integral_constant<int, i>{}) for i = 0 .. N-1, unrolled at compile time.
+template <typename V, typename F, int... I>
+__attribute__((always_inline)) inline void unrolled_seq(F& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <typename V, int N, typename F>
+__attribute__((always_inline)) inline void unrolled(F&& f) {
+  unrolled_seq<V>(f, std::make_integer_sequence<int, N>{});
+}
+
+template <typename V>
+constexpr int span_block() {
+  return sizeof(typename V::Reg) >= 64 ? 8 : 4;
+}
+
+template <typename V, bool Masked>
+__attribute__((always_inline)) inline typename V::Reg span_load(const typename V::T* p, uint32_t bits) {
+  if constexpr (Masked) return V::load_masked(p, bits);
+  else return V::load(p);
+}
+
+template <typename V, bool Masked>
+__attribute__((always_inline)) inline void span_store(typename V::T* p, typename V::Reg x, uint32_t bits) {
+  if constexpr (Masked) V::store_masked(p, x, bits);
+  else V::store(p, x);
+}
+
+// Channel register k (lanes `bits` if Masked) of B output pixels:
+//   out[u] = init + sum over rows r present, s = 0..2 of in[r][u + Dir*(s - 1)] * w[3r + s]
+// (tap t's weights at w + t*K).
+// Dir = +1 is the forward correlation, Dir = -1 dgrad's flipped columns.
+template <typename V, int B, int Dir, bool Masked>
+__attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, uint32_t bits,
+                                                         const typename V::T* const* in, int64_t step,
+                                                         const typename V::T* w,
+                                                         const typename V::T* init,
+                                                         typename V::T* out) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  Reg a[B];
+  const Reg a0 = init != nullptr ? span_load<V, Masked>(init + k, bits) : V::zero();
+  unrolled<V, B>([&](auto u) __attribute__((always_inline)) { a[u] = a0; });
+  for (int r = 0; r < 3; ++r) {
+    if (in[r] == nullptr) continue;
+    const T* col = in[r] - step + k;  // column -1
+    Reg c[B + 2];
+    unrolled<V, B + 2>([&](auto i) __attribute__((always_inline)) {
+      asm("" : "+r"(col));  // one pointer bumped per load, not B + 2 live offsets
+      c[i] = span_load<V, Masked>(col, bits);
+      col += step;
+    });
+    unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+      const Reg ws = span_load<V, Masked>(w + (3 * r + s) * K + k, bits);
+      unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+        a[u] = V::fma(c[Dir > 0 ? u + s : u + 2 - s], ws, a[u]);
+      });
+    });
+  }
+  T* o = out + k;
+  unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+    asm("" : "+r"(o));
+    span_store<V, Masked>(o, a[u], bits);
+    o += step;
+  });
+}
+
+// Channel register k of the weight gradient over B pixels:
+//   acc[(3r + s)*K + k] += sum over u of dy[u] * x[r][u + s - 1], rows r present.
+template <typename V, int B, bool Masked>
+__attribute__((always_inline)) inline void span3x3_dot_block(int64_t K, int64_t k, uint32_t bits,
+                                                             const typename V::T* const* x,
+                                                             const typename V::T* dy, int64_t step,
+                                                             typename V::T* acc) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  Reg sum[9];
+  unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
+    sum[t] = span_load<V, Masked>(acc + t * K + k, bits);
+  });
+  const bool top = x[0] != nullptr, bottom = x[2] != nullptr;  // x[1] is dy's own row
+  const T* d = dy + k;
+  const T* x0 = top ? x[0] - step + k : nullptr;
+  const T* x1 = x[1] - step + k;
+  const T* x2 = bottom ? x[2] - step + k : nullptr;
+  unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+    const Reg dv = span_load<V, Masked>(d + u * step, bits);
+    unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+      if (top) sum[s] = V::fma(dv, span_load<V, Masked>(x0 + (u + s) * step, bits), sum[s]);
+      sum[3 + s] = V::fma(dv, span_load<V, Masked>(x1 + (u + s) * step, bits), sum[3 + s]);
+      if (bottom) sum[6 + s] = V::fma(dv, span_load<V, Masked>(x2 + (u + s) * step, bits), sum[6 + s]);
+    });
+  });
+  unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
+    span_store<V, Masked>(acc + t * K + k, sum[t], bits);
+  });
+}
+
+// Lanes of the last channel register: all (0) or the bits of its K % W lanes.
+template <typename V>
+inline uint32_t span_tail_bits(int64_t K) {
+  return K % V::kWidth == 0 ? 0u : (1u << (K % V::kWidth)) - 1u;
+}
+
+// Pixels [j, npix) of the span in blocks of B, then of B/2, ... 1; `block` is
+// called as block(integral_constant<int, B>, j) for each.
+template <typename V, int B, typename F>
+__attribute__((always_inline)) inline void span_blocks(int64_t npix, int64_t j, F&& block) {
+  for (; j + B <= npix; j += B) block(std::integral_constant<int, B>{}, j);
+  if constexpr (B > 1) span_blocks<V, B / 2>(npix, j, block);
+}
+
+// The span's rows at its pixel j (nullptr stays nullptr).
+template <typename V, typename T = typename V::T>
+__attribute__((always_inline)) inline void span_rows_at(const T* const* rows, int64_t offset,
+                                                        const T** out) {
+  for (int r = 0; r < 3; ++r) out[r] = rows[r] != nullptr ? rows[r] + offset : nullptr;
+}
+
+// Output row i of the forward pass over npix pixels and K channels (tap t's
+// weights at w + t*K): x[0..2] are input rows
+// i-1, i, i+1 at the span's pixel 0 (nullptr in the padding), out pixel 0 of
+// the span in y's row i; out[j] = init + sum over taps of x * w.
+template <typename V>
+void span3x3_fprop(int64_t npix, int64_t K, const typename V::T* const* x, int64_t step,
+                   const typename V::T* w, const typename V::T* init, typename V::T* out) {
+  using T = typename V::T;
+  constexpr int W = V::kWidth;
+  const int64_t full = K / W * W;
+  span_blocks<V, span_block<V>()>(npix, 0, [&](auto b, int64_t j) __attribute__((always_inline)) {
+    const T* in[3];
+    span_rows_at<V>(x, j * step, in);
+    for (int64_t k = 0; k < full; k += W)
+      span3x3_block<V, decltype(b)::value, 1, false>(K, k, 0, in, step, w, init, out + j * step);
+  });
+  if (const uint32_t bits = span_tail_bits<V>(K))
+    for (int64_t j = 0; j < npix; ++j) {
+      const T* in[3];
+      span_rows_at<V>(x, j * step, in);
+      span3x3_block<V, 1, 1, true>(K, full, bits, in, step, w, init, out + j * step);
+    }
+}
+
+// Row i of both gradients over npix pixels and K channels: dy[0..2] are dy rows i+1, i, i-1
+// and x[0..2] input rows i-1, i, i+1, each at the span's pixel 0 (nullptr in
+// the padding; dy[1] and x[1] always present). With dx (pixel 0 of the span in
+// dx's row i): dx[j] = sum over taps of dy * w, the flipped stencil. With acc
+// ((9, K) sums): acc[(3r + s)*K + k] += sum over j of dy[1][j] * x[r][j + s - 1].
+// Each channel register runs its dx block and then its dw block, so the dy row
+// both read is in L1.
+template <typename V>
+void span3x3_backward(int64_t npix, int64_t K, const typename V::T* const* dy,
+                      const typename V::T* const* x, int64_t step, const typename V::T* w,
+                      typename V::T* dx, typename V::T* acc) {
+  using T = typename V::T;
+  constexpr int W = V::kWidth;
+  const int64_t full = K / W * W;
+  auto pixels = [&](auto b, auto masked, int64_t j, int64_t k0, int64_t k1, uint32_t bits)
+      __attribute__((always_inline)) {
+    constexpr int B = decltype(b)::value;
+    constexpr bool Masked = decltype(masked)::value;
+    const T* dys[3];
+    const T* xs[3];
+    span_rows_at<V>(dy, j * step, dys);
+    span_rows_at<V>(x, j * step, xs);
+    for (int64_t k = k0; k < k1; k += W) {
+      if (dx != nullptr) span3x3_block<V, B, -1, Masked>(K, k, bits, dys, step, w, nullptr, dx + j * step);
+      if (acc != nullptr) span3x3_dot_block<V, B, Masked>(K, k, bits, xs, dys[1], step, acc);
+    }
+  };
+  span_blocks<V, span_block<V>()>(npix, 0, [&](auto b, int64_t j) __attribute__((always_inline)) {
+    pixels(b, std::false_type{}, j, 0, full, 0);
+  });
+  if (const uint32_t bits = span_tail_bits<V>(K))
+    for (int64_t j = 0; j < npix; ++j)
+      pixels(std::integral_constant<int, 1>{}, std::true_type{}, j, full, K, bits);
+}
+
+}  // namespace vk_impl
+}  // namespace cpu
+}  // namespace cnnops
