@@ -199,6 +199,16 @@ def _relative_error(actual, expected):
     return ((a - e).norm() / e.norm().clamp_min(1e-30)).item()
 
 
+def low_precision_conv_inputs(device, dtype, layout, x_shape, w_shape):
+    """x and w for a float16/bfloat16 conv test, in `layout` ("nchw" or "cl"); skips
+    unless device is CUDA (the test files parametrize every test over devices)."""
+    if device != "cuda":
+        pytest.skip("float16/bfloat16 run on CUDA only")
+    cl = layout == "cl"
+    return (make(x_shape, dtype, device, channels_last=cl),
+            make(w_shape, dtype, device, channels_last=cl))
+
+
 def check_low_precision(ours, theirs, tensors, kwargs=None, factor=2.0):
     """The half-precision rule: ours(*tensors) and every gradient, in the tensors' own
     (float16/bfloat16, CUDA) dtype, must be within `factor` times torch's own error at that

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnops
-from conftest import check_low_precision, low_precision_params, assert_close, check_against_torch, device_params, dtype_params, make, \
+from conftest import check_low_precision, low_precision_conv_inputs, low_precision_params, assert_close, check_against_torch, device_params, dtype_params, make, \
     memory_format_of, reference
 
 pytestmark = [
@@ -313,10 +313,6 @@ def test_independent_of_thread_count(device, dtype, restore_threads):
     ((2, 3, 30, 30), (16, 3, 7, 7), dict(stride=2, padding=3)),
 ], ids=["3x3", "strided-grouped", "1x1", "dilated", "stem"])
 def test_low_precision_cuda(device, dtype, layout, x_shape, w_shape, kwargs):
-    if device != "cuda":
-        pytest.skip("float16/bfloat16 run on CUDA only")
-    cl = layout == "cl"
-    x = make(x_shape, dtype, device, channels_last=cl)
-    w = make(w_shape, dtype, device, channels_last=cl)
+    x, w = low_precision_conv_inputs(device, dtype, layout, x_shape, w_shape)
     b = make((w_shape[0],), dtype, device)
     check_low_precision(cnnops.conv2d, F.conv2d, (x, w, b), kwargs)

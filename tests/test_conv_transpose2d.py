@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnops
-from conftest import check_low_precision, low_precision_params, assert_close, check_against_torch, device_params, dtype_params, make, \
+from conftest import check_low_precision, low_precision_conv_inputs, low_precision_params, assert_close, check_against_torch, device_params, dtype_params, make, \
     memory_format_of, reference
 
 pytestmark = pytest.mark.parametrize("device", device_params())
@@ -274,10 +274,6 @@ def test_nn_output_size_out_of_range_refused(device):
     ((2, 24, 6, 5), (24, 8, 3, 3), dict(groups=2, dilation=2)),
 ], ids=["4x4s2", "3x3s2-outpad", "grouped-dilated"])
 def test_low_precision_cuda(device, dtype, layout, x_shape, w_shape, kwargs):
-    if device != "cuda":
-        pytest.skip("float16/bfloat16 run on CUDA only")
-    cl = layout == "cl"
-    x = make(x_shape, dtype, device, channels_last=cl)
-    w = make(w_shape, dtype, device, channels_last=cl)
+    x, w = low_precision_conv_inputs(device, dtype, layout, x_shape, w_shape)
     b = make((w_shape[1] * kwargs.get("groups", 1),), dtype, device)
     check_low_precision(cnnops.conv_transpose2d, F.conv_transpose2d, (x, w, b), kwargs)

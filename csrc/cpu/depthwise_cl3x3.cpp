@@ -32,12 +32,14 @@ constexpr int64_t kSpan = 8;
 
 // The spans of an image W columns wide: interior columns [1, W-1) in runs of
 // kSpan (the last may be shorter); at least one span, so the border columns
-// have a unit even when there is no interior.
+// have a unit even when there is no interior (the span is then empty). Work
+// unit u is span u % count of image u / count: a thread's next unit reads the
+// halo its last one just read.
 struct Spans {
   int64_t W, count;
   explicit Spans(int64_t W_) : W(W_), count(std::max<int64_t>(1, (W_ - 2 + kSpan - 1) / kSpan)) {}
-  int64_t begin(int64_t s) const { return std::min(1 + s * kSpan, std::max<int64_t>(W - 1, 1)); }
-  int64_t end(int64_t s) const { return std::max(begin(s), std::min(W - 1, 1 + (s + 1) * kSpan)); }
+  int64_t begin(int64_t s) const { return 1 + s * kSpan; }
+  int64_t end(int64_t s) const { return std::max(begin(s), std::min(W - 1, begin(s) + kSpan)); }
   // The border columns span s runs: column 0 with the first span, W-1 with the last.
   int64_t borders(int64_t s, int64_t* cols) const {
     int64_t nb = 0;
@@ -45,16 +47,6 @@ struct Spans {
     if (s == count - 1 && W > 1) cols[nb++] = W - 1;
     return nb;
   }
-};
-
-// The units of an N x W problem, (n, span), the span fastest, so a thread's
-// next unit reads the halo its last one just read.
-struct Units {
-  Spans spans;
-  int64_t count;
-  Units(int64_t N, int64_t W) : spans(W), count(N * spans.count) {}
-  int64_t n(int64_t u) const { return u / spans.count; }
-  int64_t span(int64_t u) const { return u % spans.count; }
 };
 
 // One image's channels-innermost tensor: pixel (h, w) at base + h*row + w*step.
@@ -80,33 +72,31 @@ void pixel_taps(const Image<T>& im, int64_t i, int64_t q, int dir, const T** tap
     for (int s = 0; s < 3; ++s) taps[3 * r + s] = im.at(i + dir * (r - 1), q + dir * (s - 1));
 }
 
-// Rows i + dir*(r-1), r = 0..2, at column q (nullptr outside the image).
+// Rows i + dir*(r-1), r = 0..2, at column q (nullptr outside the image; an
+// empty span may start past the last column and is never read).
 template <typename T>
 void span_rows(const Image<T>& im, int64_t i, int64_t q, int dir, const T** rows) {
-  for (int r = 0; r < 3; ++r) {
-    const int64_t h = i + dir * (r - 1);
-    rows[r] = h >= 0 && h < im.H ? im.base + h * im.row + q * im.step : nullptr;
-  }
+  for (int r = 0; r < 3; ++r) rows[r] = im.at(i + dir * (r - 1), q);
 }
 
 template <typename T>
 void fprop(const Conv2dParams& p) {
-  const Units units(p.N, p.W);
+  const Spans spans(p.W);
   const std::vector<T> wt = depthwise_filter_taps_major<T>(p);  // (9, K)
   const T* bias = static_cast<const T*>(p.bias);
   const VectorKernels<T>& vk = active_vector_kernels<T>();
-  at::parallel_for(0, units.count, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, p.N * spans.count, 1, [&](int64_t begin, int64_t end) {
     const T* taps[9];
     const T* rows[3];
     int64_t cols[2];
     for (int64_t u = begin; u < end; ++u) {
-      const int64_t n = units.n(u), s = units.span(u);
+      const int64_t n = u / spans.count, s = u % spans.count;
       const Image<T> x = image_of<T>(p.x, p.x_strides, n, p.H, p.W);
       const Image<T> y = image_of<T>(p.y, p.y_strides, n, p.P, p.Q);
-      const int64_t b = units.spans.begin(s), nb = units.spans.borders(s, cols);
+      const int64_t b = spans.begin(s), nb = spans.borders(s, cols);
       for (int64_t i = 0; i < p.P; ++i) {
         span_rows(x, i, b, 1, rows);
-        vk.span3x3_fprop(units.spans.end(s) - b, p.K, rows, x.step, wt.data(), bias,
+        vk.span3x3_fprop(spans.end(s) - b, p.K, rows, x.step, wt.data(), bias,
                          y.base + i * y.row + b * y.step);
         for (int64_t c = 0; c < nb; ++c) {
           pixel_taps(x, i, cols[c], 1, taps);
@@ -122,26 +112,27 @@ void fprop(const Conv2dParams& p) {
 template <typename T>
 void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
   const Conv2dParams& p = dp != nullptr ? *dp : *wp;
-  const Units units(p.N, p.W);
+  const Spans spans(p.W);
   const std::vector<T> wt = dp != nullptr ? depthwise_filter_taps_major<T>(*dp) : std::vector<T>();
   const VectorKernels<T>& vk = active_vector_kernels<T>();
-  std::vector<T> partial(wp != nullptr ? units.count * 9 * p.K : 0, T(0));  // (9, K) per unit
-  at::parallel_for(0, units.count, 1, [&](int64_t begin, int64_t end) {
+  const int64_t units = p.N * spans.count;
+  std::vector<T> partial(wp != nullptr ? units * 9 * p.K : 0, T(0));  // (9, K) per unit
+  at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
     const T* taps[9];
     const T* dys[3];
     const T* xs[3] = {nullptr, nullptr, nullptr};
     int64_t cols[2];
     for (int64_t u = begin; u < end; ++u) {
-      const int64_t n = units.n(u), s = units.span(u);
+      const int64_t n = u / spans.count, s = u % spans.count;
       const Image<T> dy = image_of<T>(p.y, p.y_strides, n, p.P, p.Q);
       const Image<T> dx = dp ? image_of<T>(dp->x, dp->x_strides, n, p.H, p.W) : Image<T>{};
       const Image<T> x = wp ? image_of<T>(wp->x, wp->x_strides, n, p.H, p.W) : Image<T>{};
       T* acc = wp ? partial.data() + u * 9 * p.K : nullptr;
-      const int64_t b = units.spans.begin(s), nb = units.spans.borders(s, cols);
+      const int64_t b = spans.begin(s), nb = spans.borders(s, cols);
       for (int64_t i = 0; i < p.H; ++i) {
         span_rows(dy, i, b, -1, dys);
         if (wp) span_rows(x, i, b, 1, xs);
-        vk.span3x3_backward(units.spans.end(s) - b, p.K, dys, xs, dy.step, wt.data(),
+        vk.span3x3_backward(spans.end(s) - b, p.K, dys, xs, dy.step, wt.data(),
                             dp ? dx.base + i * dx.row + b * dx.step : nullptr, acc);
         for (int64_t c = 0; c < nb; ++c) {
           const int64_t q = cols[c];
@@ -160,7 +151,7 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
   });
   if (wp == nullptr) return;
   std::vector<double> sum(9 * p.K, 0.0);
-  for (int64_t u = 0; u < units.count; ++u) vk.add_widened(9 * p.K, partial.data() + u * 9 * p.K, sum.data());
+  for (int64_t u = 0; u < units; ++u) vk.add_widened(9 * p.K, partial.data() + u * 9 * p.K, sum.data());
   store_depthwise_filters<T>(*wp, 0, p.K, sum.data(), 1, p.K);
 }
 

@@ -117,10 +117,10 @@ __attribute__((always_inline)) inline void span3x3_dot_block(int64_t K, int64_t 
   });
 }
 
-// Lanes of the last channel register: all (0) or the bits of its K % W lanes.
+// Lanes of the last channel register: the bits of its K % W lanes (0: none partial).
 template <typename V>
 inline uint32_t span_tail_bits(int64_t K) {
-  return K % V::kWidth == 0 ? 0u : (1u << (K % V::kWidth)) - 1u;
+  return (uint32_t(1) << (K % V::kWidth)) - 1;
 }
 
 // Pixels [j, npix) of the span in blocks of B, then of B/2, ... 1; `block` is
@@ -131,6 +131,21 @@ __attribute__((always_inline)) inline void span_blocks(int64_t npix, int64_t j, 
   if constexpr (B > 1) span_blocks<V, B / 2>(npix, j, block);
 }
 
+// Runs body(b, masked, j, k, bits) over a span of npix pixels and K channels:
+// the full channel registers k of each block of b pixels at pixel j (b an
+// integral_constant, masked std::false_type), then the partial last register,
+// if any, pixel by pixel under its lane mask (b = 1, masked std::true_type).
+template <typename V, typename F>
+__attribute__((always_inline)) inline void span_registers(int64_t npix, int64_t K, F&& body) {
+  constexpr int W = V::kWidth;
+  const int64_t full = K / W * W;
+  span_blocks<V, span_block<V>()>(npix, 0, [&](auto b, int64_t j) __attribute__((always_inline)) {
+    for (int64_t k = 0; k < full; k += W) body(b, std::false_type{}, j, k, uint32_t(0));
+  });
+  if (const uint32_t bits = span_tail_bits<V>(K))
+    for (int64_t j = 0; j < npix; ++j) body(std::integral_constant<int, 1>{}, std::true_type{}, j, full, bits);
+}
+
 // The span's rows at its pixel j (nullptr stays nullptr).
 template <typename V, typename T = typename V::T>
 __attribute__((always_inline)) inline void span_rows_at(const T* const* rows, int64_t offset,
@@ -139,34 +154,28 @@ __attribute__((always_inline)) inline void span_rows_at(const T* const* rows, in
 }
 
 // Output row i of the forward pass over npix pixels and K channels (tap t's
-// weights at w + t*K): x[0..2] are input rows
-// i-1, i, i+1 at the span's pixel 0 (nullptr in the padding), out pixel 0 of
-// the span in y's row i; out[j] = init + sum over taps of x * w.
+// weights at w + t*K): x[0..2] are input rows i-1, i, i+1 at the span's pixel
+// 0 (nullptr in the padding), out pixel 0 of the span in y's row i;
+// out[j] = init + sum over taps of x * w.
 template <typename V>
 void span3x3_fprop(int64_t npix, int64_t K, const typename V::T* const* x, int64_t step,
                    const typename V::T* w, const typename V::T* init, typename V::T* out) {
   using T = typename V::T;
-  constexpr int W = V::kWidth;
-  const int64_t full = K / W * W;
-  span_blocks<V, span_block<V>()>(npix, 0, [&](auto b, int64_t j) __attribute__((always_inline)) {
+  span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
+                                 __attribute__((always_inline)) {
     const T* in[3];
     span_rows_at<V>(x, j * step, in);
-    for (int64_t k = 0; k < full; k += W)
-      span3x3_block<V, decltype(b)::value, 1, false>(K, k, 0, in, step, w, init, out + j * step);
+    span3x3_block<V, decltype(b)::value, 1, decltype(masked)::value>(K, k, bits, in, step, w, init,
+                                                                      out + j * step);
   });
-  if (const uint32_t bits = span_tail_bits<V>(K))
-    for (int64_t j = 0; j < npix; ++j) {
-      const T* in[3];
-      span_rows_at<V>(x, j * step, in);
-      span3x3_block<V, 1, 1, true>(K, full, bits, in, step, w, init, out + j * step);
-    }
 }
 
-// Row i of both gradients over npix pixels and K channels: dy[0..2] are dy rows i+1, i, i-1
-// and x[0..2] input rows i-1, i, i+1, each at the span's pixel 0 (nullptr in
-// the padding; dy[1] and x[1] always present). With dx (pixel 0 of the span in
-// dx's row i): dx[j] = sum over taps of dy * w, the flipped stencil. With acc
-// ((9, K) sums): acc[(3r + s)*K + k] += sum over j of dy[1][j] * x[r][j + s - 1].
+// Row i of both gradients over npix pixels and K channels: dy[0..2] are dy
+// rows i+1, i, i-1 and x[0..2] input rows i-1, i, i+1, each at the span's
+// pixel 0 (nullptr in the padding; dy[1] and x[1] always present). With dx
+// (pixel 0 of the span in dx's row i): dx[j] = sum over taps of dy * w, the
+// flipped stencil. With acc ((9, K) sums):
+// acc[(3r + s)*K + k] += sum over j of dy[1][j] * x[r][j + s - 1].
 // Each channel register runs its dx block and then its dw block, so the dy row
 // both read is in L1.
 template <typename V>
@@ -174,27 +183,19 @@ void span3x3_backward(int64_t npix, int64_t K, const typename V::T* const* dy,
                       const typename V::T* const* x, int64_t step, const typename V::T* w,
                       typename V::T* dx, typename V::T* acc) {
   using T = typename V::T;
-  constexpr int W = V::kWidth;
-  const int64_t full = K / W * W;
-  auto pixels = [&](auto b, auto masked, int64_t j, int64_t k0, int64_t k1, uint32_t bits)
-      __attribute__((always_inline)) {
+  span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
+                                 __attribute__((always_inline)) {
     constexpr int B = decltype(b)::value;
     constexpr bool Masked = decltype(masked)::value;
     const T* dys[3];
-    const T* xs[3];
     span_rows_at<V>(dy, j * step, dys);
-    span_rows_at<V>(x, j * step, xs);
-    for (int64_t k = k0; k < k1; k += W) {
-      if (dx != nullptr) span3x3_block<V, B, -1, Masked>(K, k, bits, dys, step, w, nullptr, dx + j * step);
-      if (acc != nullptr) span3x3_dot_block<V, B, Masked>(K, k, bits, xs, dys[1], step, acc);
+    if (dx != nullptr) span3x3_block<V, B, -1, Masked>(K, k, bits, dys, step, w, nullptr, dx + j * step);
+    if (acc != nullptr) {
+      const T* xs[3];
+      span_rows_at<V>(x, j * step, xs);
+      span3x3_dot_block<V, B, Masked>(K, k, bits, xs, dys[1], step, acc);
     }
-  };
-  span_blocks<V, span_block<V>()>(npix, 0, [&](auto b, int64_t j) __attribute__((always_inline)) {
-    pixels(b, std::false_type{}, j, 0, full, 0);
   });
-  if (const uint32_t bits = span_tail_bits<V>(K))
-    for (int64_t j = 0; j < npix; ++j)
-      pixels(std::integral_constant<int, 1>{}, std::true_type{}, j, full, K, bits);
 }
 
 }  // namespace vk_impl
