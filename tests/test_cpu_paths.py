@@ -262,10 +262,22 @@ def test_depthwise_masked_planes_every_isa(isa, H, W, M, kernel, dilation):
         cnnops.set_cpu_isa("auto")
 
 
+@pytest.fixture(params=["plain", "streamed"])
+def output_stores(request):
+    """Runs the test with plain stores only, then with every output that can be
+    streamed (non-temporal stores, stream_stores.h) streamed; restores the
+    automatic threshold."""
+    cnnops._C.set_stream_min_bytes(0 if request.param == "streamed" else 2**62)
+    try:
+        yield request.param
+    finally:
+        cnnops._C.set_stream_min_bytes(-1)
+
+
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("H,W", [(1, 1), (2, 2), (4, 3), (3, 11), (5, 14), (2, 19)])
 @pytest.mark.parametrize("C", [3, 20, 24, 130])
-def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C):
+def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C, output_stores):
     # channels_last 3x3, stride 1, padding 1, multiplier 1: spans of 8 columns
     # walked down the image (span3x3_fprop / span3x3_backward), blocks of 8, 4,
     # 2, 1 pixels for the span's tail (11 = 1 + 8 + 1 + 1, 14 = 1 + 8 + 4 + 1),
@@ -273,7 +285,9 @@ def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C):
     # C = 20 and 24 leave a partial last register (masked) on some ISAs and
     # dtypes, 130 several registers and a partial one. x is a column slice, so
     # its rows are longer than y's. The fused backward must give the separate
-    # passes' bits.
+    # passes' bits. With output_stores == "streamed", y and dx go out with
+    # non-temporal stores wherever a register is aligned (every pixel for
+    # C = 24 float64, some pixels for C = 20 or 130).
     g = torch.Generator().manual_seed(H * 100 + W + C)
     base = torch.randn(2, C, H, W + 3, generator=g, dtype=torch.float64)
     x = base.to(memory_format=torch.channels_last)[:, :, :, 2:2 + W]
@@ -300,6 +314,35 @@ def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C):
             assert torch.equal(dwf, ops.depthwise_wgrad(dyf, xf, [3, 3], *args))
     finally:
         cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("C,W", [(16, 19), (24, 14), (20, 11)])
+def test_depthwise_cl3x3_streamed_outputs_same_bits(isa, dtype, C, W):
+    # Streaming changes how y and dx are stored, never their values: the same
+    # bits as plain stores, threshold or not; and the automatic threshold is
+    # the L2 per core times the threads (positive).
+    g = torch.Generator().manual_seed(C + W)
+    x = torch.randn(3, C, 6, W, generator=g, dtype=dtype).to(memory_format=torch.channels_last)
+    w = torch.randn(C, 1, 3, 3, generator=g, dtype=dtype)
+    dy = torch.randn(3, C, 6, W, generator=g, dtype=dtype).to(memory_format=torch.channels_last)
+    args = ([1, 1], [1, 1], [1, 1])
+    outputs = {}
+    cnnops.set_cpu_isa(isa)
+    try:
+        for threshold in (2**62, 0):
+            cnnops._C.set_stream_min_bytes(threshold)
+            outputs[threshold] = (ops.depthwise_fprop(x, w, None, [1, 1], [1, 1, 1, 1], [1, 1]),
+                                  *ops.depthwise_backward(dy, x, w, *args),
+                                  ops.depthwise_dgrad(dy, w, C, [6, W], *args))
+    finally:
+        cnnops._C.set_stream_min_bytes(-1)
+        cnnops.set_cpu_isa("auto")
+    for plain, streamed in zip(outputs[2**62], outputs[0]):
+        assert torch.equal(plain, streamed)
+    torch.testing.assert_close(outputs[0][0], F.conv2d(x, w, None, 1, 1, 1, C))
+    assert cnnops.build_info()["cpu_stream_min_bytes"] > 0
 
 
 @pytest.mark.parametrize("isa", supported_isas())

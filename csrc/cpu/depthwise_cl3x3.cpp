@@ -11,6 +11,9 @@
 //   made (8,728,19,19) slower: the unit then reads 512-byte pieces of pixels.)
 //   The image's first and last columns (taps in the padding) run per pixel
 //   (taps_madd, mul_add) in the units of the first and last spans.
+//   Outputs (y, dx) larger than the threads' L2 caches go out with
+//   non-temporal stores (stream_stores.h): this pass never reads them back,
+//   and a plain store would first fetch each line it writes.
 //   dw: each unit sums its pixels' products in T; the units' sums are added in
 //   double in unit order, so the bits do not depend on the threads, and the
 //   backward gives the same dw with or without dx (and the same dx).
@@ -23,6 +26,7 @@
 
 #include "depthwise_cpu.h"
 #include "microkernel.h"
+#include "stream_stores.h"
 
 namespace cnnops {
 namespace cpu {
@@ -79,12 +83,19 @@ void span_rows(const Image<T>& im, int64_t i, int64_t q, int dir, const T** rows
   for (int r = 0; r < 3; ++r) rows[r] = im.at(i + dir * (r - 1), q);
 }
 
+// Whether an image-shaped output of N x H x W x K elements is streamed.
+template <typename T>
+bool stream_image_output(int64_t N, int64_t H, int64_t W, int64_t K) {
+  return stream_output(N * H * W * K * int64_t(sizeof(T)));
+}
+
 template <typename T>
 void fprop(const Conv2dParams& p) {
   const Spans spans(p.W);
   const std::vector<T> wt = depthwise_filter_taps_major<T>(p);  // (9, K)
   const T* bias = static_cast<const T*>(p.bias);
   const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const bool stream = stream_image_output<T>(p.N, p.P, p.Q, p.K);
   at::parallel_for(0, p.N * spans.count, 1, [&](int64_t begin, int64_t end) {
     const T* taps[9];
     const T* rows[3];
@@ -97,13 +108,14 @@ void fprop(const Conv2dParams& p) {
       for (int64_t i = 0; i < p.P; ++i) {
         span_rows(x, i, b, 1, rows);
         vk.span3x3_fprop(spans.end(s) - b, p.K, rows, x.step, wt.data(), bias,
-                         y.base + i * y.row + b * y.step);
+                         y.base + i * y.row + b * y.step, stream);
         for (int64_t c = 0; c < nb; ++c) {
           pixel_taps(x, i, cols[c], 1, taps);
           vk.taps_madd(p.K, 9, taps, wt.data(), bias, y.at(i, cols[c]));
         }
       }
     }
+    if (stream) stream_fence();
   });
 }
 
@@ -117,6 +129,7 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
   const VectorKernels<T>& vk = active_vector_kernels<T>();
   const int64_t units = p.N * spans.count;
   std::vector<T> partial(wp != nullptr ? units * 9 * p.K : 0, T(0));  // (9, K) per unit
+  const bool stream = dp != nullptr && stream_image_output<T>(p.N, p.H, p.W, p.C);
   at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
     const T* taps[9];
     const T* dys[3];
@@ -133,7 +146,7 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
         span_rows(dy, i, b, -1, dys);
         if (wp) span_rows(x, i, b, 1, xs);
         vk.span3x3_backward(spans.end(s) - b, p.K, dys, xs, dy.step, wt.data(),
-                            dp ? dx.base + i * dx.row + b * dx.step : nullptr, acc);
+                            dp ? dx.base + i * dx.row + b * dx.step : nullptr, acc, stream);
         for (int64_t c = 0; c < nb; ++c) {
           const int64_t q = cols[c];
           if (dp) {
@@ -148,6 +161,7 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
         }
       }
     }
+    if (stream) stream_fence();
   });
   if (wp == nullptr) return;
   std::vector<double> sum(9 * p.K, 0.0);

@@ -20,6 +20,8 @@ struct Avx2F32 {
   static Reg set1(T x) { return _mm256_set1_ps(x); }
   static Reg load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, Reg x) { _mm256_storeu_ps(p, x); }
+  // Non-temporal store (p 32-byte aligned): the line goes to memory, not into the caches.
+  static void stream(T* p, Reg x) { _mm256_stream_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static __m256i lanes(uint32_t bits) {
@@ -44,6 +46,7 @@ struct Avx2F64 {
   static Reg set1(T x) { return _mm256_set1_pd(x); }
   static Reg load(const T* p) { return _mm256_loadu_pd(p); }
   static void store(T* p, Reg x) { _mm256_storeu_pd(p, x); }
+  static void stream(T* p, Reg x) { _mm256_stream_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static __m256i lanes(uint32_t bits) {

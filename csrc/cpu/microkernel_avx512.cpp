@@ -20,6 +20,8 @@ struct Avx512F32 {
   static Reg set1(T x) { return _mm512_set1_ps(x); }
   static Reg load(const T* p) { return _mm512_loadu_ps(p); }
   static void store(T* p, Reg x) { _mm512_storeu_ps(p, x); }
+  // Non-temporal store (p 64-byte aligned): the line goes to memory, not into the caches.
+  static void stream(T* p, Reg x) { _mm512_stream_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static Reg load_masked(const T* p, uint32_t bits) { return _mm512_maskz_loadu_ps(__mmask16(bits), p); }
@@ -40,6 +42,7 @@ struct Avx512F64 {
   static Reg set1(T x) { return _mm512_set1_pd(x); }
   static Reg load(const T* p) { return _mm512_loadu_pd(p); }
   static void store(T* p, Reg x) { _mm512_storeu_pd(p, x); }
+  static void stream(T* p, Reg x) { _mm512_stream_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static Reg load_masked(const T* p, uint32_t bits) { return _mm512_maskz_loadu_pd(__mmask8(bits), p); }

@@ -16,6 +16,7 @@ struct ScalarTraits {
   static Reg set1(T x) { return x; }
   static Reg load(const T* p) { return *p; }
   static void store(T* p, Reg x) { *p = x; }
+  static void stream(T* p, Reg x) { *p = x; }  // no non-temporal store here
   static Reg fma(Reg a, Reg b, Reg c) { return a * b + c; }
   static Reg load_masked(const T* p, uint32_t bits) { return (bits & 1) ? *p : Scalar(0); }
   static void store_masked(T* p, Reg x, uint32_t bits) {

@@ -38,10 +38,11 @@ struct VectorKernels {
   //   span3x3_backward: dy = dy rows i+1, i, i-1, x = input rows i-1, i, i+1;
   //     with dx: dx[j*step + k] = sum over r, s of dy[r][(j+1-s)*step + k] * w[3r+s][k];
   //     with acc: acc[3r+s][k] += sum over j of dy[1][j*step + k] * x[r][(j+s-1)*step + k].
+  //   stream: out / dx with non-temporal stores where aligned (the caller fences).
   void (*span3x3_fprop)(int64_t npix, int64_t K, const T* const* x, int64_t step, const T* w,
-                        const T* init, T* out) = nullptr;
+                        const T* init, T* out, bool stream) = nullptr;
   void (*span3x3_backward)(int64_t npix, int64_t K, const T* const* dy, const T* const* x,
-                           int64_t step, const T* w, T* dx, T* acc) = nullptr;
+                           int64_t step, const T* w, T* dx, T* acc, bool stream) = nullptr;
   // out[i] = init + sum over taps t of w[t] * x[t][i]: one scalar weight per
   // tap (NCHW depthwise rows and flat planes).
   void (*taps_scale)(int64_t n, int64_t ntaps, const T* const* x, const T* w, T init,

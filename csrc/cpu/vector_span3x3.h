@@ -6,6 +6,10 @@
 // and included by vector_kernels_template.h; like every helper there, each one
 // here is a template on V (so no ISA unit's copy is shared).
 //
+// With `stream`, the outputs (y or dx, never the dw sums) go out with
+// non-temporal stores where a register is aligned: the caller decides when
+// that pays and fences afterwards (depthwise_cl3x3.cpp).
+//
 // Per channel register, B output pixels at a time (8 with 32 vector registers,
 // else 4; then smaller blocks for the span's tail): each input row's B + 2
 // columns are loaded once into registers and serve all 3 taps of the row. The
@@ -47,6 +51,16 @@ __attribute__((always_inline)) inline void span_store(typename V::T* p, typename
   else V::store(p, x);
 }
 
+// An output register: streamed (non-temporal) when asked and aligned, else stored.
+template <typename V, bool Masked>
+__attribute__((always_inline)) inline void span_out(typename V::T* p, typename V::Reg x, uint32_t bits,
+                                                    bool stream) {
+  if constexpr (!Masked) {
+    if (stream && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) return V::stream(p, x);
+  }
+  span_store<V, Masked>(p, x, bits);
+}
+
 // Channel register k (lanes `bits` if Masked) of B output pixels:
 //   out[u] = init + sum over rows r present, s = 0..2 of in[r][u + Dir*(s - 1)] * w[3r + s]
 // (tap t's weights at w + t*K).
@@ -56,7 +70,7 @@ __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, u
                                                          const typename V::T* const* in, int64_t step,
                                                          const typename V::T* w,
                                                          const typename V::T* init,
-                                                         typename V::T* out) {
+                                                         typename V::T* out, bool stream) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   Reg a[B];
@@ -81,7 +95,7 @@ __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, u
   T* o = out + k;
   unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
     asm("" : "+r"(o));
-    span_store<V, Masked>(o, a[u], bits);
+    span_out<V, Masked>(o, a[u], bits, stream);
     o += step;
   });
 }
@@ -159,14 +173,15 @@ __attribute__((always_inline)) inline void span_rows_at(const T* const* rows, in
 // out[j] = init + sum over taps of x * w.
 template <typename V>
 void span3x3_fprop(int64_t npix, int64_t K, const typename V::T* const* x, int64_t step,
-                   const typename V::T* w, const typename V::T* init, typename V::T* out) {
+                   const typename V::T* w, const typename V::T* init, typename V::T* out,
+                   bool stream) {
   using T = typename V::T;
   span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
                                  __attribute__((always_inline)) {
     const T* in[3];
     span_rows_at<V>(x, j * step, in);
     span3x3_block<V, decltype(b)::value, 1, decltype(masked)::value>(K, k, bits, in, step, w, init,
-                                                                      out + j * step);
+                                                                      out + j * step, stream);
   });
 }
 
@@ -181,7 +196,7 @@ void span3x3_fprop(int64_t npix, int64_t K, const typename V::T* const* x, int64
 template <typename V>
 void span3x3_backward(int64_t npix, int64_t K, const typename V::T* const* dy,
                       const typename V::T* const* x, int64_t step, const typename V::T* w,
-                      typename V::T* dx, typename V::T* acc) {
+                      typename V::T* dx, typename V::T* acc, bool stream) {
   using T = typename V::T;
   span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
                                  __attribute__((always_inline)) {
@@ -189,7 +204,8 @@ void span3x3_backward(int64_t npix, int64_t K, const typename V::T* const* dy,
     constexpr bool Masked = decltype(masked)::value;
     const T* dys[3];
     span_rows_at<V>(dy, j * step, dys);
-    if (dx != nullptr) span3x3_block<V, B, -1, Masked>(K, k, bits, dys, step, w, nullptr, dx + j * step);
+    if (dx != nullptr)
+      span3x3_block<V, B, -1, Masked>(K, k, bits, dys, step, w, nullptr, dx + j * step, stream);
     if (acc != nullptr) {
       const T* xs[3];
       span_rows_at<V>(x, j * step, xs);

@@ -7,6 +7,7 @@
 
 #include "../cpu/conv_correlation.h"
 #include "../cpu/microkernel.h"
+#include "../cpu/stream_stores.h"
 
 namespace {
 
@@ -17,6 +18,7 @@ py::dict build_info() {
   py::dict info;
   info["cpu_isas"] = cnnops::cpu::supported_cpu_isas();
   info["cpu_isa"] = cnnops::cpu::active_microkernels().isa;
+  info["cpu_stream_min_bytes"] = cnnops::cpu::stream_min_bytes();
   const auto& mk = cnnops::cpu::active_microkernels();
   info["cpu_microkernel_f32"] = py::make_tuple(mk.f32.mr, mk.f32.nr);
   info["cpu_microkernel_f64"] = py::make_tuple(mk.f64.mr, mk.f64.nr);
@@ -57,6 +59,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_direct_paths", &cnnops::cpu::set_direct_paths, py::arg("enabled"),
         "Allow (default) or forbid the packing-free direct CPU conv paths");
   m.def("direct_paths_enabled", &cnnops::cpu::direct_paths_enabled);
+  m.def("set_stream_min_bytes", &cnnops::cpu::set_stream_min_bytes, py::arg("bytes"),
+        "Outputs of at least `bytes` use non-temporal stores where a kernel can (0: all); "
+        "a negative value restores the automatic threshold (L2 per core x threads)");
   m.def(
       "set_cpu_isa",
       [](const std::string& name) {
