@@ -318,6 +318,36 @@ def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C, output_stores):
 
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("C,kernel,stride,padding,dilation",
+                         [(64, 3, 2, 1, 1), (20, 3, 2, 1, 1), (130, 2, 1, 0, 1), (7, 5, 1, 2, 1),
+                          (33, 3, 1, 1, 2), (16, (4, 2), (1, 3), (2, 1), 1)])
+def test_max_pool2d_channels_last_backward_every_isa(isa, dtype, C, kernel, stride, padding,
+                                                     dilation, output_stores):
+    # The channels_last backward gathers each input pixel's windows in one
+    # call (gather_pixel: blocks of four registers of channels, a partial last
+    # block for C = 7, 20, 33, 130) and stores the pixel plainly or streamed.
+    # Kernel 5 stride 1 gives 25 windows per pixel; ties (x rounded) make
+    # several windows name the same pixel, so the summation order shows.
+    g = torch.Generator().manual_seed(C)
+    x = torch.randn(2, C, 13, 12, generator=g, dtype=dtype).mul(2).round()
+    x = x.to(memory_format=torch.channels_last).requires_grad_(True)
+    xt = x.detach().clone().requires_grad_(True)
+    cnnops.set_cpu_isa(isa)
+    try:
+        y, i = cnnops.max_pool2d(x, kernel, stride, padding, dilation, return_indices=True)
+        yt, it = F.max_pool2d(xt, kernel, stride, padding, dilation, return_indices=True)
+        dy = torch.randn(yt.shape, generator=g, dtype=dtype).to(memory_format=torch.channels_last)
+        y.backward(dy)
+        yt.backward(dy)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    assert torch.equal(y, yt) and torch.equal(i, it)
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x.grad, xt.grad)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("C,W", [(16, 19), (24, 14), (20, 11)])
 def test_depthwise_cl3x3_streamed_outputs_same_bits(isa, dtype, C, W):
     # Streaming changes how y and dx are stored, never their values: the same

@@ -15,12 +15,15 @@
 //
 // Backward is a deterministic gather, not a scatter: each input element sums
 // grad_output over the output windows that can contain it and whose index
-// names it, in output order, which is the order torch's scatter adds in. The
-// gather_grad kernel vectorises it: over the channels (channels_last, parallel
-// over input pixels) or, for planes, over the input columns of one stride
-// phase, whose windows sit at consecutive output columns (parallel over
-// planes). Indices outside [0, H*W) are reported, not followed; the check runs
-// with the vector kernel in_range, per plane (fused) or per output pixel.
+// names it, in output order, which is the order torch's scatter adds in.
+// Vector kernels do it: for channels_last, gather_pixel takes all windows of
+// one input pixel at once and vectorises over the channels (parallel over
+// input rows); it stores dx with non-temporal stores when dx is larger than
+// the threads' L2 caches (stream_stores.h), since no pass reads dx back. For
+// planes, gather_grad vectorises over the input columns of one stride phase,
+// whose windows sit at consecutive output columns (parallel over planes).
+// Indices outside [0, H*W) are reported, not followed; the check runs with
+// the vector kernel in_range, per plane (fused) or per output pixel.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -31,6 +34,7 @@
 #include "max_pool2d_cpu.h"
 #include "microkernel.h"
 #include "phase_rows.h"
+#include "stream_stores.h"
 #include "../kernels/shape.h"
 
 namespace cnnops {
@@ -272,8 +276,20 @@ bool bwd_channels_last(const MaxPool2dParams& p) {
   });
   if (!ok) return false;
   std::vector<int64_t> qlo(p.W), qhi(p.W);
-  for (int64_t w = 0; w < p.W; ++w) window_range(w, p.pad_w, p.stride_w, ew, p.Q, &qlo[w], &qhi[w]);
+  int64_t most_cols = 0, most_rows = 0;  // windows over one input column / row, at most
+  for (int64_t w = 0; w < p.W; ++w) {
+    window_range(w, p.pad_w, p.stride_w, ew, p.Q, &qlo[w], &qhi[w]);
+    most_cols = std::max(most_cols, qhi[w] - qlo[w] + 1);
+  }
+  for (int64_t h = 0; h < p.H; ++h) {
+    int64_t plo, phi;
+    window_range(h, p.pad_h, p.stride_h, eh, p.P, &plo, &phi);
+    most_rows = std::max(most_rows, phi - plo + 1);
+  }
+  const bool stream = stream_output(p.N * p.H * p.W * C * int64_t(sizeof(T)));
   at::parallel_for(0, p.N * p.H, 1, [&](int64_t begin, int64_t end) {
+    std::vector<const int64_t*> win_idx(most_rows * most_cols);  // one input pixel's windows
+    std::vector<const T*> win_dy(most_rows * most_cols);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / p.H, h = row % p.H;
       int64_t plo, phi;
@@ -281,14 +297,17 @@ bool bwd_channels_last(const MaxPool2dParams& p) {
       const T* dyn = dy + n * p.y_strides[0];
       const int64_t* in = ind + n * p.i_strides[0];
       for (int64_t w = 0; w < p.W; ++w) {
-        T* dxr = dx + n * p.x_strides[0] + h * p.x_strides[2] + w * p.x_strides[3];
-        std::fill(dxr, dxr + C, T(0));
+        int64_t nwin = 0;
         for (int64_t pp = plo; pp <= phi; ++pp)
-          for (int64_t q = qlo[w]; q <= qhi[w]; ++q)
-            vk.gather_grad(C, in + pp * p.i_strides[2] + q * p.i_strides[3], h * p.W + w, 0,
-                           dyn + pp * p.y_strides[2] + q * p.y_strides[3], dxr);
+          for (int64_t q = qlo[w]; q <= qhi[w]; ++q) {
+            win_idx[nwin] = in + pp * p.i_strides[2] + q * p.i_strides[3];
+            win_dy[nwin++] = dyn + pp * p.y_strides[2] + q * p.y_strides[3];
+          }
+        vk.gather_pixel(C, nwin, win_idx.data(), win_dy.data(), h * p.W + w,
+                        dx + n * p.x_strides[0] + h * p.x_strides[2] + w * p.x_strides[3], stream);
       }
     }
+    if (stream) stream_fence();
   });
   return true;
 }

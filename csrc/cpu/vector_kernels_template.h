@@ -602,11 +602,48 @@ void gather_grad(int64_t n, const int64_t* idx, int64_t target, int64_t step, co
   for (int64_t i = 0; i < n; ++i) acc[i] += idx[i] == target + i * step ? dy[i] : T(0);
 }
 
+// limit >= 0. One unsigned compare per index (a negative one wraps past any
+// limit), OR-reduced, so the loop vectorises.
 template <typename V>
 bool in_range(int64_t n, const int64_t* idx, int64_t limit) {
-  bool ok = true;
-  for (int64_t i = 0; i < n; ++i) ok &= (idx[i] >= 0) & (idx[i] < limit);
-  return ok;
+  uint64_t outside = 0;
+  for (int64_t i = 0; i < n; ++i) outside |= uint64_t(idx[i]) >= uint64_t(limit);
+  return outside == 0;
+}
+
+template <typename V, typename T = typename V::T>
+void store_row(int64_t n, const T* src, T* dst, bool stream) {
+  constexpr int W = V::kWidth;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const typename V::Reg v = V::load(src + i);
+    if (stream && reinterpret_cast<uintptr_t>(dst + i) % sizeof(typename V::Reg) == 0) V::stream(dst + i, v);
+    else V::store(dst + i, v);
+  }
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// Channels in blocks of four registers, summed in a buffer the compiler keeps
+// in registers for a whole block (the windows' loops vectorise over lanes).
+template <typename V, typename T = typename V::T>
+void gather_pixel(int64_t n, int64_t nwin, const int64_t* const* idx, const T* const* dy,
+                  int64_t target, T* out, bool stream) {
+  constexpr int64_t B = 4 * V::kWidth;
+  alignas(64) T acc[B];
+  for (int64_t c0 = 0; c0 < n; c0 += B) {
+    const int64_t nb = n - c0 < B ? n - c0 : B;
+    for (int64_t i = 0; i < B; ++i) acc[i] = T(0);
+    for (int64_t v = 0; v < nwin; ++v) {
+      const int64_t* ix = idx[v] + c0;
+      const T* d = dy[v] + c0;
+      if (nb == B) {
+        for (int64_t i = 0; i < B; ++i) acc[i] += ix[i] == target ? d[i] : T(0);
+      } else {
+        for (int64_t i = 0; i < nb; ++i) acc[i] += ix[i] == target ? d[i] : T(0);
+      }
+    }
+    store_row<V>(nb, acc, out + c0, stream);
+  }
 }
 
 }  // namespace vk_impl
@@ -635,6 +672,8 @@ VectorKernels<typename V::T> make_vector_kernels() {
   v.split_row = &vk_impl::split_row<V>;
   v.merge_row = &vk_impl::merge_row<V>;
   v.in_range = &vk_impl::in_range<V>;
+  v.store_row = &vk_impl::store_row<V>;
+  v.gather_pixel = &vk_impl::gather_pixel<V>;
   return v;
 }
 
