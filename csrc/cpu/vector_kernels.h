@@ -89,14 +89,12 @@ struct VectorKernels {
                       T* acc) = nullptr;
   // One channels_last input pixel's gradient: out[i] = sum over windows
   // v < nwin, in order, of dy[v][i] where idx[v][i] == target (i < n);
-  // `stream` as in store_row.
+  // with `stream`, whole registers at aligned addresses go out with
+  // non-temporal stores (the caller fences).
   void (*gather_pixel)(int64_t n, int64_t nwin, const int64_t* const* idx, const T* const* dy,
                        int64_t target, T* out, bool stream) = nullptr;
   // Whether every idx[i] (i < n) lies in [0, limit).
   bool (*in_range)(int64_t n, const int64_t* idx, int64_t limit) = nullptr;
-  // dst[i] = src[i] for i < n; with `stream`, whole registers at aligned
-  // addresses go out with non-temporal stores (the caller fences).
-  void (*store_row)(int64_t n, const T* src, T* dst, bool stream) = nullptr;
 };
 
 }  // namespace cpu

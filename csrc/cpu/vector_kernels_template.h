@@ -611,15 +611,13 @@ bool in_range(int64_t n, const int64_t* idx, int64_t limit) {
   return outside == 0;
 }
 
+// dst[i] = src[i] for i < n; with `stream`, whole registers at aligned
+// addresses go out with non-temporal stores (the caller fences).
 template <typename V, typename T = typename V::T>
 void store_row(int64_t n, const T* src, T* dst, bool stream) {
   constexpr int W = V::kWidth;
   int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    const typename V::Reg v = V::load(src + i);
-    if (stream && reinterpret_cast<uintptr_t>(dst + i) % sizeof(typename V::Reg) == 0) V::stream(dst + i, v);
-    else V::store(dst + i, v);
-  }
+  for (; i + W <= n; i += W) store_or_stream<V>(dst + i, V::load(src + i), stream);
   for (; i < n; ++i) dst[i] = src[i];
 }
 
@@ -672,7 +670,6 @@ VectorKernels<typename V::T> make_vector_kernels() {
   v.split_row = &vk_impl::split_row<V>;
   v.merge_row = &vk_impl::merge_row<V>;
   v.in_range = &vk_impl::in_range<V>;
-  v.store_row = &vk_impl::store_row<V>;
   v.gather_pixel = &vk_impl::gather_pixel<V>;
   return v;
 }

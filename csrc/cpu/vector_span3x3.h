@@ -51,14 +51,21 @@ __attribute__((always_inline)) inline void span_store(typename V::T* p, typename
   else V::store(p, x);
 }
 
-// An output register: streamed (non-temporal) when asked and aligned, else stored.
+// A whole output register: streamed (non-temporal) when asked and aligned,
+// else stored (also store_row's, in vector_kernels_template.h).
+template <typename V>
+__attribute__((always_inline)) inline void store_or_stream(typename V::T* p, typename V::Reg x,
+                                                           bool stream) {
+  if (stream && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) V::stream(p, x);
+  else V::store(p, x);
+}
+
+// An output register of a span: masked ones are never streamed.
 template <typename V, bool Masked>
 __attribute__((always_inline)) inline void span_out(typename V::T* p, typename V::Reg x, uint32_t bits,
                                                     bool stream) {
-  if constexpr (!Masked) {
-    if (stream && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) return V::stream(p, x);
-  }
-  span_store<V, Masked>(p, x, bits);
+  if constexpr (Masked) V::store_masked(p, x, bits);
+  else store_or_stream<V>(p, x, stream);
 }
 
 // Channel register k (lanes `bits` if Masked) of B output pixels:
