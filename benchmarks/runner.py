@@ -63,12 +63,20 @@ def configure_backends(device):
 
 class Workload:
     """One case in one layout and mode: its tensors, and a step per library that
-    returns the outputs to check (y; and dx, dw for fwd+bwd)."""
+    returns the outputs to check (y; and dx, dw for fwd+bwd).
+
+    Each library's steps run on its own copy of the inputs (so its own .grad) and
+    keep their outputs until that library's next step, so every side reuses the
+    memory of its own last outputs, as in a loop of that library alone. (When the
+    sides shared them, one side's next output took the block the other just freed:
+    the cache state a side found depended on how the other had written it, e.g.
+    non-temporal stores leave their lines in memory, not cache.)"""
 
     def __init__(self, case, mode, inputs, dy=None):
         self.case, self.mode, self.inputs, self.dy = case, mode, tuple(inputs), dy
         grads = getattr(case, "grad_names", ("grad_input", "grad_weight"))
         self.names = ("output",) if mode == "fwd" else ("output",) + tuple(grads)
+        self._own_inputs = {}  # library name -> its copy of the inputs
 
     @classmethod
     def create(cls, case, layout, mode, device, dtype):
@@ -93,20 +101,38 @@ class Workload:
         return Workload(self.case, self.mode, inputs,
                         None if self.dy is None else self.dy.to(dtype))
 
+    def inputs_of(self, lib):
+        """lib's own copy of the inputs: the same values, strides and requires_grad."""
+        if lib.__name__ not in self._own_inputs:
+            self._own_inputs[lib.__name__] = tuple(_same_strides_copy(t) for t in self.inputs)
+        return self._own_inputs[lib.__name__]
+
     def step(self, lib):
-        if self.mode == "fwd":
-            def forward():
-                with torch.no_grad():
-                    return (self.case.call(lib, *self.inputs),)
-            return forward
+        inputs = self.inputs_of(lib)
+        kept = []  # this library's outputs of its last step, released by its next one
+
+        def forward():
+            kept.clear()
+            with torch.no_grad():
+                kept.append(self.case.call(lib, *inputs))
+            return tuple(kept)
 
         def forward_backward():
-            for t in self.inputs:
+            kept.clear()
+            for t in inputs:
                 t.grad = None
-            y = self.case.call(lib, *self.inputs)
+            y = self.case.call(lib, *inputs)
             y.backward(self.dy)
-            return (y,) + tuple(t.grad for t in self.inputs)
-        return forward_backward
+            kept.extend((y,) + tuple(t.grad for t in inputs))
+            return tuple(kept)
+        return forward if self.mode == "fwd" else forward_backward
+
+
+def _same_strides_copy(t):
+    copy = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+    with torch.no_grad():
+        copy.copy_(t)
+    return copy.requires_grad_(t.requires_grad)
 
 
 def correctness(workload, dtype):

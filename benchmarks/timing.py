@@ -1,9 +1,12 @@
 """Interleaved A/B timing: a cnnops run and a torch run alternate every repetition,
 so drift in the machine's load (other users, clocks, heat) hits both sides alike.
 
-The order within a pair alternates too (AB, BA, AB, ...) so neither side always runs
-on the other's warm caches. Repetitions continue until both a minimum count and a
-time budget are reached, or a maximum count is.
+Each timed call directly follows an untimed call of the same side (a, A, b, B, ...
+for the timed A and B), so it finds the caches as its own previous call left them,
+as in a loop of that library alone: not the other side's dirty lines to write back,
+nor the lines the other side kept clean (non-temporal stores). The order within a
+pair alternates too (AB, BA, AB, ...). Repetitions continue until both a minimum
+count and a time budget are reached, or a maximum count is.
 """
 import gc
 import statistics
@@ -63,15 +66,21 @@ def interleaved(fn_a, fn_b, timer, budget: Budget):
         start = time.perf_counter()
         while _more(len(times_a), time.perf_counter() - start, budget):
             if len(times_a) % 2 == 0:
-                times_a.append(timer(fn_a))
-                times_b.append(timer(fn_b))
+                times_a.append(_after_itself(fn_a, timer))
+                times_b.append(_after_itself(fn_b, timer))
             else:
-                times_b.append(timer(fn_b))
-                times_a.append(timer(fn_a))
+                times_b.append(_after_itself(fn_b, timer))
+                times_a.append(_after_itself(fn_a, timer))
     finally:
         if gc_was_enabled:
             gc.enable()
     return times_a, times_b
+
+
+def _after_itself(fn, timer):
+    """The time of fn's second call of two in a row."""
+    fn()
+    return timer(fn)
 
 
 def _more(reps, elapsed_s, budget):

@@ -211,3 +211,47 @@ def test_allocator_modes():
     from benchmarks.__main__ import parse_args, settings_from
     args = parse_args(["--malloc", "system", "--device", "cpu"])
     assert settings_from(args).malloc.startswith("system")
+
+
+def test_every_timed_call_follows_a_call_of_its_own_side():
+    # a, A, b, B, ... then B-side first on odd repetitions: each timed call
+    # finds the caches as its own previous call left them.
+    calls = []
+
+    def timer(fn):
+        calls.append("timed")
+        fn()
+        return 1.0
+
+    budget = timing.Budget(seconds=0.0, min_reps=4, max_reps=4, warmup=1)
+    times_a, times_b = timing.interleaved(lambda: calls.append("a"), lambda: calls.append("b"),
+                                          timer, budget)
+    assert len(times_a) == len(times_b) == 4
+    timed = [i for i, c in enumerate(calls) if c == "timed"]
+    assert len(timed) == 8
+    for i in timed:
+        assert calls[i - 1] == calls[i + 1]  # the call before the timed one is the same side's
+    sides = [calls[i + 1] for i in timed]
+    assert sides == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+
+def test_each_side_runs_on_its_own_inputs_and_keeps_its_outputs():
+    import weakref
+
+    import torch.nn.functional as F
+
+    import cnnops
+
+    workload = runner.Workload.create(TINY[0], "nchw", "fwd+bwd", "cpu", torch.float64)
+    ours, theirs = workload.inputs_of(cnnops), workload.inputs_of(F)
+    for a, b, original in zip(ours, theirs, workload.inputs):
+        assert a is not b and a.data_ptr() != b.data_ptr()
+        assert torch.equal(a, original) and a.stride() == original.stride()
+        assert a.requires_grad == original.requires_grad
+    step_ours, step_theirs = workload.step(cnnops), workload.step(F)
+    first = [weakref.ref(t) for t in step_ours()]
+    step_theirs()
+    assert all(r() is not None for r in first)   # kept while the other side runs
+    assert ours[0].grad is first[1]() and theirs[0].grad is not ours[0].grad
+    step_ours()
+    assert all(r() is None for r in first)       # released by its own next step
