@@ -317,6 +317,52 @@ def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C, output_stores):
 
 
 @pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("N,C,H,W,dtype", [
+    (2, 130, 40, 12, torch.float64),   # 3 bands of rows (13, 13, 14), one span
+    (3, 24, 23, 9, torch.float32),     # 1 band (23 rows), one span of 7 columns
+    (1, 1100, 5, 30, torch.float64),   # 8800-byte pixels: 4 spans of 7 columns
+    (2, 1100, 20, 30, torch.float32),  # 2 spans of 14 columns, 1 band
+])
+def test_depthwise_cl3x3_bands_and_spans_every_isa(isa, N, C, H, W, dtype):
+    # The work units split an image into bands of about 16 rows and spans of
+    # at most 64 KiB of pixels (depthwise_cl3x3.cpp). y, dx and dw match torch
+    # across band and span edges; the fused backward gives the separate
+    # passes' bits; and the bits do not depend on the number of threads.
+    g = torch.Generator().manual_seed(N + C + H + W)
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(C, 1, 3, 3, generator=g, dtype=torch.float64)
+    dy = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    want_y = F.conv2d(x, w, None, 1, 1, 1, C)
+    want_dx, want_dw, _ = torch.ops.aten.convolution_backward(
+        dy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], C, [True, True, False])
+    x, w, dy = (t.to(dtype) for t in (x, w, dy))
+    x = x.to(memory_format=torch.channels_last)
+    dy = dy.to(memory_format=torch.channels_last)
+    args = ([1, 1], [1, 1], [1, 1])
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == torch.float32 else {}
+    threads = torch.get_num_threads()
+    results = []
+    cnnops.set_cpu_isa(isa)
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            y = ops.depthwise_fprop(x, w, None, [1, 1], [1, 1, 1, 1], [1, 1])
+            dx, dw = ops.depthwise_backward(dy, x, w, *args)
+            assert torch.equal(dx, ops.depthwise_dgrad(dy, w, C, [H, W], *args))
+            assert torch.equal(dw, ops.depthwise_wgrad(dy, x, [3, 3], *args))
+            results.append((y, dx, dw))
+    finally:
+        torch.set_num_threads(threads)
+        cnnops.set_cpu_isa("auto")
+    for one, two in zip(*results):
+        assert torch.equal(one, two)
+    y, dx, dw = results[0]
+    torch.testing.assert_close(y, want_y.to(dtype), **tol)
+    torch.testing.assert_close(dx, want_dx.to(dtype), **tol)
+    torch.testing.assert_close(dw, want_dw.to(dtype), **tol)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("C,kernel,stride,padding,dilation",
                          [(64, 3, 2, 1, 1), (20, 3, 2, 1, 1), (130, 2, 1, 0, 1), (7, 5, 1, 2, 1),

@@ -109,6 +109,10 @@ __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, u
 
 // Channel register k of the weight gradient over B pixels:
 //   acc[(3r + s)*K + k] += sum over u of dy[u] * x[r][u + s - 1], rows r present.
+// Each sum takes its pixels in order u = 0 .. B-1. With 32 vector registers,
+// the B dy registers stay loaded and each x row's B + 2 columns are loaded once
+// for its 3 taps (9 sums + B + B + 2 registers); with fewer, the x columns are
+// loaded per tap.
 template <typename V, int B, bool Masked>
 __attribute__((always_inline)) inline void span3x3_dot_block(int64_t K, int64_t k, uint32_t bits,
                                                              const typename V::T* const* x,
@@ -120,19 +124,43 @@ __attribute__((always_inline)) inline void span3x3_dot_block(int64_t K, int64_t 
   unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
     sum[t] = span_load<V, Masked>(acc + t * K + k, bits);
   });
-  const bool top = x[0] != nullptr, bottom = x[2] != nullptr;  // x[1] is dy's own row
   const T* d = dy + k;
-  const T* x0 = top ? x[0] - step + k : nullptr;
-  const T* x1 = x[1] - step + k;
-  const T* x2 = bottom ? x[2] - step + k : nullptr;
-  unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
-    const Reg dv = span_load<V, Masked>(d + u * step, bits);
-    unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
-      if (top) sum[s] = V::fma(dv, span_load<V, Masked>(x0 + (u + s) * step, bits), sum[s]);
-      sum[3 + s] = V::fma(dv, span_load<V, Masked>(x1 + (u + s) * step, bits), sum[3 + s]);
-      if (bottom) sum[6 + s] = V::fma(dv, span_load<V, Masked>(x2 + (u + s) * step, bits), sum[6 + s]);
+  if constexpr (span_block<V>() == 8) {
+    Reg dv[B];
+    unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+      asm("" : "+r"(d));
+      dv[u] = span_load<V, Masked>(d, bits);
+      d += step;
     });
-  });
+    unrolled<V, 3>([&](auto r) __attribute__((always_inline)) {
+      if (x[r] == nullptr) return;
+      const T* col = x[r] - step + k;  // column -1
+      Reg c[B + 2];
+      unrolled<V, B + 2>([&](auto i) __attribute__((always_inline)) {
+        asm("" : "+r"(col));
+        c[i] = span_load<V, Masked>(col, bits);
+        col += step;
+      });
+      unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+        unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+          sum[3 * r + s] = V::fma(dv[u], c[u + s], sum[3 * r + s]);
+        });
+      });
+    });
+  } else {
+    const bool top = x[0] != nullptr, bottom = x[2] != nullptr;  // x[1] is dy's own row
+    const T* x0 = top ? x[0] - step + k : nullptr;
+    const T* x1 = x[1] - step + k;
+    const T* x2 = bottom ? x[2] - step + k : nullptr;
+    unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+      const Reg dv = span_load<V, Masked>(d + u * step, bits);
+      unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+        if (top) sum[s] = V::fma(dv, span_load<V, Masked>(x0 + (u + s) * step, bits), sum[s]);
+        sum[3 + s] = V::fma(dv, span_load<V, Masked>(x1 + (u + s) * step, bits), sum[3 + s]);
+        if (bottom) sum[6 + s] = V::fma(dv, span_load<V, Masked>(x2 + (u + s) * step, bits), sum[6 + s]);
+      });
+    });
+  }
   unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
     span_store<V, Masked>(acc + t * K + k, sum[t], bits);
   });
