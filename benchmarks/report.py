@@ -58,6 +58,8 @@ def header_lines(result):
         "fwd+bwd FLOPs = 3x fwd; %limit: of the peak (GFLOP/s rows) or of the copy "
         "bandwidth (GB/s rows: max pooling, depthwise); *_dgrad/*_wgrad rows time that "
         "backward pass alone",
+        "timing: cnnops and torch alternate; each timed call follows an untimed call of "
+        "the same side, and each side runs on its own inputs and outputs (benchmarks/timing.py)",
     ]
 
 
