@@ -278,8 +278,8 @@ def output_stores(request):
 @pytest.mark.parametrize("H,W", [(1, 1), (2, 2), (4, 3), (3, 11), (5, 14), (2, 19)])
 @pytest.mark.parametrize("C", [3, 20, 24, 130])
 def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C, output_stores):
-    # channels_last 3x3, stride 1, padding 1, multiplier 1: spans of 8 columns
-    # walked down the image (span3x3_fprop / span3x3_backward), blocks of 8, 4,
+    # channels_last 3x3, stride 1, padding 1, multiplier 1: the row's interior
+    # as one span walked down the rows (span3x3_fprop / span3x3_backward), blocks of 8, 4,
     # 2, 1 pixels for the span's tail (11 = 1 + 8 + 1 + 1, 14 = 1 + 8 + 4 + 1),
     # the border columns per pixel, rows in the padding at the top and bottom.
     # C = 20 and 24 leave a partial last register (masked) on some ISAs and

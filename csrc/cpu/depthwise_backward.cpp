@@ -4,7 +4,7 @@
 //     small planes, else depthwise_flat.cpp, one padded copy of each dy plane
 //     feeding both).
 //   channels_last 3x3, stride 1, padding 1, multiplier 1: depthwise_cl3x3.cpp
-//     (dx and dw of a span of pixels together, walked down the image).
+//     (dx and dw of a span of pixels together, walked down a band of rows).
 //   other channels_last, stride 1, dx rows = dy rows: parallel over wgrad's fixed
 //     chunks of rows; row i runs dx row i, then dw row i (depthwise_cl_rows.h),
 //     so the dy rows dx row i read are still in cache when dw reads row i.

@@ -31,7 +31,7 @@ void depthwise_wgrad_masked(const Conv2dParams& p);
 void depthwise_backward_masked(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
 
 // Channels_last 3x3, stride 1, padding 1, multiplier 1 (depthwise_cl3x3.cpp):
-// spans walked down the image; depthwise_fprop / _dgrad / _wgrad /
+// spans of rows walked down bands of rows; depthwise_fprop / _dgrad / _wgrad /
 // _backward hand over to these where depthwise_cl3x3_applies.
 bool depthwise_cl3x3_applies(const Conv2dParams& p);
 void depthwise_fprop_cl3x3(const Conv2dParams& p);

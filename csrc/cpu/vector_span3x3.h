@@ -1,7 +1,7 @@
 // The 3x3 depthwise stencils of channels_last images (stride 1, padding 1,
 // multiplier 1) over a span of pixels of one output row, all channels:
-// depthwise_cl3x3.cpp walks each span down the image, so the three rows a step
-// reads are still in L1 from the steps before. Pixels are `step` elements
+// depthwise_cl3x3.cpp walks each span down a band of rows, so two of the three
+// rows a step reads were read by the steps before (in cache). Pixels are `step` elements
 // apart; channel k of a pixel is element k. Written over the vector traits V
 // and included by vector_kernels_template.h; like every helper there, each one
 // here is a template on V (so no ISA unit's copy is shared).
