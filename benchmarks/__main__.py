@@ -11,6 +11,7 @@ regressed beyond noise (compare).
 import argparse
 import pathlib
 import sys
+from dataclasses import replace
 
 import torch  # noqa: F401  (before cnnops: its extension links against torch's libraries)
 
@@ -48,7 +49,7 @@ def parse_args(argv):
 def settings_from(args):
     budget = runner.QUICK_BUDGET if args.quick else runner.DEFAULT_BUDGET
     if args.budget is not None:
-        budget = timing.Budget(args.budget, budget.min_reps, budget.max_reps, budget.warmup)
+        budget = replace(budget, seconds=args.budget)
     device = runner.resolve_device(args.device)
     return runner.Settings(
         device=device, dtype=args.dtype,

@@ -43,6 +43,7 @@ def row_cells(row):
 
 def header_lines(result):
     m, lim, s = result["machine"], result["limits"], result["settings"]
+    budget = s.get("budget", {})
     build = m["cnnops_build"]
     where = m.get("gpu") or f"{m['cpu_model']}, {s['threads']} of {m['cpu_count']} threads"
     return [
@@ -58,8 +59,11 @@ def header_lines(result):
         "fwd+bwd FLOPs = 3x fwd; %limit: of the peak (GFLOP/s rows) or of the copy "
         "bandwidth (GB/s rows: max pooling, depthwise); *_dgrad/*_wgrad rows time that "
         "backward pass alone",
-        "timing: cnnops and torch alternate; each timed call follows an untimed call of "
-        "the same side, and each side runs on its own inputs and outputs (benchmarks/timing.py)",
+        "timing: cnnops and torch take turns in blocks, each of untimed calls (about "
+        f"{budget.get('block_ms', 0):.0f} ms, at most {budget.get('max_block', 1)}) then as "
+        "many timed ones, "
+        "so each timed call runs as in a loop of that library alone; each side has its "
+        "own inputs and outputs (benchmarks/timing.py)",
     ]
 
 

@@ -214,8 +214,9 @@ def test_allocator_modes():
 
 
 def test_every_timed_call_follows_a_call_of_its_own_side():
-    # a, A, b, B, ... then B-side first on odd repetitions: each timed call
-    # finds the caches as its own previous call left them.
+    # Blocks of one call (block_ms below the call time): a, A, b, B, then B-side
+    # first on odd repetitions: each timed call finds the caches as its own
+    # previous call left them.
     calls = []
 
     def timer(fn):
@@ -223,16 +224,55 @@ def test_every_timed_call_follows_a_call_of_its_own_side():
         fn()
         return 1.0
 
-    budget = timing.Budget(seconds=0.0, min_reps=4, max_reps=4, warmup=1)
+    budget = timing.Budget(seconds=0.0, min_reps=4, max_reps=4, warmup=1, block_ms=0.5)
     times_a, times_b = timing.interleaved(lambda: calls.append("a"), lambda: calls.append("b"),
                                           timer, budget)
     assert len(times_a) == len(times_b) == 4
-    timed = [i for i, c in enumerate(calls) if c == "timed"]
+    timed = [i for i, c in enumerate(calls) if c == "timed"][2:]  # after the warm-up's pair
     assert len(timed) == 8
     for i in timed:
         assert calls[i - 1] == calls[i + 1]  # the call before the timed one is the same side's
     sides = [calls[i + 1] for i in timed]
     assert sides == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+
+@pytest.mark.parametrize("call_ms, n", [(5.0, 6), (1.0, 8), (40.0, 1)])
+def test_sides_take_turns_in_blocks_of_untimed_then_timed_calls(call_ms, n):
+    # Each side's block: n untimed calls, then n timed ones; n fills block_ms
+    # (30) with calls of the warm-up's time, at most max_block (8), at least 1.
+    # Pairs of blocks alternate which side goes first; max_reps caps the
+    # timed calls of the last block.
+    calls = []
+
+    def timer(fn):
+        calls.append("T")
+        fn()
+        return call_ms
+
+    budget = timing.Budget(seconds=0.0, min_reps=2 * n + 1, max_reps=2 * n + 1, warmup=1)
+    times_a, times_b = timing.interleaved(lambda: calls.append("a"), lambda: calls.append("b"),
+                                          timer, budget)
+    assert times_a == times_b == [call_ms] * (2 * n + 1)
+    seq, i = [], 0
+    while i < len(calls):  # (side, timed?) per call
+        timed = calls[i] == "T"
+        seq.append((calls[i + 1], timed) if timed else (calls[i], False))
+        i += 2 if timed else 1
+    assert seq[:2] == [("a", True), ("b", True)]  # the warm-up, timed to size the blocks
+    blocks = []  # runs of equal (side, timed)
+    for entry in seq[2:]:
+        if blocks and blocks[-1][0] == entry:
+            blocks[-1][1] += 1
+        else:
+            blocks.append([entry, 1])
+    expect = [[("a", False), n], [("a", True), n], [("b", False), n], [("b", True), n],
+              [("b", False), n], [("b", True), n], [("a", False), n], [("a", True), n],
+              [("a", False), n], [("a", True), 1], [("b", False), n], [("b", True), 1]]
+    if n == 1:  # runs of one side merge: compare the per-call order instead
+        expect_seq = [(s, t) for (s, t), k in expect for _ in range(k)]
+        assert seq[2:] == expect_seq
+    else:
+        assert blocks == expect
 
 
 def test_each_side_runs_on_its_own_inputs_and_keeps_its_outputs():
