@@ -15,7 +15,8 @@
 // columns are loaded once into registers and serve all 3 taps of the row. The
 // last channel register, if partial, runs one pixel at a time under a lane
 // mask. Sums run over the taps in order (r, then s), as in the other depthwise
-// kernels; a row passed as nullptr lies in the padding and is skipped.
+// kernels; a row passed as nullptr lies in the padding and is skipped. The
+// backward reads one input row per output row (span3x3_grad_block).
 #pragma once
 #include <cstdint>
 #include <utility>
@@ -107,62 +108,67 @@ __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, u
   });
 }
 
-// Channel register k of the weight gradient over B pixels:
-//   acc[(3r + s)*K + k] += sum over u of dy[u] * x[r][u + s - 1], rows r present.
-// Each sum takes its pixels in order u = 0 .. B-1. With 32 vector registers,
-// the B dy registers stay loaded and each x row's B + 2 columns are loaded once
-// for its 3 taps (9 sums + B + B + 2 registers); with fewer, the x columns are
-// loaded per tap.
+// Channel register k of both gradients at B pixels of row i, from dy rows
+// i+1, i, i-1 (dy[0..2], nullptr in the padding) and input row i (x):
+//   with dx: dx[u] = sum over rows r present, s of dy[r][u + 1 - s] * w[3r + s];
+//   with acc: acc[(3r + s)*K + k] += sum over u of dy[r][u] * x[u + s - 1].
+// The second is dw's sum taken by input row: dy row i+1-r meets input row i
+// at tap row r, so the dy rows dx loads serve dw too and each input row is
+// read by one step, not three. Each sum takes its pixels in order u = 0 .. B-1.
 template <typename V, int B, bool Masked>
-__attribute__((always_inline)) inline void span3x3_dot_block(int64_t K, int64_t k, uint32_t bits,
-                                                             const typename V::T* const* x,
-                                                             const typename V::T* dy, int64_t step,
-                                                             typename V::T* acc) {
+__attribute__((always_inline)) inline void span3x3_grad_block(
+    int64_t K, int64_t k, uint32_t bits, const typename V::T* const* dy, const typename V::T* x,
+    int64_t step, const typename V::T* w, typename V::T* dx, typename V::T* acc, bool stream) {
   using T = typename V::T;
   using Reg = typename V::Reg;
+  Reg a[B];
   Reg sum[9];
-  unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
-    sum[t] = span_load<V, Masked>(acc + t * K + k, bits);
-  });
-  const T* d = dy + k;
-  if constexpr (span_block<V>() == 8) {
-    Reg dv[B];
-    unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
-      asm("" : "+r"(d));
-      dv[u] = span_load<V, Masked>(d, bits);
-      d += step;
-    });
-    unrolled<V, 3>([&](auto r) __attribute__((always_inline)) {
-      if (x[r] == nullptr) return;
-      const T* col = x[r] - step + k;  // column -1
-      Reg c[B + 2];
-      unrolled<V, B + 2>([&](auto i) __attribute__((always_inline)) {
-        asm("" : "+r"(col));
-        c[i] = span_load<V, Masked>(col, bits);
-        col += step;
-      });
-      unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
-        unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
-          sum[3 * r + s] = V::fma(dv[u], c[u + s], sum[3 * r + s]);
-        });
-      });
-    });
-  } else {
-    const bool top = x[0] != nullptr, bottom = x[2] != nullptr;  // x[1] is dy's own row
-    const T* x0 = top ? x[0] - step + k : nullptr;
-    const T* x1 = x[1] - step + k;
-    const T* x2 = bottom ? x[2] - step + k : nullptr;
-    unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
-      const Reg dv = span_load<V, Masked>(d + u * step, bits);
-      unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
-        if (top) sum[s] = V::fma(dv, span_load<V, Masked>(x0 + (u + s) * step, bits), sum[s]);
-        sum[3 + s] = V::fma(dv, span_load<V, Masked>(x1 + (u + s) * step, bits), sum[3 + s]);
-        if (bottom) sum[6 + s] = V::fma(dv, span_load<V, Masked>(x2 + (u + s) * step, bits), sum[6 + s]);
-      });
+  if (dx != nullptr) unrolled<V, B>([&](auto u) __attribute__((always_inline)) { a[u] = V::zero(); });
+  if (acc != nullptr) {
+    unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
+      sum[t] = span_load<V, Masked>(acc + t * K + k, bits);
     });
   }
-  unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
-    span_store<V, Masked>(acc + t * K + k, sum[t], bits);
+  unrolled<V, 3>([&](auto r) __attribute__((always_inline)) {
+    if (dy[r] == nullptr) return;
+    const T* col = dy[r] - step + k;  // column -1
+    Reg c[B + 2];
+    unrolled<V, B + 2>([&](auto i) __attribute__((always_inline)) {
+      asm("" : "+r"(col));
+      c[i] = span_load<V, Masked>(col, bits);
+      col += step;
+    });
+    if (dx != nullptr)
+      unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+        const Reg ws = span_load<V, Masked>(w + (3 * r + s) * K + k, bits);
+        unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+          a[u] = V::fma(c[u + 2 - s], ws, a[u]);
+        });
+      });
+    if (acc != nullptr) {
+      // Input row i's columns, loaded again for each dy row (from L1): with
+      // the dy row, the dx sums and the 9 dw sums live, they do not all fit
+      // in registers.
+      const T* xcol = x - step + k;  // column -1
+      asm("" : "+r"(xcol));
+      unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+        unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+          sum[3 * r + s] = V::fma(c[u + 1], span_load<V, Masked>(xcol + (u + s) * step, bits),
+                                  sum[3 * r + s]);
+        });
+      });
+    }
+  });
+  if (acc != nullptr)
+    unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
+      span_store<V, Masked>(acc + t * K + k, sum[t], bits);
+    });
+  if (dx == nullptr) return;
+  T* o = dx + k;
+  unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+    asm("" : "+r"(o));
+    span_out<V, Masked>(o, a[u], bits, stream);
+    o += step;
   });
 }
 
@@ -221,31 +227,23 @@ void span3x3_fprop(int64_t npix, int64_t K, const typename V::T* const* x, int64
 }
 
 // Row i of both gradients over npix pixels and K channels: dy[0..2] are dy
-// rows i+1, i, i-1 and x[0..2] input rows i-1, i, i+1, each at the span's
-// pixel 0 (nullptr in the padding; dy[1] and x[1] always present). With dx
-// (pixel 0 of the span in dx's row i): dx[j] = sum over taps of dy * w, the
-// flipped stencil. With acc ((9, K) sums):
-// acc[(3r + s)*K + k] += sum over j of dy[1][j] * x[r][j + s - 1].
-// Each channel register runs its dx block and then its dw block, so the dy row
-// both read is in L1.
+// rows i+1, i, i-1 (nullptr in the padding; dy[1] always present) and x input
+// row i, each at the span's pixel 0. With dx (pixel 0 of the span in dx's row
+// i): dx[j] = sum over taps of dy * w, the flipped stencil. With acc ((9, K)
+// sums): acc[(3r + s)*K + k] += sum over j of dy[r][j] * x[j + s - 1], dw's
+// sum taken by input row (span3x3_grad_block).
 template <typename V>
 void span3x3_backward(int64_t npix, int64_t K, const typename V::T* const* dy,
-                      const typename V::T* const* x, int64_t step, const typename V::T* w,
+                      const typename V::T* x, int64_t step, const typename V::T* w,
                       typename V::T* dx, typename V::T* acc, bool stream) {
   using T = typename V::T;
   span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
                                  __attribute__((always_inline)) {
-    constexpr int B = decltype(b)::value;
-    constexpr bool Masked = decltype(masked)::value;
     const T* dys[3];
     span_rows_at<V>(dy, j * step, dys);
-    if (dx != nullptr)
-      span3x3_block<V, B, -1, Masked>(K, k, bits, dys, step, w, nullptr, dx + j * step, stream);
-    if (acc != nullptr) {
-      const T* xs[3];
-      span_rows_at<V>(x, j * step, xs);
-      span3x3_dot_block<V, B, Masked>(K, k, bits, xs, dys[1], step, acc);
-    }
+    span3x3_grad_block<V, decltype(b)::value, decltype(masked)::value>(
+        K, k, bits, dys, x != nullptr ? x + j * step : nullptr, step, w,
+        dx != nullptr ? dx + j * step : nullptr, acc, stream);
   });
 }
 
