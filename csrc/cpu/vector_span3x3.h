@@ -69,11 +69,10 @@ __attribute__((always_inline)) inline void span_out(typename V::T* p, typename V
   else store_or_stream<V>(p, x, stream);
 }
 
-// Channel register k (lanes `bits` if Masked) of B output pixels:
-//   out[u] = init + sum over rows r present, s = 0..2 of in[r][u + Dir*(s - 1)] * w[3r + s]
+// Channel register k (lanes `bits` if Masked) of B forward output pixels:
+//   out[u] = init + sum over rows r present, s = 0..2 of in[r][u + s - 1] * w[3r + s]
 // (tap t's weights at w + t*K).
-// Dir = +1 is the forward correlation, Dir = -1 dgrad's flipped columns.
-template <typename V, int B, int Dir, bool Masked>
+template <typename V, int B, bool Masked>
 __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, uint32_t bits,
                                                          const typename V::T* const* in, int64_t step,
                                                          const typename V::T* w,
@@ -96,7 +95,7 @@ __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, u
     unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
       const Reg ws = span_load<V, Masked>(w + (3 * r + s) * K + k, bits);
       unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
-        a[u] = V::fma(c[Dir > 0 ? u + s : u + 2 - s], ws, a[u]);
+        a[u] = V::fma(c[u + s], ws, a[u]);
       });
     });
   }
@@ -221,8 +220,8 @@ void span3x3_fprop(int64_t npix, int64_t K, const typename V::T* const* x, int64
                                  __attribute__((always_inline)) {
     const T* in[3];
     span_rows_at<V>(x, j * step, in);
-    span3x3_block<V, decltype(b)::value, 1, decltype(masked)::value>(K, k, bits, in, step, w, init,
-                                                                      out + j * step, stream);
+    span3x3_block<V, decltype(b)::value, decltype(masked)::value>(K, k, bits, in, step, w, init,
+                                                                   out + j * step, stream);
   });
 }
 
