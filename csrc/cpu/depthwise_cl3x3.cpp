@@ -3,7 +3,8 @@
 //   Work units are (image n, band of about kBandRows rows, span of output
 //   columns), at::parallel_for over units. A unit walks its span down its
 //   band, one output row per step (the span kernels of vector_span3x3.h, all
-//   channels). A span is the whole row where kSpanBytes allow it (up to 64 KiB
+//   channels; the forward takes two rows per step, sharing their middle input
+//   rows, and one for a band's odd last row). A span is the whole row where kSpanBytes allow it (up to 64 KiB
 //   of pixels), so each step reads its new input row as one contiguous run
 //   that the hardware prefetchers stream, and the rows before it come from L2.
 //   (Spans of 8 columns, which kept a step's rows in L1 but fetched the new
@@ -118,21 +119,25 @@ void fprop(const Conv2dParams& p) {
   const bool stream = stream_image_output<T>(p.N, p.P, p.Q, p.K);
   at::parallel_for(0, units.count(), 1, [&](int64_t begin, int64_t end) {
     const T* taps[9];
-    const T* rows[3];
+    const T* rows[4];
+    T* outs[2];
     int64_t cols[2];
     for (int64_t u = begin; u < end; ++u) {
       const int64_t n = units.image(u), s = units.span(u), band = units.band(u);
       const Image<T> x = image_of<T>(p.x, p.x_strides, n, p.H, p.W);
       const Image<T> y = image_of<T>(p.y, p.y_strides, n, p.P, p.Q);
       const int64_t b = units.col_begin(s), nb = units.borders(s, cols);
-      for (int64_t i = units.row_begin(band); i < units.row_begin(band + 1); ++i) {
-        span_rows(x, i, b, 1, rows);
-        vk.span3x3_fprop(units.col_end(s) - b, p.K, rows, x.step, wt.data(), bias,
-                         y.base + i * y.row + b * y.step, stream);
-        for (int64_t c = 0; c < nb; ++c) {
-          pixel_taps(x, i, cols[c], 1, taps);
-          vk.taps_madd(p.K, 9, taps, wt.data(), bias, y.at(i, cols[c]));
-        }
+      const int64_t end_row = units.row_begin(band + 1);
+      for (int64_t i = units.row_begin(band); i < end_row;) {
+        const int64_t nout = std::min<int64_t>(end_row - i, 2);
+        for (int64_t r = 0; r < nout + 2; ++r) rows[r] = x.at(i - 1 + r, b);
+        for (int64_t r = 0; r < nout; ++r) outs[r] = y.base + (i + r) * y.row + b * y.step;
+        vk.span3x3_fprop(units.col_end(s) - b, p.K, nout, rows, x.step, wt.data(), bias, outs, stream);
+        for (int64_t r = 0; r < nout; ++r, ++i)
+          for (int64_t c = 0; c < nb; ++c) {
+            pixel_taps(x, i, cols[c], 1, taps);
+            vk.taps_madd(p.K, 9, taps, wt.data(), bias, y.at(i, cols[c]));
+          }
       }
     }
     if (stream) stream_fence();

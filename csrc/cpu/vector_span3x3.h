@@ -1,8 +1,8 @@
 // The 3x3 depthwise stencils of channels_last images (stride 1, padding 1,
-// multiplier 1) over a span of pixels of one output row, all channels:
-// depthwise_cl3x3.cpp walks each span down a band of rows, so two of the three
-// rows a step reads were read by the steps before (in cache). Pixels are `step` elements
-// apart; channel k of a pixel is element k. Written over the vector traits V
+// multiplier 1) over a span of pixels of one output row (the forward: one or
+// two), all channels: depthwise_cl3x3.cpp walks each span down a band of rows,
+// so most rows a step reads were read by the steps before (in cache). Pixels
+// are `step` elements apart; channel k of a pixel is element k. Written over the vector traits V
 // and included by vector_kernels_template.h; like every helper there, each one
 // here is a template on V (so no ISA unit's copy is shared).
 //
@@ -12,7 +12,9 @@
 //
 // Per channel register, B output pixels at a time (8 with 32 vector registers,
 // else 4; then smaller blocks for the span's tail): each input row's B + 2
-// columns are loaded once into registers and serve all 3 taps of the row. The
+// columns are loaded once into registers and serve all 3 taps of the row (of
+// both output rows it reaches, when the forward takes two: 4 input rows for 2
+// output rows, not 6; 1.05-1.10x on (8,128,56,56) and (8,728,19,19)). The
 // last channel register, if partial, runs one pixel at a time under a lane
 // mask. Sums run over the taps in order (r, then s), as in the other depthwise
 // kernels; a row passed as nullptr lies in the padding and is skipped. The
@@ -69,22 +71,29 @@ __attribute__((always_inline)) inline void span_out(typename V::T* p, typename V
   else store_or_stream<V>(p, x, stream);
 }
 
-// Channel register k (lanes `bits` if Masked) of B forward output pixels:
-//   out[u] = init + sum over rows r present, s = 0..2 of in[r][u + s - 1] * w[3r + s]
-// (tap t's weights at w + t*K).
-template <typename V, int B, bool Masked>
+// Channel register k (lanes `bits` if Masked) of B forward output pixels in
+// each of Rows output rows; output row o reads input rows o .. o+2 of in:
+//   out[o][u] = init + sum over rows r present, s = 0..2 of in[o + r][u + s - 1] * w[3r + s]
+// (tap t's weights at w + t*K). Each input row's B + 2 columns are loaded once
+// and serve every output row it reaches; each sum still takes its taps in
+// order (r, then s).
+template <typename V, int Rows, int B, bool Masked>
 __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, uint32_t bits,
                                                          const typename V::T* const* in, int64_t step,
                                                          const typename V::T* w,
                                                          const typename V::T* init,
-                                                         typename V::T* out, bool stream) {
+                                                         typename V::T* const* out, bool stream) {
   using T = typename V::T;
   using Reg = typename V::Reg;
-  Reg a[B];
-  const Reg a0 = init != nullptr ? span_load<V, Masked>(init + k, bits) : V::zero();
-  unrolled<V, B>([&](auto u) __attribute__((always_inline)) { a[u] = a0; });
-  for (int r = 0; r < 3; ++r) {
-    if (in[r] == nullptr) continue;
+  Reg a[Rows][B];
+  {
+    const Reg a0 = init != nullptr ? span_load<V, Masked>(init + k, bits) : V::zero();
+    unrolled<V, Rows>([&](auto o) __attribute__((always_inline)) {
+      unrolled<V, B>([&](auto u) __attribute__((always_inline)) { a[o][u] = a0; });
+    });
+  }
+  unrolled<V, Rows + 2>([&](auto r) __attribute__((always_inline)) {
+    if (in[r] == nullptr) return;
     const T* col = in[r] - step + k;  // column -1
     Reg c[B + 2];
     unrolled<V, B + 2>([&](auto i) __attribute__((always_inline)) {
@@ -92,18 +101,25 @@ __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, u
       c[i] = span_load<V, Masked>(col, bits);
       col += step;
     });
-    unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
-      const Reg ws = span_load<V, Masked>(w + (3 * r + s) * K + k, bits);
-      unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
-        a[u] = V::fma(c[u + s], ws, a[u]);
-      });
+    unrolled<V, Rows>([&](auto o) __attribute__((always_inline)) {
+      constexpr int tr = decltype(r)::value - decltype(o)::value;  // the tap row
+      if constexpr (tr >= 0 && tr < 3) {
+        unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+          const Reg ws = span_load<V, Masked>(w + (3 * tr + s) * K + k, bits);
+          unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+            a[o][u] = V::fma(c[u + s], ws, a[o][u]);
+          });
+        });
+      }
     });
-  }
-  T* o = out + k;
-  unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
-    asm("" : "+r"(o));
-    span_out<V, Masked>(o, a[u], bits, stream);
-    o += step;
+  });
+  unrolled<V, Rows>([&](auto o) __attribute__((always_inline)) {
+    T* p = out[o] + k;
+    unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
+      asm("" : "+r"(p));
+      span_out<V, Masked>(p, a[o][u], bits, stream);
+      p += step;
+    });
   });
 }
 
@@ -207,22 +223,35 @@ __attribute__((always_inline)) inline void span_rows_at(const T* const* rows, in
   for (int r = 0; r < 3; ++r) out[r] = rows[r] != nullptr ? rows[r] + offset : nullptr;
 }
 
-// Output row i of the forward pass over npix pixels and K channels (tap t's
-// weights at w + t*K): x[0..2] are input rows i-1, i, i+1 at the span's pixel
-// 0 (nullptr in the padding), out pixel 0 of the span in y's row i;
-// out[j] = init + sum over taps of x * w.
+// Output rows i .. i+nout-1 (nout = 1 or 2) of the forward pass over npix
+// pixels and K channels (tap t's weights at w + t*K): x[0 .. nout+1] are input
+// rows i-1 .. i+nout at the span's pixel 0 (nullptr in the padding), out[o]
+// pixel 0 of the span in y's row i+o; out[o][j] = init + sum over taps of x * w.
+// Two rows share their two middle input rows' loads (span3x3_block) where 32
+// vector registers hold both rows' sums (AVX-512); with 16 (AVX2: 5x slower
+// in one A/B), the rows run one at a time. Either way, the same bits.
 template <typename V>
-void span3x3_fprop(int64_t npix, int64_t K, const typename V::T* const* x, int64_t step,
-                   const typename V::T* w, const typename V::T* init, typename V::T* out,
-                   bool stream) {
+void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* const* x,
+                   int64_t step, const typename V::T* w, const typename V::T* init,
+                   typename V::T* const* out, bool stream) {
   using T = typename V::T;
-  span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
-                                 __attribute__((always_inline)) {
-    const T* in[3];
-    span_rows_at<V>(x, j * step, in);
-    span3x3_block<V, decltype(b)::value, decltype(masked)::value>(K, k, bits, in, step, w, init,
-                                                                   out + j * step, stream);
-  });
+  auto rows = [&](auto nrows, const T* const* in, T* const* o) __attribute__((always_inline)) {
+    constexpr int Rows = decltype(nrows)::value;
+    span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
+                                   __attribute__((always_inline)) {
+      const T* in_j[Rows + 2];
+      T* out_j[Rows];
+      for (int r = 0; r < Rows + 2; ++r) in_j[r] = in[r] != nullptr ? in[r] + j * step : nullptr;
+      for (int r = 0; r < Rows; ++r) out_j[r] = o[r] + j * step;
+      span3x3_block<V, Rows, decltype(b)::value, decltype(masked)::value>(K, k, bits, in_j, step, w,
+                                                                           init, out_j, stream);
+    });
+  };
+  if (nout == 2 && span_block<V>() == 8) {
+    rows(std::integral_constant<int, 2>{}, x, out);
+    return;
+  }
+  for (int64_t o = 0; o < nout; ++o) rows(std::integral_constant<int, 1>{}, x + o, out + o);
 }
 
 // Row i of both gradients over npix pixels and K channels: dy[0..2] are dy
