@@ -14,7 +14,7 @@
 // else 4; then smaller blocks for the span's tail): each input row's B + 2
 // columns are loaded once into registers and serve all 3 taps of the row (of
 // both output rows it reaches, when the forward takes two: 4 input rows for 2
-// output rows, not 6; 1.05-1.10x on (8,128,56,56) and (8,728,19,19)). The
+// output rows, not 6: 1.05-1.08x on (8,128,56,56), 1.09-1.12x on (8,728,19,19)). The
 // last channel register, if partial, runs one pixel at a time under a lane
 // mask. Sums run over the taps in order (r, then s), as in the other depthwise
 // kernels; a row passed as nullptr lies in the padding and is skipped. The
@@ -228,7 +228,7 @@ __attribute__((always_inline)) inline void span_rows_at(const T* const* rows, in
 // rows i-1 .. i+nout at the span's pixel 0 (nullptr in the padding), out[o]
 // pixel 0 of the span in y's row i+o; out[o][j] = init + sum over taps of x * w.
 // Two rows share their two middle input rows' loads (span3x3_block) where 32
-// vector registers hold both rows' sums (AVX-512); with 16 (AVX2: 5x slower
+// vector registers hold both rows' sums (AVX-512); with 16 (AVX2: 4.6x slower
 // in one A/B), the rows run one at a time. Either way, the same bits.
 template <typename V>
 void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* const* x,
