@@ -4,9 +4,10 @@
 //   columns), at::parallel_for over units. A unit walks its span down its
 //   band, one output row per step (the span kernels of vector_span3x3.h, all
 //   channels; the forward takes two rows per step, sharing their middle input
-//   rows, and one for a band's odd last row). A span is the whole row where kSpanBytes allow it (up to 64 KiB
-//   of pixels), so each step reads its new input row as one contiguous run
-//   that the hardware prefetchers stream, and the rows before it come from L2.
+//   rows, and one for a band's odd last row). A span is the whole row where
+//   kSpanBytes allow it (up to 64 KiB of pixels), so each step reads its new
+//   input rows as contiguous runs that the hardware prefetchers stream, and
+//   the rows before them come from L2.
 //   (Spans of 8 columns, which kept a step's rows in L1 but fetched the new
 //   row in 5 KiB pieces 28 KiB apart, were 2-18% slower on (8,128,56,56) and
 //   (8,728,19,19); software prefetch of the next row did not help either
@@ -21,9 +22,9 @@
 //   i+1, i, i-1 meet its input row i, so each input row is read once and the
 //   dy rows serve dx too (1.06-1.14x over pairing dy row i with input rows
 //   i-1..i+1, on the backward of (8,128,56,56) and (8,728,19,19)). The units'
-//   sums are added in double in unit order. The units depend on the shape and dtype only, so the
-//   bits do not depend on the threads, and the backward gives the same dw with
-//   or without dx (and the same dx).
+//   sums are added in double in unit order. The units depend on the shape and
+//   dtype only, so the bits do not depend on the threads, and the backward
+//   gives the same dw with or without dx (and the same dx).
 // x and y (dx and dy) channels-innermost with the same pixel step; float32 and
 // float64.
 #include <ATen/Parallel.h>
@@ -97,11 +98,11 @@ void pixel_taps(const Image<T>& im, int64_t i, int64_t q, int dir, const T** tap
     for (int s = 0; s < 3; ++s) taps[3 * r + s] = im.at(i + dir * (r - 1), q + dir * (s - 1));
 }
 
-// Rows i + dir*(r-1), r = 0..2, at column q (nullptr outside the image; an
-// empty span may start past the last column and is never read).
+// Rows first + dir*r, r = 0 .. n-1, at column q (nullptr outside the image;
+// an empty span may start past the last column and is never read).
 template <typename T>
-void span_rows(const Image<T>& im, int64_t i, int64_t q, int dir, const T** rows) {
-  for (int r = 0; r < 3; ++r) rows[r] = im.at(i + dir * (r - 1), q);
+void span_rows(const Image<T>& im, int64_t first, int64_t n, int64_t q, int dir, const T** rows) {
+  for (int64_t r = 0; r < n; ++r) rows[r] = im.at(first + dir * r, q);
 }
 
 // Whether an image-shaped output of N x H x W x K elements is streamed.
@@ -130,7 +131,7 @@ void fprop(const Conv2dParams& p) {
       const int64_t end_row = units.row_begin(band + 1);
       for (int64_t i = units.row_begin(band); i < end_row;) {
         const int64_t nout = std::min<int64_t>(end_row - i, 2);
-        for (int64_t r = 0; r < nout + 2; ++r) rows[r] = x.at(i - 1 + r, b);
+        span_rows(x, i - 1, nout + 2, b, 1, rows);  // input rows i-1 .. i+nout
         for (int64_t r = 0; r < nout; ++r) outs[r] = y.base + (i + r) * y.row + b * y.step;
         vk.span3x3_fprop(units.col_end(s) - b, p.K, nout, rows, x.step, wt.data(), bias, outs, stream);
         for (int64_t r = 0; r < nout; ++r, ++i)
@@ -166,7 +167,7 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
       T* acc = wp ? partial.data() + u * 9 * p.K : nullptr;
       const int64_t b = units.col_begin(s), nb = units.borders(s, cols);
       for (int64_t i = units.row_begin(band); i < units.row_begin(band + 1); ++i) {
-        span_rows(dy, i, b, -1, dys);
+        span_rows(dy, i + 1, 3, b, -1, dys);  // dy rows i+1, i, i-1
         const T* x_row = wp ? x.base + i * x.row + b * x.step : nullptr;
         T* dx_row = dp ? dx.base + i * dx.row + b * dx.step : nullptr;
         vk.span3x3_backward(units.col_end(s) - b, p.K, dys, x_row, dy.step, wt.data(), dx_row, acc,
@@ -189,7 +190,8 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
   });
   if (wp == nullptr) return;
   std::vector<double> sum(9 * p.K, 0.0);
-  for (int64_t u = 0; u < units.count(); ++u) vk.add_widened(9 * p.K, partial.data() + u * 9 * p.K, sum.data());
+  for (int64_t u = 0; u < units.count(); ++u)
+    vk.add_widened(9 * p.K, partial.data() + u * 9 * p.K, sum.data());
   store_depthwise_filters<T>(*wp, 0, p.K, sum.data(), 1, p.K);
 }
 

@@ -216,11 +216,11 @@ __attribute__((always_inline)) inline void span_registers(int64_t npix, int64_t 
     for (int64_t j = 0; j < npix; ++j) body(std::integral_constant<int, 1>{}, std::true_type{}, j, full, bits);
 }
 
-// The span's rows at its pixel j (nullptr stays nullptr).
-template <typename V, typename T = typename V::T>
+// The span's N rows at its pixel j (nullptr stays nullptr).
+template <typename V, int N, typename T = typename V::T>
 __attribute__((always_inline)) inline void span_rows_at(const T* const* rows, int64_t offset,
                                                         const T** out) {
-  for (int r = 0; r < 3; ++r) out[r] = rows[r] != nullptr ? rows[r] + offset : nullptr;
+  for (int r = 0; r < N; ++r) out[r] = rows[r] != nullptr ? rows[r] + offset : nullptr;
 }
 
 // Output rows i .. i+nout-1 (nout = 1 or 2) of the forward pass over npix
@@ -241,7 +241,7 @@ void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* c
                                    __attribute__((always_inline)) {
       const T* in_j[Rows + 2];
       T* out_j[Rows];
-      for (int r = 0; r < Rows + 2; ++r) in_j[r] = in[r] != nullptr ? in[r] + j * step : nullptr;
+      span_rows_at<V, Rows + 2>(in, j * step, in_j);
       for (int r = 0; r < Rows; ++r) out_j[r] = o[r] + j * step;
       span3x3_block<V, Rows, decltype(b)::value, decltype(masked)::value>(K, k, bits, in_j, step, w,
                                                                            init, out_j, stream);
@@ -268,7 +268,7 @@ void span3x3_backward(int64_t npix, int64_t K, const typename V::T* const* dy,
   span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
                                  __attribute__((always_inline)) {
     const T* dys[3];
-    span_rows_at<V>(dy, j * step, dys);
+    span_rows_at<V, 3>(dy, j * step, dys);
     span3x3_grad_block<V, decltype(b)::value, decltype(masked)::value>(
         K, k, bits, dys, x != nullptr ? x + j * step : nullptr, step, w,
         dx != nullptr ? dx + j * step : nullptr, acc, stream);
