@@ -318,16 +318,19 @@ def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C, output_stores):
 
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("N,C,H,W,dtype", [
-    (2, 130, 40, 12, torch.float64),   # 3 bands of rows (13, 13, 14), one span
-    (3, 24, 23, 9, torch.float32),     # 1 band (23 rows), one span of 7 columns
-    (1, 1100, 5, 30, torch.float64),   # 8800-byte pixels: 4 spans of 7 columns
-    (2, 1100, 20, 30, torch.float32),  # 2 spans of 14 columns, 1 band
+    (2, 130, 40, 12, torch.float64),   # 10 bands of 4 rows (for 32 units), one span
+    (3, 24, 23, 9, torch.float32),     # 5 bands of 4-5 rows, one span of 7 columns
+    (1, 1100, 5, 30, torch.float64),   # 8800-byte pixels: 4 spans of 7 columns, 1 band
+    (2, 1100, 20, 30, torch.float32),  # 2 spans of 14 columns, 5 bands of 4 rows
+    (1, 8, 70, 6, torch.float32),      # 4 bands of 17-18 rows (about 16), one span
 ])
 def test_depthwise_cl3x3_bands_and_spans_every_isa(isa, N, C, H, W, dtype):
-    # The work units split an image into bands of about 16 rows and spans of
-    # at most 64 KiB of pixels (depthwise_cl3x3.cpp). y, dx and dw match torch
-    # across band and span edges; the fused backward gives the separate
-    # passes' bits; and the bits do not depend on the number of threads.
+    # The work units split an image into bands of about 16 rows (down to 4
+    # where that leaves under 32 units) and spans of at most 64 KiB of pixels
+    # (depthwise_cl3x3.cpp). y, dx and dw match torch across band and span
+    # edges; the fused backward gives the separate passes' bits; and the bits
+    # do not depend on the number of threads, nor on whether a thread that
+    # finishes early takes the other's units (balanced_for.h).
     g = torch.Generator().manual_seed(N + C + H + W)
     x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
     w = torch.randn(C, 1, 3, 3, generator=g, dtype=torch.float64)
@@ -344,8 +347,9 @@ def test_depthwise_cl3x3_bands_and_spans_every_isa(isa, N, C, H, W, dtype):
     results = []
     cnnops.set_cpu_isa(isa)
     try:
-        for n_threads in (1, 2):
+        for n_threads, balanced in ((1, True), (2, True), (2, False)):
             torch.set_num_threads(n_threads)
+            cnnops._C.set_balanced_for(balanced)
             y = ops.depthwise_fprop(x, w, None, [1, 1], [1, 1, 1, 1], [1, 1])
             dx, dw = ops.depthwise_backward(dy, x, w, *args)
             assert torch.equal(dx, ops.depthwise_dgrad(dy, w, C, [H, W], *args))
@@ -353,9 +357,10 @@ def test_depthwise_cl3x3_bands_and_spans_every_isa(isa, N, C, H, W, dtype):
             results.append((y, dx, dw))
     finally:
         torch.set_num_threads(threads)
+        cnnops._C.set_balanced_for(True)
         cnnops.set_cpu_isa("auto")
-    for one, two in zip(*results):
-        assert torch.equal(one, two)
+    for one, two, fixed_shares in zip(*results):
+        assert torch.equal(one, two) and torch.equal(one, fixed_shares)
     y, dx, dw = results[0]
     torch.testing.assert_close(y, want_y.to(dtype), **tol)
     torch.testing.assert_close(dx, want_dx.to(dtype), **tol)

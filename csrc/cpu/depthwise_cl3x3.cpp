@@ -1,7 +1,10 @@
 // Channels_last depthwise 3x3 with stride 1, padding 1 and multiplier 1 (the
 // MobileNet / Xception layer) on the CPU: y, dx and dw.
 //   Work units are (image n, band of about kBandRows rows, span of output
-//   columns), at::parallel_for over units. A unit walks its span down its
+//   columns), run by balanced_for (balanced_for.h: each thread starts on its
+//   own run of consecutive units; one that finishes early takes units from the
+//   back of the others'; the fixed shares of at::parallel_for left one core
+//   idle for 10-20% of a call whenever the other ran slow). A unit walks its span down its
 //   band, one output row per step (the span kernels of vector_span3x3.h, all
 //   channels; the forward takes two rows per step, sharing their middle input
 //   rows, and one for a band's odd last row). A span is the whole row where
@@ -11,8 +14,8 @@
 //   (Spans of 8 columns, which kept a step's rows in L1 but fetched the new
 //   row in 5 KiB pieces 28 KiB apart, were 2-18% slower on (8,128,56,56) and
 //   (8,728,19,19); software prefetch of the next row did not help either
-//   kind.) A thread's units are consecutive, so a band starts on rows its
-//   predecessor just read.
+//   kind.) A thread's own units are consecutive, so a band mostly starts on
+//   rows its predecessor just read.
 //   The image's first and last columns (taps in the padding) run per pixel
 //   (taps_madd, mul_add) in the units of the first and last spans.
 //   Outputs (y, dx) larger than the threads' L2 caches go out with
@@ -23,15 +26,15 @@
 //   dy rows serve dx too (1.06-1.14x over pairing dy row i with input rows
 //   i-1..i+1, on the backward of (8,128,56,56) and (8,728,19,19)). The units'
 //   sums are added in double in unit order. The units depend on the shape and
-//   dtype only, so the bits do not depend on the threads, and the backward
-//   gives the same dw with or without dx (and the same dx).
+//   dtype only, so the bits do not depend on the threads or on which thread ran
+//   a unit, and the backward gives the same dw with or without dx (and the
+//   same dx).
 // x and y (dx and dy) channels-innermost with the same pixel step; float32 and
 // float64.
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <vector>
 
+#include "balanced_for.h"
 #include "depthwise_cpu.h"
 #include "microkernel.h"
 #include "stream_stores.h"
@@ -41,22 +44,28 @@ namespace cpu {
 namespace {
 
 // A unit's span is as wide as kSpanBytes of a row allows (at least
-// kMinSpan pixels); its band is about kBandRows rows. The partition depends
-// on the shape and dtype only, never on the threads.
+// kMinSpan pixels); its band is about kBandRows rows, or fewer (down to
+// kMinBandRows) where that would leave under kMinUnits units: balanced_for
+// needs pieces to move, so (8,728,19,19) gets 4 bands of 4-5 rows per image,
+// not one of 19. The partition depends on the shape and dtype only, never on
+// the threads.
 constexpr int64_t kSpanBytes = 64 * 1024, kMinSpan = 8, kBandRows = 16;
+constexpr int64_t kMinUnits = 32, kMinBandRows = 4;
 
 // The work units of an N x H x W image batch with pixels of pixel_bytes:
 // (image n, band of rows, span of interior columns [1, W-1)), unit u being
 // span u % spans of band (u / spans) % bands of image u / (spans * bands).
-// A thread's units are consecutive, so its next band starts on the rows its
-// last one just read (in L2). At least one span, so the border columns have
+// A thread's own units are consecutive, so its next band starts on the rows
+// its last one just read (in L2). At least one span, so the border columns have
 // a unit even with no interior (the span is then empty).
 struct Units {
   int64_t N, H, W, spans, bands;
   Units(int64_t N_, int64_t H_, int64_t W_, int64_t pixel_bytes) : N(N_), H(H_), W(W_) {
     const int64_t widest = std::max(kMinSpan, kSpanBytes / std::max<int64_t>(1, pixel_bytes));
     spans = std::max<int64_t>(1, (interior() + widest - 1) / widest);
-    bands = std::max<int64_t>(1, (H + kBandRows / 2) / kBandRows);
+    const int64_t by_rows = (H + kBandRows / 2) / kBandRows;
+    const int64_t for_balance = (kMinUnits + N * spans - 1) / std::max<int64_t>(1, N * spans);
+    bands = std::max<int64_t>(1, std::max(by_rows, std::min(for_balance, H / kMinBandRows)));
   }
   int64_t interior() const { return std::max<int64_t>(0, W - 2); }
   int64_t count() const { return N * bands * spans; }
@@ -118,28 +127,26 @@ void fprop(const Conv2dParams& p) {
   const T* bias = static_cast<const T*>(p.bias);
   const VectorKernels<T>& vk = active_vector_kernels<T>();
   const bool stream = stream_image_output<T>(p.N, p.P, p.Q, p.K);
-  at::parallel_for(0, units.count(), 1, [&](int64_t begin, int64_t end) {
+  balanced_for(units.count(), [&](int64_t u) {
     const T* taps[9];
     const T* rows[4];
     T* outs[2];
     int64_t cols[2];
-    for (int64_t u = begin; u < end; ++u) {
-      const int64_t n = units.image(u), s = units.span(u), band = units.band(u);
-      const Image<T> x = image_of<T>(p.x, p.x_strides, n, p.H, p.W);
-      const Image<T> y = image_of<T>(p.y, p.y_strides, n, p.P, p.Q);
-      const int64_t b = units.col_begin(s), nb = units.borders(s, cols);
-      const int64_t end_row = units.row_begin(band + 1);
-      for (int64_t i = units.row_begin(band); i < end_row;) {
-        const int64_t nout = std::min<int64_t>(end_row - i, 2);
-        span_rows(x, i - 1, nout + 2, b, 1, rows);  // input rows i-1 .. i+nout
-        for (int64_t r = 0; r < nout; ++r) outs[r] = y.base + (i + r) * y.row + b * y.step;
-        vk.span3x3_fprop(units.col_end(s) - b, p.K, nout, rows, x.step, wt.data(), bias, outs, stream);
-        for (int64_t r = 0; r < nout; ++r, ++i)
-          for (int64_t c = 0; c < nb; ++c) {
-            pixel_taps(x, i, cols[c], 1, taps);
-            vk.taps_madd(p.K, 9, taps, wt.data(), bias, y.at(i, cols[c]));
-          }
-      }
+    const int64_t n = units.image(u), s = units.span(u), band = units.band(u);
+    const Image<T> x = image_of<T>(p.x, p.x_strides, n, p.H, p.W);
+    const Image<T> y = image_of<T>(p.y, p.y_strides, n, p.P, p.Q);
+    const int64_t b = units.col_begin(s), nb = units.borders(s, cols);
+    const int64_t end_row = units.row_begin(band + 1);
+    for (int64_t i = units.row_begin(band); i < end_row;) {
+      const int64_t nout = std::min<int64_t>(end_row - i, 2);
+      span_rows(x, i - 1, nout + 2, b, 1, rows);  // input rows i-1 .. i+nout
+      for (int64_t r = 0; r < nout; ++r) outs[r] = y.base + (i + r) * y.row + b * y.step;
+      vk.span3x3_fprop(units.col_end(s) - b, p.K, nout, rows, x.step, wt.data(), bias, outs, stream);
+      for (int64_t r = 0; r < nout; ++r, ++i)
+        for (int64_t c = 0; c < nb; ++c) {
+          pixel_taps(x, i, cols[c], 1, taps);
+          vk.taps_madd(p.K, 9, taps, wt.data(), bias, y.at(i, cols[c]));
+        }
     }
     if (stream) stream_fence();
   });
@@ -155,34 +162,32 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
   const VectorKernels<T>& vk = active_vector_kernels<T>();
   std::vector<T> partial(wp != nullptr ? units.count() * 9 * p.K : 0, T(0));  // (9, K) per unit
   const bool stream = dp != nullptr && stream_image_output<T>(p.N, p.H, p.W, p.C);
-  at::parallel_for(0, units.count(), 1, [&](int64_t begin, int64_t end) {
+  balanced_for(units.count(), [&](int64_t u) {
     const T* taps[9];
     const T* dys[3];
     int64_t cols[2];
-    for (int64_t u = begin; u < end; ++u) {
-      const int64_t n = units.image(u), s = units.span(u), band = units.band(u);
-      const Image<T> dy = image_of<T>(p.y, p.y_strides, n, p.P, p.Q);
-      const Image<T> dx = dp ? image_of<T>(dp->x, dp->x_strides, n, p.H, p.W) : Image<T>{};
-      const Image<T> x = wp ? image_of<T>(wp->x, wp->x_strides, n, p.H, p.W) : Image<T>{};
-      T* acc = wp ? partial.data() + u * 9 * p.K : nullptr;
-      const int64_t b = units.col_begin(s), nb = units.borders(s, cols);
-      for (int64_t i = units.row_begin(band); i < units.row_begin(band + 1); ++i) {
-        span_rows(dy, i + 1, 3, b, -1, dys);  // dy rows i+1, i, i-1
-        const T* x_row = wp ? x.base + i * x.row + b * x.step : nullptr;
-        T* dx_row = dp ? dx.base + i * dx.row + b * dx.step : nullptr;
-        vk.span3x3_backward(units.col_end(s) - b, p.K, dys, x_row, dy.step, wt.data(), dx_row, acc,
-                            stream);
-        for (int64_t c = 0; c < nb; ++c) {
-          const int64_t q = cols[c];
-          if (dp) {
-            pixel_taps(dy, i, q, -1, taps);
-            vk.taps_madd(p.K, 9, taps, wt.data(), nullptr, dx.at(i, q));
-          }
-          if (wp) {
-            pixel_taps(x, i, q, 1, taps);
-            for (int t = 0; t < 9; ++t)
-              if (taps[t] != nullptr) vk.mul_add(p.K, dy.at(i, q), taps[t], acc + t * p.K);
-          }
+    const int64_t n = units.image(u), s = units.span(u), band = units.band(u);
+    const Image<T> dy = image_of<T>(p.y, p.y_strides, n, p.P, p.Q);
+    const Image<T> dx = dp ? image_of<T>(dp->x, dp->x_strides, n, p.H, p.W) : Image<T>{};
+    const Image<T> x = wp ? image_of<T>(wp->x, wp->x_strides, n, p.H, p.W) : Image<T>{};
+    T* acc = wp ? partial.data() + u * 9 * p.K : nullptr;
+    const int64_t b = units.col_begin(s), nb = units.borders(s, cols);
+    for (int64_t i = units.row_begin(band); i < units.row_begin(band + 1); ++i) {
+      span_rows(dy, i + 1, 3, b, -1, dys);  // dy rows i+1, i, i-1
+      const T* x_row = wp ? x.base + i * x.row + b * x.step : nullptr;
+      T* dx_row = dp ? dx.base + i * dx.row + b * dx.step : nullptr;
+      vk.span3x3_backward(units.col_end(s) - b, p.K, dys, x_row, dy.step, wt.data(), dx_row, acc,
+                          stream);
+      for (int64_t c = 0; c < nb; ++c) {
+        const int64_t q = cols[c];
+        if (dp) {
+          pixel_taps(dy, i, q, -1, taps);
+          vk.taps_madd(p.K, 9, taps, wt.data(), nullptr, dx.at(i, q));
+        }
+        if (wp) {
+          pixel_taps(x, i, q, 1, taps);
+          for (int t = 0; t < 9; ++t)
+            if (taps[t] != nullptr) vk.mul_add(p.K, dy.at(i, q), taps[t], acc + t * p.K);
         }
       }
     }

@@ -3,8 +3,11 @@
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
+#include "../cpu/balanced_for.h"
 #include "../cpu/conv_correlation.h"
 #include "../cpu/microkernel.h"
 #include "../cpu/stream_stores.h"
@@ -48,6 +51,23 @@ double cpu_peak_gflops(bool float64, int64_t iters) {
   return total / seconds * 1e-9;
 }
 
+// For the scheduler's tests: runs balanced_for over `count` units, thread 0
+// sleeping `slow_us` in each of its units; returns (times each unit ran,
+// the thread that ran it).
+py::tuple balanced_for_trace(int64_t count, int64_t slow_us) {
+  std::vector<std::atomic<int64_t>> runs(count);
+  std::vector<int64_t> thread(count, -1);
+  cnnops::cpu::balanced_for(count, [&](int64_t u) {
+    const int t = at::get_thread_num();
+    if (t == 0 && slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
+    runs[u].fetch_add(1);
+    thread[u] = t;
+  });
+  std::vector<int64_t> run_counts(count);
+  for (int64_t u = 0; u < count; ++u) run_counts[u] = runs[u].load();
+  return py::make_tuple(run_counts, thread);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -59,6 +79,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_direct_paths", &cnnops::cpu::set_direct_paths, py::arg("enabled"),
         "Allow (default) or forbid the packing-free direct CPU conv paths");
   m.def("direct_paths_enabled", &cnnops::cpu::direct_paths_enabled);
+  m.def("set_balanced_for", &cnnops::cpu::set_balanced_for, py::arg("enabled"),
+        "Let threads that finish early take work units from the others (default) or keep "
+        "at::parallel_for's fixed shares (kernels that use balanced_for.h)");
+  m.def("_balanced_for_trace", &balanced_for_trace, py::arg("count"), py::arg("slow_us"));
   m.def("set_stream_min_bytes", &cnnops::cpu::set_stream_min_bytes, py::arg("bytes"),
         "Outputs of at least `bytes` use non-temporal stores where a kernel can (0: all); "
         "a negative value restores the automatic threshold (L2 per core x threads)");
