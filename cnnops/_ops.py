@@ -410,28 +410,6 @@ def _depthwise_backward_fake(grad_output, input, weight, stride, padding, dilati
     return dx, dw
 
 
-def _dw_fprop_setup(ctx, inputs, output):
-    input, weight, bias, stride, padding, dilation = inputs
-    ctx.save_for_backward(input, weight)
-    ctx.conf = (list(stride), [padding[0], padding[2]], list(dilation))
-
-
-def _dw_fprop_backward(ctx, grad):
-    input, weight = ctx.saved_tensors
-    stride, pad, dilation = ctx.conf
-    need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    dx = dw = db = None
-    if need_x and need_w:  # one pass over grad
-        dx, dw = ops.depthwise_backward(grad, input, weight, stride, pad, dilation)
-    elif need_x:
-        dx = ops.depthwise_dgrad(grad, weight, input.shape[1], input.shape[2:], stride, pad, dilation)
-    elif need_w:
-        dw = ops.depthwise_wgrad(grad, input, weight.shape[2:], stride, pad, dilation)
-    if need_b:
-        db = ops.conv2d_bias_grad(grad)
-    return dx, dw, db, None, None, None
-
-
 def _dw_pass_setup(ctx, inputs, output):
     """depthwise_dgrad(grad_output, weight, ...) and depthwise_wgrad(grad_output, input,
     ...): both save their two tensors; both end with stride, padding, dilation."""
@@ -498,8 +476,8 @@ def _dw_backward_backward(ctx, grad_dx, grad_dw):
 
 torch.library.register_autograd("cnnops::depthwise_backward", _dw_backward_backward,
                                 setup_context=_dw_backward_setup)
-torch.library.register_autograd("cnnops::depthwise_fprop", _dw_fprop_backward,
-                                setup_context=_dw_fprop_setup)
+# depthwise_fprop's autograd kernel is C++ (csrc/torch/depthwise_autograd.cpp): it
+# calls depthwise_backward, or depthwise_dgrad / depthwise_wgrad, and conv2d_bias_grad.
 torch.library.register_autograd("cnnops::depthwise_dgrad", _dw_dgrad_backward,
                                 setup_context=_dw_pass_setup)
 torch.library.register_autograd("cnnops::depthwise_wgrad", _dw_wgrad_backward,

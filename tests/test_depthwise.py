@@ -200,6 +200,23 @@ def test_one_gradient_alone(device, layout, wanted):
     torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("needs", ["bias", "input+bias", "weight+bias"])
+@pytest.mark.parametrize("device", device_params())
+def test_bias_gradient_with_any_other(device, needs):
+    """The bias gradient alone or with one other: the C++ autograd kernel
+    (csrc/torch/depthwise_autograd.cpp) counts only the tensors present."""
+    x = make((2, 6, 8, 7), torch.float64, device, channels_last=True)
+    w = make((12, 1, 3, 3), torch.float64, device)
+    b = torch.randn(12, dtype=torch.float64, device=device, requires_grad=True)
+    x.requires_grad_("input" in needs)
+    w.requires_grad_("weight" in needs)
+    targets = [t for t in (x, w, b) if t.requires_grad]
+    got = torch.autograd.grad(cnnops.depthwise_conv2d(x, w, b, padding=1).square().sum(), targets)
+    want = torch.autograd.grad(torch_dw(x, w, b, padding=1).square().sum(), targets)
+    for g, e in zip(got, want):
+        torch.testing.assert_close(g, e)
+
+
 @pytest.mark.parametrize("device", device_params())
 def test_compile_fullgraph(device):
     net = torch.nn.Sequential(cnnops.nn.DepthwiseConv2d(4, 3, padding=1, depth_multiplier=2),
