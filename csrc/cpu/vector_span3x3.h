@@ -2,23 +2,36 @@
 // multiplier 1) over a span of pixels of one output row (the forward: one or
 // two), all channels: depthwise_cl3x3.cpp walks each span down a band of rows,
 // so most rows a step reads were read by the steps before (in cache). Pixels
-// are `step` elements apart; channel k of a pixel is element k. Written over the vector traits V
-// and included by vector_kernels_template.h; like every helper there, each one
-// here is a template on V (so no ISA unit's copy is shared).
+// are `step` elements apart; channel k of a pixel is element k. Written over
+// the vector traits V and included by vector_kernels_template.h; like every
+// helper there, each one here is a template on V (so no ISA unit's copy is
+// shared).
 //
 // With `stream`, the outputs (y or dx, never the dw sums) go out with
 // non-temporal stores where a register is aligned: the caller decides when
 // that pays and fences afterwards (depthwise_cl3x3.cpp).
 //
-// Per channel register, B output pixels at a time (8 with 32 vector registers,
-// else 4; then smaller blocks for the span's tail): each input row's B + 2
-// columns are loaded once into registers and serve all 3 taps of the row (of
-// both output rows it reaches, when the forward takes two: 4 input rows for 2
-// output rows, not 6: 1.05-1.08x on (8,128,56,56), 1.09-1.12x on (8,728,19,19)). The
-// last channel register, if partial, runs one pixel at a time under a lane
-// mask. Sums run over the taps in order (r, then s), as in the other depthwise
-// kernels; a row passed as nullptr lies in the padding and is skipped. The
-// backward reads one input row per output row (span3x3_grad_block).
+// Two orders of work, with the same sums in the same order (the same bits):
+// - Pixel pairs (AVX-512, pixels of up to kPairPixelBytes): two adjacent
+//   pixels at a time with all their channel registers before the next pair,
+//   so each row is read in address order. The forward computes two output
+//   rows per pair (4 input rows for 2 outputs); the weights stay in registers
+//   for the pair. Against the blocks below, on (8,128,56,56): forward
+//   1.20-1.54x, backward 1.04-1.06x (in-process A/B). Blocks of 4 pixels gave
+//   1.05x and 1.04x.
+// - Pixel blocks (otherwise): per channel register, B output pixels at a time
+//   (8 with 32 vector registers, else 4; then smaller blocks for the span's
+//   tail), so a block reads each row 64 bytes per pixel. Each input row's
+//   B + 2 columns are loaded once into registers and serve all 3 taps of the
+//   row (of both output rows it reaches, when the forward takes two: 4 input
+//   rows for 2 output rows, not 6: 1.05-1.08x on (8,128,56,56), 1.09-1.12x on
+//   (8,728,19,19)). For wide pixels (728 channels: 2.9 KB) the pairs were
+//   0.8-0.9x of this in a one-core harness: a pair's 16 pixels no longer stay
+//   in L1 for the next pair.
+// A partial last channel register runs under a lane mask. Sums run over the
+// taps in order (r, then s), as in the other depthwise kernels; a row passed
+// as nullptr lies in the padding and is skipped. The backward reads one input
+// row per output row (span3x3_grad_block, span3x3_pair_grad_block).
 #pragma once
 #include <cstdint>
 #include <utility>
@@ -223,13 +236,89 @@ __attribute__((always_inline)) inline void span_rows_at(const T* const* rows, in
   for (int r = 0; r < N; ++r) out[r] = rows[r] != nullptr ? rows[r] + offset : nullptr;
 }
 
+// Channel register k (lanes `bits` if Masked) of output rows i, i+1 at NP
+// (1 or 2) adjacent pixels, from input rows i-1 .. i+2 (in[0..3] at the first
+// pixel; in[0] is read only with Top, in[3] only with Bottom, the others
+// always): out[o][u] = init + sum over tap rows r, s of in[o + r][u + s - 1] * w[3r + s],
+// each sum in tap order (r, then s), as span3x3_block. The 9 weights are
+// loaded once and serve both rows; each input row's NP + 2 columns serve all
+// the taps that reach them.
+template <typename V, int NP, bool Top, bool Bottom, bool Masked>
+__attribute__((always_inline)) inline void span3x3_pair_block(int64_t K, int64_t k, uint32_t bits,
+                                                              const typename V::T* const* in,
+                                                              int64_t step, const typename V::T* w,
+                                                              const typename V::T* init,
+                                                              typename V::T* const* out, bool stream) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  Reg wr[9], a[2][NP];
+  unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
+    wr[t] = span_load<V, Masked>(w + t * K + k, bits);
+  });
+  {
+    const Reg a0 = init != nullptr ? span_load<V, Masked>(init + k, bits) : V::zero();
+    unrolled<V, 2 * NP>([&](auto i) __attribute__((always_inline)) { a[i / NP][i % NP] = a0; });
+  }
+  unrolled<V, 4>([&](auto r) __attribute__((always_inline)) {
+    if constexpr ((r > 0 || Top) && (r < 3 || Bottom)) {
+      const T* col = in[r] - step + k;  // column -1
+      Reg c[NP + 2];
+      unrolled<V, NP + 2>([&](auto i) __attribute__((always_inline)) {
+        c[i] = span_load<V, Masked>(col + i * step, bits);
+      });
+      unrolled<V, 2>([&](auto o) __attribute__((always_inline)) {
+        constexpr int tr = decltype(r)::value - decltype(o)::value;  // the tap row
+        if constexpr (tr >= 0 && tr < 3)
+          unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+            unrolled<V, NP>([&](auto u) __attribute__((always_inline)) {
+              a[o][u] = V::fma(c[u + s], wr[3 * tr + s], a[o][u]);
+            });
+          });
+      });
+    }
+  });
+  unrolled<V, 2 * NP>([&](auto i) __attribute__((always_inline)) {
+    constexpr int o = decltype(i)::value / NP, u = decltype(i)::value % NP;
+    span_out<V, Masked>(out[o] + u * step + k, a[o][u], bits, stream);
+  });
+}
+
+// Output rows i, i+1 over npix pixels, pixel pair by pixel pair with all K
+// channels of a pair before the next (span3x3_pair_block): the rows are read
+// in address order. For pixels of up to kPairPixelBytes, so that a pair's
+// 4 x 4 pixels stay in L1 for the next pair. Arguments as span3x3_fprop's.
+constexpr int64_t kPairPixelBytes = 2048;
+
+template <typename V, bool Top, bool Bottom>
+void span3x3_fprop_pairs(int64_t npix, int64_t K, const typename V::T* const* x, int64_t step,
+                         const typename V::T* w, const typename V::T* init,
+                         typename V::T* const* out, bool stream) {
+  using T = typename V::T;
+  constexpr int W = V::kWidth;
+  const int64_t full = K / W * W;
+  const uint32_t tail = span_tail_bits<V>(K);
+  auto pixels = [&](auto np, int64_t j) __attribute__((always_inline)) {
+    constexpr int NP = decltype(np)::value;
+    const T* in_j[4];
+    T* out_j[2] = {out[0] + j * step, out[1] + j * step};
+    span_rows_at<V, 4>(x, j * step, in_j);
+    for (int64_t k = 0; k < full; k += W)
+      span3x3_pair_block<V, NP, Top, Bottom, false>(K, k, 0, in_j, step, w, init, out_j, stream);
+    if (tail) span3x3_pair_block<V, NP, Top, Bottom, true>(K, full, tail, in_j, step, w, init, out_j, stream);
+  };
+  int64_t j = 0;
+  for (; j + 2 <= npix; j += 2) pixels(std::integral_constant<int, 2>{}, j);
+  if (j < npix) pixels(std::integral_constant<int, 1>{}, j);
+}
+
 // Output rows i .. i+nout-1 (nout = 1 or 2) of the forward pass over npix
 // pixels and K channels (tap t's weights at w + t*K): x[0 .. nout+1] are input
 // rows i-1 .. i+nout at the span's pixel 0 (nullptr in the padding), out[o]
 // pixel 0 of the span in y's row i+o; out[o][j] = init + sum over taps of x * w.
-// Two rows share their two middle input rows' loads (span3x3_block) where 32
-// vector registers hold both rows' sums (AVX-512); with 16 (AVX2: 4.6x slower
-// in one A/B), the rows run one at a time. Either way, the same bits.
+// Two rows share their two middle input rows' loads (span3x3_pair_block, or
+// span3x3_block for wide pixels) where 32 vector registers hold both rows'
+// sums (AVX-512); with 16 (AVX2: 4.6x slower in one A/B), the rows run one at
+// a time. Either way, the same bits.
 template <typename V>
 void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* const* x,
                    int64_t step, const typename V::T* w, const typename V::T* init,
@@ -247,11 +336,99 @@ void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* c
                                                                            init, out_j, stream);
     });
   };
-  if (nout == 2 && span_block<V>() == 8) {
-    rows(std::integral_constant<int, 2>{}, x, out);
-    return;
+  if constexpr (span_block<V>() == 8) {
+    if (nout == 2 && K * int64_t(sizeof(T)) <= kPairPixelBytes) {
+      if (x[0] != nullptr && x[3] != nullptr) span3x3_fprop_pairs<V, true, true>(npix, K, x, step, w, init, out, stream);
+      else if (x[0] != nullptr) span3x3_fprop_pairs<V, true, false>(npix, K, x, step, w, init, out, stream);
+      else if (x[3] != nullptr) span3x3_fprop_pairs<V, false, true>(npix, K, x, step, w, init, out, stream);
+      else span3x3_fprop_pairs<V, false, false>(npix, K, x, step, w, init, out, stream);
+      return;
+    }
+    if (nout == 2) {
+      rows(std::integral_constant<int, 2>{}, x, out);
+      return;
+    }
   }
   for (int64_t o = 0; o < nout; ++o) rows(std::integral_constant<int, 1>{}, x + o, out + o);
+}
+
+// Channel register k of both gradients at NP (1 or 2) adjacent pixels of row
+// i, as span3x3_grad_block (the same sums, in the same order) with dx's 9
+// weights held in registers: dy[0..2] are dy rows i+1, i, i-1 at the first
+// pixel (nullptr in the padding), x input row i; Dx and Dw say which
+// gradients (dx, acc) are computed.
+template <typename V, int NP, bool Masked, bool Dx, bool Dw>
+__attribute__((always_inline)) inline void span3x3_pair_grad_block(
+    int64_t K, int64_t k, uint32_t bits, const typename V::T* const* dy, const typename V::T* x,
+    int64_t step, const typename V::T* w, typename V::T* dx, typename V::T* acc, bool stream) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  Reg wr[9], sum[9], a[NP], xc[NP + 2];
+  unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
+    if constexpr (Dx) wr[t] = span_load<V, Masked>(w + t * K + k, bits);
+    if constexpr (Dw) sum[t] = span_load<V, Masked>(acc + t * K + k, bits);
+  });
+  if constexpr (Dx) unrolled<V, NP>([&](auto u) __attribute__((always_inline)) { a[u] = V::zero(); });
+  if constexpr (Dw)
+    unrolled<V, NP + 2>([&](auto i) __attribute__((always_inline)) {
+      xc[i] = span_load<V, Masked>(x - step + k + i * step, bits);  // columns -1 .. NP
+    });
+  unrolled<V, 3>([&](auto r) __attribute__((always_inline)) {
+    if (dy[r] == nullptr) return;
+    const T* col = dy[r] - step + k;  // column -1
+    Reg c[NP + 2];
+    unrolled<V, NP + 2>([&](auto i) __attribute__((always_inline)) {
+      c[i] = span_load<V, Masked>(col + i * step, bits);
+    });
+    if constexpr (Dx)
+      unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+        unrolled<V, NP>([&](auto u) __attribute__((always_inline)) {
+          a[u] = V::fma(c[u + 2 - s], wr[3 * r + s], a[u]);
+        });
+      });
+    if constexpr (Dw)
+      unrolled<V, NP>([&](auto u) __attribute__((always_inline)) {
+        unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+          sum[3 * r + s] = V::fma(c[u + 1], xc[u + s], sum[3 * r + s]);
+        });
+      });
+  });
+  if constexpr (Dw)
+    unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
+      span_store<V, Masked>(acc + t * K + k, sum[t], bits);
+    });
+  if constexpr (Dx)
+    unrolled<V, NP>([&](auto u) __attribute__((always_inline)) {
+      span_out<V, Masked>(dx + u * step + k, a[u], bits, stream);
+    });
+}
+
+// Row i of both gradients pixel pair by pixel pair, all K channels of a pair
+// before the next (span3x3_pair_grad_block), for pixels of up to
+// kPairPixelBytes: the rows are read in order, as in span3x3_fprop_pairs.
+// Arguments as span3x3_backward's.
+template <typename V, bool Dx, bool Dw>
+void span3x3_backward_pairs(int64_t npix, int64_t K, const typename V::T* const* dy,
+                            const typename V::T* x, int64_t step, const typename V::T* w,
+                            typename V::T* dx, typename V::T* acc, bool stream) {
+  using T = typename V::T;
+  constexpr int W = V::kWidth;
+  const int64_t full = K / W * W;
+  const uint32_t tail = span_tail_bits<V>(K);
+  auto pixels = [&](auto np, int64_t j) __attribute__((always_inline)) {
+    constexpr int NP = decltype(np)::value;
+    const T* dys[3];
+    span_rows_at<V, 3>(dy, j * step, dys);
+    const T* x_j = Dw ? x + j * step : nullptr;
+    T* dx_j = Dx ? dx + j * step : nullptr;
+    for (int64_t k = 0; k < full; k += W)
+      span3x3_pair_grad_block<V, NP, false, Dx, Dw>(K, k, 0, dys, x_j, step, w, dx_j, acc, stream);
+    if (tail)
+      span3x3_pair_grad_block<V, NP, true, Dx, Dw>(K, full, tail, dys, x_j, step, w, dx_j, acc, stream);
+  };
+  int64_t j = 0;
+  for (; j + 2 <= npix; j += 2) pixels(std::integral_constant<int, 2>{}, j);
+  if (j < npix) pixels(std::integral_constant<int, 1>{}, j);
 }
 
 // Row i of both gradients over npix pixels and K channels: dy[0..2] are dy
@@ -259,12 +436,21 @@ void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* c
 // row i, each at the span's pixel 0. With dx (pixel 0 of the span in dx's row
 // i): dx[j] = sum over taps of dy * w, the flipped stencil. With acc ((9, K)
 // sums): acc[(3r + s)*K + k] += sum over j of dy[r][j] * x[j + s - 1], dw's
-// sum taken by input row (span3x3_grad_block).
+// sum taken by input row (span3x3_pair_grad_block on AVX-512 for pixels of up
+// to kPairPixelBytes, else span3x3_grad_block).
 template <typename V>
 void span3x3_backward(int64_t npix, int64_t K, const typename V::T* const* dy,
                       const typename V::T* x, int64_t step, const typename V::T* w,
                       typename V::T* dx, typename V::T* acc, bool stream) {
   using T = typename V::T;
+  if constexpr (span_block<V>() == 8) {
+    if (K * int64_t(sizeof(T)) <= kPairPixelBytes) {
+      if (dx != nullptr && acc != nullptr) span3x3_backward_pairs<V, true, true>(npix, K, dy, x, step, w, dx, acc, stream);
+      else if (dx != nullptr) span3x3_backward_pairs<V, true, false>(npix, K, dy, x, step, w, dx, acc, stream);
+      else span3x3_backward_pairs<V, false, true>(npix, K, dy, x, step, w, dx, acc, stream);
+      return;
+    }
+  }
   span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
                                  __attribute__((always_inline)) {
     const T* dys[3];
