@@ -4,10 +4,10 @@
 //   columns), run by balanced_for (balanced_for.h: each thread starts on its
 //   own run of consecutive units; one that finishes early takes units from the
 //   back of the others'; the fixed shares of at::parallel_for left one core
-//   idle for 10-20% of a call whenever the other ran slow). A unit walks its span down its
-//   band, one output row per step (the span kernels of vector_span3x3.h, all
-//   channels; the forward takes two rows per step, sharing their middle input
-//   rows, and one for a band's odd last row). A span is the whole row where
+//   idle for 10-20% of a call whenever the other ran slow). A unit walks its
+//   span down its band, two output rows per step (the span kernels of
+//   vector_span3x3.h, all channels; the two rows share their middle input or
+//   dy rows) and one for a band's odd last row. A span is the whole row where
 //   kSpanBytes allow it (up to 64 KiB of pixels), so each step reads its new
 //   input rows as contiguous runs that the hardware prefetchers stream, and
 //   the rows before them come from L2.
@@ -164,7 +164,9 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
   const bool stream = dp != nullptr && stream_image_output<T>(p.N, p.H, p.W, p.C);
   balanced_for(units.count(), [&](int64_t u) {
     const T* taps[9];
-    const T* dys[3];
+    const T* dys[4];
+    const T* x_rows[2];
+    T* dx_rows[2];
     int64_t cols[2];
     const int64_t n = units.image(u), s = units.span(u), band = units.band(u);
     const Image<T> dy = image_of<T>(p.y, p.y_strides, n, p.P, p.Q);
@@ -172,24 +174,29 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
     const Image<T> x = wp ? image_of<T>(wp->x, wp->x_strides, n, p.H, p.W) : Image<T>{};
     T* acc = wp ? partial.data() + u * 9 * p.K : nullptr;
     const int64_t b = units.col_begin(s), nb = units.borders(s, cols);
-    for (int64_t i = units.row_begin(band); i < units.row_begin(band + 1); ++i) {
-      span_rows(dy, i + 1, 3, b, -1, dys);  // dy rows i+1, i, i-1
-      const T* x_row = wp ? x.base + i * x.row + b * x.step : nullptr;
-      T* dx_row = dp ? dx.base + i * dx.row + b * dx.step : nullptr;
-      vk.span3x3_backward(units.col_end(s) - b, p.K, dys, x_row, dy.step, wt.data(), dx_row, acc,
-                          stream);
-      for (int64_t c = 0; c < nb; ++c) {
-        const int64_t q = cols[c];
-        if (dp) {
-          pixel_taps(dy, i, q, -1, taps);
-          vk.taps_madd(p.K, 9, taps, wt.data(), nullptr, dx.at(i, q));
-        }
-        if (wp) {
-          pixel_taps(x, i, q, 1, taps);
-          for (int t = 0; t < 9; ++t)
-            if (taps[t] != nullptr) vk.mul_add(p.K, dy.at(i, q), taps[t], acc + t * p.K);
-        }
+    const int64_t end_row = units.row_begin(band + 1);
+    for (int64_t i = units.row_begin(band); i < end_row;) {
+      const int64_t nout = std::min<int64_t>(end_row - i, 2);
+      span_rows(dy, i + nout, nout + 2, b, -1, dys);  // dy rows i+nout .. i-1
+      for (int64_t o = 0; o < nout; ++o) {
+        x_rows[o] = wp ? x.base + (i + o) * x.row + b * x.step : nullptr;
+        dx_rows[o] = dp ? dx.base + (i + o) * dx.row + b * dx.step : nullptr;
       }
+      vk.span3x3_backward(units.col_end(s) - b, p.K, nout, dys, x_rows, dy.step, wt.data(),
+                          dp ? dx_rows : nullptr, acc, stream);
+      for (int64_t end = i + nout; i < end; ++i)
+        for (int64_t c = 0; c < nb; ++c) {
+          const int64_t q = cols[c];
+          if (dp) {
+            pixel_taps(dy, i, q, -1, taps);
+            vk.taps_madd(p.K, 9, taps, wt.data(), nullptr, dx.at(i, q));
+          }
+          if (wp) {
+            pixel_taps(x, i, q, 1, taps);
+            for (int t = 0; t < 9; ++t)
+              if (taps[t] != nullptr) vk.mul_add(p.K, dy.at(i, q), taps[t], acc + t * p.K);
+          }
+        }
     }
     if (stream) stream_fence();
   });

@@ -36,15 +36,17 @@ struct VectorKernels {
   //   span3x3_fprop: output rows i .. i+nout-1 (nout 1 or 2), x = input rows
   //     i-1 .. i+nout, out[o] = output row i+o;
   //     out[o][j*step + k] = init[k] (or 0) + sum over r, s of x[o+r][(j+s-1)*step + k] * w[3r+s][k].
-  //   span3x3_backward: dy = dy rows i+1, i, i-1, x = input row i;
-  //     with dx: dx[j*step + k] = sum over r, s of dy[r][(j+1-s)*step + k] * w[3r+s][k];
-  //     with acc: acc[3r+s][k] += sum over j of dy[r][j*step + k] * x[(j+s-1)*step + k]
+  //   span3x3_backward: rows i .. i+nout-1 (nout 1 or 2), dy = dy rows
+  //     i+nout, ..., i-1, x[o] = input row i+o, dx[o] = dx's row i+o; for row i:
+  //     with dx: dx[0][j*step + k] = sum over r, s of dy[nout-1+r][(j+1-s)*step + k] * w[3r+s][k];
+  //     with acc: acc[3r+s][k] += sum over j of dy[nout-1+r][j*step + k] * x[0][(j+s-1)*step + k]
   //     (dw's sum taken by input row: over all rows i, the same terms).
   //   stream: out / dx with non-temporal stores where aligned (the caller fences).
   void (*span3x3_fprop)(int64_t npix, int64_t K, int64_t nout, const T* const* x, int64_t step,
                         const T* w, const T* init, T* const* out, bool stream) = nullptr;
-  void (*span3x3_backward)(int64_t npix, int64_t K, const T* const* dy, const T* x,
-                           int64_t step, const T* w, T* dx, T* acc, bool stream) = nullptr;
+  void (*span3x3_backward)(int64_t npix, int64_t K, int64_t nout, const T* const* dy,
+                           const T* const* x, int64_t step, const T* w, T* const* dx, T* acc,
+                           bool stream) = nullptr;
   // out[i] = init + sum over taps t of w[t] * x[t][i]: one scalar weight per
   // tap (NCHW depthwise rows and flat planes).
   void (*taps_scale)(int64_t n, int64_t ntaps, const T* const* x, const T* w, T init,

@@ -11,14 +11,16 @@
 // non-temporal stores where a register is aligned: the caller decides when
 // that pays and fences afterwards (depthwise_cl3x3.cpp).
 //
-// Two orders of work, with the same sums in the same order (the same bits):
+// Two orders of work, with the same sums (y and dx in the same order):
 // - Pixel pairs (AVX-512, pixels of up to kPairPixelBytes): two adjacent
 //   pixels at a time with all their channel registers before the next pair,
 //   so each row is read in address order. The forward computes two output
 //   rows per pair (4 input rows for 2 outputs); the weights stay in registers
-//   for the pair. Against the blocks below, on (8,128,56,56): forward
-//   1.20-1.54x, backward 1.04-1.06x (in-process A/B). Blocks of 4 pixels gave
-//   1.05x and 1.04x.
+//   for the pair; the backward too computes two rows per pair (the dy rows
+//   and the dw sums serve both). On (8,128,56,56), in-process A/B: forward
+//   1.20-1.54x over the blocks below; backward 1.04-1.06x with one row per
+//   pair, and two rows 1.20x over one. Blocks of 4 pixels gave 1.05x and
+//   1.04x.
 // - Pixel blocks (otherwise): per channel register, B output pixels at a time
 //   (8 with 32 vector registers, else 4; then smaller blocks for the span's
 //   tail), so a block reads each row 64 bytes per pixel. Each input row's
@@ -31,7 +33,9 @@
 // A partial last channel register runs under a lane mask. Sums run over the
 // taps in order (r, then s), as in the other depthwise kernels; a row passed
 // as nullptr lies in the padding and is skipped. The backward reads one input
-// row per output row (span3x3_grad_block, span3x3_pair_grad_block).
+// row per output row (span3x3_grad_block, span3x3_pair_grad_block). dw's sums
+// take their terms in a different order in the two (a pair's two rows
+// interleave), so its bits differ between them; y's and dx's do not.
 #pragma once
 #include <cstdint>
 #include <utility>
@@ -352,113 +356,149 @@ void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* c
   for (int64_t o = 0; o < nout; ++o) rows(std::integral_constant<int, 1>{}, x + o, out + o);
 }
 
-// Channel register k of both gradients at NP (1 or 2) adjacent pixels of row
-// i, as span3x3_grad_block (the same sums, in the same order) with dx's 9
-// weights held in registers: dy[0..2] are dy rows i+1, i, i-1 at the first
-// pixel (nullptr in the padding), x input row i; Dx and Dw say which
-// gradients (dx, acc) are computed.
-template <typename V, int NP, bool Masked, bool Dx, bool Dw>
+// Channel register k of both gradients at NP (1 or 2) adjacent pixels of
+// rows i .. i+Rows-1 (Rows 1 or 2), with dx's 9 weights held in registers:
+// dy[q] is dy row i+Rows-q (q = 0 .. Rows+1; nullptr in the padding), x[o]
+// and dx[o] rows i+o, all at the first pixel; Dx and Dw say which gradients
+// (dx, acc) are computed. Row i+o takes tap row r from dy row i+o+1-r (q =
+// Rows-1-o+r):
+//   dx[o][u] = sum over r, s of dy[q][u + 1 - s] * w[3r + s], in order r, s;
+//   acc[3r + s] += dy[q][u] * x[o][u + s - 1] over o and u, in the order the
+//   dy rows come (q), then o, then u.
+// Each dy row's NP + 2 columns serve both gradients of every row they reach.
+template <typename V, int Rows, int NP, bool Masked, bool Dx, bool Dw>
 __attribute__((always_inline)) inline void span3x3_pair_grad_block(
-    int64_t K, int64_t k, uint32_t bits, const typename V::T* const* dy, const typename V::T* x,
-    int64_t step, const typename V::T* w, typename V::T* dx, typename V::T* acc, bool stream) {
+    int64_t K, int64_t k, uint32_t bits, const typename V::T* const* dy,
+    const typename V::T* const* x, int64_t step, const typename V::T* w, typename V::T* const* dx,
+    typename V::T* acc, bool stream) {
   using T = typename V::T;
   using Reg = typename V::Reg;
-  Reg wr[9], sum[9], a[NP], xc[NP + 2];
+  Reg wr[9], sum[9], a[Rows][NP], xc[Rows][NP + 2];
   unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
     if constexpr (Dx) wr[t] = span_load<V, Masked>(w + t * K + k, bits);
     if constexpr (Dw) sum[t] = span_load<V, Masked>(acc + t * K + k, bits);
   });
-  if constexpr (Dx) unrolled<V, NP>([&](auto u) __attribute__((always_inline)) { a[u] = V::zero(); });
-  if constexpr (Dw)
-    unrolled<V, NP + 2>([&](auto i) __attribute__((always_inline)) {
-      xc[i] = span_load<V, Masked>(x - step + k + i * step, bits);  // columns -1 .. NP
-    });
-  unrolled<V, 3>([&](auto r) __attribute__((always_inline)) {
-    if (dy[r] == nullptr) return;
-    const T* col = dy[r] - step + k;  // column -1
+  unrolled<V, Rows>([&](auto o) __attribute__((always_inline)) {
+    if constexpr (Dx) unrolled<V, NP>([&](auto u) __attribute__((always_inline)) { a[o][u] = V::zero(); });
+    if constexpr (Dw)
+      unrolled<V, NP + 2>([&](auto i) __attribute__((always_inline)) {
+        xc[o][i] = span_load<V, Masked>(x[o] - step + k + i * step, bits);  // columns -1 .. NP
+      });
+  });
+  unrolled<V, Rows + 2>([&](auto q) __attribute__((always_inline)) {
+    if (dy[q] == nullptr) return;
+    const T* col = dy[q] - step + k;  // column -1
     Reg c[NP + 2];
     unrolled<V, NP + 2>([&](auto i) __attribute__((always_inline)) {
       c[i] = span_load<V, Masked>(col + i * step, bits);
     });
-    if constexpr (Dx)
-      unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
-        unrolled<V, NP>([&](auto u) __attribute__((always_inline)) {
-          a[u] = V::fma(c[u + 2 - s], wr[3 * r + s], a[u]);
-        });
-      });
-    if constexpr (Dw)
-      unrolled<V, NP>([&](auto u) __attribute__((always_inline)) {
-        unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
-          sum[3 * r + s] = V::fma(c[u + 1], xc[u + s], sum[3 * r + s]);
-        });
-      });
+    unrolled<V, Rows>([&](auto o) __attribute__((always_inline)) {
+      constexpr int r = decltype(q)::value - (Rows - 1 - decltype(o)::value);  // the tap row
+      if constexpr (r >= 0 && r < 3) {
+        if constexpr (Dx)
+          unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+            unrolled<V, NP>([&](auto u) __attribute__((always_inline)) {
+              a[o][u] = V::fma(c[u + 2 - s], wr[3 * r + s], a[o][u]);
+            });
+          });
+        if constexpr (Dw)
+          unrolled<V, NP>([&](auto u) __attribute__((always_inline)) {
+            unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
+              sum[3 * r + s] = V::fma(c[u + 1], xc[o][u + s], sum[3 * r + s]);
+            });
+          });
+      }
+    });
   });
   if constexpr (Dw)
     unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
       span_store<V, Masked>(acc + t * K + k, sum[t], bits);
     });
   if constexpr (Dx)
-    unrolled<V, NP>([&](auto u) __attribute__((always_inline)) {
-      span_out<V, Masked>(dx + u * step + k, a[u], bits, stream);
+    unrolled<V, Rows * NP>([&](auto i) __attribute__((always_inline)) {
+      constexpr int o = decltype(i)::value / NP, u = decltype(i)::value % NP;
+      span_out<V, Masked>(dx[o] + u * step + k, a[o][u], bits, stream);
     });
 }
 
-// Row i of both gradients pixel pair by pixel pair, all K channels of a pair
-// before the next (span3x3_pair_grad_block), for pixels of up to
-// kPairPixelBytes: the rows are read in order, as in span3x3_fprop_pairs.
-// Arguments as span3x3_backward's.
-template <typename V, bool Dx, bool Dw>
+// Rows i .. i+Rows-1 of both gradients pixel pair by pixel pair, all K
+// channels of a pair before the next (span3x3_pair_grad_block), for pixels of
+// up to kPairPixelBytes: the rows are read in address order, as in
+// span3x3_fprop_pairs. Arguments as span3x3_backward's.
+template <typename V, int Rows, bool Dx, bool Dw>
 void span3x3_backward_pairs(int64_t npix, int64_t K, const typename V::T* const* dy,
-                            const typename V::T* x, int64_t step, const typename V::T* w,
-                            typename V::T* dx, typename V::T* acc, bool stream) {
+                            const typename V::T* const* x, int64_t step, const typename V::T* w,
+                            typename V::T* const* dx, typename V::T* acc, bool stream) {
   using T = typename V::T;
   constexpr int W = V::kWidth;
   const int64_t full = K / W * W;
   const uint32_t tail = span_tail_bits<V>(K);
   auto pixels = [&](auto np, int64_t j) __attribute__((always_inline)) {
     constexpr int NP = decltype(np)::value;
-    const T* dys[3];
-    span_rows_at<V, 3>(dy, j * step, dys);
-    const T* x_j = Dw ? x + j * step : nullptr;
-    T* dx_j = Dx ? dx + j * step : nullptr;
+    const T* dys[Rows + 2];
+    const T* x_j[Rows];
+    T* dx_j[Rows];
+    span_rows_at<V, Rows + 2>(dy, j * step, dys);
+    for (int o = 0; o < Rows; ++o) {
+      x_j[o] = Dw ? x[o] + j * step : nullptr;
+      dx_j[o] = Dx ? dx[o] + j * step : nullptr;
+    }
     for (int64_t k = 0; k < full; k += W)
-      span3x3_pair_grad_block<V, NP, false, Dx, Dw>(K, k, 0, dys, x_j, step, w, dx_j, acc, stream);
+      span3x3_pair_grad_block<V, Rows, NP, false, Dx, Dw>(K, k, 0, dys, x_j, step, w, dx_j, acc, stream);
     if (tail)
-      span3x3_pair_grad_block<V, NP, true, Dx, Dw>(K, full, tail, dys, x_j, step, w, dx_j, acc, stream);
+      span3x3_pair_grad_block<V, Rows, NP, true, Dx, Dw>(K, full, tail, dys, x_j, step, w, dx_j, acc,
+                                                         stream);
   };
   int64_t j = 0;
   for (; j + 2 <= npix; j += 2) pixels(std::integral_constant<int, 2>{}, j);
   if (j < npix) pixels(std::integral_constant<int, 1>{}, j);
 }
 
-// Row i of both gradients over npix pixels and K channels: dy[0..2] are dy
-// rows i+1, i, i-1 (nullptr in the padding; dy[1] always present) and x input
-// row i, each at the span's pixel 0. With dx (pixel 0 of the span in dx's row
-// i): dx[j] = sum over taps of dy * w, the flipped stencil. With acc ((9, K)
-// sums): acc[(3r + s)*K + k] += sum over j of dy[r][j] * x[j + s - 1], dw's
-// sum taken by input row (span3x3_pair_grad_block on AVX-512 for pixels of up
-// to kPairPixelBytes, else span3x3_grad_block).
+// Rows i .. i+nout-1 (nout 1 or 2) of both gradients over npix pixels and K
+// channels: dy[q] is dy row i+nout-q (q = 0 .. nout+1; nullptr in the
+// padding), x[o] input row i+o and dx[o] dx's row i+o, each at the span's
+// pixel 0 (x null without acc, dx null when dx is not computed). With dx:
+// dx[o][j] = sum over taps of dy * w, the flipped stencil. With acc ((9, K)
+// sums): acc[(3r + s)*K + k] += sum over o, j of dy row (i+o+1-r)[j] *
+// x[o][j + s - 1], dw's sum taken by input row. Pixel pairs on AVX-512 for
+// pixels of up to kPairPixelBytes (two rows at a time: both rows' dy loads
+// are shared, and the weights and dw sums are loaded once for both); else one
+// row at a time in pixel blocks (span3x3_grad_block). The order of dw's terms
+// differs between the two, never between dx alone, dw alone and both.
 template <typename V>
-void span3x3_backward(int64_t npix, int64_t K, const typename V::T* const* dy,
-                      const typename V::T* x, int64_t step, const typename V::T* w,
-                      typename V::T* dx, typename V::T* acc, bool stream) {
+void span3x3_backward(int64_t npix, int64_t K, int64_t nout, const typename V::T* const* dy,
+                      const typename V::T* const* x, int64_t step, const typename V::T* w,
+                      typename V::T* const* dx, typename V::T* acc, bool stream) {
   using T = typename V::T;
   if constexpr (span_block<V>() == 8) {
     if (K * int64_t(sizeof(T)) <= kPairPixelBytes) {
-      if (dx != nullptr && acc != nullptr) span3x3_backward_pairs<V, true, true>(npix, K, dy, x, step, w, dx, acc, stream);
-      else if (dx != nullptr) span3x3_backward_pairs<V, true, false>(npix, K, dy, x, step, w, dx, acc, stream);
-      else span3x3_backward_pairs<V, false, true>(npix, K, dy, x, step, w, dx, acc, stream);
+      auto rows = [&](auto nrows) __attribute__((always_inline)) {
+        constexpr int R = decltype(nrows)::value;
+        if (dx != nullptr && acc != nullptr)
+          span3x3_backward_pairs<V, R, true, true>(npix, K, dy, x, step, w, dx, acc, stream);
+        else if (dx != nullptr)
+          span3x3_backward_pairs<V, R, true, false>(npix, K, dy, x, step, w, dx, acc, stream);
+        else
+          span3x3_backward_pairs<V, R, false, true>(npix, K, dy, x, step, w, dx, acc, stream);
+      };
+      if (nout == 2) rows(std::integral_constant<int, 2>{});
+      else rows(std::integral_constant<int, 1>{});
       return;
     }
   }
-  span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
-                                 __attribute__((always_inline)) {
-    const T* dys[3];
-    span_rows_at<V, 3>(dy, j * step, dys);
-    span3x3_grad_block<V, decltype(b)::value, decltype(masked)::value>(
-        K, k, bits, dys, x != nullptr ? x + j * step : nullptr, step, w,
-        dx != nullptr ? dx + j * step : nullptr, acc, stream);
-  });
+  for (int64_t o = 0; o < nout; ++o) {
+    const T* const* dy_o = dy + (nout - 1 - o);  // dy rows i+o+1, i+o, i+o-1
+    const T* x_o = acc != nullptr ? x[o] : nullptr;
+    T* dx_o = dx != nullptr ? dx[o] : nullptr;
+    span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
+                                   __attribute__((always_inline)) {
+      const T* dys[3];
+      span_rows_at<V, 3>(dy_o, j * step, dys);
+      span3x3_grad_block<V, decltype(b)::value, decltype(masked)::value>(
+          K, k, bits, dys, x_o != nullptr ? x_o + j * step : nullptr, step, w,
+          dx_o != nullptr ? dx_o + j * step : nullptr, acc, stream);
+    });
+  }
 }
 
 }  // namespace vk_impl
