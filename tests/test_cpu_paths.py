@@ -323,6 +323,8 @@ def test_depthwise_cl3x3_spans_every_isa(isa, H, W, C, output_stores):
     (1, 1100, 5, 30, torch.float64),   # 8800-byte pixels: 4 spans of 7 columns, 1 band
     (2, 1100, 20, 30, torch.float32),  # 2 spans of 14 columns, 5 bands of 4 rows
     (1, 8, 70, 6, torch.float32),      # 4 bands of 17-18 rows (about 16), one span
+    (1, 600, 6, 19, torch.float32),    # 2400-byte pixels (blocks, not pairs): 17 = 8 + 9 columns
+    (2, 260, 7, 11, torch.float64),    # 2080-byte pixels: one block of 9 columns
 ])
 def test_depthwise_cl3x3_bands_and_spans_every_isa(isa, N, C, H, W, dtype):
     # The work units split an image into bands of about 16 rows (down to 4

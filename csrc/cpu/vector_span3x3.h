@@ -23,7 +23,7 @@
 //   1.04x.
 // - Pixel blocks (otherwise): per channel register, B output pixels at a time
 //   (8 with 32 vector registers, else 4; then smaller blocks for the span's
-//   tail), so a block reads each row 64 bytes per pixel. Each input row's
+//   tail, or 9 for a last 9), so a block reads each row 64 bytes per pixel. Each input row's
 //   B + 2 columns are loaded once into registers and serve all 3 taps of the
 //   row (of both output rows it reaches, when the forward takes two: 4 input
 //   rows for 2 output rows, not 6: 1.05-1.08x on (8,128,56,56), 1.09-1.12x on
@@ -211,10 +211,22 @@ inline uint32_t span_tail_bits(int64_t K) {
 }
 
 // Pixels [j, npix) of the span in blocks of B, then of B/2, ... 1; `block` is
-// called as block(integral_constant<int, B>, j) for each.
+// called as block(integral_constant<int, B>, j) for each. With B = 8, a last
+// 9 pixels make one block (B + 1 = 9 sums and 11 columns still fit in 32
+// registers) rather than 8 and a lone pixel, which loads its 3 columns per row
+// for one output: (8,728,19,19), whose 17-pixel interior is 8 + 9, ran 1.05x
+// (forward) and 1.09x (backward) faster.
 template <typename V, int B, typename F>
 __attribute__((always_inline)) inline void span_blocks(int64_t npix, int64_t j, F&& block) {
-  for (; j + B <= npix; j += B) block(std::integral_constant<int, B>{}, j);
+  for (; j + B <= npix; j += B) {
+    if constexpr (B == 8) {
+      if (npix - j == 9) {
+        block(std::integral_constant<int, 9>{}, j);
+        return;
+      }
+    }
+    block(std::integral_constant<int, B>{}, j);
+  }
   if constexpr (B > 1) span_blocks<V, B / 2>(npix, j, block);
 }
 
