@@ -16,6 +16,7 @@
 #pragma once
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>

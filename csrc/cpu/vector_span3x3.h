@@ -299,32 +299,46 @@ __attribute__((always_inline)) inline void span3x3_pair_block(int64_t K, int64_t
   });
 }
 
-// Output rows i, i+1 over npix pixels, pixel pair by pixel pair with all K
-// channels of a pair before the next (span3x3_pair_block): the rows are read
-// in address order. For pixels of up to kPairPixelBytes, so that a pair's
-// 4 x 4 pixels stay in L1 for the next pair. Arguments as span3x3_fprop's.
+// Pixel pairs for pixels of up to kPairPixelBytes, so that a pair's 4 x 4
+// pixels stay in L1 for the next pair.
 constexpr int64_t kPairPixelBytes = 2048;
 
+// Walks a span of npix pixels two at a time (the last alone if npix is odd),
+// all K channels of a pair before the next, so the rows are read in address
+// order: pair(np, j, registers) for each pair of np pixels at pixel j, where
+// registers(body) calls body(masked, k, bits) for the full channel registers
+// k (masked std::false_type) and then the partial last one, if any, under its
+// lane mask. The pair sets up its row pointers once for all its registers.
+template <typename V, typename F>
+__attribute__((always_inline)) inline void span_pairs(int64_t npix, int64_t K, F&& pair) {
+  constexpr int W = V::kWidth;
+  const int64_t full = K / W * W;
+  const uint32_t tail = span_tail_bits<V>(K);
+  auto registers = [&](auto&& body) __attribute__((always_inline)) {
+    for (int64_t k = 0; k < full; k += W) body(std::false_type{}, k, uint32_t(0));
+    if (tail) body(std::true_type{}, full, tail);
+  };
+  int64_t j = 0;
+  for (; j + 2 <= npix; j += 2) pair(std::integral_constant<int, 2>{}, j, registers);
+  if (j < npix) pair(std::integral_constant<int, 1>{}, j, registers);
+}
+
+// Output rows i, i+1 over npix pixels, pixel pair by pixel pair
+// (span_pairs, span3x3_pair_block). Arguments as span3x3_fprop's.
 template <typename V, bool Top, bool Bottom>
 void span3x3_fprop_pairs(int64_t npix, int64_t K, const typename V::T* const* x, int64_t step,
                          const typename V::T* w, const typename V::T* init,
                          typename V::T* const* out, bool stream) {
   using T = typename V::T;
-  constexpr int W = V::kWidth;
-  const int64_t full = K / W * W;
-  const uint32_t tail = span_tail_bits<V>(K);
-  auto pixels = [&](auto np, int64_t j) __attribute__((always_inline)) {
-    constexpr int NP = decltype(np)::value;
+  span_pairs<V>(npix, K, [&](auto np, int64_t j, auto&& registers) __attribute__((always_inline)) {
     const T* in_j[4];
     T* out_j[2] = {out[0] + j * step, out[1] + j * step};
     span_rows_at<V, 4>(x, j * step, in_j);
-    for (int64_t k = 0; k < full; k += W)
-      span3x3_pair_block<V, NP, Top, Bottom, false>(K, k, 0, in_j, step, w, init, out_j, stream);
-    if (tail) span3x3_pair_block<V, NP, Top, Bottom, true>(K, full, tail, in_j, step, w, init, out_j, stream);
-  };
-  int64_t j = 0;
-  for (; j + 2 <= npix; j += 2) pixels(std::integral_constant<int, 2>{}, j);
-  if (j < npix) pixels(std::integral_constant<int, 1>{}, j);
+    registers([&](auto masked, int64_t k, uint32_t bits) __attribute__((always_inline)) {
+      span3x3_pair_block<V, decltype(np)::value, Top, Bottom, decltype(masked)::value>(
+          K, k, bits, in_j, step, w, init, out_j, stream);
+    });
+  });
 }
 
 // Output rows i .. i+nout-1 (nout = 1 or 2) of the forward pass over npix
@@ -433,20 +447,14 @@ __attribute__((always_inline)) inline void span3x3_pair_grad_block(
     });
 }
 
-// Rows i .. i+Rows-1 of both gradients pixel pair by pixel pair, all K
-// channels of a pair before the next (span3x3_pair_grad_block), for pixels of
-// up to kPairPixelBytes: the rows are read in address order, as in
-// span3x3_fprop_pairs. Arguments as span3x3_backward's.
+// Rows i .. i+Rows-1 of both gradients pixel pair by pixel pair (span_pairs,
+// span3x3_pair_grad_block). Arguments as span3x3_backward's.
 template <typename V, int Rows, bool Dx, bool Dw>
 void span3x3_backward_pairs(int64_t npix, int64_t K, const typename V::T* const* dy,
                             const typename V::T* const* x, int64_t step, const typename V::T* w,
                             typename V::T* const* dx, typename V::T* acc, bool stream) {
   using T = typename V::T;
-  constexpr int W = V::kWidth;
-  const int64_t full = K / W * W;
-  const uint32_t tail = span_tail_bits<V>(K);
-  auto pixels = [&](auto np, int64_t j) __attribute__((always_inline)) {
-    constexpr int NP = decltype(np)::value;
+  span_pairs<V>(npix, K, [&](auto np, int64_t j, auto&& registers) __attribute__((always_inline)) {
     const T* dys[Rows + 2];
     const T* x_j[Rows];
     T* dx_j[Rows];
@@ -455,15 +463,11 @@ void span3x3_backward_pairs(int64_t npix, int64_t K, const typename V::T* const*
       x_j[o] = Dw ? x[o] + j * step : nullptr;
       dx_j[o] = Dx ? dx[o] + j * step : nullptr;
     }
-    for (int64_t k = 0; k < full; k += W)
-      span3x3_pair_grad_block<V, Rows, NP, false, Dx, Dw>(K, k, 0, dys, x_j, step, w, dx_j, acc, stream);
-    if (tail)
-      span3x3_pair_grad_block<V, Rows, NP, true, Dx, Dw>(K, full, tail, dys, x_j, step, w, dx_j, acc,
-                                                         stream);
-  };
-  int64_t j = 0;
-  for (; j + 2 <= npix; j += 2) pixels(std::integral_constant<int, 2>{}, j);
-  if (j < npix) pixels(std::integral_constant<int, 1>{}, j);
+    registers([&](auto masked, int64_t k, uint32_t bits) __attribute__((always_inline)) {
+      span3x3_pair_grad_block<V, Rows, decltype(np)::value, decltype(masked)::value, Dx, Dw>(
+          K, k, bits, dys, x_j, step, w, dx_j, acc, stream);
+    });
+  });
 }
 
 // Rows i .. i+nout-1 (nout 1 or 2) of both gradients over npix pixels and K

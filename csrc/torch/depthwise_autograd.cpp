@@ -87,9 +87,10 @@ class DepthwiseFprop : public torch::autograd::Function<DepthwiseFprop> {
     ctx->save_for_backward({input, weight});
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["dilation"] = dilation.vec();
-    // The backward ops take the begin padding (top, left) of (top, bottom, left, right).
-    ctx->saved_data["pad_top"] = padding.size() == 4 ? padding[0] : c10::SymInt(0);
-    ctx->saved_data["pad_left"] = padding.size() == 4 ? padding[2] : c10::SymInt(0);
+    // The backward ops take the begin padding (top, left) of (top, bottom, left,
+    // right); the forward above has checked there are 4.
+    ctx->saved_data["pad_top"] = padding[0];
+    ctx->saved_data["pad_left"] = padding[2];
     // needs_input_grad counts the tensor arguments present: the bias is the third if any.
     ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
     return y;
