@@ -1,9 +1,15 @@
 """Command line: run the suite (the default) or compare two results.
 
     python -m benchmarks [--device auto] [--dtype float32] [--layout both] [--mode both]
-                         [--filter SUBSTRING] [--threads N] [--quick] [--out DIR]
-                         [--malloc steady|system]
+                         [--filter SUBSTRING] [--threads N] [--quick] [--budget S]
+                         [--out DIR | --canonical] [--malloc steady|system]
     python -m benchmarks compare OLD.json NEW.json
+
+A run writes <device>-<date>.json, .md and .png to benchmarks/runs/ (ignored by git),
+or to --out DIR. --canonical writes them to benchmarks/results/ instead, deletes the
+files of the previous canonical run of the same device there, and appends the run's
+summary line (date, machine, commit, peak, geomean speedup per op family) to
+benchmarks/results/history.jsonl; commit the folder afterwards.
 
 Exits non-zero when a row fails its correctness check or errors (run), or when a row
 regressed beyond noise (compare).
@@ -19,7 +25,7 @@ from . import allocator, compare, report, runner, timing
 from .cases import LAYOUTS, cases_for, select
 from .flops import MODES
 
-DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
+DEFAULT_OUT = report.RUNS_DIR
 
 
 def parse_args(argv):
@@ -37,8 +43,14 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds of timed repetitions per row (default 5, --quick 0.5)")
-    p.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT,
-                   help="directory for the JSON, Markdown and PNG (default benchmarks/results)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT,
+                     help="directory for the JSON, Markdown and PNG (default benchmarks/runs, "
+                          "ignored by git)")
+    out.add_argument("--canonical", action="store_true",
+                     help="a run to keep: write to benchmarks/results, replacing the previous "
+                          "canonical run of this device there, and append its summary line to "
+                          "benchmarks/results/history.jsonl (not with --filter)")
     p.add_argument("--malloc", choices=("steady", "system"), default="steady",
                    help="steady (default): glibc keeps freed memory, so timed calls do not "
                         "page-fault; system: glibc's defaults (see benchmarks/allocator.py)")
@@ -61,6 +73,8 @@ def settings_from(args):
 
 def run(argv):
     args = parse_args(argv)
+    if args.canonical and args.filter:
+        raise SystemExit("--canonical keeps whole runs only: drop --filter")
     settings = settings_from(args)
     all_cases = cases_for(settings.device)
     cases = select(all_cases, args.filter)
@@ -69,7 +83,14 @@ def run(argv):
                          + ", ".join(c.name for c in all_cases))
     result = runner.run_suite(cases, settings)
     print(report.table(result))
-    for kind, path in report.write_outputs(result, args.out).items():
+    if args.canonical:
+        paths = report.write_canonical(result, report.RESULTS_DIR)
+        for path in paths.pop("removed"):
+            print(f"removed the previous run's {path}")
+        paths["history"] = f"{paths['history']} (one line appended)"
+    else:
+        paths = report.write_outputs(result, args.out)
+    for kind, path in paths.items():
         print(f"wrote {kind}: {path}")
     return 1 if result["summary"]["failed"] else 0
 

@@ -7,7 +7,9 @@ memory bandwidth (a large copy, counting read + write), each the best of a few t
 """
 import datetime
 import os
+import pathlib
 import platform
+import subprocess
 import time
 
 import torch
@@ -29,6 +31,7 @@ def describe(device):
         torch=torch.__version__,
         cuda=torch.version.cuda,
         cnnops=cnnops.__version__,
+        commit=git_commit(),
         cnnops_build={k: _jsonable(v) for k, v in cnnops.build_info().items()},
         device=device,
     )
@@ -38,6 +41,21 @@ def describe(device):
                     gpu_memory_gib=round(props.total_memory / 2**30, 1),
                     cudnn=torch.backends.cudnn.version())
     return info
+
+
+def git_commit():
+    """The checkout's commit (short hash, "+dirty" with uncommitted changes to tracked
+    files), or None outside a git checkout."""
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                                  text=True, check=True, timeout=10).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 def _cpu_model():

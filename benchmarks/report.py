@@ -1,11 +1,23 @@
 """The outputs of a run: the terminal table, the Markdown summary (the same cells),
 the JSON record (everything, raw times included) and, through chart.py, the PNG.
+
+A run goes to benchmarks/runs/ (ignored by git) unless it is canonical: then its files
+replace the previous canonical run of its device in benchmarks/results/ and its summary
+line is appended to benchmarks/results/history.jsonl (write_canonical).
 """
 import datetime
 import json
 import pathlib
+import re
 
-from . import chart
+from . import chart, history
+
+RUNS_DIR = pathlib.Path(__file__).resolve().parent / "runs"        # default, ignored by git
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"  # canonical runs + history
+HISTORY = "history.jsonl"
+# The files of one run: <device>-<YYYY-MM-DDTHHMM>[-n].{json,md,png}; test logs and
+# summaries in results/ have other names and are never replaced.
+_RUN_FILE = re.compile(r"^(?P<device>[a-z]+)-\d{4}-\d{2}-\d{2}T\d{4}(-\d+)?\.(json|md|png)$")
 
 COLUMNS = ("case", "layout", "mode", "cnnops ms", "torch ms", "speedup", "cnnops/torch",
            "cnnops rate", "torch rate", "cnnops %limit", "torch %limit",
@@ -119,4 +131,29 @@ def write_outputs(result, out_dir):
     png = chart.save_speedup_chart(result, stem.with_suffix(".png"))
     if png is not None:
         paths["png"] = png
+    return paths
+
+
+def run_files(out_dir, device):
+    """The files of the runs of device in out_dir (see _RUN_FILE), sorted."""
+    out_dir = pathlib.Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    return sorted(p for p in out_dir.iterdir()
+                  if (m := _RUN_FILE.match(p.name)) and m["device"] == device)
+
+
+def write_canonical(result, results_dir=RESULTS_DIR):
+    """Writes the run into results_dir, deletes the files of the device's previous runs
+    there (so the folder holds one run per device) and appends the run's line to
+    history.jsonl. Returns {kind: path} of those written, with "removed": [paths]."""
+    results_dir = pathlib.Path(results_dir)
+    paths = write_outputs(result, results_dir)
+    new = set(paths.values())
+    removed = [p for p in run_files(results_dir, result["machine"]["device"]) if p not in new]
+    for p in removed:
+        p.unlink()
+    paths["history"] = results_dir / HISTORY
+    history.append(paths["history"], history.history_line(result, run=paths["json"].stem))
+    paths["removed"] = removed
     return paths

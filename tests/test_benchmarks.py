@@ -1,12 +1,16 @@
 """The benchmark suite's own tests: FLOP/byte counts, the JSON record of a tiny run,
-and `compare`. Fast: tiny synthetic cases, a few repetitions, given machine limits."""
+`compare`, where runs are written (benchmarks/runs, or benchmarks/results with
+--canonical) and the history lines. Fast: tiny synthetic cases, a few repetitions,
+given machine limits."""
+import copy
 import json
+import math
 import pathlib
 
 import pytest
 import torch  # noqa: F401  (before cnnops, whose extension links against torch)
 
-from benchmarks import compare, flops, report, runner, timing
+from benchmarks import compare, flops, history, report, runner, timing
 from benchmarks.cases import DEFAULT_CASES, ConvCase
 
 CASES = {c.name: c for c in DEFAULT_CASES}
@@ -295,3 +299,117 @@ def test_each_side_runs_on_its_own_inputs_and_keeps_its_outputs():
     assert ours[0].grad is first[1]() and theirs[0].grad is not ours[0].grad
     step_ours()
     assert all(r() is None for r in first)       # released by its own next step
+
+
+def _speedup_row(op, speedup, params=None, error=None):
+    return dict(case=op, op=op, layout="nchw", mode="fwd", params=params or {}, error=error,
+                speedup=None if error else speedup)
+
+
+def test_history_line_is_the_geomean_speedup_per_family():
+    dw = dict(groups=8, weight_shape=[8, 1, 3, 3])
+    rows = [_speedup_row("conv2d", 0.5), _speedup_row("conv2d_dgrad", 2.0),
+            _speedup_row("conv2d_wgrad", 1.0, error="RuntimeError: boom"),  # left out
+            _speedup_row("conv2d", 4.0, params=dw), _speedup_row("conv2d", 1.0, params=dw),
+            _speedup_row("conv_transpose2d", 0.8), _speedup_row("max_pool2d", 3.0),
+            _speedup_row("max_pool2d", 12.0), _speedup_row("model", 0.7)]
+    result = dict(schema=runner.SCHEMA, rows=rows, limits=dict(peak_gflops=123.456),
+                  summary=dict(rows=len(rows), failed=1, errors=1, runtime_s=1.0),
+                  settings=dict(dtype="float32", layouts=["nchw"], threads=2,
+                                budget=dict(seconds=5.0), malloc="steady (glibc ...)"),
+                  machine=dict(date="2026-01-02T03:04:05", device="cpu", cpu_model="Some CPU",
+                               cpu_count=4, torch="2.13.0", commit="abc1234"))
+    line = history.history_line(result, run="cpu-2026-01-02T0304")
+    assert line["geomean_speedup"] == dict(conv2d=1.0, conv_transpose2d=0.8, max_pool2d=6.0,
+                                           depthwise=2.0, separable=None, models=0.7)
+    assert (line["date"], line["run"], line["commit"]) == (
+        "2026-01-02T03:04:05", "cpu-2026-01-02T0304", "abc1234")
+    assert (line["machine"], line["cpu"], line["malloc"]) == ("Some CPU", "Some CPU, 2 of 4 threads",
+                                                              "steady")
+    assert (line["peak_gflops"], line["rows"], line["failed"]) == (123.5, 9, 1)
+    assert history.history_line(result, commit="def5678")["commit"] == "def5678"
+    assert json.loads(json.dumps(line)) == line
+    assert history.geomean([2.0, 8.0]) == pytest.approx(4.0) and history.geomean([]) is None
+    assert math.isclose(history.geomean([0.5]), 0.5)
+
+
+def test_history_lines_of_the_tiny_run(tiny_run):
+    result, _ = tiny_run
+    line = history.history_line(result)
+    assert set(line["geomean_speedup"]) == set(history.FAMILIES)
+    assert line["geomean_speedup"]["conv2d"] > 0 and line["geomean_speedup"]["conv_transpose2d"] > 0
+    assert line["geomean_speedup"]["models"] is None and line["device"] == "cpu"
+
+
+def test_runs_go_to_the_ignored_runs_folder_by_default():
+    from benchmarks.__main__ import parse_args
+    args = parse_args([])
+    assert args.out == report.RUNS_DIR and report.RUNS_DIR.name == "runs" and not args.canonical
+    assert report.RUNS_DIR.parent == report.RESULTS_DIR.parent
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    assert "/benchmarks/runs/" in (repo / ".gitignore").read_text().split()
+    with pytest.raises(SystemExit):  # one or the other
+        parse_args(["--canonical", "--out", "somewhere"])
+
+
+def _dated(result, date):
+    result = copy.deepcopy(result)
+    result["machine"]["date"] = date
+    return result
+
+
+def _fill(folder, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text("old\n")
+
+
+def test_canonical_run_replaces_the_previous_run_of_its_device(tiny_run, tmp_path):
+    result, _ = tiny_run
+    results = tmp_path / "results"
+    old_cpu = ["cpu-2026-01-01T0000.json", "cpu-2026-01-01T0000.md", "cpu-2026-01-01T0000.png",
+               "cpu-2026-01-01T0000-2.json"]
+    others = ["cuda-2026-01-01T0000.json", "cuda-2026-01-01T0000.md", "cuda-2026-01-01T0000.png",
+              "cuda-2026-01-01T0000-tests.log", "cuda-2026-01-01-sanitizer-summary.md",
+              "README.md"]
+    _fill(results, old_cpu + others)
+    (results / "history.jsonl").write_text(json.dumps(dict(run="cpu-2026-01-01T0000")) + "\n")
+
+    paths = report.write_canonical(_dated(result, "2026-02-03T04:05:06"), results)
+    assert sorted(p.name for p in paths["removed"]) == sorted(old_cpu)
+    kept = sorted(p.name for p in results.iterdir())
+    new = ["cpu-2026-02-03T0405.json", "cpu-2026-02-03T0405.md"]
+    assert set(new) <= set(kept) and not set(old_cpu) & set(kept)
+    assert set(others) <= set(kept)
+    assert set(kept) <= set(others + new + ["cpu-2026-02-03T0405.png", "history.jsonl"])
+    lines = history.read(results / "history.jsonl")
+    assert len(lines) == 2 and lines[-1] == history.history_line(
+        _dated(result, "2026-02-03T04:05:06"), run="cpu-2026-02-03T0405")
+
+    report.write_canonical(_dated(result, "2026-02-04T00:00:00"), results)  # and again
+    assert [p.name for p in report.run_files(results, "cpu")][:2] == [
+        "cpu-2026-02-04T0000.json", "cpu-2026-02-04T0000.md"]
+    assert len(report.run_files(results, "cuda")) == 3
+    assert len(history.read(results / "history.jsonl")) == 3
+
+
+def test_canonical_flag_writes_to_results_and_appends_one_line(tiny_run, tmp_path, monkeypatch,
+                                                               capsys):
+    import benchmarks.__main__ as cli
+    result, _ = tiny_run
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    _fill(results, ["cpu-2026-01-01T0000.json", "cpu-2026-01-01T0000.md"])
+    monkeypatch.setattr(report, "RESULTS_DIR", results)
+    monkeypatch.setattr(cli.runner, "run_suite", lambda cases, settings: result)  # no timing
+    argv = ["--device", "cpu", "--malloc", "system", "--no-progress"]
+    assert cli.main(argv + ["--canonical"]) == 0
+    assert [p.name for p in report.run_files(results, "cpu")][0] != "cpu-2026-01-01T0000.json"
+    assert len(report.run_files(results, "cpu")) in (2, 3)  # json, md (and png)
+    assert len(history.read(results / "history.jsonl")) == 1
+    assert "one line appended" in capsys.readouterr().out
+
+    assert cli.main(argv + ["--out", str(runs)]) == 0  # an ordinary run leaves results alone
+    assert len(report.run_files(runs, "cpu")) in (2, 3)
+    assert len(history.read(results / "history.jsonl")) == 1
+    with pytest.raises(SystemExit, match="--filter"):
+        cli.main(argv + ["--canonical", "--filter", "conv"])
