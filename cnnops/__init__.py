@@ -2,13 +2,14 @@
 drop-in PyTorch ops with full autograd."""
 import torch  # noqa: F401  (loads libc10 and friends that _C links against)
 
-from . import _C
-from . import _ops  # noqa: F401  (fake kernels and autograd for torch.ops.cnnops.*)
-from . import nn
-from .convert import convert
+from . import (
+    _C,
+    _ops,  # noqa: F401  (fake kernels and autograd for torch.ops.cnnops.*)
+    nn,
+)
 from ._to_torch import SamePad2d, to_torch
-from .functional import (conv2d, conv_transpose2d, depthwise_conv2d, max_pool2d,
-                         separable_conv2d)
+from .convert import convert
+from .functional import conv2d, conv_transpose2d, depthwise_conv2d, max_pool2d, separable_conv2d
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,4 @@ def set_cpu_isa(name):
 
 
 __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "depthwise_conv2d", "separable_conv2d",
-           "convert", "to_torch", "nn", "build_info", "set_cpu_isa"]
+           "convert", "to_torch", "SamePad2d", "nn", "build_info", "set_cpu_isa"]

@@ -63,6 +63,16 @@ def hyper(op, stride, dilation, groups):
         raise ValueError(f"{op}: expected groups to be positive, got {groups}")
 
 
+def fprop_padding(padding, op):
+    """An fprop's padding: (top, bottom, left, right), the end sides may be negative (crop)."""
+    if len(padding) != 4:
+        raise ValueError(f"{op}: expected padding to have 4 elements (top, bottom, left, right), "
+                         f"got {list(padding)}")
+    if padding[0] < 0 or padding[2] < 0:
+        raise ValueError(f"{op}: expected the top and left padding to be non-negative, "
+                         f"got {list(padding)}")
+
+
 def nonempty_feature_dims(t, op, arg):
     if t.shape[1] == 0 or t.shape[2] == 0 or t.shape[3] == 0:
         raise ValueError(f"{op}: expected {arg} to have non-zero channel and spatial sizes "
@@ -111,5 +121,6 @@ def supported_device(t, op, arg):
     if t.device.type in ("cpu", "meta") or (t.device.type == "cuda" and _built_with_cuda()):
         return
     where = ("on the CPU or a CUDA device" if _built_with_cuda() else
-             "on the CPU (this cnnops build has no CUDA kernels: torch had no CUDA when it was built)")
+             "on the CPU (this cnnops build has no CUDA kernels: torch had no CUDA when it "
+             "was built)")
     raise ValueError(f"{op}: expected {arg} {where}, got {t.device}")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from . import nn as cnn
-from .functional import _same_padding
+from ._shape import same_padding
 
 
 class SamePad2d(torch.nn.Module):
@@ -28,8 +28,8 @@ class SamePad2d(torch.nn.Module):
         self.value = value
 
     def forward(self, x):
-        pad = [_same_padding(x.shape[-1 - i], self.kernel_size[1 - i], self.stride[1 - i],
-                             self.dilation[1 - i]) for i in range(2)]
+        pad = [same_padding(x.shape[-1 - i], self.kernel_size[1 - i], self.stride[1 - i],
+                            self.dilation[1 - i]) for i in range(2)]
         return F.pad(x, pad[0] + pad[1], value=self.value)
 
     def extra_repr(self):

@@ -9,6 +9,7 @@ import torch
 
 from . import _checks as check
 from ._ops import ops
+from ._shape import conv_transpose_out_size, same_padding2d
 
 
 def _is_int(v):
@@ -19,15 +20,22 @@ def _pair(value, name, fn):
     """An int or a sequence of one or two ints, as torch accepts, as a list of two."""
     if _is_int(value):
         return [value, value]
-    if isinstance(value, (tuple, list, torch.Size)) and len(value) in (1, 2) and all(map(_is_int, value)):
+    if (isinstance(value, (tuple, list, torch.Size)) and len(value) in (1, 2)
+            and all(map(_is_int, value))):
         return [value[0], value[-1]]
-    raise ValueError(f"cnnops.{fn}: expected {name} to be an int or a tuple of 2 ints, got {value!r}")
+    raise ValueError(f"cnnops.{fn}: expected {name} to be an int or a tuple of 2 ints, "
+                     f"got {value!r}")
+
+
+def _check_tensor(value, name, fn):
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"cnnops.{fn}: expected {name} to be a torch.Tensor, "
+                        f"got {type(value).__name__}")
 
 
 def _batched(input, fn):
     """(input as 4-D, whether it was unbatched)."""
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"cnnops.{fn}: expected input to be a torch.Tensor, got {type(input).__name__}")
+    _check_tensor(input, "input", fn)
     if input.dim() == 3:
         return input.unsqueeze(0), True
     if input.dim() == 4:
@@ -36,32 +44,29 @@ def _batched(input, fn):
                      f"(N, C, H, W), got a {input.dim()}-D tensor of shape {list(input.shape)}")
 
 
-def _same_padding(size, kernel, stride, dilation):
-    """TensorFlow/Keras 'same': output = ceil(size / stride), the odd pixel at the end.
-
-    For stride 1 this is exactly torch's padding='same'.
-    """
-    out = -(-size // stride)
-    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
-    return [total // 2, total - total // 2]
-
-
-def conv_padding(padding, input, weight, stride, dilation, fn):
-    """Padding as [top, bottom, left, right] from an int, a pair, 'same' or 'valid'."""
+def _padding4(padding, input, kernel_hw, stride, dilation, fn):
+    """Padding as [top, bottom, left, right] from an int, a pair, 'valid' or 'same'
+    (TensorFlow/Keras: output ceil(size / stride), the odd pixel at the bottom/right; for
+    stride 1 exactly torch's 'same'). kernel_hw is only read for 'same'."""
     if isinstance(padding, str):
         if padding == "valid":
             return [0, 0, 0, 0]
         if padding == "same":
-            if weight.dim() != 4:
-                return [0, 0, 0, 0]  # the op reports the bad weight
-            return (_same_padding(input.shape[2], weight.shape[2], stride[0], dilation[0])
-                    + _same_padding(input.shape[3], weight.shape[3], stride[1], dilation[1]))
-        raise ValueError(f"cnnops.{fn}: invalid padding string {padding!r}, expected 'valid', 'same', "
-                         f"an int or a tuple of 2 ints")
+            return same_padding2d(input.shape[2:], kernel_hw, stride, dilation)
+        raise ValueError(f"cnnops.{fn}: invalid padding string {padding!r}, expected 'valid', "
+                         f"'same', an int or a tuple of 2 ints")
     ph, pw = _pair(padding, "padding", fn)
     if ph < 0 or pw < 0:
         raise ValueError(f"cnnops.{fn}: expected padding to be non-negative, got {padding!r}")
     return [ph, ph, pw, pw]
+
+
+def conv_padding(padding, input, weight, stride, dilation, fn):
+    """A convolution's padding as [top, bottom, left, right] from an int, a pair, 'same' or
+    'valid'."""
+    if isinstance(padding, str) and padding == "same" and weight.dim() != 4:
+        return [0, 0, 0, 0]  # the op reports the bad weight
+    return _padding4(padding, input, weight.shape[2:], stride, dilation, fn)
 
 
 def _check_groups(groups, fn):
@@ -80,8 +85,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     stride = _pair(stride, "stride", fn)
     dilation = _pair(dilation, "dilation", fn)
     _check_groups(groups, fn)
-    if not isinstance(weight, torch.Tensor):
-        raise TypeError(f"cnnops.{fn}: expected weight to be a torch.Tensor, got {type(weight).__name__}")
+    _check_tensor(weight, "weight", fn)
     pad = conv_padding(padding, x, weight, stride, dilation, fn)
     if _is_depthwise(x, weight, bias, groups):
         y = ops.depthwise_fprop(x, weight, bias, stride, pad, dilation)
@@ -112,13 +116,13 @@ def conv_transpose_output_size(input, weight, stride, padding, output_padding, d
         if output_padding[axis] >= max(stride[axis], dilation[axis]):
             raise ValueError(f"cnnops.{fn}: output_padding {output_padding} must be smaller than "
                              f"either stride {stride} or dilation {dilation} in each dimension")
-        out = ((input.shape[2 + axis] - 1) * stride[axis] - 2 * padding[axis]
-               + dilation[axis] * (weight.shape[2 + axis] - 1) + output_padding[axis] + 1)
+        out = conv_transpose_out_size(input.shape[2 + axis], weight.shape[2 + axis], padding[axis],
+                                      output_padding[axis], stride[axis], dilation[axis])
         if out < 1:
             raise ValueError(f"cnnops.{fn}: the computed output size would be {out} along "
-                             f"{'HW'[axis]} (input {list(input.shape)}, weight {list(weight.shape)}, "
-                             f"stride {stride}, padding {padding}, dilation {dilation}); "
-                             f"expected a positive size")
+                             f"{'HW'[axis]} (input {list(input.shape)}, weight "
+                             f"{list(weight.shape)}, stride {stride}, padding {padding}, "
+                             f"dilation {dilation}); expected a positive size")
         size.append(out)
     return size
 
@@ -138,8 +142,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     padding = _pair(padding, "padding", fn)
     if padding[0] < 0 or padding[1] < 0:
         raise ValueError(f"cnnops.{fn}: expected padding to be non-negative, got {padding}")
-    if not isinstance(weight, torch.Tensor):
-        raise TypeError(f"cnnops.{fn}: expected weight to be a torch.Tensor, got {type(weight).__name__}")
+    _check_tensor(weight, "weight", fn)
     # The op is conv2d_dgrad, whose messages would call the input 'grad_output': check the
     # input here, under its own name.
     check.float_tensor(x, f"cnnops.{fn}", "input")
@@ -162,23 +165,15 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 def _pool_padding(padding, input, kernel_size, stride, dilation, fn):
     """Padding as [top, bottom, left, right]: an int, a pair, 'valid' or 'same' (Keras)."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return [0, 0, 0, 0]
-        if padding == "same":
-            return (_same_padding(input.shape[2], kernel_size[0], stride[0], dilation[0])
-                    + _same_padding(input.shape[3], kernel_size[1], stride[1], dilation[1]))
-        raise ValueError(f"cnnops.{fn}: invalid padding string {padding!r}, expected 'valid', "
-                         f"'same', an int or a tuple of 2 ints")
-    ph, pw = _pair(padding, "padding", fn)
-    if ph < 0 or pw < 0:
-        raise ValueError(f"cnnops.{fn}: expected padding to be non-negative, got {padding!r}")
-    # torch's rule, on the undilated kernel
-    if ph > kernel_size[0] // 2 or pw > kernel_size[1] // 2:
+    pad = _padding4(padding, input, kernel_size, stride, dilation, fn)
+    # torch's rule, on the undilated kernel (for explicit padding; the op checks 'same'
+    # against the effective kernel, which its padding never exceeds half of)
+    if not isinstance(padding, str) and (pad[0] > kernel_size[0] // 2
+                                         or pad[2] > kernel_size[1] // 2):
         raise ValueError(f"cnnops.{fn}: pad should be at most half of effective kernel size, "
                          f"but got padding={padding!r}, kernel_size={kernel_size} and "
                          f"dilation={dilation}")
-    return [ph, ph, pw, pw]
+    return pad
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -193,8 +188,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     fn = "max_pool2d"
     x, unbatched = _batched(input, fn)
     kernel_size = _pair(kernel_size, "kernel_size", fn)
-    stride = kernel_size if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
-        else _pair(stride, "stride", fn)
+    no_stride = stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+    stride = kernel_size if no_stride else _pair(stride, "stride", fn)
     dilation = _pair(dilation, "dilation", fn)
     for name, v in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
         if v[0] <= 0 or v[1] <= 0:
@@ -219,8 +214,7 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     x, unbatched = _batched(input, fn)
     stride = _pair(stride, "stride", fn)
     dilation = _pair(dilation, "dilation", fn)
-    if not isinstance(weight, torch.Tensor):
-        raise TypeError(f"cnnops.{fn}: expected weight to be a torch.Tensor, got {type(weight).__name__}")
+    _check_tensor(weight, "weight", fn)
     pad = conv_padding(padding, x, weight, stride, dilation, fn)
     y = ops.depthwise_fprop(x, weight, bias, stride, pad, dilation)
     return y.squeeze(0) if unbatched else y
@@ -231,11 +225,10 @@ def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, strid
     """Keras SeparableConv2D: depthwise_conv2d(input, depthwise_weight (C*M, 1, kH, kW), stride,
     padding, dilation), then a 1x1 conv2d with pointwise_weight (K, C*M, 1, 1) and bias (K)."""
     fn = "separable_conv2d"
-    if not isinstance(pointwise_weight, torch.Tensor):
-        raise TypeError(f"cnnops.{fn}: expected pointwise_weight to be a torch.Tensor, "
-                        f"got {type(pointwise_weight).__name__}")
+    _check_tensor(pointwise_weight, "pointwise_weight", fn)
     if pointwise_weight.dim() != 4 or pointwise_weight.shape[2:] != (1, 1):
         raise ValueError(f"cnnops.{fn}: expected pointwise_weight of shape (out_channels, "
-                         f"in_channels * depth_multiplier, 1, 1), got {list(pointwise_weight.shape)}")
+                         f"in_channels * depth_multiplier, 1, 1), "
+                         f"got {list(pointwise_weight.shape)}")
     y = depthwise_conv2d(input, depthwise_weight, None, stride, padding, dilation)
     return conv2d(y, pointwise_weight, bias)

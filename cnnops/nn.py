@@ -84,12 +84,15 @@ class SeparableConv2d(torch.nn.Module):
         factory = dict(device=device, dtype=dtype)
         pair = torch.nn.modules.utils._pair
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.dilation = pair(kernel_size), pair(stride), pair(dilation)
+        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
+        self.dilation = pair(dilation)
         self.padding = padding if isinstance(padding, str) else pair(padding)
         self.depth_multiplier = depth_multiplier
         mid = in_channels * depth_multiplier
-        self.depthwise_weight = torch.nn.Parameter(torch.empty((mid, 1, *self.kernel_size), **factory))
-        self.pointwise_weight = torch.nn.Parameter(torch.empty((out_channels, mid, 1, 1), **factory))
+        self.depthwise_weight = torch.nn.Parameter(
+            torch.empty((mid, 1, *self.kernel_size), **factory))
+        self.pointwise_weight = torch.nn.Parameter(
+            torch.empty((out_channels, mid, 1, 1), **factory))
         if bias:
             self.bias = torch.nn.Parameter(torch.empty(out_channels, **factory))
         else:

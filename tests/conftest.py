@@ -1,5 +1,12 @@
-"""Shared test helpers: import path, devices, CPU ISA and thread fixtures, the
-float64 torch reference and the comparison tolerances, and the hypothesis profile."""
+"""Shared test helpers: import path, family markers, devices, CPU ISA, thread and
+output-store fixtures, the float64 torch reference and the comparison tolerances, and the
+hypothesis profile.
+
+Tests are grouped by op family: test_<family>*.py holds a family's own tests (conv2d,
+depthwise, max_pool2d), and files that check one family under another name (autograd,
+opcheck/compile, errors, hypothesis, nn, conv_transpose2d, separable) carry the family's
+marker, so `pytest -k conv2d` (or `-m conv2d`) selects all of a family's tests.
+"""
 import math
 import os
 import pathlib
@@ -13,6 +20,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import cnnops  # noqa: E402
+
+FAMILIES = {
+    "conv2d": "the conv2d family: conv2d_fprop/dgrad/wgrad/bias_grad (conv2d, conv_transpose2d)",
+    "depthwise": "the depthwise family: depthwise_fprop/dgrad/wgrad/backward",
+    "max_pool2d": "the max_pool2d family: max_pool2d_fwd/values/bwd",
+}
+
+
+def pytest_configure(config):
+    for name, what in FAMILIES.items():
+        config.addinivalue_line("markers", f"{name}: {what}")
 
 try:
     from hypothesis import HealthCheck, settings
@@ -79,6 +97,18 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(params=["plain", "streamed"])
+def output_stores(request):
+    """Runs the test with plain stores only, then with every output that can be
+    streamed (non-temporal stores, stream_stores.h) streamed; restores the
+    automatic threshold."""
+    cnnops._C.set_stream_min_bytes(0 if request.param == "streamed" else 2**62)
+    try:
+        yield request.param
+    finally:
+        cnnops._C.set_stream_min_bytes(-1)
+
+
 # ----------------------------------------------------------------------------- tolerances
 
 def tolerances(dtype):
@@ -97,6 +127,17 @@ def assert_close(actual, expected, dtype=None, what=""):
     scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
     torch.testing.assert_close(actual.detach().double().cpu(), expected.detach().double().cpu(),
                                rtol=rtol, atol=atol * scale, msg=lambda m: f"{what}: {m}")
+
+
+def assert_matches_with_grads(ours, theirs, x, w):
+    """ours(x, w), float64, and its gradients for x and w against theirs on the same values."""
+    xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
+    xt, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
+    got, want = ours(xc, wc), theirs(xt, wt)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    dy = torch.randn_like(want)
+    for g, t in zip(torch.autograd.grad(got, (xc, wc), dy), torch.autograd.grad(want, (xt, wt), dy)):
+        torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
 
 
 def memory_format_of(t):

@@ -9,7 +9,7 @@ import cnnops
 from conftest import device_params
 
 ops = torch.ops.cnnops
-pytestmark = pytest.mark.parametrize("device", device_params())
+pytestmark = [pytest.mark.conv2d, pytest.mark.parametrize("device", device_params())]
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,18 @@ import torch
 import torch.nn.functional as F
 
 import cnnops
-from conftest import check_low_precision, low_precision_conv_inputs, low_precision_params, assert_close, check_against_torch, device_params, dtype_params, make, \
-    memory_format_of, reference
+from conftest import (
+    assert_close,
+    check_against_torch,
+    check_low_precision,
+    device_params,
+    dtype_params,
+    low_precision_conv_inputs,
+    low_precision_params,
+    make,
+    memory_format_of,
+    reference,
+)
 
 pytestmark = [
     pytest.mark.parametrize("device", device_params()),

@@ -73,7 +73,7 @@ def test_ddp_steps_equal_one_process_on_the_combined_batch(dtype, tmp_path):
     for name, tensor in single.state_dict().items():
         assert not torch.equal(tensor, start[name]), f"{name} did not train"
         torch.testing.assert_close(ddp["model"][name], tensor, rtol=rtol, atol=atol,
-                                   msg=lambda m: f"{name}: {m}")
+                                   msg=lambda m, name=name: f"{name}: {m}")
     assert ddp["metrics"]["samples"] == metrics["samples"] == STEPS * 2 * BATCH
     assert ddp["metrics"]["loss"] == pytest.approx(metrics["loss"], rel=1e-5)
     assert ddp["metrics"]["acc"] == metrics["acc"]
@@ -107,7 +107,7 @@ def test_torchrun_command_equals_one_process(tmp_path):
     assert a["world_size"] == 2 and b["world_size"] == 1
     for name, tensor in b["model"].items():
         torch.testing.assert_close(a["model"][name], tensor, rtol=1e-5, atol=1e-6,
-                                   msg=lambda m: f"{name}: {m}")
+                                   msg=lambda m, name=name: f"{name}: {m}")
     # metrics are all-reduced: the whole test set and all training samples, not rank 0's share
     for key in ("test_loss", "train_loss"):
         assert ddp[key] == pytest.approx(single[key], rel=1e-4), key

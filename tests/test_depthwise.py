@@ -8,7 +8,13 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 import cnnops
-from conftest import check_against_torch, check_low_precision, device_params, low_precision_params, make
+from conftest import (
+    check_against_torch,
+    check_low_precision,
+    device_params,
+    low_precision_params,
+    make,
+)
 
 ops = torch.ops.cnnops
 CL = torch.channels_last

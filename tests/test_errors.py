@@ -1,6 +1,8 @@
-"""Refusals: every bad argument raises ValueError/TypeError/RuntimeError with a message
-that names the argument (and, where it has one, the value received); the registered
-ops check their own arguments, and their fake kernels raise the same errors."""
+"""Refusals of the conv2d family (conv2d, conv_transpose2d, nn.Conv2d and the conv2d_* ops):
+every bad argument raises ValueError/TypeError/RuntimeError with a message that names the
+argument (and, where it has one, the value received); the registered ops check their own
+arguments, and their fake kernels raise the same errors. The depthwise and max_pool2d
+refusals are in test_depthwise.py and test_max_pool2d.py."""
 import re
 
 import pytest
@@ -13,6 +15,7 @@ from conftest import device_params
 
 ops = torch.ops.cnnops
 D = torch.float64
+pytestmark = pytest.mark.conv2d
 
 
 def t(*shape, dtype=D, device="cpu"):
@@ -194,12 +197,6 @@ def test_nn_refusals():
         cnnops.nn.Conv2d(4, 6, 3, groups=3)
     with pytest.raises((ValueError, RuntimeError), match="padding"):
         cnnops.nn.Conv2d(4, 6, 3, padding="full")
-
-
-def test_set_cpu_isa_refuses_unknown():
-    with pytest.raises(ValueError, match=r"'sse9'.*expected 'auto' or one of"):
-        cnnops.set_cpu_isa("sse9")
-    assert cnnops.build_info()["cpu_isa"] in cnnops.build_info()["cpu_isas"].split(",")
 
 
 # ----------------------------------------------------------------------------- the ops directly

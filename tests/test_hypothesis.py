@@ -14,7 +14,8 @@ from conftest import check_against_torch
 
 REFUSALS = (ValueError, TypeError, RuntimeError)
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+pytestmark = [pytest.mark.conv2d,
+              pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")]
 
 
 def pairs(lo, hi):

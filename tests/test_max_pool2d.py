@@ -27,7 +27,9 @@ def has_empty_window(size, kernel_size, stride=None, padding=0, dilation=1, ceil
     """Whether some window holds no input position (possible only with dilation). torch
     then scatters that window's gradient to an index outside it (or outside the plane);
     cnnops passes no gradient, so gradients are compared only without such windows."""
-    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
+    def pair(v):
+        return (v, v) if isinstance(v, int) else tuple(v)
+
     k, d, p = pair(kernel_size), pair(dilation), pair(padding)
     s = pair(stride if stride is not None else kernel_size)
     for a in range(2):

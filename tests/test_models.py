@@ -6,9 +6,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnops
-from cnnops import models
-from cnnops import SamePad2d
-
+from cnnops import SamePad2d, models
 from conftest import assert_close
 
 CNNOPS_LAYERS = (cnnops.nn.Conv2d, cnnops.nn.ConvTranspose2d, cnnops.nn.MaxPool2d,

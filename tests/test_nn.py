@@ -7,7 +7,7 @@ import torch
 import cnnops
 from conftest import assert_close, device_params
 
-pytestmark = pytest.mark.parametrize("device", device_params())
+pytestmark = [pytest.mark.conv2d, pytest.mark.parametrize("device", device_params())]
 
 
 def pair(cls_ours, cls_torch, *args, **kwargs):

@@ -10,7 +10,7 @@ from conftest import assert_close, device_params
 
 ops = torch.ops.cnnops
 CL = torch.channels_last
-pytestmark = pytest.mark.parametrize("device", device_params())
+pytestmark = [pytest.mark.conv2d, pytest.mark.parametrize("device", device_params())]
 
 
 def leaf(*shape, device="cpu", dtype=torch.float64, cl=False, requires_grad=True):

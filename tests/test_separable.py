@@ -7,9 +7,16 @@ import torch
 import torch.nn.functional as F
 
 import cnnops
-from conftest import check_against_torch, check_low_precision, device_params, low_precision_params, make
+from conftest import (
+    check_against_torch,
+    check_low_precision,
+    device_params,
+    low_precision_params,
+    make,
+)
 
 CL = torch.channels_last
+pytestmark = [pytest.mark.depthwise, pytest.mark.conv2d]  # depthwise_fprop, then conv2d_fprop
 
 
 def torch_separable(x, dw, pw, b=None, stride=1, padding=0, dilation=1):

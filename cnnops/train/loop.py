@@ -1,4 +1,4 @@
-"""One pass over a data set, training or evaluating, and its metrics.
+"""One pass over a data set, training or evaluating, its metrics, and an epoch's record.
 
 Classification reports loss and accuracy; segmentation reports loss, pixel accuracy and
 the mean over classes of the intersection over union, from a confusion matrix summed over
@@ -76,7 +76,8 @@ class Meter:
         out = {"loss": loss, "acc": acc, "samples": int(self.sums[3].item())}
         if self.confusion is not None:
             out["miou"] = mean_iou(self.confusion)
-            out["iou"] = [None if math.isnan(v) else v for v in iou_per_class(self.confusion).tolist()]
+            out["iou"] = [None if math.isnan(v) else v
+                          for v in iou_per_class(self.confusion).tolist()]
         return out
 
 
@@ -144,3 +145,26 @@ def evaluate(model, data, indices, batch_size, device, *, progress=False, desc="
         bar.close()
     model.train(was_training)
     return meter.all_reduce().result()
+
+
+def epoch_metrics(train, test):
+    """The history fields of one epoch from train_epoch's and evaluate's results:
+    train_/test_ loss, acc and (segmentation) miou, then test_iou (per class)."""
+    record = {}
+    for split, m in (("train", train), ("test", test)):
+        for key in ("loss", "acc", "miou"):
+            if key in m:
+                record[f"{split}_{key}"] = m[key]
+    if "iou" in test:
+        record["test_iou"] = test["iou"]
+    return record
+
+
+def epoch_line(r, total):
+    """The line printed after an epoch, from its history record."""
+    def split(name):
+        s = f"{name} loss {r[f'{name}_loss']:.4f} acc {r[f'{name}_acc']:.4f}"
+        return s + (f" mIoU {r[f'{name}_miou']:.4f}" if f"{name}_miou" in r else "")
+    tag = " [finetune]" if r["phase"] == "finetune" else ""
+    return (f"epoch {r['epoch']}/{total}{tag} lr {r['lr']:.3g} | {split('train')} | "
+            f"{split('test')} | {r['seconds']:.1f} s")

@@ -1,0 +1,171 @@
+"""Every CPU code path of the conv2d family (conv2d_fprop, conv2d_dgrad, conv2d_wgrad;
+conv_transpose2d) against torch in float64.
+
+The kernels pick a path from the layout and the problem (direct packing-free
+paths, im2col panels, stride phases, GEMM + col2im for few channels, wgrad on
+channels-last copies of NCHW inputs) and an ISA at run time. These tests pin
+each path explicitly, with cnnops._C.set_direct_paths and cnnops.set_cpu_isa,
+on shapes chosen to exercise partial tiles and padding on every side. The
+depthwise and max_pool2d paths are in test_depthwise_cpu_paths.py and
+test_max_pool2d_cpu_paths.py.
+"""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cnnops
+from conftest import assert_matches_with_grads, supported_isas
+
+ops = torch.ops.cnnops
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+CONFIGS = [
+    (2, 16, 13, 17, 20, 3, 3, 1, 1, 1, 1),    # 3x3, partial tiles on both sides
+    (2, 16, 13, 17, 20, 3, 3, 2, 1, 1, 1),    # strided: stride phases in dgrad
+    (1, 12, 9, 30, 16, 3, 2, 1, 2, 2, 2),     # dilated, grouped, asymmetric kernel
+    (2, 3, 23, 21, 8, 7, 7, 2, 3, 1, 1),      # stem-like: 3 channels, col2im dgrad
+    (2, 24, 11, 11, 30, 1, 1, 1, 0, 1, 1),    # plain 1x1 GEMM
+    (3, 8, 6, 5, 10, 3, 3, 3, 2, 1, 2),       # tiny spatial, stride 3, padding 2
+]
+
+
+def _id(cfg):
+    return "N{}C{}H{}W{}K{}R{}S{}s{}p{}d{}g{}".format(*cfg)
+
+
+@pytest.fixture(params=[True, False], ids=["direct", "im2col"])
+def direct_paths(request):
+    cnnops._C.set_direct_paths(request.param)
+    try:
+        yield request.param
+    finally:
+        cnnops._C.set_direct_paths(True)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=_id)
+def test_all_three_kernels_match_torch(cfg, layout, direct_paths):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+    g = torch.Generator().manual_seed(hash(cfg) % 2**31)
+    x = torch.randn(N, C, H, W, dtype=torch.float64, generator=g)
+    w = torch.randn(K, C // groups, R, S, dtype=torch.float64, generator=g)
+    b = torch.randn(K, dtype=torch.float64, generator=g)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+        w = w.to(memory_format=torch.channels_last)
+    elif layout == "strided":
+        x = torch.randn(N, C, H, 2 * W, dtype=torch.float64, generator=g)[..., ::2]
+    ref = F.conv2d(x, w, b, stride, padding, dilation, groups)
+    dy = torch.randn(ref.shape, dtype=torch.float64, generator=g)
+    if layout == "channels_last":
+        dy = dy.to(memory_format=torch.channels_last)
+    st, pd, dl = [stride] * 2, [padding] * 2, [dilation] * 2
+
+    y = ops.conv2d_fprop(x, w, b, st, [padding] * 4, dl, groups)
+    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+
+    xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+    F.conv2d(xr, wr, None, stride, padding, dilation, groups).backward(dy)
+    dx = ops.conv2d_dgrad(dy, w, None, [H, W], st, pd, dl, groups)
+    dw = ops.conv2d_wgrad(dy, x, [R, S], st, pd, dl, groups)
+    torch.testing.assert_close(dx, xr.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(dw, wr.grad, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_isas_agree_with_torch(isa, dtype):
+    cnnops.set_cpu_isa(isa)
+    try:
+        for cfg, cl in itertools.product(CONFIGS[:4], [False, True]):
+            N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+            x = torch.randn(N, C, H, W, dtype=dtype)
+            w = torch.randn(K, C // groups, R, S, dtype=dtype)
+            if cl:
+                x = x.to(memory_format=torch.channels_last)
+            xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+            xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
+            ref = F.conv2d(xr, wr, None, stride, padding, dilation, groups)
+            out = cnnops.conv2d(xc, wc, None, stride, padding, dilation, groups)
+            dy = torch.randn_like(ref)
+            ref.backward(dy)
+            out.backward(dy)
+            tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+            for got, want in [(out, ref), (xc.grad, xr.grad), (wc.grad, wr.grad)]:
+                scale = want.abs().max().item() + 1.0
+                torch.testing.assert_close(got / scale, want / scale, **tol)
+    finally:
+        cnnops.set_cpu_isa("auto")
+
+
+def test_conv_transpose_stride_phases_without_taps():
+    # stride 3 > kernel 2: some output phases receive no tap and must be the bias.
+    x = torch.randn(2, 4, 5, 6, dtype=torch.float64)
+    w = torch.randn(4, 3, 2, 2, dtype=torch.float64)
+    b = torch.randn(3, dtype=torch.float64)
+    for direct in (True, False):
+        cnnops._C.set_direct_paths(direct)
+        try:
+            got = cnnops.conv_transpose2d(x, w, b, stride=3, output_padding=2)
+        finally:
+            cnnops._C.set_direct_paths(True)
+        torch.testing.assert_close(got, F.conv_transpose2d(x, w, b, stride=3, output_padding=2))
+
+
+def test_wgrad_does_not_depend_on_thread_count():
+    x = torch.randn(4, 16, 40, 40, dtype=torch.float32)
+    dy = torch.randn(4, 8, 40, 40, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            results.append(ops.conv2d_wgrad(dy, x, [3, 3], [1, 1], [1, 1], [1, 1], 1))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("channels,groups,stride,padding,dilation",
+                         [(64, 1, 1, 1, 1), (64, 2, 2, 1, 1), (32, 1, 1, 2, 2), (96, 3, 1, 0, 1)])
+def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups, stride, padding,
+                                                   dilation):
+    # channels_last wgrad reads x in place when the channels per group are a multiple of
+    # the micro-kernel's NR (8, 16 or 32 by ISA and dtype); padding pixels read a zero row.
+    x = torch.randn(3, channels, 11, 13, dtype=dtype).to(memory_format=torch.channels_last)
+    w = torch.randn(42, channels // groups, 3, 3, dtype=dtype)
+    y = F.conv2d(x, w, None, stride, padding, dilation, groups)
+    dy = torch.randn_like(y)
+    want = torch.ops.aten.convolution_backward(dy.double(), x.double(), w.double(), None,
+                                               [stride] * 2, [padding] * 2, [dilation] * 2, False,
+                                               [0, 0], groups, [False, True, False])[1]
+    cnnops.set_cpu_isa(isa)
+    try:
+        got = torch.ops.cnnops.conv2d_wgrad(dy, x, [3, 3], [stride] * 2, [padding] * 2,
+                                            [dilation] * 2, groups)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(got.double(), want, **tol)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+def test_few_pixels_split_over_output_channel_panels(isa, cl):
+    # Deep layers at batch 1 (here 3x3 pixels) have one pixel block: the channels path
+    # then splits the output-channel panels across tasks (80 channels: 3, 5 or 10 panels).
+    x = torch.randn(1, 24, 3, 3, dtype=torch.float64)
+    w = torch.randn(80, 24, 3, 3, dtype=torch.float64)
+    b = torch.randn(80, dtype=torch.float64)
+    if cl:
+        x = x.to(memory_format=torch.channels_last)
+    cnnops.set_cpu_isa(isa)
+    try:
+        assert_matches_with_grads(lambda x, w: cnnops.conv2d(x, w, b, padding=1),
+                                  lambda x, w: F.conv2d(x, w, b, padding=1), x, w)
+    finally:
+        cnnops.set_cpu_isa("auto")
