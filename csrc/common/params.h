@@ -2,7 +2,7 @@
 //
 // Kernels never see a tensor: the torch glue (csrc/torch) fills one of these
 // structs and passes it by const reference (CPU) or by value (CUDA). Nothing
-// here includes a torch header, so nvcc can compile csrc/cuda/*.cu anywhere.
+// here includes a torch header, so nvcc can compile csrc/cuda/**/*.cu anywhere.
 //
 // Every size and stride is in elements and int64_t. Tensor strides are given
 // in logical NCHW (or KCRS) order whatever the memory layout, so contiguous
@@ -67,29 +67,6 @@ struct MaxPool2dParams {
   int64_t x_strides[4];  // n, c, h, w
   int64_t y_strides[4];  // n, c, p, q
   int64_t i_strides[4];  // n, c, p, q
-  DType dtype;
-};
-
-// Fused separable convolution forward (CUDA): depthwise then 1x1 pointwise,
-//   z[n, j, p, q] = sum over r, s of x[n, j / M, h, w] * dw[j, 0, r, s]   (j < C*M,
-//                   h, w as in Conv2dParams, zero padding)
-//   y[n, k, p, q] = sum over j of pw[k, j, 0, 0] * z[n, j, p, q] (+ bias[k])
-// without materialising z. bias, when given, is contiguous (K elements).
-struct SeparableParams {
-  const void* x;
-  const void* dw;    // (C*M, 1, R, S)
-  const void* pw;    // (K, C*M, 1, 1)
-  const void* bias;  // optional, nullptr when absent
-  void* y;
-  int64_t N, C, H, W;  // input
-  int64_t M;           // depth multiplier: C*M intermediate channels
-  int64_t K, R, S;     // output channels, depthwise taps
-  int64_t P, Q;        // output spatial size
-  int64_t pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
-  int64_t x_strides[4];   // n, c, h, w
-  int64_t dw_strides[4];  // j, 1, r, s
-  int64_t pw_strides[4];  // k, j, 1, 1
-  int64_t y_strides[4];   // n, k, p, q
   DType dtype;
 };
 

@@ -31,24 +31,6 @@ CNNOPS_HOST_DEVICE inline int64_t conv_out_size(int64_t in, int64_t k, int64_t p
   return span < 0 ? 0 : span / stride + 1;
 }
 
-// Transposed-convolution output size along one axis (torch's formula).
-CNNOPS_HOST_DEVICE inline int64_t conv_transpose_out_size(int64_t in, int64_t k, int64_t pad,
-                                                          int64_t output_padding, int64_t stride,
-                                                          int64_t dil) {
-  return (in - 1) * stride - 2 * pad + dil * (k - 1) + output_padding + 1;
-}
-
-// TensorFlow / Keras 'same' padding for any stride: output = ceil(in / stride),
-// and the odd pixel of padding goes to the end (bottom / right).
-CNNOPS_HOST_DEVICE inline void same_padding(int64_t in, int64_t k, int64_t stride, int64_t dil,
-                                            int64_t* pad_begin, int64_t* pad_end) {
-  int64_t out = (in + stride - 1) / stride;
-  int64_t total = (out - 1) * stride + effective_kernel(k, dil) - in;
-  if (total < 0) total = 0;
-  *pad_begin = total / 2;
-  *pad_end = total - total / 2;
-}
-
 // Pooling windows: taps at start + t*dil for t < k. The first tap >= 0 (torch's
 // initial winner, whose index a window keeps when all its values are -inf), and
 // whether a window holds no position of [0, size) at all (only dilation can

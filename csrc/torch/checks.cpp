@@ -141,4 +141,10 @@ int64_t checked_numel(at::IntArrayRef sizes, const char* op) {
   return static_cast<int64_t>(n);
 }
 
+#ifdef CNNOPS_WITH_CUDA
+void check_cuda_launch(cudaError_t err) {
+  TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
+}
+#endif
+
 }  // namespace cnnops

@@ -16,15 +16,15 @@
 
 #include <optional>
 
-#include "../cpu/conv2d_cpu.h"
-#include "../kernels/shape.h"
+#include "../common/shape.h"
+#include "../cpu/conv2d/conv2d.h"
 #include "checks.h"
 
 #ifdef CNNOPS_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "../cuda/conv2d.h"
+#include "../cuda/conv2d/conv2d_cuda.h"
 #endif
 
 namespace cnnops {
@@ -86,7 +86,7 @@ void launch(Kernel kernel, const Conv2dParams& p, const at::Tensor& like) {
                                 like.options().dtype(at::kByte));
       err = cuda::conv2d_wgrad(q, ws.data_ptr(), stream);
     }
-    TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
+    check_cuda_launch(err);
     return;
   }
 #endif
@@ -232,8 +232,7 @@ at::Tensor conv2d_bias_grad(const at::Tensor& grad_output) {
 #ifdef CNNOPS_WITH_CUDA
   if (grad_output.is_cuda()) {
     c10::cuda::CUDAGuard guard(grad_output.device());
-    cudaError_t err = cuda::conv2d_bias_grad(p, c10::cuda::getCurrentCUDAStream().stream());
-    TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
+    check_cuda_launch(cuda::conv2d_bias_grad(p, c10::cuda::getCurrentCUDAStream().stream()));
     return db;
   }
 #endif

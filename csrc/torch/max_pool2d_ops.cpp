@@ -14,15 +14,15 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
-#include "../cpu/max_pool2d_cpu.h"
-#include "../kernels/shape.h"
+#include "../common/shape.h"
+#include "../cpu/max_pool2d/max_pool2d.h"
 #include "checks.h"
 
 #ifdef CNNOPS_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "../cuda/pool_depthwise.h"
+#include "../cuda/max_pool2d/max_pool2d_cuda.h"
 #endif
 
 namespace cnnops {
@@ -55,9 +55,6 @@ bool indices_valid_cuda(const at::Tensor& ind, const MaxPool2dParams& p) {
   return !bad.any().item<bool>();
 }
 
-void check_launch(cudaError_t err) {
-  TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
-}
 #endif
 
 void check_window(const char* op, at::IntArrayRef kernel_size, at::IntArrayRef stride,
@@ -123,7 +120,7 @@ std::tuple<at::Tensor, at::Tensor> pool_forward(const char* op, const at::Tensor
 #ifdef CNNOPS_WITH_CUDA
   if (input.is_cuda()) {
     c10::cuda::CUDAGuard guard(input.device());
-    check_launch(cuda::max_pool2d_fwd(p, c10::cuda::getCurrentCUDAStream().stream()));
+    check_cuda_launch(cuda::max_pool2d_fwd(p, c10::cuda::getCurrentCUDAStream().stream()));
     return {y, ind};
   }
 #endif
@@ -187,7 +184,7 @@ at::Tensor max_pool2d_bwd(const at::Tensor& grad_output, const at::Tensor& indic
   if (grad_output.is_cuda()) {
     c10::cuda::CUDAGuard guard(grad_output.device());
     ok = indices_valid_cuda(indices, p);
-    if (ok) check_launch(cuda::max_pool2d_bwd(p, c10::cuda::getCurrentCUDAStream().stream()));
+    if (ok) check_cuda_launch(cuda::max_pool2d_bwd(p, c10::cuda::getCurrentCUDAStream().stream()));
   } else {
     ok = cpu::max_pool2d_bwd(p);
   }

@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "conv2d_cpu.h"
+#include "conv2d.h"
 
 namespace cnnops {
 namespace cpu {

@@ -16,11 +16,11 @@
 
 #include <algorithm>
 
-#include "../kernels/shape.h"
-#include "buffer.h"
-#include "conv2d_cpu.h"
+#include "../../common/shape.h"
+#include "../util/buffer.h"
+#include "../util/copy_row.h"
+#include "conv2d.h"
 #include "conv_correlation.h"
-#include "copy_row.h"
 #include "microkernel.h"
 
 namespace cnnops {

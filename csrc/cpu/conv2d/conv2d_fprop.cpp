@@ -1,6 +1,6 @@
 // conv2d forward on the CPU: a single grouped correlation (conv_correlation.cpp)
 // with taps at r*dil - pad and the output stride as the input step.
-#include "conv2d_cpu.h"
+#include "conv2d.h"
 #include "conv_correlation.h"
 
 namespace cnnops {

@@ -19,9 +19,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "buffer.h"
-#include "conv2d_cpu.h"
-#include "copy_row.h"
+#include "../util/buffer.h"
+#include "../util/copy_row.h"
+#include "conv2d.h"
 #include "microkernel.h"
 
 namespace cnnops {

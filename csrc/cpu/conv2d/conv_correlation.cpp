@@ -14,14 +14,16 @@
 // outputs go through a small tile buffer and a scatter.
 #include "conv_correlation.h"
 
+#include "conv2d.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 
-#include "buffer.h"
-#include "copy_row.h"
+#include "../util/buffer.h"
+#include "../util/copy_row.h"
 #include "microkernel.h"
 
 namespace cnnops {

@@ -32,11 +32,6 @@ struct Correlation {
   std::vector<int64_t> rtap, stap;  // filter index of each tap
 };
 
-// Whether the direct (packing-free) paths may be used; on by default. Tests turn
-// it off to cover the im2col paths, and benchmarks to compare the two.
-void set_direct_paths(bool enabled);
-bool direct_paths_enabled();
-
 // Runs the correlation with the active micro-kernel, parallel over tasks with
 // at::parallel_for. Writes every element of out.
 template <typename T>

@@ -4,12 +4,11 @@
 //
 // a and b are packed panels (see packing in conv_correlation.cpp / conv2d_wgrad.cpp);
 // C has row stride ldc and unit column stride. Three builds of one template exist
-// (AVX-512, AVX2+FMA, portable); the widest one the CPU supports is chosen at run
-// time, and tests can force another with set_cpu_isa().
+// (AVX-512, AVX2+FMA, portable); the one of the active ISA (isa/isa.h: the
+// widest the CPU supports unless set_cpu_isa() chose another) runs.
 #pragma once
 #include <cstdint>
 
-#include "vector_kernels.h"
 
 namespace cnnops {
 namespace cpu {
@@ -51,16 +50,10 @@ struct MicroKernel {
   MicroKernelArowsFn<T> fn_arows = nullptr;
 };
 
+// The micro-kernels of one ISA build (microkernel_{avx512,avx2,generic}.cpp).
 struct MicroKernelSet {
-  const char* isa = nullptr;  // "avx512", "avx2" or "generic"
   MicroKernel<float> f32;
   MicroKernel<double> f64;
-  // Peak-throughput probes for the benchmark suite: `iters` rounds of
-  // independent FMAs on registers; return the FLOPs done (2 per lane per FMA).
-  VectorKernels<float> vf32;
-  VectorKernels<double> vf64;
-  double (*fma_probe_f32)(int64_t iters) = nullptr;
-  double (*fma_probe_f64)(int64_t iters) = nullptr;
 };
 
 // One function per ISA build; returns false when that build is not compiled in.
@@ -68,19 +61,9 @@ bool microkernels_avx512(MicroKernelSet* out);
 bool microkernels_avx2(MicroKernelSet* out);
 bool microkernels_generic(MicroKernelSet* out);
 
-// The set in use (the best supported by this CPU unless overridden).
-const MicroKernelSet& active_microkernels();
+// The micro-kernel of the active ISA (isa/isa.h).
 template <typename T>
 const MicroKernel<T>& active_microkernel();
-
-template <typename T>
-const VectorKernels<T>& active_vector_kernels();
-
-// Select an ISA by name ("avx512", "avx2", "generic", or "auto"); returns false
-// if that ISA is not compiled in or not supported by this CPU.
-bool set_cpu_isa(const char* name);
-// Comma-separated ISAs compiled in and supported by this CPU, best first.
-const char* supported_cpu_isas();
 
 }  // namespace cpu
 }  // namespace cnnops

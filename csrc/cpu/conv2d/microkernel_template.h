@@ -3,7 +3,9 @@
 //   V::kWidth elements per register  zero/set1/load/store/fma
 // Each ISA translation unit defines its traits under its own target pragma and
 // instantiates this template, so the same source becomes AVX-512, AVX2 or
-// portable code. Include only after the ISA's target pragma and intrinsics.
+// portable code (microkernel_{avx512,avx2,generic}.cpp). Include only after the
+// ISA's target pragma and traits (../isa/). The kernels are templates on V in
+// namespace simd, so no ISA unit's copy is shared (see ../isa/isa.h).
 #pragma once
 #include <cstdint>
 
@@ -11,6 +13,7 @@
 
 namespace cnnops {
 namespace cpu {
+namespace simd {
 
 // MR rows x NV registers of accumulators; NR = NV * V::kWidth columns. The
 // helpers below are always inlined into the three kernels, so the accumulators
@@ -61,8 +64,8 @@ void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typ
   typename V::Reg acc[MR][NV];
   acc_init<V, MR, NV>(acc, c, ldc, init, bias);
   for (int64_t k = 0; k < kc; ++k) {
-    // Panels stream from L2: fetch a few steps ahead (measured: +15% when B
-    // does not fit in L1).
+    // Panels stream from L2: fetch a few steps ahead (it pays when B does not
+    // fit in L1).
     __builtin_prefetch(b + kPrefetchSteps * NR);
     __builtin_prefetch(a + 2 * kPrefetchSteps * MR);
     acc_step<V, MR, NV>(acc, a, 1, b);
@@ -105,36 +108,16 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
   acc_store<V, MR, NV>(acc, c, ldc);
 }
 
-// kChains independent FMA chains, enough to cover the FMA latency on every port.
-template <typename V>
-double fma_probe(int64_t iters) {
-  constexpr int kChains = 12;
-  typename V::Reg acc[kChains];
-  const typename V::Reg m = V::set1(typename V::T(0.999999)), a = V::set1(typename V::T(1e-7));
-  for (int i = 0; i < kChains; ++i) acc[i] = V::set1(typename V::T(i));
-  for (int64_t it = 0; it < iters; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kChains; ++i) acc[i] = V::fma(acc[i], m, a);
-  }
-  typename V::T sink[V::kWidth];
-  typename V::T total = 0;
-  for (int i = 0; i < kChains; ++i) {
-    V::store(sink, acc[i]);
-    total += sink[0];
-  }
-  volatile typename V::T keep = total;  // keeps the loop from being optimised away
-  (void)keep;
-  return 2.0 * kChains * V::kWidth * static_cast<double>(iters);
-}
+}  // namespace simd
 
 template <typename V, int MR, int NV>
 MicroKernel<typename V::T> make_microkernel() {
   MicroKernel<typename V::T> k;
   k.mr = MR;
   k.nr = NV * V::kWidth;
-  k.fn = &microkernel<V, MR, NV>;
-  k.fn_boff = &microkernel_boff<V, MR, NV>;
-  k.fn_arows = &microkernel_arows<V, MR, NV>;
+  k.fn = &simd::microkernel<V, MR, NV>;
+  k.fn_boff = &simd::microkernel_boff<V, MR, NV>;
+  k.fn_arows = &simd::microkernel_arows<V, MR, NV>;
   return k;
 }
 

@@ -1,13 +1,30 @@
-// CPU entry points of depthwise convolution: Conv2dParams with groups == C and
-// a (K = C*M, 1, R, S) filter, output channel k reading input channel k / M.
-// Memory-bound, so no GEMM: each kernel streams planes (NCHW, any strides) or
-// pixels (channels_last) once. float32 and float64.
+// The CPU depthwise-convolution family: Conv2dParams with groups == C and a
+// (K = C*M, 1, R, S) filter, output channel k reading input channel k / M. The
+// glue (csrc/torch/depthwise_ops.cpp, depthwise_autograd.cpp) includes only
+// this header. Memory-bound, so no GEMM: each kernel streams planes (NCHW, any
+// strides) or pixels (channels_last) once. float32 and float64. The inner loops
+// are the vector kernels of depthwise_kernels.h, built per ISA and following
+// the active one (../isa/isa.h).
+//
+// Kernel variants and when each is chosen (the entry points below hand over
+// in this order):
+// - channels_last 3x3, stride 1, padding 1, multiplier 1: the span stencils
+//   (depthwise_cl3x3.cpp) where depthwise_cl3x3_applies;
+// - other channels_last (x and y channels-innermost): rows of pixels with the
+//   filter taps-major (depthwise_fprop/dgrad/wgrad.cpp, depthwise_cl_rows.h);
+// - stride 1 on planes: the flat-plane stencils (depthwise_flat.cpp), whose
+//   same-size case on small contiguous planes reads in place under lane masks
+//   (depthwise_masked.cpp);
+// - otherwise planes (any strides) through phase rows (depthwise_fprop.cpp,
+//   depthwise_dgrad.cpp, depthwise_wgrad.cpp).
+// depthwise_backward computes dx and dw in one pass where a fused kernel
+// applies (same bits as the separate kernels).
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
-#include "../kernels/params.h"
+#include "../../common/params.h"
 
 namespace cnnops {
 namespace cpu {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "depthwise_cl_rows.h"
-#include "depthwise_cpu.h"
+#include "depthwise.h"
 
 namespace cnnops {
 namespace cpu {

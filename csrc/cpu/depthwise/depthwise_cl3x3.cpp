@@ -1,31 +1,30 @@
 // Channels_last depthwise 3x3 with stride 1, padding 1 and multiplier 1 (the
 // MobileNet / Xception layer) on the CPU: y, dx and dw.
 //   Work units are (image n, band of about kBandRows rows, span of output
-//   columns), run by balanced_for (balanced_for.h: each thread starts on its
-//   own run of consecutive units; one that finishes early takes units from the
-//   back of the others'; the fixed shares of at::parallel_for left one core
-//   idle for 10-20% of a call whenever the other ran slow). A unit walks its
+//   columns), run by balanced_for (../util/balanced_for.h: each thread starts
+//   on its own run of consecutive units; one that finishes early takes units
+//   from the back of the others'; the fixed shares of at::parallel_for left
+//   one core idle whenever the other ran slow). A unit walks its
 //   span down its band, two output rows per step (the span kernels of
-//   vector_span3x3.h, all channels; the two rows share their middle input or
+//   depthwise_span3x3.h, all channels; the two rows share their middle input or
 //   dy rows) and one for a band's odd last row. A span is the whole row where
 //   kSpanBytes allow it (up to 64 KiB of pixels), so each step reads its new
 //   input rows as contiguous runs that the hardware prefetchers stream, and
 //   the rows before them come from L2.
 //   (Spans of 8 columns, which kept a step's rows in L1 but fetched the new
-//   row in 5 KiB pieces 28 KiB apart, were 2-18% slower on (8,128,56,56) and
-//   (8,728,19,19); software prefetch of the next row did not help either
-//   kind.) A thread's own units are consecutive, so a band mostly starts on
+//   row in 5 KiB pieces 28 KiB apart, were slower; software prefetch of the
+//   next row did not help either kind.) A thread's own units are consecutive,
+//   so a band mostly starts on
 //   rows its predecessor just read.
 //   The image's first and last columns (taps in the padding) run per pixel
 //   (taps_madd, mul_add) in the units of the first and last spans.
 //   Outputs (y, dx) larger than the threads' L2 caches go out with
-//   non-temporal stores (stream_stores.h): this pass never reads them back,
+//   non-temporal stores (../util/stream_stores.h): this pass never reads them back,
 //   and a plain store would first fetch each line it writes.
 //   dw: each unit sums its products in T, taken by input row: a step's dy rows
 //   i+1, i, i-1 meet its input row i, so each input row is read once and the
-//   dy rows serve dx too (1.06-1.14x over pairing dy row i with input rows
-//   i-1..i+1, on the backward of (8,128,56,56) and (8,728,19,19)). The units'
-//   sums are added in double in unit order. The units depend on the shape and
+//   dy rows serve dx too (faster than pairing dy row i with input rows
+//   i-1..i+1). The units' sums are added in double in unit order. The units depend on the shape and
 //   dtype only, so the bits do not depend on the threads or on which thread ran
 //   a unit, and the backward gives the same dw with or without dx (and the
 //   same dx).
@@ -34,10 +33,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "balanced_for.h"
-#include "depthwise_cpu.h"
-#include "microkernel.h"
-#include "stream_stores.h"
+#include "../util/balanced_for.h"
+#include "depthwise.h"
+#include "depthwise_kernels.h"
+#include "../util/stream_stores.h"
 
 namespace cnnops {
 namespace cpu {
@@ -125,7 +124,7 @@ void fprop(const Conv2dParams& p) {
   const Units units(p.N, p.P, p.Q, p.K * int64_t(sizeof(T)));
   const std::vector<T> wt = depthwise_filter_taps_major<T>(p);  // (9, K)
   const T* bias = static_cast<const T*>(p.bias);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   const bool stream = stream_image_output<T>(p.N, p.P, p.Q, p.K);
   balanced_for(units.count(), [&](int64_t u) {
     const T* taps[9];
@@ -159,7 +158,7 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
   const Conv2dParams& p = dp != nullptr ? *dp : *wp;
   const Units units(p.N, p.H, p.W, p.K * int64_t(sizeof(T)));
   const std::vector<T> wt = dp != nullptr ? depthwise_filter_taps_major<T>(*dp) : std::vector<T>();
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   std::vector<T> partial(wp != nullptr ? units.count() * 9 * p.K : 0, T(0));  // (9, K) per unit
   const bool stream = dp != nullptr && stream_image_output<T>(p.N, p.H, p.W, p.C);
   balanced_for(units.count(), [&](int64_t u) {

@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "depthwise_cpu.h"
-#include "microkernel.h"
-#include "../kernels/shape.h"
+#include "depthwise.h"
+#include "depthwise_kernels.h"
+#include "../../common/shape.h"
 
 namespace cnnops {
 namespace cpu {
@@ -53,7 +53,7 @@ class DgradRowsCL {
  public:
   explicit DgradRowsCL(const Conv2dParams& p)
       : p_(p), M_(p.K / p.C), RS_(p.R * p.S), wt_(depthwise_filter_taps_major<T>(p)),
-        vk_(active_vector_kernels<T>()) {
+        vk_(active_depthwise_kernels<T>()) {
     const bool rows_fast = M_ == 1 && p.stride_w == 1 && p.stride_h == 1;
     const int64_t ew = effective_kernel(p.S, p.dil_w);
     wa_ = rows_fast ? std::min(p.W, std::max<int64_t>(0, ew - 1 - p.pad_w)) : 0;
@@ -111,7 +111,7 @@ class DgradRowsCL {
   const Conv2dParams& p_;
   int64_t M_, RS_, wa_ = 0, wb_ = 0;
   std::vector<T> wt_;  // the filters taps-major, (R*S, K), so channels are contiguous
-  const VectorKernels<T>& vk_;
+  const DepthwiseKernels<T>& vk_;
 };
 
 // dw rows, p in wgrad roles (p.x = x, p.y = dy, p.w = dw). With multiplier 1
@@ -122,7 +122,7 @@ class WgradRowsCL {
   explicit WgradRowsCL(const Conv2dParams& p)
       : p_(p), M_(p.K / p.C), RS_(p.R * p.S),
         blocks_((p.K + kDepthwiseChannelBlock - 1) / kDepthwiseChannelBlock),
-        vk_(active_vector_kernels<T>()) {
+        vk_(active_depthwise_kernels<T>()) {
     interior_columns(p.Q, p.W, p.stride_w, p.pad_w, effective_kernel(p.S, p.dil_w), &qa_, &qb_);
   }
 
@@ -210,7 +210,7 @@ class WgradRowsCL {
 
   const Conv2dParams& p_;
   int64_t M_, RS_, blocks_, qa_ = 0, qb_ = 0;
-  const VectorKernels<T>& vk_;
+  const DepthwiseKernels<T>& vk_;
 };
 
 }  // namespace cpu

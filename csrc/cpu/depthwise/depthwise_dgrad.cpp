@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "depthwise_cl_rows.h"
-#include "depthwise_cpu.h"
-#include "microkernel.h"
-#include "../kernels/shape.h"
+#include "depthwise.h"
+#include "depthwise_kernels.h"
+#include "../../common/shape.h"
 
 namespace cnnops {
 namespace cpu {

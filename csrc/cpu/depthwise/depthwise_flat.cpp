@@ -18,10 +18,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "depthwise_cpu.h"
+#include "depthwise.h"
 #include "depthwise_planes.h"
-#include "microkernel.h"
-#include "../kernels/shape.h"
+#include "depthwise_kernels.h"
+#include "../../common/shape.h"
 
 namespace cnnops {
 namespace cpu {
@@ -34,7 +34,7 @@ namespace {
 template <typename T>
 void pad_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw, int64_t top,
                int64_t left, int64_t Hp, int64_t Wp, T* buf, int64_t buf_len,
-               const VectorKernels<T>& vk) {
+               const DepthwiseKernels<T>& vk) {
   const int64_t j0 = std::max<int64_t>(0, -left), j1 = std::max(j0, std::min(W, Wp - left));
   const int64_t i0 = std::max<int64_t>(0, -top), i1 = std::max(i0, std::min(H, Hp - top));
   const int64_t b0 = (i0 + top) * Wp, b1 = (i1 + top) * Wp;  // rows copied: [b0, b1)
@@ -53,7 +53,7 @@ void pad_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw, int64
 // Copies rows of Q values out of a flat run of width Wp into a strided plane.
 template <typename T>
 void store_rows(const T* flat, int64_t rows, int64_t Q, int64_t Wp, T* dst, int64_t s_row,
-                int64_t s_col, const VectorKernels<T>& vk) {
+                int64_t s_col, const DepthwiseKernels<T>& vk) {
   if (s_col == 1) return vk.copy_rows(rows, Q, flat, Wp, dst, s_row, 0, 0);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t q = 0; q < Q; ++q) dst[i * s_row + q * s_col] = flat[i * Wp + q];
@@ -84,7 +84,7 @@ void fprop(const Conv2dParams& p) {
   const T* bias = static_cast<const T*>(p.bias);
   const int64_t M = p.K / p.C, RS = p.R * p.S;
   const FlatGeometry g(p, p.P, p.Q);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> buf(g.len), out(p.P * g.Wp), wts(RS);
     std::vector<const T*> rows(RS);
@@ -121,10 +121,10 @@ struct DgradPlanes {
   const Conv2dParams& p;
   const FlatGeometry g;
   const int64_t M, RS, top, left;  // dy's place in its padded buffer
-  const VectorKernels<T>& vk;
+  const DepthwiseKernels<T>& vk;
   explicit DgradPlanes(const Conv2dParams& p_)
       : p(p_), g(p_, p_.H, p_.W), M(p_.K / p_.C), RS(p_.R * p_.S),
-        top(g.eh - 1 - p_.pad_h), left(g.ew - 1 - p_.pad_w), vk(active_vector_kernels<T>()) {}
+        top(g.eh - 1 - p_.pad_h), left(g.ew - 1 - p_.pad_w), vk(active_depthwise_kernels<T>()) {}
 
   struct Scratch {
     std::vector<T> dyb, out, wts;  // M padded dy planes, the flat result, M filters
@@ -168,7 +168,7 @@ void wgrad(const Conv2dParams& p) {
   const T* dy = static_cast<const T*>(p.y);
   const int64_t M = p.K / p.C, RS = p.R * p.S;
   const FlatGeometry g(p, p.P, p.Q);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   PlaneSums<T> sums(p);
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> buf(g.len), dyb(p.P * g.Wp + kCopyRowsSlack);
@@ -201,7 +201,7 @@ void backward(const Conv2dParams& dp, const Conv2dParams& wp) {
   const int64_t M = dp.K / dp.C, RS = dp.R * dp.S;
   const DgradPlanes<T> dx_planes(dp);
   const FlatGeometry gx(wp, wp.P, wp.Q);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   PlaneSums<T> sums(wp);
   at::parallel_for(0, dp.N * dp.C, 1, [&](int64_t begin, int64_t end) {
     typename DgradPlanes<T>::Scratch scratch(dx_planes);

@@ -6,7 +6,7 @@
 //   channels_last (x and y channels-innermost): parallel over output rows;
 //     the filter is transposed once to (R*S, K) so the loop over channels is
 //     contiguous in x, w and y. The inner loops are the ISA-dispatched vector
-//     kernels (vector_kernels.h): with depth multiplier 1, stencil_row runs the
+//     kernels (depthwise_kernels.h): with depth multiplier 1, stencil_row runs the
 //     row's interior (weights held in registers across its pixels) and
 //     taps_madd the border pixels; axpy runs the NCHW row updates. Stride 1
 //     on planes goes to the flat-plane stencils (depthwise_flat.cpp), and
@@ -16,10 +16,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "depthwise_cpu.h"
-#include "microkernel.h"
-#include "phase_rows.h"
-#include "../kernels/shape.h"
+#include "depthwise.h"
+#include "depthwise_kernels.h"
+#include "../util/phase_rows.h"
+#include "../../common/shape.h"
 
 namespace cnnops {
 namespace cpu {
@@ -33,7 +33,7 @@ void fprop_planes(const Conv2dParams& p) {
   const T* bias = static_cast<const T*>(p.bias);
   const int64_t M = p.K / p.C, sw = p.stride_w;
   const int64_t len = phase_len(p.Q, effective_kernel(p.S, p.dil_w), sw);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> phases(sw * len), acc(M * p.Q);
     for (int64_t plane = begin; plane < end; ++plane) {
@@ -76,7 +76,7 @@ void fprop_channels_last(const Conv2dParams& p) {
   const T* bias = static_cast<const T*>(p.bias);
   const int64_t K = p.K, M = K / p.C, RS = p.R * p.S;
   const std::vector<T> wt = depthwise_filter_taps_major<T>(p);  // (r, s, k)
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   const bool rows_fast = M == 1;
   int64_t qa = 0, qb = 0;
   if (rows_fast) interior_columns(p.Q, p.W, p.stride_w, p.pad_w, effective_kernel(p.S, p.dil_w), &qa, &qb);

@@ -1,8 +1,8 @@
-// Vector kernels for the memory-bound CPU loops (depthwise convolution, max
-// pooling). Like the GEMM micro-kernel they are written once
-// (vector_kernels_template.h) and built per ISA, so these loops run with
-// AVX-512 / AVX2 where the CPU has it; active_vector_kernels<T>() returns the
-// set of the ISA in use. All are plain loops over contiguous lanes i < n.
+// depthwise's vector kernels: the inner loops of the memory-bound depthwise
+// kernels, written once (depthwise_simd.h, depthwise_span3x3.h) and built per
+// ISA (depthwise_{avx512,avx2,generic}.cpp), so they run with AVX-512 / AVX2
+// where the CPU has it; active_depthwise_kernels<T>() returns the set of the
+// active ISA (../isa/isa.h). All are loops over contiguous lanes.
 #pragma once
 #include <cstdint>
 
@@ -14,7 +14,7 @@ namespace cpu {
 constexpr int64_t kCopyRowsSlack = 64;
 
 template <typename T>
-struct VectorKernels {
+struct DepthwiseKernels {
   // out[k] = init[k] (or 0 if init is null) + sum over taps t with x[t] != null
   // of x[t][k] * w[t*K + k], for k < K: a pixel's channels, accumulated in
   // registers over all taps.
@@ -30,7 +30,7 @@ struct VectorKernels {
                           int64_t x_step, const T* dy, int64_t dy_step, T* const* acc) = nullptr;
   // The 3x3 stencils of a channels_last depthwise convolution with stride 1,
   // padding 1 and multiplier 1 over a span of npix pixels of output row i and
-  // K channels (vector_span3x3.h; pixels `step` elements apart, w and acc
+  // K channels (depthwise_span3x3.h; pixels `step` elements apart, w and acc
   // taps-major (9, K)). Row pointers are at the
   // span's pixel 0, nullptr for a row in the padding; columns -1 .. npix are read.
   //   span3x3_fprop: output rows i .. i+nout-1 (nout 1 or 2), x = input rows
@@ -75,31 +75,22 @@ struct VectorKernels {
   void (*mul_add)(int64_t n, const T* a, const T* b, T* acc) = nullptr;
   // acc[i] += double(src[i]) (partial sums carried on in double).
   void (*add_widened)(int64_t n, const T* src, double* acc) = nullptr;
-  // split_phases (phase_rows.h) with the ISA's vector loads.
-  void (*split_row)(const T* row, int64_t W, int64_t stride, int64_t pad_left, int64_t step,
-                    int64_t len, T fill, T* out) = nullptr;
-  // The inverse: out[w * stride] = phases[(w % step) * len + w / step], w < W.
-  void (*merge_row)(const T* phases, int64_t W, int64_t step, int64_t len, T* out,
-                    int64_t stride) = nullptr;
-  // Max pooling, torch's rule: starting from (-inf, init_idx[i]), for each tap t
-  // in order with x[t] != null, take v = x[t][i] when v > max or v is NaN, with
-  // index base[t] + i*step. Writes out[i] and idx[i].
-  void (*max_taps)(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base,
-                   int64_t step, const int64_t* init_idx, T* out, int64_t* idx) = nullptr;
-  // The same maxima without indices: out[i] only.
-  void (*max_values)(int64_t n, int64_t ntaps, const T* const* x, T* out) = nullptr;
-  // Max-pool gradient gather: acc[i] += dy[i] where idx[i] == target + i*step.
-  void (*gather_grad)(int64_t n, const int64_t* idx, int64_t target, int64_t step, const T* dy,
-                      T* acc) = nullptr;
-  // One channels_last input pixel's gradient: out[i] = sum over windows
-  // v < nwin, in order, of dy[v][i] where idx[v][i] == target (i < n);
-  // with `stream`, whole registers at aligned addresses go out with
-  // non-temporal stores (the caller fences).
-  void (*gather_pixel)(int64_t n, int64_t nwin, const int64_t* const* idx, const T* const* dy,
-                       int64_t target, T* out, bool stream) = nullptr;
-  // Whether every idx[i] (i < n) lies in [0, limit).
-  bool (*in_range)(int64_t n, const int64_t* idx, int64_t limit) = nullptr;
 };
+
+// The kernels of one ISA build.
+struct DepthwiseKernelSet {
+  DepthwiseKernels<float> f32;
+  DepthwiseKernels<double> f64;
+};
+
+// One function per ISA build; returns false when that build is not compiled in.
+bool depthwise_kernels_avx512(DepthwiseKernelSet* out);
+bool depthwise_kernels_avx2(DepthwiseKernelSet* out);
+bool depthwise_kernels_generic(DepthwiseKernelSet* out);
+
+// The set of the active ISA (depthwise_kernels.cpp).
+template <typename T>
+const DepthwiseKernels<T>& active_depthwise_kernels();
 
 }  // namespace cpu
 }  // namespace cnnops

@@ -14,9 +14,9 @@
 
 #include <vector>
 
-#include "depthwise_cpu.h"
+#include "depthwise.h"
 #include "depthwise_planes.h"
-#include "microkernel.h"
+#include "depthwise_kernels.h"
 
 namespace cnnops {
 namespace cpu {
@@ -79,7 +79,7 @@ void fprop(const Conv2dParams& p) {
   T* y = static_cast<T*>(p.y);
   const T* bias = static_cast<const T*>(p.bias);
   const int64_t M = p.K / p.C, RS = p.R * p.S, n = p.H * p.W;
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   const PlaneTaps taps(p, false, 1, vk.lanes);
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<const T*> reads(RS);
@@ -111,10 +111,10 @@ template <typename T>
 struct DgradPlanes {
   const Conv2dParams& p;
   const int64_t M, RS;
-  const VectorKernels<T>& vk;
+  const DepthwiseKernels<T>& vk;
   const PlaneTaps taps;
   explicit DgradPlanes(const Conv2dParams& p_)
-      : p(p_), M(p_.K / p_.C), RS(p_.R * p_.S), vk(active_vector_kernels<T>()),
+      : p(p_), M(p_.K / p_.C), RS(p_.R * p_.S), vk(active_depthwise_kernels<T>()),
         taps(p_, true, p_.K / p_.C, vk.lanes) {}
 
   struct Scratch {
@@ -142,7 +142,7 @@ void dgrad(const Conv2dParams& p) {
 // roles (p.x = x, p.y = dy), for input plane (b, c).
 template <typename T>
 void wgrad_plane(const Conv2dParams& p, const PlaneTaps& taps, int64_t b, int64_t c,
-                 const VectorKernels<T>& vk, const T** reads, PlaneSums<T>& sums) {
+                 const DepthwiseKernels<T>& vk, const T** reads, PlaneSums<T>& sums) {
   const T* x = static_cast<const T*>(p.x);
   const T* dy = static_cast<const T*>(p.y);
   const int64_t M = p.K / p.C;
@@ -156,7 +156,7 @@ void wgrad_plane(const Conv2dParams& p, const PlaneTaps& taps, int64_t b, int64_
 
 template <typename T>
 void wgrad(const Conv2dParams& p) {
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   const PlaneTaps taps(p, false, 1, vk.lanes);
   PlaneSums<T> sums(p);
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
@@ -172,7 +172,7 @@ void wgrad(const Conv2dParams& p) {
 template <typename T>
 void backward(const Conv2dParams& dp, const Conv2dParams& wp) {
   const DgradPlanes<T> dx_planes(dp);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
   const PlaneTaps x_taps(wp, false, 1, vk.lanes);
   PlaneSums<T> sums(wp);
   at::parallel_for(0, dp.N * dp.C, 1, [&](int64_t begin, int64_t end) {

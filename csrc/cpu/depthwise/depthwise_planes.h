@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "depthwise_cpu.h"
+#include "depthwise.h"
 
 namespace cnnops {
 namespace cpu {

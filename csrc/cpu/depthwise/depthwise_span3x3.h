@@ -3,9 +3,9 @@
 // two), all channels: depthwise_cl3x3.cpp walks each span down a band of rows,
 // so most rows a step reads were read by the steps before (in cache). Pixels
 // are `step` elements apart; channel k of a pixel is element k. Written over
-// the vector traits V and included by vector_kernels_template.h; like every
-// helper there, each one here is a template on V (so no ISA unit's copy is
-// shared).
+// the vector traits V and included by depthwise_simd.h; like every helper
+// there, each one here is a template on V in namespace simd (so no ISA unit's
+// copy is shared).
 //
 // With `stream`, the outputs (y or dx, never the dw sums) go out with
 // non-temporal stores where a register is aligned: the caller decides when
@@ -17,19 +17,16 @@
 //   so each row is read in address order. The forward computes two output
 //   rows per pair (4 input rows for 2 outputs); the weights stay in registers
 //   for the pair; the backward too computes two rows per pair (the dy rows
-//   and the dw sums serve both). On (8,128,56,56), in-process A/B: forward
-//   1.20-1.54x over the blocks below; backward 1.04-1.06x with one row per
-//   pair, and two rows 1.20x over one. Blocks of 4 pixels gave 1.05x and
-//   1.04x.
+//   and the dw sums serve both). This beat the blocks below on mid-sized
+//   pixels (benchmarks/results holds the A/B runs).
 // - Pixel blocks (otherwise): per channel register, B output pixels at a time
 //   (8 with 32 vector registers, else 4; then smaller blocks for the span's
-//   tail, or 9 for a last 9), so a block reads each row 64 bytes per pixel. Each input row's
-//   B + 2 columns are loaded once into registers and serve all 3 taps of the
-//   row (of both output rows it reaches, when the forward takes two: 4 input
-//   rows for 2 output rows, not 6: 1.05-1.08x on (8,128,56,56), 1.09-1.12x on
-//   (8,728,19,19)). For wide pixels (728 channels: 2.9 KB) the pairs were
-//   0.8-0.9x of this in a one-core harness: a pair's 16 pixels no longer stay
-//   in L1 for the next pair.
+//   tail, or 9 for a last 9), so a block reads each row 64 bytes per pixel.
+//   Each input row's B + 2 columns are loaded once into registers and serve
+//   all 3 taps of the row (of both output rows it reaches, when the forward
+//   takes two: 4 input rows for 2 output rows, not 6). Wide pixels (e.g. 728
+//   channels) take this order: a pair's 16 pixels no longer stay in L1 for
+//   the next pair.
 // A partial last channel register runs under a lane mask. Sums run over the
 // taps in order (r, then s), as in the other depthwise kernels; a row passed
 // as nullptr lies in the padding and is skipped. The backward reads one input
@@ -40,9 +37,11 @@
 #include <cstdint>
 #include <utility>
 
+#include "../util/stream_stores.h"
+
 namespace cnnops {
 namespace cpu {
-namespace vk_impl {
+namespace simd {
 
 // f(std::integral_constant<int, i>{}) for i = 0 .. N-1, unrolled at compile time.
 template <typename V, typename F, int... I>
@@ -68,15 +67,6 @@ __attribute__((always_inline)) inline typename V::Reg span_load(const typename V
 template <typename V, bool Masked>
 __attribute__((always_inline)) inline void span_store(typename V::T* p, typename V::Reg x, uint32_t bits) {
   if constexpr (Masked) V::store_masked(p, x, bits);
-  else V::store(p, x);
-}
-
-// A whole output register: streamed (non-temporal) when asked and aligned,
-// else stored (also store_row's, in vector_kernels_template.h).
-template <typename V>
-__attribute__((always_inline)) inline void store_or_stream(typename V::T* p, typename V::Reg x,
-                                                           bool stream) {
-  if (stream && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) V::stream(p, x);
   else V::store(p, x);
 }
 
@@ -214,8 +204,7 @@ inline uint32_t span_tail_bits(int64_t K) {
 // called as block(integral_constant<int, B>, j) for each. With B = 8, a last
 // 9 pixels make one block (B + 1 = 9 sums and 11 columns still fit in 32
 // registers) rather than 8 and a lone pixel, which loads its 3 columns per row
-// for one output: (8,728,19,19), whose 17-pixel interior is 8 + 9, ran 1.05x
-// (forward) and 1.09x (backward) faster.
+// for one output (e.g. a 17-pixel interior runs as 8 + 9).
 template <typename V, int B, typename F>
 __attribute__((always_inline)) inline void span_blocks(int64_t npix, int64_t j, F&& block) {
   for (; j + B <= npix; j += B) {
@@ -347,8 +336,8 @@ void span3x3_fprop_pairs(int64_t npix, int64_t K, const typename V::T* const* x,
 // pixel 0 of the span in y's row i+o; out[o][j] = init + sum over taps of x * w.
 // Two rows share their two middle input rows' loads (span3x3_pair_block, or
 // span3x3_block for wide pixels) where 32 vector registers hold both rows'
-// sums (AVX-512); with 16 (AVX2: 4.6x slower in one A/B), the rows run one at
-// a time. Either way, the same bits.
+// sums (AVX-512); with 16 (AVX2, where sharing spills registers), the rows run
+// one at a time. Either way, the same bits.
 template <typename V>
 void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* const* x,
                    int64_t step, const typename V::T* w, const typename V::T* init,
@@ -517,6 +506,6 @@ void span3x3_backward(int64_t npix, int64_t K, int64_t nout, const typename V::T
   }
 }
 
-}  // namespace vk_impl
+}  // namespace simd
 }  // namespace cpu
 }  // namespace cnnops

@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "depthwise_cl_rows.h"
-#include "depthwise_cpu.h"
-#include "microkernel.h"
-#include "phase_rows.h"
-#include "../kernels/shape.h"
+#include "depthwise.h"
+#include "depthwise_kernels.h"
+#include "../util/phase_rows.h"
+#include "../../common/shape.h"
 
 namespace cnnops {
 namespace cpu {

@@ -1,19 +1,21 @@
-// Run-time choice of the micro-kernel ISA: the widest the CPU supports, unless
-// the environment variable CNNOPS_CPU_ISA or set_cpu_isa() asks for another.
+// Run-time choice of the CPU ISA (isa.h): the widest one compiled in that the
+// CPU supports, unless the environment variable CNNOPS_CPU_ISA or
+// set_cpu_isa() asks for another. Also the FMA probe's per-ISA table.
+#include "isa.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-
-#include "microkernel.h"
 
 namespace cnnops {
 namespace cpu {
 namespace {
 
 struct IsaEntry {
+  CpuIsa isa;
   const char* name;
-  bool (*make)(MicroKernelSet*);
+  bool compiled_in;
   bool (*cpu_has)();
 };
 
@@ -36,32 +38,35 @@ bool cpu_has_avx2() {
 
 bool always() { return true; }
 
-const IsaEntry kIsas[] = {
-    {"avx512", microkernels_avx512, cpu_has_avx512},
-    {"avx2", microkernels_avx2, cpu_has_avx2},
-    {"generic", microkernels_generic, always},
+// Best first, in CpuIsa order.
+const IsaEntry kIsas[kCpuIsaCount] = {
+    {CpuIsa::Avx512, "avx512", CNNOPS_CPU_X86_UNITS != 0, cpu_has_avx512},
+    {CpuIsa::Avx2, "avx2", CNNOPS_CPU_X86_UNITS != 0, cpu_has_avx2},
+    {CpuIsa::Generic, "generic", true, always},
 };
 
-// All usable sets, filled once; index into it selects the active one.
+// The usable ISAs, found once.
 struct Registry {
-  MicroKernelSet sets[3];
+  CpuIsa usable[kCpuIsaCount];
   int count = 0;
   std::string names;
   Registry() {
     for (const IsaEntry& e : kIsas) {
-      MicroKernelSet s;
-      if (e.cpu_has() && e.make(&s)) {
-        sets[count++] = s;
+      if (e.compiled_in && e.cpu_has()) {
+        usable[count++] = e.isa;
         if (!names.empty()) names += ",";
         names += e.name;
       }
     }
   }
+  // Index into kIsas of a usable ISA by name, or -1.
   int find(const char* name) const {
     for (int i = 0; i < count; ++i)
-      if (std::strcmp(sets[i].isa, name) == 0) return i;
+      if (std::strcmp(kIsas[static_cast<int>(usable[i])].name, name) == 0)
+        return static_cast<int>(usable[i]);
     return -1;
   }
+  int best() const { return static_cast<int>(usable[0]); }
 };
 
 const Registry& registry() {
@@ -75,7 +80,7 @@ int initial_choice() {
     int i = registry().find(env);
     if (i >= 0) return i;
   }
-  return 0;
+  return registry().best();
 }
 
 std::atomic<int>& active_index() {
@@ -85,29 +90,13 @@ std::atomic<int>& active_index() {
 
 }  // namespace
 
-const MicroKernelSet& active_microkernels() { return registry().sets[active_index().load()]; }
+const char* cpu_isa_name(CpuIsa isa) { return kIsas[static_cast<int>(isa)].name; }
 
-template <>
-const MicroKernel<float>& active_microkernel<float>() {
-  return active_microkernels().f32;
-}
-template <>
-const MicroKernel<double>& active_microkernel<double>() {
-  return active_microkernels().f64;
-}
-
-template <>
-const VectorKernels<float>& active_vector_kernels<float>() {
-  return active_microkernels().vf32;
-}
-template <>
-const VectorKernels<double>& active_vector_kernels<double>() {
-  return active_microkernels().vf64;
-}
+CpuIsa active_cpu_isa() { return static_cast<CpuIsa>(active_index().load()); }
 
 bool set_cpu_isa(const char* name) {
   if (std::strcmp(name, "auto") == 0) {
-    active_index().store(0);
+    active_index().store(registry().best());
     return true;
   }
   int i = registry().find(name);
@@ -117,6 +106,12 @@ bool set_cpu_isa(const char* name) {
 }
 
 const char* supported_cpu_isas() { return registry().names.c_str(); }
+
+FmaProbeFn active_fma_probe(bool float64) {
+  static const PerIsa<FmaProbes> probes(fma_probes_avx512, fma_probes_avx2, fma_probes_generic);
+  const FmaProbes& p = probes.active();
+  return float64 ? p.f64 : p.f32;
+}
 
 }  // namespace cpu
 }  // namespace cnnops

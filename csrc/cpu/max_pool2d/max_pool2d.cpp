@@ -1,7 +1,7 @@
 // Max pooling on the CPU, forward and backward, bit-for-bit as torch's.
 //
 // Forward, two paths; both run the ISA-dispatched vector kernel max_taps
-// (vector_kernels.h), which keeps a block of (max, index) lanes over all the
+// (max_pool2d_kernels.h), which keeps a block of (max, index) lanes over all the
 // taps of a window:
 //   planes (any strides, NCHW the fast case): parallel over (n, c) planes. The
 //     lanes are an output row; each tap reads a contiguous phase row
@@ -31,11 +31,11 @@
 #include <limits>
 #include <vector>
 
-#include "max_pool2d_cpu.h"
-#include "microkernel.h"
-#include "phase_rows.h"
-#include "stream_stores.h"
-#include "../kernels/shape.h"
+#include "max_pool2d.h"
+#include "max_pool2d_kernels.h"
+#include "../util/phase_rows.h"
+#include "../util/stream_stores.h"
+#include "../../common/shape.h"
 
 namespace cnnops {
 namespace cpu {
@@ -65,7 +65,7 @@ void fwd_planes(const MaxPool2dParams& p) {
   const bool direct = p.y_strides[3] == 1 && (ind == nullptr || p.i_strides[3] == 1);
   std::vector<int64_t> wfirst(p.Q);
   for (int64_t q = 0; q < p.Q; ++q) wfirst[q] = pool_first_valid(q * sw - p.pad_w, p.dil_w);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const PoolKernels<T>& vk = active_pool_kernels<T>();
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> phases(band_rows * row_len), ybuf(direct ? 0 : p.Q);
     std::vector<int64_t> ibuf(direct ? 0 : p.Q), init(p.Q), base(RS);
@@ -122,7 +122,7 @@ void fwd_channels_last(const MaxPool2dParams& p) {
   int64_t* ind = static_cast<int64_t*>(p.indices);
   const int64_t C = p.C, RS = p.R * p.S;
   const int64_t grain = std::max<int64_t>(1, 4096 / C);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const PoolKernels<T>& vk = active_pool_kernels<T>();
   at::parallel_for(0, p.N * p.P * p.Q, grain, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> init(C, -1), base(RS);
     std::vector<const T*> rows(RS);
@@ -172,7 +172,7 @@ struct EmptyWindows {
 // with no input position exempt.
 template <typename T>
 bool row_indices_valid(const MaxPool2dParams& p, const EmptyWindows& empty, int64_t pp,
-                       const int64_t* ir, const VectorKernels<T>& vk) {
+                       const int64_t* ir, const PoolKernels<T>& vk) {
   const int64_t HW = p.H * p.W;
   if (empty.row[pp]) return true;
   if (!empty.any_col) return vk.in_range(p.Q, ir, HW);
@@ -209,7 +209,7 @@ bool bwd_planes(const MaxPool2dParams& p) {
   const int64_t eh = effective_kernel(p.R, p.dil_h), ew = effective_kernel(p.S, p.dil_w);
   const int64_t nphase_max = (p.W + sw - 1) / sw;
   const EmptyWindows empty(p);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const PoolKernels<T>& vk = active_pool_kernels<T>();
   std::atomic<bool> ok{true};
   at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(sw * nphase_max), dybuf(PQ);
@@ -257,7 +257,7 @@ bool bwd_channels_last(const MaxPool2dParams& p) {
   const int64_t C = p.C;
   const int64_t eh = effective_kernel(p.R, p.dil_h), ew = effective_kernel(p.S, p.dil_w);
   const EmptyWindows empty(p);
-  const VectorKernels<T>& vk = active_vector_kernels<T>();
+  const PoolKernels<T>& vk = active_pool_kernels<T>();
   std::atomic<bool> ok{true};
   at::parallel_for(0, p.N * p.P, 1, [&](int64_t begin, int64_t end) {  // index check
     bool good = true;

@@ -4,9 +4,9 @@
 //   at::parallel_for would give it: a unit's neighbours, which read the rows
 //   next to its own, run on the same core) and takes them from the front.
 //   A thread whose share is done takes units from the back of the other
-//   shares, one at a time. On our 2-core machine one core often runs 10-20%
-//   slower than the other for a whole call (another tenant's work, the
-//   kernel's memory daemon); with fixed shares the call waits for that core.
+//   shares, one at a time. On a shared machine one core can run slower than
+//   the other for a whole call (another tenant's work, the kernel's memory
+//   daemon); with fixed shares the call waits for that core.
 //   Which thread runs a unit varies from call to call; what a unit computes
 //   must not depend on it (per-unit partial sums, summed in unit order).
 // A share's front and back live in one 64-bit atomic (front in the high half),

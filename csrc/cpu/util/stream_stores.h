@@ -4,11 +4,11 @@
 //   ownership) and writes it back later: two transfers per output line. A
 //   non-temporal store sends the line to memory once, but a consumer then
 //   reads it from memory, not from L2. So outputs stream only when they are
-//   larger than the L2 caches of the threads that write them. Measured on our
-//   2-core machine (2 MiB L2 per core) with a consumer reading y right after
-//   the forward (benchmarks/results/cpu-2026-11-22T1945-adhoc-stream.md), the
-//   pair took 23-35% longer streamed for outputs of 0.2-1.5 MB, 7% less at
-//   3 MB and 15-27% less at 6-12 MB.
+//   larger than the L2 caches of the threads that write them: below that a
+//   consumer reading y right after the forward is slower, above it faster
+//   (the measurements: benchmarks/results/cpu-2026-11-22T1945-adhoc-stream.md).
+// store_or_stream is the per-register store of the SIMD kernels (depthwise,
+// max_pool2d) that write so.
 #pragma once
 #include <cstdint>
 
@@ -28,6 +28,16 @@ inline bool stream_output(int64_t bytes) { return bytes >= stream_min_bytes(); }
 // a parallel region signals the other threads with plain ones); call it in
 // each thread that streamed, after its last streaming store.
 void stream_fence();
+
+// A whole output register of a SIMD kernel (vector traits V, ../isa/): streamed
+// (non-temporal) when asked and aligned, else stored. A template on V, so each
+// ISA unit has its own copy (see ../isa/isa.h).
+template <typename V>
+__attribute__((always_inline)) inline void store_or_stream(typename V::T* p, typename V::Reg x,
+                                                           bool stream) {
+  if (stream && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) V::stream(p, x);
+  else V::store(p, x);
+}
 
 }  // namespace cpu
 }  // namespace cnnops

@@ -7,8 +7,8 @@
 // KX = 32 so a warp reads 32 consecutive channels, otherwise KX = 1 and the
 // whole block walks one channel's pixels. Dtypes: float32, float64, float16,
 // bfloat16, accumulating in float (double for float64).
-#include "conv2d.h"
-#include "conv2d_common.cuh"
+#include "conv2d_cuda.h"
+#include "../common.cuh"
 
 namespace cnnops {
 namespace cuda {
@@ -61,14 +61,12 @@ cudaError_t launch_bias_grad(const BiasGradParams& p, cudaStream_t stream) {
   const bool channels_fast = p.dy_strides[1] < p.dy_strides[3] && p.K > 1;
   if (channels_fast) {
     constexpr int KX = 32, PY = 8;
-    const int64_t blocks = min64(ceil_div(p.K, KX), int64_t(1) << 20);
-    conv2d_bias_grad_kernel<T, KX, PY>
-        <<<static_cast<unsigned>(blocks), KX * PY, 0, stream>>>(p);
+    const unsigned blocks = grid_stride_blocks(p.K, KX, int64_t(1) << 20);
+    conv2d_bias_grad_kernel<T, KX, PY><<<blocks, KX * PY, 0, stream>>>(p);
   } else {
     constexpr int KX = 1, PY = 256;
-    const int64_t blocks = min64(p.K, int64_t(1) << 20);
-    conv2d_bias_grad_kernel<T, KX, PY>
-        <<<static_cast<unsigned>(blocks), KX * PY, 0, stream>>>(p);
+    const unsigned blocks = grid_stride_blocks(p.K, KX, int64_t(1) << 20);
+    conv2d_bias_grad_kernel<T, KX, PY><<<blocks, KX * PY, 0, stream>>>(p);
   }
   return cudaGetLastError();
 }

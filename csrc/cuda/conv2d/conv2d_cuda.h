@@ -1,6 +1,7 @@
-// Torch-free launchers for the CUDA convolution kernels.
+// Torch-free launchers for the CUDA convolution kernels (conv2d and
+// conv_transpose2d: conv_transpose2d forward is conv2d_dgrad).
 //
-// The glue fills a Conv2dParams / BiasGradParams (see ../kernels/params.h)
+// The glue fills a Conv2dParams / BiasGradParams (see csrc/common/params.h)
 // and calls one of these on the current stream. Every function launches
 // asynchronously and returns cudaGetLastError() (or an argument / support
 // error without launching). Tensors may have any strides.
@@ -9,7 +10,7 @@
 #include <cstddef>
 #include <cuda_runtime.h>
 
-#include "../kernels/params.h"
+#include "../../common/params.h"
 
 namespace cnnops {
 namespace cuda {

@@ -11,8 +11,8 @@
 // strides; for channels_last y the reduction runs (r, s, k) so gathers along
 // k are contiguous, otherwise (k, r, s) with gathers along pixels. Dtypes:
 // float32 / float64 by FMA, float16 / bfloat16 by mma.sync (sm_80+).
-#include "conv2d.h"
-#include "conv2d_common.cuh"
+#include "conv2d_cuda.h"
+#include "conv2d_gemm.cuh"
 
 namespace cnnops {
 namespace cuda {

@@ -10,8 +10,8 @@
 // (c, r, s) with gathers along the pixel dimension. Dtypes: float32 and
 // float64 by FMA, float16 / bfloat16 by mma.sync tensor cores (sm_80+),
 // accumulating in float (double for float64).
-#include "conv2d.h"
-#include "conv2d_common.cuh"
+#include "conv2d_cuda.h"
+#include "conv2d_gemm.cuh"
 
 namespace cnnops {
 namespace cuda {

@@ -1,5 +1,5 @@
-// Shared pieces of the CUDA convolution kernels: dtype conversion, the two
-// compute policies (register-blocked FMA for float/double, mma.sync tensor
+// Shared pieces of the CUDA convolution kernels (conv2d_fprop/dgrad/wgrad.cu):
+// the two compute policies (register-blocked FMA for float/double, mma.sync tensor
 // cores for half/bfloat16) and the implicit-GEMM main loop that drives them.
 //
 // Every conv kernel is one GEMM  C[M x Ngemm] = A[M x Kred] * B[Kred x Ngemm]
@@ -14,66 +14,14 @@
 #pragma once
 
 #include <cuda_runtime.h>
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
 #include <cstdint>
 
-#include "../kernels/params.h"
-#include "../kernels/shape.h"
+#include "../../common/params.h"
+#include "../common.cuh"
 
 namespace cnnops {
 namespace cuda {
 namespace detail {
-
-// ---------------------------------------------------------------------------
-// dtype helpers
-// ---------------------------------------------------------------------------
-
-// Accumulator type: float for the 16- and 32-bit types, double for double.
-template <typename T> struct AccType { using type = float; };
-template <> struct AccType<double> { using type = double; };
-template <typename T> using acc_t = typename AccType<T>::type;
-
-__device__ __forceinline__ float to_acc(float v) { return v; }
-__device__ __forceinline__ double to_acc(double v) { return v; }
-__device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> struct Convert;
-template <> struct Convert<float> {
-  __device__ __forceinline__ static float from_acc(float v) { return v; }
-};
-template <> struct Convert<double> {
-  __device__ __forceinline__ static double from_acc(double v) { return v; }
-};
-template <> struct Convert<__half> {
-  __device__ __forceinline__ static __half from_acc(float v) { return __float2half_rn(v); }
-};
-template <> struct Convert<__nv_bfloat16> {
-  __device__ __forceinline__ static __nv_bfloat16 from_acc(float v) {
-    return __float2bfloat16_rn(v);
-  }
-};
-
-template <typename T> __device__ __forceinline__ T from_acc(acc_t<T> v) {
-  return Convert<T>::from_acc(v);
-}
-template <typename T> __device__ __forceinline__ T zero_val() {
-  return Convert<T>::from_acc(acc_t<T>(0));
-}
-
-__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
-__host__ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-__host__ __device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-// a / b for a >= 0, b > 0; 32-bit division when both fit (the common case).
-__device__ __forceinline__ int64_t div_nonneg(int64_t a, int64_t b) {
-  if (((a | b) >> 31) == 0) return static_cast<int64_t>(static_cast<uint32_t>(a) /
-                                                          static_cast<uint32_t>(b));
-  return a / b;
-}
 
 // ---------------------------------------------------------------------------
 // Kernel arguments shared by fprop / dgrad / wgrad (passed by value)

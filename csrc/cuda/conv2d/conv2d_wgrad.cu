@@ -11,8 +11,8 @@
 // taps are ordered (r, s, c) so gathers along the tap dimension are
 // contiguous. Dtypes: float32 / float64 by FMA, float16 / bfloat16 by
 // mma.sync (sm_80+); partials and the final sum in float (double).
-#include "conv2d.h"
-#include "conv2d_common.cuh"
+#include "conv2d_cuda.h"
+#include "conv2d_gemm.cuh"
 
 namespace cnnops {
 namespace cuda {

@@ -1,5 +1,5 @@
 // Depthwise convolution on CUDA (groups == C, weight (K = C*M, 1, R, S), output
-// channel k reading input channel k / M), matching csrc/cpu/depthwise_*.cpp.
+// channel k reading input channel k / M), matching csrc/cpu/depthwise/.
 // Memory-bound, so no GEMM and no tensor cores:
 //   fprop: one thread per output element y[n, k, p, q], summing its R*S taps
 //     (+ bias[k]); dgrad: one thread per input element dx[n, c, h, w], gathering
@@ -19,19 +19,13 @@
 // and 5 x 5 filters get fprop / dgrad instances with the tap loops unrolled.
 // Dtypes: float32, float64, float16, bfloat16; float accumulation (double for
 // float64).
-#include "pool_depthwise.h"
-#include "conv2d_common.cuh"
+#include "depthwise_cuda.h"
+#include "../common.cuh"
 
 namespace cnnops {
 namespace cuda {
 namespace detail {
 namespace {
-
-// q = a / b, r = a % b for a >= 0, b > 0 (32-bit division when both fit).
-__device__ __forceinline__ void divmod(int64_t a, int64_t b, int64_t& q, int64_t& r) {
-  q = div_nonneg(a, b);
-  r = a - q * b;
-}
 
 // FR x FS > 0: the filter size known at compile time (loops unrolled); 0: p.R x p.S.
 template <typename T, bool CL, int FR, int FS>
@@ -183,16 +177,12 @@ bool depthwise_cl(const Conv2dParams& p) {
 
 constexpr int kThreads = 256;
 
-unsigned flat_blocks(int64_t total) {
-  return static_cast<unsigned>(min64(ceil_div(total, kThreads), int64_t(1) << 22));
-}
-
 // Launches KERNEL<T, CL, FR, FS> with FR x FS = 3 x 3, 5 x 5 or runtime (0, 0).
 template <template <typename, bool, int, int> class Launch, typename T>
 cudaError_t launch_flat(const Conv2dParams& p, int64_t total, cudaStream_t stream) {
   if (total == 0) return cudaSuccess;
   const bool cl = depthwise_cl(p);
-  const unsigned blocks = flat_blocks(total);
+  const unsigned blocks = grid_stride_blocks(total, kThreads);
   if (p.R == 3 && p.S == 3) {
     if (cl) Launch<T, true, 3, 3>::run(p, total, blocks, stream);
     else Launch<T, false, 3, 3>::run(p, total, blocks, stream);
@@ -234,12 +224,12 @@ cudaError_t launch_wgrad(const Conv2dParams& p, cudaStream_t stream) {
   if (depthwise_cl(p)) {
     constexpr int KX = 32, PY = 8;
     const int64_t kgroups = ceil_div(p.K, KX);
-    const unsigned blocks = static_cast<unsigned>(min64(kgroups * RS, int64_t(1) << 22));
+    const unsigned blocks = grid_stride_blocks(kgroups * RS, 1);
     dw_wgrad_kernel<T, KX, PY><<<blocks, KX * PY, 0, stream>>>(p, kgroups);
   } else {
     constexpr int KX = 1, PY = 256;
     const int64_t kgroups = p.K;
-    const unsigned blocks = static_cast<unsigned>(min64(kgroups * RS, int64_t(1) << 22));
+    const unsigned blocks = grid_stride_blocks(kgroups * RS, 1);
     dw_wgrad_kernel<T, KX, PY><<<blocks, KX * PY, 0, stream>>>(p, kgroups);
   }
   return cudaGetLastError();

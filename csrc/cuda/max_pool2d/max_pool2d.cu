@@ -1,4 +1,4 @@
-// Max pooling on CUDA, forward and backward, matching csrc/cpu/max_pool2d.cpp.
+// Max pooling on CUDA, forward and backward, matching csrc/cpu/max_pool2d/max_pool2d.cpp.
 // Parallelisation: one thread per output element (forward) or per input
 // element (backward), grid-stride over a flat 64-bit index. The flat order
 // follows the layout so a warp walks the contiguous dimension: channels
@@ -13,9 +13,9 @@
 // Dtypes: float32, float64, float16, bfloat16.
 #include <math_constants.h>
 
-#include "pool_depthwise.h"
-#include "../kernels/shape.h"
-#include "conv2d_common.cuh"
+#include "max_pool2d_cuda.h"
+#include "../../common/shape.h"
+#include "../common.cuh"
 
 namespace cnnops {
 namespace cuda {
@@ -25,12 +25,6 @@ namespace {
 template <typename Acc> __device__ __forceinline__ Acc neg_inf();
 template <> __device__ __forceinline__ float neg_inf<float>() { return -CUDART_INF_F; }
 template <> __device__ __forceinline__ double neg_inf<double>() { return -CUDART_INF; }
-
-// q = a / b, r = a % b for a >= 0, b > 0 (32-bit division when both fit).
-__device__ __forceinline__ void divmod(int64_t a, int64_t b, int64_t& q, int64_t& r) {
-  q = div_nonneg(a, b);
-  r = a - q * b;
-}
 
 template <typename T, bool CL>
 __global__ void __launch_bounds__(256) max_pool2d_fwd_kernel(const MaxPool2dParams p,
@@ -134,7 +128,7 @@ cudaError_t launch(const MaxPool2dParams& p, bool backward, cudaStream_t stream)
   const int64_t total = backward ? p.N * p.C * p.H * p.W : p.N * p.C * p.P * p.Q;
   if (total == 0) return cudaSuccess;
   constexpr int NT = 256;
-  const unsigned blocks = static_cast<unsigned>(min64(ceil_div(total, NT), int64_t(1) << 22));
+  const unsigned blocks = grid_stride_blocks(total, NT);
   if (backward) {
     if (cl) max_pool2d_bwd_kernel<T, true><<<blocks, NT, 0, stream>>>(p, total);
     else max_pool2d_bwd_kernel<T, false><<<blocks, NT, 0, stream>>>(p, total);
