@@ -1,3 +1,4 @@
+// The argument checks of checks.h, and the one check of a CUDA launcher's result.
 #include "checks.h"
 
 #include <c10/util/safe_numerics.h>

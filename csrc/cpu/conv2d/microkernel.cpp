@@ -17,18 +17,16 @@ const MicroKernelSet& active_set() {
 
 }  // namespace
 
-template <>
-const MicroKernel<float>& active_microkernel<float>() {
-  return active_set().f32;
+template <typename T>
+const MicroKernel<T>& active_microkernel() {
+  return active_set().get<T>();
 }
-template <>
-const MicroKernel<double>& active_microkernel<double>() {
-  return active_set().f64;
-}
+template const MicroKernel<float>& active_microkernel<float>();
+template const MicroKernel<double>& active_microkernel<double>();
 
 void microkernel_tile(bool float64, int64_t* mr, int64_t* nr) {
-  *mr = float64 ? active_set().f64.mr : active_set().f32.mr;
-  *nr = float64 ? active_set().f64.nr : active_set().f32.nr;
+  *mr = float64 ? active_microkernel<double>().mr : active_microkernel<float>().mr;
+  *nr = float64 ? active_microkernel<double>().nr : active_microkernel<float>().nr;
 }
 
 }  // namespace cpu

@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../isa/isa.h"
+
 
 namespace cnnops {
 namespace cpu {
@@ -51,10 +53,7 @@ struct MicroKernel {
 };
 
 // The micro-kernels of one ISA build (microkernel_{avx512,avx2,generic}.cpp).
-struct MicroKernelSet {
-  MicroKernel<float> f32;
-  MicroKernel<double> f64;
-};
+using MicroKernelSet = ByDtype<MicroKernel>;
 
 // One function per ISA build; returns false when that build is not compiled in.
 bool microkernels_avx512(MicroKernelSet* out);

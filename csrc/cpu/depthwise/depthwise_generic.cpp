@@ -1,4 +1,5 @@
-// Portable build of depthwise's vector kernels (depthwise_simd.h), for any CPU and compiler.
+// Portable build of depthwise's vector kernels (depthwise_simd.h):
+// any CPU, any compiler; the compiler may auto-vectorise with the baseline ISA.
 #include "depthwise_kernels.h"
 #include "../isa/generic.h"
 #include "depthwise_simd.h"

@@ -15,14 +15,12 @@ const DepthwiseKernelSet& active_set() {
 
 }  // namespace
 
-template <>
-const DepthwiseKernels<float>& active_depthwise_kernels<float>() {
-  return active_set().f32;
+template <typename T>
+const DepthwiseKernels<T>& active_depthwise_kernels() {
+  return active_set().get<T>();
 }
-template <>
-const DepthwiseKernels<double>& active_depthwise_kernels<double>() {
-  return active_set().f64;
-}
+template const DepthwiseKernels<float>& active_depthwise_kernels<float>();
+template const DepthwiseKernels<double>& active_depthwise_kernels<double>();
 
 }  // namespace cpu
 }  // namespace cnnops

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../isa/isa.h"
+
 namespace cnnops {
 namespace cpu {
 
@@ -78,10 +80,7 @@ struct DepthwiseKernels {
 };
 
 // The kernels of one ISA build.
-struct DepthwiseKernelSet {
-  DepthwiseKernels<float> f32;
-  DepthwiseKernels<double> f64;
-};
+using DepthwiseKernelSet = ByDtype<DepthwiseKernels>;
 
 // One function per ISA build; returns false when that build is not compiled in.
 bool depthwise_kernels_avx512(DepthwiseKernelSet* out);

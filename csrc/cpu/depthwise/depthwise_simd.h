@@ -1,9 +1,10 @@
 // depthwise's vector kernels (DepthwiseKernels in depthwise_kernels.h),
 // written once over the vector traits V (../isa/) and built per ISA by
 // depthwise_{avx512,avx2,generic}.cpp. The FMA cores use the traits'
-// registers explicitly; sums run over the taps in order, so every ISA and
-// every blocking gives the same bits as the plain loop. The 3x3 span stencils
-// of channels_last images are in depthwise_span3x3.h. Every helper is a
+// registers explicitly; each kernel's comment says in which order it sums.
+// The 3x3 span stencils of channels_last images are in depthwise_span3x3.h.
+// The kernels serve the plane (NCHW) and channels_last paths alike; which path
+// calls which is in depthwise.h and the kernel files. Every helper is a
 // template on V in namespace simd, so no ISA unit's copy is shared (see
 // ../isa/isa.h). Include only after the unit's target pragma.
 #pragma once

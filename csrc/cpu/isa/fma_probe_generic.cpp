@@ -1,4 +1,5 @@
-// Portable build of the FMA peak probe (fma_probe.h), for any CPU and compiler.
+// Portable build of the FMA peak probe (fma_probe.h):
+// any CPU, any compiler; the compiler may auto-vectorise with the baseline ISA.
 #include "isa.h"
 #include "generic.h"
 #include "fma_probe.h"

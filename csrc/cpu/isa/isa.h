@@ -17,6 +17,7 @@
 // (tests/test_cpu_paths.py checks the symbols of namespace cnnops::cpu::simd).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 // Whether the x86 ISA units (AVX-512, AVX2) are compiled in: GCC on x86 (the
 // units rely on its target pragma). Elsewhere only the generic build exists.
@@ -46,6 +47,19 @@ CpuIsa active_cpu_isa();
 bool set_cpu_isa(const char* name);
 // Comma-separated ISAs compiled in and supported by this CPU, best first.
 const char* supported_cpu_isas();
+
+// A family's kernels of one ISA build for both dtypes of the CPU kernels
+// (Kernels<T>: a struct of function pointers).
+template <template <typename> class Kernels>
+struct ByDtype {
+  Kernels<float> f32;
+  Kernels<double> f64;
+  template <typename T>
+  const Kernels<T>& get() const {
+    if constexpr (std::is_same_v<T, float>) return f32;
+    else return f64;
+  }
+};
 
 // A family's kernel set (Set) for each ISA, filled once by the family's per-ISA
 // functions (each returns false, leaving the set empty, when its unit is not

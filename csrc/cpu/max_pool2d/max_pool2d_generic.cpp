@@ -1,4 +1,5 @@
-// Portable build of max_pool2d's vector kernels (max_pool2d_simd.h), for any CPU and compiler.
+// Portable build of max_pool2d's vector kernels (max_pool2d_simd.h):
+// any CPU, any compiler; the compiler may auto-vectorise with the baseline ISA.
 #include "max_pool2d_kernels.h"
 #include "../isa/generic.h"
 #include "max_pool2d_simd.h"

@@ -15,14 +15,12 @@ const PoolKernelSet& active_set() {
 
 }  // namespace
 
-template <>
-const PoolKernels<float>& active_pool_kernels<float>() {
-  return active_set().f32;
+template <typename T>
+const PoolKernels<T>& active_pool_kernels() {
+  return active_set().get<T>();
 }
-template <>
-const PoolKernels<double>& active_pool_kernels<double>() {
-  return active_set().f64;
-}
+template const PoolKernels<float>& active_pool_kernels<float>();
+template const PoolKernels<double>& active_pool_kernels<double>();
 
 }  // namespace cpu
 }  // namespace cnnops

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../isa/isa.h"
+
 namespace cnnops {
 namespace cpu {
 
@@ -38,10 +40,7 @@ struct PoolKernels {
 };
 
 // The kernels of one ISA build.
-struct PoolKernelSet {
-  PoolKernels<float> f32;
-  PoolKernels<double> f64;
-};
+using PoolKernelSet = ByDtype<PoolKernels>;
 
 // One function per ISA build; returns false when that build is not compiled in.
 bool pool_kernels_avx512(PoolKernelSet* out);

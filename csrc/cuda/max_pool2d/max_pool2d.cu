@@ -1,4 +1,5 @@
-// Max pooling on CUDA, forward and backward, matching csrc/cpu/max_pool2d/max_pool2d.cpp.
+// Max pooling on CUDA, forward and backward, matching
+// csrc/cpu/max_pool2d/max_pool2d.cpp.
 // Parallelisation: one thread per output element (forward) or per input
 // element (backward), grid-stride over a flat 64-bit index. The flat order
 // follows the layout so a warp walks the contiguous dimension: channels
