@@ -1,6 +1,6 @@
 """Builds the extension cnnops._C with torch.utils.cpp_extension.
 
-The CUDA kernels (csrc/cuda/*.cu) are built when torch has CUDA, or when
+The CUDA kernels (csrc/cuda/**/*.cu) are built when torch has CUDA, or when
 FORCE_CUDA=1; otherwise the package is CPU-only and cnnops.build_info() says so.
 Target GPUs: TORCH_CUDA_ARCH_LIST (default "8.0;9.0"), e.g.
     TORCH_CUDA_ARCH_LIST="8.6;8.9" pip install --no-build-isolation .
@@ -9,15 +9,18 @@ import glob
 import os
 import sys
 
-from setuptools import find_packages, setup
-from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension, CUDA_HOME
 import torch
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def sources(pattern):
-    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+    """Files matching pattern under ROOT, searched recursively (** spans folders), so
+    a source moved into a subfolder cannot silently drop out of the build."""
+    return sorted(os.path.relpath(p, ROOT)
+                  for p in glob.glob(os.path.join(ROOT, pattern), recursive=True))
 
 
 def use_cuda():
@@ -38,7 +41,7 @@ def extension():
         # with a number segfaulted). Naming the shared library first resolves the
         # runtime from it, so the static archive contributes nothing.
         link.append("-l:libstdc++.so.6")
-    srcs = sources("csrc/cpu/*.cpp") + sources("csrc/torch/*.cpp")
+    srcs = sources("csrc/cpu/**/*.cpp") + sources("csrc/torch/**/*.cpp")
     if not use_cuda():
         return CppExtension("cnnops._C", srcs, extra_compile_args={"cxx": cxx}, extra_link_args=link)
     archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
@@ -48,19 +51,16 @@ def extension():
     define = ["-DCNNOPS_WITH_CUDA", f"-DCNNOPS_CUDA_ARCHS={token}"]
     return CUDAExtension(
         "cnnops._C",
-        srcs + sources("csrc/cuda/*.cu"),
+        srcs + sources("csrc/cuda/**/*.cu"),
         extra_compile_args={"cxx": cxx + define,
                             "nvcc": ["-O3", "-lineinfo"] + define},
         extra_link_args=link,
     )
 
 
+# Metadata, dependencies and packages are in pyproject.toml; this file only builds the
+# extension, whose sources and flags depend on the torch found at build time.
 setup(
-    name="cnnops",
-    version="0.1.0",
-    description="Hand-written CPU and CUDA kernels for convolutional networks, as PyTorch ops",
-    packages=find_packages(include=["cnnops", "cnnops.*"]),
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtension},
-    python_requires=">=3.9",
 )

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import torch  # noqa: F401  (before cnnops: its extension links against torch's libraries)
 
-from . import allocator, compare, report, runner, timing
+from . import allocator, compare, report, runner
 from .cases import LAYOUTS, cases_for, select
 from .flops import MODES
 

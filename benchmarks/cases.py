@@ -220,7 +220,8 @@ def _resnet50_convs(batch=32):
             cases += [
                 ConvCase(f"r50_{width}_downsample1x1s{stride}", "conv2d", (batch, cin, size, size),
                          (4 * width, cin, 1, 1), stride=stride),
-                ConvCase(f"r50_{width}_3x3", "conv2d", (batch, width, out, out), (width, width, 3, 3), padding=1),
+                ConvCase(f"r50_{width}_3x3", "conv2d", (batch, width, out, out), (width, width, 3, 3),
+                         padding=1),
                 ConvCase(f"r50_{width}_reduce1x1_inner", "conv2d", (batch, 4 * width, out, out),
                          (width, 4 * width, 1, 1)),
             ]

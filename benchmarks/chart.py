@@ -12,7 +12,7 @@ def save_speedup_chart(result, path):
         import matplotlib.pyplot as plt
         from matplotlib.patches import Patch
     except ImportError:
-        warnings.warn("matplotlib is not installed: no PNG chart written")
+        warnings.warn("matplotlib is not installed: no PNG chart written", stacklevel=2)
         return None
     rows = [r for r in result["rows"] if not r["error"]]
     if not rows:

@@ -4,12 +4,16 @@ torch runs aten.convolution_backward with only that output requested, which is w
 autograd runs. The row's mode is "fwd": one call of the pass.
 """
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from . import flops
-from .layouts import LAYOUTS
 from .flops import ConvProblem
+from .layouts import LAYOUTS
+
+if TYPE_CHECKING:
+    from .cases import ConvCase
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Output sizes and 'same' padding: the one Python copy of the formulas.
 
-The kernels' source of truth is csrc/kernels/shape.h (conv_out_size,
-conv_transpose_out_size, same_padding; pool_out_size is in
-csrc/torch/max_pool2d_ops.cpp). This module mirrors it for the Python side:
+The kernels' source of truth is csrc/common/shape.h (effective_kernel,
+conv_out_size, pool_out_size). This module mirrors it for the Python side:
 the fake kernels (cnnops/_ops/), which must predict the shapes the C++ ops
 return, and the argument handling of the public functions (cnnops/functional.py,
 cnnops/_to_torch.py), which turns 'same' into explicit padding and computes
-conv_transpose2d's output size. Change a formula here and in shape.h together.
+conv_transpose2d's output size (those two are argument handling, so they live here
+only). Change a formula here and in shape.h together.
 
 Sizes are along one axis unless a name says otherwise; padding is split into the
 begin (top/left) and end (bottom/right) side.

@@ -1,7 +1,7 @@
-"""balanced_for (csrc/cpu/balanced_for.h): every unit runs exactly once; a thread that
+"""balanced_for (csrc/cpu/util/balanced_for.h): every unit runs exactly once; a thread that
 finishes its share takes units from the back of a slow thread's share; with the switch
 off, the shares stay fixed. The kernels' bits with and without it are compared in
-test_cpu_paths.py (test_depthwise_cl3x3_bands_and_spans_every_isa)."""
+test_depthwise_cpu_paths.py (test_depthwise_cl3x3_bands_and_spans_every_isa)."""
 import pytest
 import torch
 

@@ -205,6 +205,7 @@ def test_deep_check_tolerates_rare_mask_flips_not_wrong_gradients():
 def test_allocator_modes():
     import subprocess
     import sys
+
     from benchmarks import allocator
     assert allocator.apply("system").startswith("system")
     # steady() cannot be undone: run it in a child, not in the test process

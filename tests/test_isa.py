@@ -17,11 +17,17 @@ def test_set_cpu_isa_refuses_unknown():
 
 @pytest.mark.skipif(shutil.which("nm") is None, reason="needs binutils' nm")
 def test_vector_kernel_helpers_stay_in_their_isa_unit():
-    # vector_kernels_template.h is compiled once per ISA unit. A helper there that is a
-    # template on T alone (not on the unit's traits V) becomes one weak symbol shared by
-    # all units; the linker may keep the AVX-512 unit's copy and run it on any CPU.
+    # Each family's SIMD templates (csrc/cpu/*/..._simd.h, microkernel_template.h,
+    # depthwise_span3x3.h, isa/fma_probe.h) are compiled once per ISA unit, in namespace
+    # cnnops::cpu::simd (see csrc/cpu/isa/isa.h). A helper there that is a template on T
+    # alone (not on the unit's traits V) becomes one weak symbol shared by all units; the
+    # linker may keep the AVX-512 unit's copy and run it on any CPU.
     out = subprocess.run(["nm", "-C", cnnops._C.__file__], capture_output=True, text=True,
                          check=True).stdout
-    shared = [line for line in out.splitlines()
-              if line.split(" ", 2)[1:2] in (["W"], ["V"]) and "cnnops::cpu::vk_impl::" in line]
+    simd = [line for line in out.splitlines() if "cnnops::cpu::simd::" in line]
+    # The namespace is where the kernels are: without local instances of them the
+    # check below would pass vacuously (e.g. after a rename).
+    for kernel in ("microkernel<", "stencil_row<", "span3x3_fprop<", "max_taps<", "fma_probe<"):
+        assert any(f"cnnops::cpu::simd::{kernel}" in line for line in simd), kernel
+    shared = [line for line in simd if line.split(" ", 2)[1:2] in (["W"], ["V"])]
     assert not shared, shared

@@ -1,3 +1,4 @@
+// The argument checks of checks.h, and the one check of a CUDA launcher's result.
 #include "checks.h"
 
 #include <c10/util/safe_numerics.h>
@@ -140,5 +141,11 @@ int64_t checked_numel(at::IntArrayRef sizes, const char* op) {
                     ": output of shape ", to_string(sizes), " has too many elements");
   return static_cast<int64_t>(n);
 }
+
+#ifdef CNNOPS_WITH_CUDA
+void check_cuda_launch(cudaError_t err) {
+  TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
+}
+#endif
 
 }  // namespace cnnops

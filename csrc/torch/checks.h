@@ -4,7 +4,11 @@
 #pragma once
 #include <ATen/ATen.h>
 
-#include "../kernels/params.h"
+#ifdef CNNOPS_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#include "../common/params.h"
 
 #include <string>
 #include <utility>
@@ -60,5 +64,10 @@ void copy_strides(int64_t dst[4], const at::Tensor& t);
 
 // Product of sizes, raising instead of overflowing int64.
 int64_t checked_numel(at::IntArrayRef sizes, const char* op);
+
+#ifdef CNNOPS_WITH_CUDA
+// Raises unless a CUDA launcher (csrc/cuda/*/*_cuda.h) returned cudaSuccess.
+void check_cuda_launch(cudaError_t err);
+#endif
 
 }  // namespace cnnops

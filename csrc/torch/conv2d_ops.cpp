@@ -1,7 +1,7 @@
 // The convolution-family ops: argument checks, output allocation, filling
 // Conv2dParams, and dispatch to the CPU kernels or (when built with CUDA) the
 // CUDA launchers. Registered as torch.ops.cnnops.*; their autograd formulas and
-// fake kernels live in cnnops/_ops.py.
+// fake kernels live in cnnops/_ops/conv2d.py.
 //
 //   conv2d_fprop(input, weight, bias?, stride, padding[4], dilation, groups)
 //       padding = (top, bottom, left, right); bottom/right may be negative
@@ -16,15 +16,15 @@
 
 #include <optional>
 
-#include "../cpu/conv2d_cpu.h"
-#include "../kernels/shape.h"
+#include "../common/shape.h"
+#include "../cpu/conv2d/conv2d.h"
 #include "checks.h"
 
 #ifdef CNNOPS_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "../cuda/conv2d.h"
+#include "../cuda/conv2d/conv2d_cuda.h"
 #endif
 
 namespace cnnops {
@@ -86,7 +86,7 @@ void launch(Kernel kernel, const Conv2dParams& p, const at::Tensor& like) {
                                 like.options().dtype(at::kByte));
       err = cuda::conv2d_wgrad(q, ws.data_ptr(), stream);
     }
-    TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
+    check_cuda_launch(err);
     return;
   }
 #endif
@@ -232,8 +232,7 @@ at::Tensor conv2d_bias_grad(const at::Tensor& grad_output) {
 #ifdef CNNOPS_WITH_CUDA
   if (grad_output.is_cuda()) {
     c10::cuda::CUDAGuard guard(grad_output.device());
-    cudaError_t err = cuda::conv2d_bias_grad(p, c10::cuda::getCurrentCUDAStream().stream());
-    TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
+    check_cuda_launch(cuda::conv2d_bias_grad(p, c10::cuda::getCurrentCUDAStream().stream()));
     return db;
   }
 #endif

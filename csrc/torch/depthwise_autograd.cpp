@@ -1,14 +1,13 @@
 // The autograd kernel of cnnops::depthwise_fprop, in C++ (the other ops'
-// autograd is registered in Python, cnnops/_ops.py). A forward+backward of a
-// small depthwise layer spent about 95 us outside the kernels with the Python
-// kernel (torch.library.register_autograd wraps each call in Python), the
-// largest fixed cost of a MobileNet / Xception block on the CPU.
+// autograd is registered in Python, cnnops/_ops/). It is in C++ because
+// torch.library.register_autograd wraps every call in Python, a fixed cost per
+// call that dominates small depthwise layers (MobileNet / Xception blocks).
 //
-// The backward is what cnnops/_ops.py wrote: depthwise_backward when both
-// gradients are needed (one pass over grad_output), else depthwise_dgrad or
-// depthwise_wgrad, and conv2d_bias_grad for the bias. They are called through
-// the dispatcher, so with create_graph their own autograd kernels record a
-// double backward; without it (grad mode off) they run below autograd.
+// The backward: depthwise_backward when both gradients are needed (one pass
+// over grad_output), else depthwise_dgrad or depthwise_wgrad, and
+// conv2d_bias_grad for the bias. They are called through the dispatcher, so
+// with create_graph their own autograd kernels (cnnops/_ops/depthwise.py)
+// record a double backward; without it (grad mode off) they run below autograd.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>

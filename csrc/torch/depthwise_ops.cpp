@@ -16,15 +16,15 @@
 
 #include <optional>
 
-#include "../cpu/depthwise_cpu.h"
-#include "../kernels/shape.h"
+#include "../common/shape.h"
+#include "../cpu/depthwise/depthwise.h"
 #include "checks.h"
 
 #ifdef CNNOPS_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "../cuda/pool_depthwise.h"
+#include "../cuda/depthwise/depthwise_cuda.h"
 #endif
 
 namespace cnnops {
@@ -43,7 +43,7 @@ void dw_launch(DwKernel kernel, const Conv2dParams& p, const at::Tensor& like) {
     if (kernel == DwKernel::Fprop) err = cuda::depthwise_fprop(p, stream);
     if (kernel == DwKernel::Dgrad) err = cuda::depthwise_dgrad(p, stream);
     if (kernel == DwKernel::Wgrad) err = cuda::depthwise_wgrad(p, stream);
-    TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
+    check_cuda_launch(err);
     return;
   }
 #endif

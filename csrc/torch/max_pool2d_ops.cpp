@@ -1,6 +1,6 @@
 // Max pooling ops: argument checks, allocation, MaxPool2dParams, dispatch to
 // the CPU kernels or (when built with CUDA) the CUDA launchers. Registered as torch.ops.cnnops.*; autograd and fake kernels
-// in cnnops/_ops.py.
+// in cnnops/_ops/max_pool2d.py.
 //
 //   max_pool2d_fwd(input, kernel_size, stride, padding[4], dilation, ceil_mode)
 //       -> (output, indices)    padding = (top, bottom, left, right), each at most
@@ -14,15 +14,15 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
-#include "../cpu/max_pool2d_cpu.h"
-#include "../kernels/shape.h"
+#include "../common/shape.h"
+#include "../cpu/max_pool2d/max_pool2d.h"
 #include "checks.h"
 
 #ifdef CNNOPS_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "../cuda/pool_depthwise.h"
+#include "../cuda/max_pool2d/max_pool2d_cuda.h"
 #endif
 
 namespace cnnops {
@@ -55,9 +55,6 @@ bool indices_valid_cuda(const at::Tensor& ind, const MaxPool2dParams& p) {
   return !bad.any().item<bool>();
 }
 
-void check_launch(cudaError_t err) {
-  TORCH_CHECK(err == cudaSuccess, "cnnops: CUDA kernel launch failed: ", cudaGetErrorString(err));
-}
 #endif
 
 void check_window(const char* op, at::IntArrayRef kernel_size, at::IntArrayRef stride,
@@ -65,15 +62,6 @@ void check_window(const char* op, at::IntArrayRef kernel_size, at::IntArrayRef s
   check_list(kernel_size, 2, 1, op, "kernel_size", "positive");
   check_list(stride, 2, 1, op, "stride", "positive");
   check_list(dilation, 2, 1, op, "dilation", "positive");
-}
-
-// Output size along one axis, as torch's pooling_output_shape with (begin, end) padding.
-int64_t pool_out_size(int64_t in, int64_t k, int64_t pad_begin, int64_t pad_end, int64_t stride,
-                      int64_t dil, bool ceil_mode) {
-  const int64_t span = in + pad_begin + pad_end - effective_kernel(k, dil);
-  int64_t out = floor_div(span + (ceil_mode ? stride - 1 : 0), stride) + 1;
-  if (ceil_mode && (out - 1) * stride >= in + pad_begin) --out;
-  return out;
 }
 
 // The forward of both ops: indices are computed when asked for (and always on
@@ -123,7 +111,7 @@ std::tuple<at::Tensor, at::Tensor> pool_forward(const char* op, const at::Tensor
 #ifdef CNNOPS_WITH_CUDA
   if (input.is_cuda()) {
     c10::cuda::CUDAGuard guard(input.device());
-    check_launch(cuda::max_pool2d_fwd(p, c10::cuda::getCurrentCUDAStream().stream()));
+    check_cuda_launch(cuda::max_pool2d_fwd(p, c10::cuda::getCurrentCUDAStream().stream()));
     return {y, ind};
   }
 #endif
@@ -187,7 +175,7 @@ at::Tensor max_pool2d_bwd(const at::Tensor& grad_output, const at::Tensor& indic
   if (grad_output.is_cuda()) {
     c10::cuda::CUDAGuard guard(grad_output.device());
     ok = indices_valid_cuda(indices, p);
-    if (ok) check_launch(cuda::max_pool2d_bwd(p, c10::cuda::getCurrentCUDAStream().stream()));
+    if (ok) check_cuda_launch(cuda::max_pool2d_bwd(p, c10::cuda::getCurrentCUDAStream().stream()));
   } else {
     ok = cpu::max_pool2d_bwd(p);
   }

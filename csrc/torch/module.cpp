@@ -7,10 +7,10 @@
 #include <chrono>
 #include <thread>
 
-#include "../cpu/balanced_for.h"
-#include "../cpu/conv_correlation.h"
-#include "../cpu/microkernel.h"
-#include "../cpu/stream_stores.h"
+#include "../cpu/conv2d/conv2d.h"
+#include "../cpu/isa/isa.h"
+#include "../cpu/util/balanced_for.h"
+#include "../cpu/util/stream_stores.h"
 
 namespace {
 
@@ -20,11 +20,13 @@ namespace {
 py::dict build_info() {
   py::dict info;
   info["cpu_isas"] = cnnops::cpu::supported_cpu_isas();
-  info["cpu_isa"] = cnnops::cpu::active_microkernels().isa;
+  info["cpu_isa"] = cnnops::cpu::cpu_isa_name(cnnops::cpu::active_cpu_isa());
   info["cpu_stream_min_bytes"] = cnnops::cpu::stream_min_bytes();
-  const auto& mk = cnnops::cpu::active_microkernels();
-  info["cpu_microkernel_f32"] = py::make_tuple(mk.f32.mr, mk.f32.nr);
-  info["cpu_microkernel_f64"] = py::make_tuple(mk.f64.mr, mk.f64.nr);
+  for (bool float64 : {false, true}) {
+    int64_t mr = 0, nr = 0;
+    cnnops::cpu::microkernel_tile(float64, &mr, &nr);
+    info[float64 ? "cpu_microkernel_f64" : "cpu_microkernel_f32"] = py::make_tuple(mr, nr);
+  }
 #ifdef CNNOPS_WITH_CUDA
   info["cuda"] = true;
   info["cuda_archs"] = CNNOPS_STRINGIFY(CNNOPS_CUDA_ARCHS);  // e.g. "80_90"
@@ -37,8 +39,7 @@ py::dict build_info() {
 
 // Peak FMA throughput of the active ISA on all torch threads, in GFLOP/s.
 double cpu_peak_gflops(bool float64, int64_t iters) {
-  const auto& mk = cnnops::cpu::active_microkernels();
-  auto probe = float64 ? mk.fma_probe_f64 : mk.fma_probe_f32;
+  const cnnops::cpu::FmaProbeFn probe = cnnops::cpu::active_fma_probe(float64);
   const int64_t threads = at::get_num_threads();
   std::vector<double> flops(threads, 0.0);
   const auto start = std::chrono::steady_clock::now();

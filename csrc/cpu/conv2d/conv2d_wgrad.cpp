@@ -1,0 +1,315 @@
+// conv2d filter gradient on the CPU, as an implicit GEMM per group:
+//   dw[k, col] = sum_{pixels} dy[n, k, p, q] * x[n, c, p*stride - pad + r*dil, ...]
+// with rows k (the micro-kernel's broadcast side), columns col = (c, r, s), or
+// (r, s, c) when x is channels_last, on the vector side, and the reduction over
+// all output pixels (n, p, q).
+//
+// With channels_last x and channels per group a multiple of the micro-kernel's
+// NR, the B side is read in place (direct_x_offsets); otherwise it is packed.
+// NCHW inputs are first transposed into channels-last copies: im2col panels need
+// one pixel per step, which is a contiguous copy in channels-last but a
+// transpose of every im2col element (R*S times more work) in NCHW.
+//
+// Parallelism: tasks are (group, block of columns, chunk of pixels). The number
+// of pixel chunks depends only on the problem size, each chunk accumulates into
+// its own zero-padded partial buffer, and the partials are summed in chunk order,
+// so results do not depend on scheduling (no atomics).
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../util/buffer.h"
+#include "../util/copy_row.h"
+#include "conv2d.h"
+#include "microkernel.h"
+
+namespace cnnops {
+namespace cpu {
+namespace {
+
+constexpr int64_t kKc = 256;              // pixels per reduction block
+constexpr int64_t kPixelsPerChunk = 2048;  // target pixels per partial sum
+constexpr int64_t kMaxChunks = 32;
+constexpr int64_t kPanelsPerBlock = 16;   // column panels per task (dy is packed once per block)
+constexpr int64_t kMinTasks = 8;           // split pixels into chunks until there are this many tasks
+
+// What column `col` of the GEMM reads: input channel and tap offsets.
+struct Column {
+  int64_t c, hoff, woff, dw_offset;
+};
+
+// A panels: dy[n, k0 + k, p, q] for k < kpad (zero past Kg), one pixel per step:
+// dst[k / MR][t][k % MR] for pixels kb0 .. kb0+kc.
+template <typename T>
+void pack_dy_panels(const Conv2dParams& p, const T* dy, int64_t k0, int64_t Kg, int64_t kpad,
+                    int64_t MR, int64_t kb0, int64_t kc, T* dst) {
+  const int64_t* ys = p.y_strides;
+  if (ys[1] == 1) {  // channels contiguous: each pixel gives MR contiguous values per panel
+    int64_t t = 0;
+    for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+      for (int64_t u = 0; u < len; ++u, ++t) {
+        const T* src = dy + n * ys[0] + pp * ys[2] + (q0 + u) * ys[3] + k0;
+        for (int64_t panel = 0; panel < kpad / MR; ++panel) {
+          T* d = dst + panel * kc * MR + t * MR;
+          const int64_t valid = std::max<int64_t>(0, std::min(MR, Kg - panel * MR));
+          for (int64_t i = 0; i < valid; ++i) d[i] = src[panel * MR + i];
+          for (int64_t i = valid; i < MR; ++i) d[i] = T(0);
+        }
+      }
+    });
+    return;
+  }
+  for (int64_t k = 0; k < kpad; ++k) {
+    T* d = dst + k / MR * kc * MR + k % MR;
+    if (k >= Kg) {
+      for (int64_t t = 0; t < kc; ++t) d[t * MR] = T(0);
+      continue;
+    }
+    const T* plane = dy + (k0 + k) * ys[1];
+    int64_t t = 0;
+    for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+      copy_row_segment(plane + n * ys[0] + pp * ys[2], p.Q, q0, 1, ys[3], len, d + t * MR, MR);
+      t += len;
+    });
+  }
+}
+
+// B panels: the im2col of x for columns col0 .. col0+ncols (zero past the last
+// column), one pixel per step: dst[j / NR][t][j % NR].
+template <typename T>
+void pack_x_panels(const Conv2dParams& p, const T* x, int64_t c0, const std::vector<Column>& column,
+                   int64_t col0, int64_t ncols, int64_t NR, int64_t kb0, int64_t kc,
+                   bool channels_last, T* dst) {
+  const int64_t* xs = p.x_strides;
+  const int64_t cols = column.size();
+  if (channels_last) {
+    // Columns (r, s, c): split each panel into runs of columns with the same tap,
+    // which read contiguous channels of one input pixel.
+    struct Run { int64_t at, len, hoff, woff, c; };
+    std::vector<Run> runs;
+    for (int64_t j = 0; j < ncols;) {
+      const int64_t col = col0 + j;
+      int64_t len = 1;
+      if (col < cols) {
+        while (j + len < ncols && (j + len) % NR != 0 && col + len < cols &&
+               column[col + len].hoff == column[col].hoff && column[col + len].woff == column[col].woff &&
+               column[col + len].c == column[col].c + len)
+          ++len;
+        runs.push_back({j, len, column[col].hoff, column[col].woff, column[col].c});
+      } else {
+        while (j + len < ncols && (j + len) % NR != 0) ++len;
+        runs.push_back({j, len, 0, 0, -1});  // zero padding past the last column
+      }
+      j += len;
+    }
+    int64_t t = 0;
+    for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+      const T* image = x + n * xs[0] + c0 * xs[1];
+      for (int64_t u = 0; u < len; ++u, ++t) {
+        const int64_t hbase = pp * p.stride_h, wbase = (q0 + u) * p.stride_w;
+        for (const Run& run : runs) {
+          T* d = dst + run.at / NR * kc * NR + t * NR + run.at % NR;
+          const int64_t h = hbase + run.hoff, w = wbase + run.woff;
+          if (run.c >= 0 && h >= 0 && h < p.H && w >= 0 && w < p.W) {
+            const T* src = image + h * xs[2] + w * xs[3] + run.c * xs[1];
+            for (int64_t i = 0; i < run.len; ++i) d[i] = src[i * xs[1]];
+          } else {
+            for (int64_t i = 0; i < run.len; ++i) d[i] = T(0);
+          }
+        }
+      }
+    });
+    return;
+  }
+  for (int64_t j = 0; j < ncols; ++j) {
+    const int64_t col = col0 + j;
+    T* d = dst + j / NR * kc * NR + j % NR;
+    if (col >= cols) {
+      for (int64_t t = 0; t < kc; ++t) d[t * NR] = T(0);
+      continue;
+    }
+    const Column& cc = column[col];
+    const T* plane = x + (c0 + cc.c) * xs[1];
+    int64_t t = 0;
+    for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+      const int64_t h = pp * p.stride_h + cc.hoff;
+      if (h >= 0 && h < p.H) {
+        copy_row_segment(plane + n * xs[0] + h * xs[2], p.W, q0 * p.stride_w + cc.woff,
+                         p.stride_w, xs[3], len, d + t * NR, NR);
+      } else {
+        for (int64_t u = 0; u < len; ++u) d[(t + u) * NR] = T(0);
+      }
+      t += len;
+    });
+  }
+}
+
+// Direct B rows (channels_last, channels per group a multiple of NR): a panel's
+// NR columns are NR consecutive channels of one tap, i.e. NR contiguous values
+// of one input pixel, which the micro-kernel reads in place through per-pixel
+// offsets from x (fn_boff); pixels in the padding read a row of zeros, at
+// offset zero_off. boff gets kc + kPrefetchSteps entries.
+template <typename T>
+void direct_x_offsets(const Conv2dParams& p, const Column& cc, int64_t c0, int64_t kb0, int64_t kc,
+                      int64_t zero_off, int64_t* boff) {
+  const int64_t* xs = p.x_strides;
+  int64_t t = 0;
+  for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+    const int64_t h = pp * p.stride_h + cc.hoff;
+    const int64_t row = n * xs[0] + h * xs[2] + (c0 + cc.c) * xs[1];
+    const bool row_in = h >= 0 && h < p.H;
+    for (int64_t u = 0; u < len; ++u, ++t) {
+      const int64_t w = (q0 + u) * p.stride_w + cc.woff;
+      boff[t] = row_in && w >= 0 && w < p.W ? row + w * xs[3] : zero_off;
+    }
+  });
+  for (int64_t k = kc; k < kc + kPrefetchSteps; ++k) boff[k] = boff[kc - 1];
+}
+
+// A channels-last (n, h, w, c) contiguous copy of a 4-D tensor given in NCHW
+// order with any strides; fills strides[] for it.
+template <typename T>
+void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int64_t H, int64_t W,
+                      T* dst, int64_t* strides) {
+  at::parallel_for(0, N * H, task_grain(N * H, 16.0 * N * C * H * W), [&](int64_t begin, int64_t end) {
+    constexpr int64_t B = 16;  // 16 x 16 tiles: both sides touch whole cache lines
+    for (int64_t nh = begin; nh < end; ++nh) {
+      const T* in = src + nh / H * s[0] + nh % H * s[2];
+      T* out = dst + nh * W * C;
+      for (int64_t c0 = 0; c0 < C; c0 += B)
+        for (int64_t w0 = 0; w0 < W; w0 += B) {
+          const int64_t c1 = std::min(C, c0 + B), w1 = std::min(W, w0 + B);
+          for (int64_t w = w0; w < w1; ++w)
+            for (int64_t c = c0; c < c1; ++c) out[w * C + c] = in[c * s[1] + w * s[3]];
+        }
+    }
+  });
+  strides[0] = H * W * C;
+  strides[1] = 1;
+  strides[2] = W * C;
+  strides[3] = C;
+}
+
+template <typename T>
+void wgrad_impl(const Conv2dParams& p);
+
+template <typename T>
+void wgrad(const Conv2dParams& p) {
+  if (p.x_strides[1] == 1 && p.x_strides[3] != 1) {
+    wgrad_impl<T>(p);
+    return;
+  }
+  Conv2dParams q = p;
+  AlignedBuffer<T> x(p.N * p.C * p.H * p.W), dy(p.N * p.K * p.P * p.Q);
+  to_channels_last(static_cast<const T*>(p.x), p.x_strides, p.N, p.C, p.H, p.W, x.get(), q.x_strides);
+  to_channels_last(static_cast<const T*>(p.y), p.y_strides, p.N, p.K, p.P, p.Q, dy.get(), q.y_strides);
+  q.x = x.get();
+  q.y = dy.get();
+  wgrad_impl<T>(q);
+}
+
+template <typename T>
+void wgrad_impl(const Conv2dParams& p) {
+  const MicroKernel<T>& uk = active_microkernel<T>();
+  const int64_t MR = uk.mr, NR = uk.nr;
+  const int64_t G = p.groups, Kg = p.K / G, Cg = p.C / G;
+  const int64_t cols = Cg * p.R * p.S;
+  const int64_t kpad = round_up(Kg, MR), npad = round_up(cols, NR);
+  const int64_t pixels = p.N * p.P * p.Q;
+  const T* x = static_cast<const T*>(p.x);
+  const T* dy = static_cast<const T*>(p.y);
+  T* dw = static_cast<T*>(p.w);
+  const int64_t* xs = p.x_strides;
+  const int64_t* ws = p.w_strides;
+
+  const bool channels_last = xs[1] == 1 && xs[3] != 1;
+  std::vector<Column> column(cols);
+  for (int64_t col = 0; col < cols; ++col) {
+    int64_t c, r, s;
+    if (channels_last) {
+      c = col % Cg; s = col / Cg % p.S; r = col / Cg / p.S;
+    } else {
+      s = col % p.S; r = col / p.S % p.R; c = col / p.S / p.R;
+    }
+    column[col] = {c, r * p.dil_h - p.pad_h, s * p.dil_w - p.pad_w,
+                   c * ws[1] + r * ws[2] + s * ws[3]};
+  }
+
+  // Chunks depend on the problem size only, so results do not depend on threads.
+  // Column blocks of (nearly) equal size: 18 panels are 9 + 9, not 16 + 2.
+  const int64_t col_blocks = ceil_div(npad / NR, kPanelsPerBlock);
+  const int64_t block_panels = ceil_div(npad / NR, col_blocks);
+  const int64_t wanted = std::max(pixels / kPixelsPerChunk, ceil_div(kMinTasks, G * col_blocks));
+  const int64_t chunks = std::max<int64_t>(1, std::min({kMaxChunks, wanted, ceil_div(pixels, kKc)}));
+  const int64_t chunk_len = ceil_div(pixels, chunks);
+  AlignedBuffer<T> partial(chunks * G * kpad * npad);
+
+  const bool direct_b = channels_last && xs[1] == 1 && Cg % NR == 0;
+  at::parallel_for(0, G * col_blocks * chunks, task_grain(G * col_blocks * chunks, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
+    AlignedBuffer<T> a_panels(kpad * kKc);
+    AlignedBuffer<T> b_panels(direct_b ? 0 : kKc * block_panels * NR);
+    AlignedBuffer<T> zeros(direct_b ? NR : 0);
+    std::vector<int64_t> boff(direct_b ? kKc + kPrefetchSteps : 0);
+    if (direct_b) std::fill(zeros.get(), zeros.get() + NR, T(0));
+    // The zero row as an offset from x (both in this process's flat address space).
+    const int64_t zero_off = direct_b ? zeros.get() - x : 0;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t g = task / (col_blocks * chunks);
+      const int64_t cb = task / chunks % col_blocks, chunk = task % chunks;
+      const int64_t panel0 = cb * block_panels;
+      const int64_t panels = std::min(block_panels, npad / NR - panel0);
+      const int64_t m_begin = chunk * chunk_len, m_end = std::min(pixels, m_begin + chunk_len);
+      T* c_block = partial.get() + (chunk * G + g) * kpad * npad + panel0 * NR;
+      if (m_begin >= m_end) {
+        for (int64_t k = 0; k < kpad; ++k)
+          for (int64_t j = 0; j < panels * NR; ++j) c_block[k * npad + j] = T(0);
+        continue;
+      }
+      for (int64_t kb0 = m_begin; kb0 < m_end; kb0 += kKc) {
+        const int64_t kc = std::min(kKc, m_end - kb0);
+        pack_dy_panels(p, dy, g * Kg, Kg, kpad, MR, kb0, kc, a_panels.get());
+        const AccInit init = kb0 == m_begin ? AccInit::Zero : AccInit::Load;
+        if (direct_b) {
+          for (int64_t np = 0; np < panels; ++np) {
+            direct_x_offsets<T>(p, column[(panel0 + np) * NR], g * Cg, kb0, kc, zero_off, boff.data());
+            for (int64_t mp = 0; mp < kpad / MR; ++mp)
+              uk.fn_boff(kc, a_panels.get() + mp * kc * MR, x, boff.data(),
+                         c_block + mp * MR * npad + np * NR, npad, init, nullptr);
+          }
+          continue;
+        }
+        pack_x_panels(p, x, g * Cg, column, panel0 * NR, panels * NR, NR, kb0, kc,
+                      channels_last, b_panels.get());
+        for (int64_t np = 0; np < panels; ++np)
+          for (int64_t mp = 0; mp < kpad / MR; ++mp)
+            uk.fn(kc, a_panels.get() + mp * kc * MR, b_panels.get() + np * kc * NR,
+                  c_block + mp * MR * npad + np * NR, npad, init, nullptr);
+      }
+    }
+  });
+
+  // Sum the partials in chunk order into dw (any strides).
+  at::parallel_for(0, G * Kg, task_grain(G * Kg, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
+    for (int64_t gk = begin; gk < end; ++gk) {
+      const int64_t g = gk / Kg, k = gk % Kg;
+      T* dw_k = dw + gk * ws[0];
+      for (int64_t col = 0; col < cols; ++col) {
+        T sum = T(0);
+        for (int64_t chunk = 0; chunk < chunks; ++chunk)
+          sum += partial.get()[((chunk * G + g) * kpad + k) * npad + col];
+        dw_k[column[col].dw_offset] = sum;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void conv2d_wgrad(const Conv2dParams& p) {
+  if (p.dtype == DType::Float64) wgrad<double>(p);
+  else wgrad<float>(p);
+}
+
+}  // namespace cpu
+}  // namespace cnnops

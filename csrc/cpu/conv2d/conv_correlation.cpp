@@ -1,0 +1,528 @@
+// Implicit-GEMM grouped correlation (see conv_correlation.h) for float and double.
+//
+// Two GEMM orientations, chosen by the output layout so the micro-kernel's vector
+// dimension is the contiguous one in memory:
+//  - pixels-on-vector (NCHW-like outputs): per (image, group, block of pixels),
+//    C[Ko x pixels] = Wpacked[Ko x red] * im2col[red x pixels], red = (ci, tr, ts);
+//  - channels-on-vector (channels_last outputs, or few pixels per image): per
+//    (group, block of pixels over all images), C[pixels x Ko] = im2col * Wpacked,
+//    red = (tr, ts, ci), so each tap reads a contiguous run of input channels.
+// The filter is packed once into micro-panels for all reduction blocks; each
+// task packs its own slice of the input (zero-filling padding) per reduction
+// block of kKc and runs the micro-kernel over it. Tasks run on at::parallel_for.
+// Full tiles of a flat output are written in place; edge tiles and strided
+// outputs go through a small tile buffer and a scatter.
+#include "conv_correlation.h"
+
+#include "conv2d.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "../util/buffer.h"
+#include "../util/copy_row.h"
+#include "microkernel.h"
+
+namespace cnnops {
+namespace cpu {
+namespace {
+
+constexpr int64_t kKc = 256;        // reduction block
+constexpr int64_t kBlockPanels = 8;  // pixel panels per task
+constexpr int64_t kMinTasks = 8;     // split further when there are fewer tasks
+
+enum class ReduceOrder { ChannelsOuter, TapsOuter };  // (ci, tr, ts) or (tr, ts, ci)
+
+// A position in the reduction index, advanced one step at a time.
+struct RedCursor {
+  int64_t ci = 0, tr = 0, ts = 0;
+  int64_t Ci, TR, TS;
+  ReduceOrder order;
+  RedCursor(int64_t Ci_, int64_t TR_, int64_t TS_, ReduceOrder o, int64_t idx)
+      : Ci(Ci_), TR(TR_), TS(TS_), order(o) {
+    if (order == ReduceOrder::ChannelsOuter) {
+      ci = idx / (TR * TS);
+      tr = idx / TS % TR;
+      ts = idx % TS;
+    } else {
+      ci = idx % Ci;
+      tr = idx / Ci / TS;
+      ts = idx / Ci % TS;
+    }
+  }
+  void advance() {
+    if (order == ReduceOrder::ChannelsOuter) {
+      if (++ts == TS) { ts = 0; if (++tr == TR) { tr = 0; ++ci; } }
+    } else {
+      if (++ci == Ci) { ci = 0; if (++ts == TS) { ts = 0; ++tr; } }
+    }
+  }
+};
+
+template <typename T>
+int64_t reduction_size(const Correlation<T>& c) {
+  return c.Ci * static_cast<int64_t>(c.hoff.size()) * static_cast<int64_t>(c.woff.size());
+}
+
+template <typename T>
+double correlation_flops(const Correlation<T>& c) {
+  return 2.0 * c.N * c.G * c.Ko * c.P * c.Q * reduction_size(c);
+}
+
+// parallel_for over `tasks` tasks of this correlation (one thread if tiny).
+template <typename T, typename F>
+void for_tasks(const Correlation<T>& c, int64_t tasks, const F& f) {
+  at::parallel_for(0, tasks, task_grain(tasks, correlation_flops(c)), f);
+}
+
+// Filter micro-panels for every group and reduction block:
+// dst[g][block][panel][kk][width], where block starts at kb0 and panel covers
+// output channels panel*width .. +width (zero past Ko).
+template <typename T>
+void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* dst,
+                 int64_t block = kKc) {
+  const int64_t red = reduction_size(c);
+  const int64_t TR = c.hoff.size(), TS = c.woff.size();
+  const int64_t kpad = round_up(c.Ko, width);
+  const int64_t panels = kpad / width;
+  for_tasks(c, c.G * panels, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t g = task / panels, panel = task % panels;
+      for (int64_t kb0 = 0; kb0 < red; kb0 += block) {
+        const int64_t kc = std::min(block, red - kb0);
+        // Steps outer, the panel's output channels inner: each step's `width` values
+        // are written as whole cache lines.
+        T* d = dst + g * kpad * red + kb0 * kpad + panel * kc * width;
+        const int64_t valid = std::max<int64_t>(0, std::min(width, c.Ko - panel * width));
+        const T* wp = c.wt + g * c.wt_group + panel * width * c.wt_out;
+        RedCursor cur(c.Ci, TR, TS, order, kb0);
+        for (int64_t kk = 0; kk < kc; ++kk, cur.advance()) {
+          const T* src = wp + cur.ci * c.wt_in + c.rtap[cur.tr] * c.wt_r + c.stap[cur.ts] * c.wt_s;
+          T* dk = d + kk * width;
+          for (int64_t x = 0; x < valid; ++x) dk[x] = src[x * c.wt_out];
+          for (int64_t x = valid; x < width; ++x) dk[x] = T(0);
+        }
+      }
+    }
+  });
+}
+
+// Bias per group padded with zeros to a whole number of panels (or all zeros).
+template <typename T>
+std::vector<T> padded_bias(const Correlation<T>& c, int64_t width) {
+  const int64_t kpad = round_up(c.Ko, width);
+  std::vector<T> b(c.G * kpad, T(0));
+  if (c.bias != nullptr)
+    for (int64_t g = 0; g < c.G; ++g)
+      for (int64_t ko = 0; ko < c.Ko; ++ko) b[g * kpad + ko] = c.bias[g * c.Ko + ko];
+  return b;
+}
+
+// Pixels-on-vector im2col panels for image n, group g, reduction [kb0, kb0+kc)
+// and flat output pixels [j0, j0+jn): dst[panel][kk][NR].
+template <typename T>
+void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int64_t kb0,
+                             int64_t kc, int64_t j0, int64_t jn, int64_t nr, T* dst) {
+  const int64_t* s = c.in_strides;
+  // The output rows each panel touches: (p, q, length, offset in the panel).
+  struct Segment { int64_t p, q, len, at; };
+  const int64_t panels = ceil_div(jn, nr);
+  std::vector<Segment> segments;
+  std::vector<int64_t> first(panels + 1);
+  for (int64_t panel = 0; panel < panels; ++panel) {
+    first[panel] = segments.size();
+    const int64_t count = std::min(nr, jn - panel * nr), j = j0 + panel * nr;
+    int64_t p = j / c.Q, q = j % c.Q;
+    for (int64_t done = 0; done < count; p += 1, q = 0) {
+      const int64_t len = std::min(count - done, c.Q - q);
+      segments.push_back({p, q, len, done});
+      done += len;
+    }
+  }
+  first[panels] = segments.size();
+  RedCursor cur(c.Ci, c.hoff.size(), c.woff.size(), ReduceOrder::ChannelsOuter, kb0);
+  for (int64_t kk = 0; kk < kc; ++kk, cur.advance()) {
+    const T* plane = c.in + n * s[0] + (g * c.Ci + cur.ci) * s[1];
+    const int64_t ho = c.hoff[cur.tr], wo = c.woff[cur.ts];
+    for (int64_t panel = 0; panel < panels; ++panel) {
+      T* d = dst + panel * kc * nr + kk * nr;
+      int64_t filled = 0;
+      for (int64_t i = first[panel]; i < first[panel + 1]; ++i) {
+        const Segment& sg = segments[i];
+        const int64_t h = sg.p * c.step_h + ho;
+        if (h >= 0 && h < c.H) {
+          copy_row_segment(plane + h * s[2], c.W, sg.q * c.step_w + wo, c.step_w, s[3], sg.len,
+                           d + sg.at, 1);
+        } else {
+          for (int64_t t = 0; t < sg.len; ++t) d[sg.at + t] = T(0);
+        }
+        filled = sg.at + sg.len;
+      }
+      for (int64_t t = filled; t < nr; ++t) d[t] = T(0);
+    }
+  }
+}
+
+// Channels-on-vector im2col panels for group g, reduction [kb0, kb0+kc) and
+// flat pixels m0 .. m0+mn over (n, p, q): dst[panel][kk][MR].
+template <typename T>
+void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, int64_t kc,
+                               int64_t m0, int64_t mn, int64_t mr, T* dst) {
+  const int64_t* s = c.in_strides;
+  const int64_t TS = c.woff.size();
+  const int64_t panels = ceil_div(mn, mr);
+  for (int64_t panel = 0; panel < panels; ++panel) {
+    for (int64_t ii = 0; ii < mr; ++ii) {
+      T* d = dst + panel * kc * mr + ii;
+      const int64_t m = m0 + panel * mr + ii;
+      if (panel * mr + ii >= mn) {
+        for (int64_t kk = 0; kk < kc; ++kk) d[kk * mr] = T(0);
+        continue;
+      }
+      const int64_t n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
+      const T* image = c.in + n * s[0] + g * c.Ci * s[1];
+      RedCursor cur(c.Ci, c.hoff.size(), TS, ReduceOrder::TapsOuter, kb0);
+      for (int64_t kk = 0; kk < kc;) {
+        const int64_t run = std::min(c.Ci - cur.ci, kc - kk);
+        const int64_t h = p * c.step_h + c.hoff[cur.tr];
+        const int64_t w = q * c.step_w + c.woff[cur.ts];
+        if (h >= 0 && h < c.H && w >= 0 && w < c.W) {
+          const T* src = image + h * s[2] + w * s[3] + cur.ci * s[1];
+          for (int64_t t = 0; t < run; ++t) d[(kk + t) * mr] = src[t * s[1]];
+        } else {
+          for (int64_t t = 0; t < run; ++t) d[(kk + t) * mr] = T(0);
+        }
+        kk += run;
+        cur.ci = 0;
+        if (++cur.ts == TS) { cur.ts = 0; ++cur.tr; }
+      }
+    }
+  }
+}
+
+template <typename T>
+void fill_bias_or_zero(const Correlation<T>& c) {
+  const int64_t* s = c.out_strides;
+  const int64_t K = c.G * c.Ko;
+  for_tasks(c, c.N * K, [&](int64_t begin, int64_t end) {
+    for (int64_t nk = begin; nk < end; ++nk) {
+      const int64_t n = nk / K, k = nk % K;
+      const T v = c.bias != nullptr ? c.bias[k] : T(0);
+      for (int64_t i = 0; i < c.P; ++i)
+        for (int64_t j = 0; j < c.Q; ++j) c.out[n * s[0] + k * s[1] + i * s[2] + j * s[3]] = v;
+    }
+  });
+}
+
+template <typename T>
+void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t MR = uk.mr, NR = uk.nr;
+  const int64_t red = reduction_size(c);
+  const int64_t kpad = round_up(c.Ko, MR);
+  AlignedBuffer<T> filter(c.G * kpad * red);
+  pack_filter(c, ReduceOrder::ChannelsOuter, MR, filter.get());
+  const std::vector<T> bias = padded_bias(c, MR);
+  const int64_t* os = c.out_strides;
+  const bool flat = os[3] == 1 && os[2] == c.Q;
+  const int64_t pixels = c.P * c.Q, block = kBlockPanels * NR;
+  const int64_t blocks = ceil_div(pixels, block);
+  const AccInit first = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
+
+  for_tasks(c, c.N * c.G * blocks, [&](int64_t begin, int64_t end) {
+    AlignedBuffer<T> panels(kKc * block);
+    T tile[32 * 64];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / (c.G * blocks), g = task / blocks % c.G;
+      const int64_t j0 = task % blocks * block, jn = std::min(block, pixels - j0);
+      T* out_ng = c.out + n * os[0] + g * c.Ko * os[1];
+      for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
+        const int64_t kc = std::min(kKc, red - kb0);
+        pack_input_pixel_panels(c, n, g, kb0, kc, j0, jn, NR, panels.get());
+        // The B panel (kc x NR pixels) stays in L1 while the filter panels stream.
+        for (int64_t np = 0; np < ceil_div(jn, NR); ++np) {
+          const T* b = panels.get() + np * kc * NR;
+          const int64_t cols = std::min(NR, jn - np * NR), j = j0 + np * NR;
+          for (int64_t mp = 0; mp < kpad / MR; ++mp) {
+            const T* a = filter.get() + g * kpad * red + kb0 * kpad + mp * kc * MR;
+            const T* brow = bias.data() + g * kpad + mp * MR;
+            const int64_t rows = std::min(MR, c.Ko - mp * MR);
+            if (flat && rows == MR && cols == NR) {
+              uk.fn(kc, a, b, out_ng + mp * MR * os[1] + j, os[1], kb0 == 0 ? first : AccInit::Load, brow);
+              continue;
+            }
+            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, brow);
+            for (int64_t jj = 0; jj < cols; ++jj) {
+              const int64_t p = (j + jj) / c.Q, q = (j + jj) % c.Q;
+              T* o = out_ng + mp * MR * os[1] + p * os[2] + q * os[3];
+              for (int64_t i = 0; i < rows; ++i) {
+                if (kb0 == 0) o[i * os[1]] = tile[i * NR + jj];
+                else o[i * os[1]] += tile[i * NR + jj];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t MR = uk.mr, NR = uk.nr;
+  const int64_t red = reduction_size(c);
+  const int64_t kpad = round_up(c.Ko, NR);
+  AlignedBuffer<T> filter(c.G * kpad * red);
+  pack_filter(c, ReduceOrder::TapsOuter, NR, filter.get());
+  const std::vector<T> bias = padded_bias(c, NR);
+  const int64_t* os = c.out_strides;
+  const bool flat = os[1] == 1 && os[2] == c.Q * os[3] && os[0] == c.P * c.Q * os[3];
+  const int64_t pixels = c.N * c.P * c.Q, block = kBlockPanels * MR;
+  const int64_t blocks = ceil_div(pixels, block);
+  const AccInit first = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
+  // Few pixels (deep layers at small batch) give few pixel blocks: split the
+  // output-channel panels too, so every thread has work (each output element is
+  // still summed by one task in one order).
+  const int64_t npanels = kpad / NR;
+  const int64_t splits = std::min(npanels, ceil_div(kMinTasks, c.G * blocks));
+  const int64_t split_panels = ceil_div(npanels, splits);
+
+  for_tasks(c, c.G * blocks * splits, [&](int64_t begin, int64_t end) {
+    AlignedBuffer<T> panels(kKc * block);
+    T tile[32 * 64];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t g = task / (blocks * splits), blk = task / splits % blocks;
+      const int64_t np0 = task % splits * split_panels;
+      const int64_t np1 = std::min(npanels, np0 + split_panels);
+      const int64_t m0 = blk * block, mn = std::min(block, pixels - m0);
+      T* out_g = c.out + g * c.Ko * os[1];
+      if (np0 >= np1) continue;
+      for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
+        const int64_t kc = std::min(kKc, red - kb0);
+        pack_input_channel_panels(c, g, kb0, kc, m0, mn, MR, panels.get());
+        for (int64_t np = np0; np < np1; ++np) {
+          const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
+          const T* bcol = bias.data() + g * kpad + np * NR;
+          const int64_t cols = std::min(NR, c.Ko - np * NR);
+          for (int64_t mp = 0; mp < ceil_div(mn, MR); ++mp) {
+            const T* a = panels.get() + mp * kc * MR;
+            const int64_t rows = std::min(MR, mn - mp * MR), m = m0 + mp * MR;
+            if (flat && rows == MR && cols == NR) {
+              uk.fn(kc, a, b, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load, bcol);
+              continue;
+            }
+            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
+            for (int64_t i = 0; i < rows; ++i) {
+              const int64_t n = (m + i) / (c.P * c.Q), p = (m + i) / c.Q % c.P, q = (m + i) % c.Q;
+              T* o = out_g + n * os[0] + p * os[2] + q * os[3] + np * NR * os[1];
+              for (int64_t jj = 0; jj < cols; ++jj) {
+                if (kb0 == 0) o[jj * os[1]] = tile[i * NR + jj];
+                else o[jj * os[1]] += tile[i * NR + jj];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+
+// ----------------------------------------------------------------------------
+// Direct paths: the input is copied once into a zero-padded buffer that covers
+// every tap of every output pixel, and the micro-kernel reads it in place, so
+// there is no im2col packing at all.
+
+constexpr double kMinTileUse = 0.75;      // below this fraction of useful lanes: im2col path
+constexpr int64_t kMaxPadBytes = int64_t(1) << 30;
+
+// The padded extent along one axis: padded index i' holds input index i' + lo.
+struct PadAxis {
+  int64_t lo = 0, size = 0;
+};
+
+inline PadAxis pad_axis(const std::vector<int64_t>& off, int64_t out, int64_t step) {
+  const int64_t lo = *std::min_element(off.begin(), off.end());
+  const int64_t hi = *std::max_element(off.begin(), off.end());
+  return {lo, (out - 1) * step + hi - lo + 1};
+}
+
+// NCHW, unit steps: planes of Hp x Wp per (image, channel), flat. Output pixel
+// (p, q) is computed at flat index j' = p*Wp + q; columns q >= Q are computed
+// and thrown away, so every tap is a constant offset from j'.
+template <typename T>
+bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  if (c.step_h != 1 || c.step_w != 1) return false;
+  const PadAxis ph = pad_axis(c.hoff, c.P, 1), pw = pad_axis(c.woff, c.Q, 1);
+  if (double(c.Q) / pw.size < kMinTileUse) return false;
+  const int64_t MR = uk.mr, NR = uk.nr, C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
+  const int64_t plane = ph.size * pw.size, slack = pw.size + 2 * NR;
+  if ((c.N * C * plane + slack) * int64_t(sizeof(T)) > kMaxPadBytes) return false;
+
+  AlignedBuffer<T> xpad(c.N * C * plane + slack);
+  std::fill(xpad.get() + c.N * C * plane, xpad.get() + c.N * C * plane + slack, T(0));
+  const int64_t* s = c.in_strides;
+  for_tasks(c, c.N * C, [&](int64_t begin, int64_t end) {
+    for (int64_t nc = begin; nc < end; ++nc) {
+      const T* src = c.in + nc / C * s[0] + nc % C * s[1];
+      T* dst = xpad.get() + nc * plane;
+      for (int64_t hp = 0; hp < ph.size; ++hp) {
+        const int64_t h = hp + ph.lo;
+        if (h >= 0 && h < c.H) copy_row_segment(src + h * s[2], c.W, pw.lo, 1, s[3], pw.size, dst + hp * pw.size, 1);
+        else std::fill(dst + hp * pw.size, dst + (hp + 1) * pw.size, T(0));
+      }
+    }
+  });
+
+  const int64_t red = reduction_size(c), kpad = round_up(c.Ko, MR);
+  AlignedBuffer<T> filter(c.G * kpad * red);
+  pack_filter(c, ReduceOrder::ChannelsOuter, MR, filter.get(), red);
+  const std::vector<T> bias = padded_bias(c, MR);
+  std::vector<int64_t> koff(red + kPrefetchSteps, 0);
+  RedCursor cur(c.Ci, TR, TS, ReduceOrder::ChannelsOuter, 0);
+  for (int64_t k = 0; k < red; ++k, cur.advance())
+    koff[k] = cur.ci * plane + (c.hoff[cur.tr] - ph.lo) * pw.size + (c.woff[cur.ts] - pw.lo);
+
+  const int64_t* os = c.out_strides;
+  const int64_t flat = c.P * pw.size, block = kBlockPanels * NR, blocks = ceil_div(flat, block);
+  const AccInit init = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
+  for_tasks(c, c.N * c.G * blocks, [&](int64_t begin, int64_t end) {
+    T tile[32 * 64];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / (c.G * blocks), g = task / blocks % c.G;
+      const int64_t j0 = task % blocks * block, jn = std::min(block, flat - j0);
+      const T* in_ng = xpad.get() + (n * C + g * c.Ci) * plane;
+      T* out_ng = c.out + n * os[0] + g * c.Ko * os[1];
+      for (int64_t np = 0; np < ceil_div(jn, NR); ++np) {
+        const int64_t j = j0 + np * NR, cols = std::min(NR, jn - np * NR);
+        for (int64_t mp = 0; mp < kpad / MR; ++mp) {
+          const int64_t rows = std::min(MR, c.Ko - mp * MR);
+          uk.fn_boff(red, filter.get() + g * kpad * red + mp * red * MR, in_ng + j, koff.data(),
+                     tile, NR, init, bias.data() + g * kpad + mp * MR);
+          int64_t p = j / pw.size, q = j % pw.size;
+          for (int64_t jj = 0; jj < cols; ++jj) {
+            if (q < c.Q) {
+              T* o = out_ng + mp * MR * os[1] + p * os[2] + q * os[3];
+              for (int64_t i = 0; i < rows; ++i) o[i * os[1]] = tile[i * NR + jj];
+            }
+            if (++q == pw.size) { q = 0; ++p; }
+          }
+        }
+      }
+    }
+  });
+  return true;
+}
+
+// Channels-last (any steps): one (image, H', W', C) padded copy; a tile is MR
+// consecutive output pixels of one output row, whose taps are rows of the copy
+// at a fixed stride, read in place by the micro-kernel's strided-A variant.
+template <typename T>
+bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t MR = uk.mr, NR = uk.nr, C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
+  if (double(c.Q) / round_up(c.Q, MR) < kMinTileUse) return false;
+  const PadAxis ph = pad_axis(c.hoff, c.P, c.step_h), pw = pad_axis(c.woff, c.Q, c.step_w);
+  const int64_t row = pw.size * C, image = ph.size * row, slack = (MR * c.step_w + pw.size) * C;
+  if ((c.N * image + slack) * int64_t(sizeof(T)) > kMaxPadBytes) return false;
+
+  AlignedBuffer<T> xpad(c.N * image + slack);
+  std::fill(xpad.get() + c.N * image, xpad.get() + c.N * image + slack, T(0));
+  const int64_t* s = c.in_strides;
+  for_tasks(c, c.N * ph.size, [&](int64_t begin, int64_t end) {
+    for (int64_t nh = begin; nh < end; ++nh) {
+      const int64_t n = nh / ph.size, h = nh % ph.size + ph.lo;
+      T* dst = xpad.get() + nh * row;
+      for (int64_t wp = 0; wp < pw.size; ++wp) {
+        const int64_t w = wp + pw.lo;
+        T* d = dst + wp * C;
+        if (h < 0 || h >= c.H || w < 0 || w >= c.W) {
+          std::fill(d, d + C, T(0));
+          continue;
+        }
+        const T* src = c.in + n * s[0] + h * s[2] + w * s[3];
+        if (s[1] == 1) std::copy(src, src + C, d);
+        else for (int64_t ch = 0; ch < C; ++ch) d[ch] = src[ch * s[1]];
+      }
+    }
+  });
+
+  const int64_t red = reduction_size(c), kpad = round_up(c.Ko, NR);
+  AlignedBuffer<T> filter(c.G * kpad * red);
+  pack_filter(c, ReduceOrder::TapsOuter, NR, filter.get(), red);
+  const std::vector<T> bias = padded_bias(c, NR);
+  std::vector<int64_t> toff;
+  for (int64_t tr = 0; tr < TR; ++tr)
+    for (int64_t ts = 0; ts < TS; ++ts)
+      toff.push_back((c.hoff[tr] - ph.lo) * row + (c.woff[ts] - pw.lo) * C);
+
+  const int64_t* os = c.out_strides;
+  const bool direct_store = os[1] == 1;
+  const int64_t qtiles = ceil_div(c.Q, MR);
+  const int64_t rows_per_task = std::max<int64_t>(1, 8 / qtiles);
+  const int64_t row_blocks = ceil_div(c.P, rows_per_task);
+  const AccInit init = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
+  for_tasks(c, c.N * c.G * row_blocks, [&](int64_t begin, int64_t end) {
+    T tile[32 * 64];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / (c.G * row_blocks), g = task / row_blocks % c.G;
+      const int64_t p0 = task % row_blocks * rows_per_task, p1 = std::min(c.P, p0 + rows_per_task);
+      for (int64_t np = 0; np < kpad / NR; ++np) {
+        const T* b = filter.get() + g * kpad * red + np * red * NR;
+        const T* bcol = bias.data() + g * kpad + np * NR;
+        const int64_t cols = std::min(NR, c.Ko - np * NR);
+        for (int64_t p = p0; p < p1; ++p) {
+          for (int64_t qt = 0; qt < qtiles; ++qt) {
+            const int64_t q0 = qt * MR, rows = std::min(MR, c.Q - q0);
+            const T* a = xpad.get() + n * image + p * c.step_h * row + q0 * c.step_w * C + g * c.Ci;
+            T* o = c.out + n * os[0] + p * os[2] + q0 * os[3] + (g * c.Ko + np * NR) * os[1];
+            if (direct_store && rows == MR && cols == NR) {
+              uk.fn_arows(TR * TS, c.Ci, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol);
+              continue;
+            }
+            uk.fn_arows(TR * TS, c.Ci, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol);
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t jj = 0; jj < cols; ++jj) o[i * os[3] + jj * os[1]] = tile[i * NR + jj];
+          }
+        }
+      }
+    }
+  });
+  return true;
+}
+
+std::atomic<bool> g_direct_paths{true};
+
+}  // namespace
+
+void set_direct_paths(bool enabled) { g_direct_paths.store(enabled); }
+bool direct_paths_enabled() { return g_direct_paths.load(); }
+
+template <typename T>
+void run_correlation(const Correlation<T>& c) {
+  if (c.N == 0 || c.P == 0 || c.Q == 0 || c.G * c.Ko == 0) return;
+  if (reduction_size(c) == 0) {
+    fill_bias_or_zero(c);
+    return;
+  }
+  const MicroKernel<T>& uk = active_microkernel<T>();
+  const bool channels_contiguous = c.out_strides[1] == 1 && c.out_strides[3] != 1;
+  // A single tap at unit steps is a plain GEMM whose packing is a memcpy: the
+  // direct paths' padded copy would only add a pass over the input.
+  const bool plain_gemm = c.hoff.size() * c.woff.size() == 1 && c.step_h == 1 && c.step_w == 1;
+  const bool direct = direct_paths_enabled() && !plain_gemm;
+  if (channels_contiguous || c.P * c.Q < uk.nr) {
+    if (!direct || !run_channels_direct(c, uk)) run_channels_on_vector(c, uk);
+  } else if (c.step_h == 1 && c.step_w == 1) {
+    if (!direct || !run_pixels_direct(c, uk)) run_pixels_on_vector(c, uk);
+  } else {  // strided NCHW (the stem): the channels-last copy serves any layout
+    if (!direct || !run_channels_direct(c, uk)) run_pixels_on_vector(c, uk);
+  }
+}
+
+template void run_correlation<float>(const Correlation<float>&);
+template void run_correlation<double>(const Correlation<double>&);
+
+}  // namespace cpu
+}  // namespace cnnops

@@ -1,0 +1,68 @@
+// The register-blocked GEMM micro-kernel interface used by every CPU conv kernel.
+//
+//   C[MR x NR] = init + sum_{k < kc} a[k*MR + i] * b[k*NR + j]
+//
+// a and b are packed panels (see packing in conv_correlation.cpp / conv2d_wgrad.cpp);
+// C has row stride ldc and unit column stride. Three builds of one template exist
+// (AVX-512, AVX2+FMA, portable); the one of the active ISA (isa/isa.h: the
+// widest the CPU supports unless set_cpu_isa() chose another) runs.
+#pragma once
+#include <cstdint>
+
+#include "../isa/isa.h"
+
+
+namespace cnnops {
+namespace cpu {
+
+// How the accumulators start before the k loop.
+enum class AccInit : int32_t {
+  Zero,     // 0
+  Load,     // the current contents of C (accumulate across k blocks)
+  RowBias,  // bias[i] for row i (bias has MR entries)
+  ColBias,  // bias[j] for column j (bias has NR entries)
+};
+
+template <typename T>
+using MicroKernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
+                               AccInit init, const T* bias);
+
+// Direct variant 1 (packing-free NCHW): the B row of step k is read in place at
+// b + boff[k] (NR contiguous values); boff holds kc + kPrefetchSteps entries.
+template <typename T>
+using MicroKernelBoffFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* boff, T* c,
+                                   int64_t ldc, AccInit init, const T* bias);
+
+// Direct variant 2 (packing-free channels_last): the reduction is ntaps runs of
+// klen steps; in run t, A[i][k] = a[toff[t] + i*lda + k] is read in place; b is
+// packed (ntaps*klen steps of NR values).
+template <typename T>
+using MicroKernelArowsFn = void (*)(int64_t ntaps, int64_t klen, const int64_t* toff, const T* a,
+                                    int64_t lda, const T* b, T* c, int64_t ldc, AccInit init,
+                                    const T* bias);
+
+constexpr int64_t kPrefetchSteps = 8;
+
+template <typename T>
+struct MicroKernel {
+  int64_t mr = 0;  // rows of C per call (broadcast side)
+  int64_t nr = 0;  // columns of C per call (vector side)
+  MicroKernelFn<T> fn = nullptr;
+  MicroKernelBoffFn<T> fn_boff = nullptr;
+  MicroKernelArowsFn<T> fn_arows = nullptr;
+};
+
+// The micro-kernels of one ISA build (microkernel_{avx512,avx2,generic}.cpp).
+using MicroKernelSet = ByDtype<MicroKernel>;
+
+// One function per ISA build; returns false when that build is not compiled in.
+bool microkernels_avx512(MicroKernelSet* out);
+bool microkernels_avx2(MicroKernelSet* out);
+bool microkernels_generic(MicroKernelSet* out);
+
+// The micro-kernel of the active ISA (isa/isa.h).
+template <typename T>
+const MicroKernel<T>& active_microkernel();
+
+}  // namespace cpu
+}  // namespace cnnops

@@ -1,0 +1,32 @@
+// AVX2+FMA build of conv2d's GEMM micro-kernel (microkernel_template.h):
+// 6 x 16 floats and 6 x 8 doubles per call (12 ymm accumulators).
+// The whole unit is compiled for AVX2+FMA via the target pragma; the
+// functions it fills in run only after the run-time check (isa.cpp) that
+// the CPU supports AVX2 and FMA.
+#include "../isa/isa.h"
+
+#if CNNOPS_CPU_X86_UNITS
+#pragma GCC target("avx2,fma")
+#include "../isa/avx2.h"
+#include "microkernel_template.h"
+
+namespace cnnops {
+namespace cpu {
+
+bool microkernels_avx2(MicroKernelSet* out) {
+  out->f32 = make_microkernel<Avx2F32, 6, 2>();
+  out->f64 = make_microkernel<Avx2F64, 6, 2>();
+  return true;
+}
+
+}  // namespace cpu
+}  // namespace cnnops
+
+#else
+#include "microkernel.h"
+namespace cnnops {
+namespace cpu {
+bool microkernels_avx2(MicroKernelSet*) { return false; }
+}  // namespace cpu
+}  // namespace cnnops
+#endif

@@ -1,0 +1,125 @@
+// The one micro-kernel, written once over a small vector-traits type V:
+//   V::T     element type            V::Reg   register type
+//   V::kWidth elements per register  zero/set1/load/store/fma
+// Each ISA translation unit defines its traits under its own target pragma and
+// instantiates this template, so the same source becomes AVX-512, AVX2 or
+// portable code (microkernel_{avx512,avx2,generic}.cpp). Include only after the
+// ISA's target pragma and traits (../isa/). The kernels are templates on V in
+// namespace simd, so no ISA unit's copy is shared (see ../isa/isa.h).
+#pragma once
+#include <cstdint>
+
+#include "microkernel.h"
+
+namespace cnnops {
+namespace cpu {
+namespace simd {
+
+// MR rows x NV registers of accumulators; NR = NV * V::kWidth columns. The
+// helpers below are always inlined into the three kernels, so the accumulators
+// live in registers.
+template <typename V, int MR, int NV>
+inline void acc_init(typename V::Reg (&acc)[MR][NV], const typename V::T* c, int64_t ldc,
+                     AccInit init, const typename V::T* bias) {
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      if (init == AccInit::Load) acc[i][v] = V::load(c + i * ldc + v * V::kWidth);
+      else if (init == AccInit::RowBias) acc[i][v] = V::set1(bias[i]);
+      else if (init == AccInit::ColBias) acc[i][v] = V::load(bias + v * V::kWidth);
+      else acc[i][v] = V::zero();
+    }
+  }
+}
+
+// acc[i][:] += a_i * b[:] for the MR values a_i = a[i * lda].
+template <typename V, int MR, int NV>
+inline void acc_step(typename V::Reg (&acc)[MR][NV], const typename V::T* a, int64_t lda,
+                     const typename V::T* b) {
+  typename V::Reg bv[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::kWidth);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    typename V::Reg ai = V::set1(a[i * lda]);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = V::fma(ai, bv[v], acc[i][v]);
+  }
+}
+
+template <typename V, int MR, int NV>
+inline void acc_store(typename V::Reg (&acc)[MR][NV], typename V::T* c, int64_t ldc) {
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) V::store(c + i * ldc + v * V::kWidth, acc[i][v]);
+  }
+}
+
+template <typename V, int MR, int NV>
+void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typename V::T* c,
+                 int64_t ldc, AccInit init, const typename V::T* bias) {
+  constexpr int NR = NV * V::kWidth;
+  typename V::Reg acc[MR][NV];
+  acc_init<V, MR, NV>(acc, c, ldc, init, bias);
+  for (int64_t k = 0; k < kc; ++k) {
+    // Panels stream from L2: fetch a few steps ahead (it pays when B does not
+    // fit in L1).
+    __builtin_prefetch(b + kPrefetchSteps * NR);
+    __builtin_prefetch(a + 2 * kPrefetchSteps * MR);
+    acc_step<V, MR, NV>(acc, a, 1, b);
+    a += MR;
+    b += NR;
+  }
+  acc_store<V, MR, NV>(acc, c, ldc);
+}
+
+template <typename V, int MR, int NV>
+void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b,
+                      const int64_t* boff, typename V::T* c, int64_t ldc, AccInit init,
+                      const typename V::T* bias) {
+  typename V::Reg acc[MR][NV];
+  acc_init<V, MR, NV>(acc, c, ldc, init, bias);
+  for (int64_t k = 0; k < kc; ++k) {
+    __builtin_prefetch(b + boff[k + kPrefetchSteps]);
+    __builtin_prefetch(a + 2 * kPrefetchSteps * MR);
+    acc_step<V, MR, NV>(acc, a, 1, b + boff[k]);
+    a += MR;
+  }
+  acc_store<V, MR, NV>(acc, c, ldc);
+}
+
+template <typename V, int MR, int NV>
+void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const typename V::T* a,
+                       int64_t lda, const typename V::T* b, typename V::T* c, int64_t ldc,
+                       AccInit init, const typename V::T* bias) {
+  constexpr int NR = NV * V::kWidth;
+  typename V::Reg acc[MR][NV];
+  acc_init<V, MR, NV>(acc, c, ldc, init, bias);
+  for (int64_t t = 0; t < ntaps; ++t) {
+    const typename V::T* at = a + toff[t];
+    for (int64_t k = 0; k < klen; ++k) {
+      __builtin_prefetch(b + kPrefetchSteps * NR);
+      acc_step<V, MR, NV>(acc, at + k, lda, b);
+      b += NR;
+    }
+  }
+  acc_store<V, MR, NV>(acc, c, ldc);
+}
+
+}  // namespace simd
+
+template <typename V, int MR, int NV>
+MicroKernel<typename V::T> make_microkernel() {
+  MicroKernel<typename V::T> k;
+  k.mr = MR;
+  k.nr = NV * V::kWidth;
+  k.fn = &simd::microkernel<V, MR, NV>;
+  k.fn_boff = &simd::microkernel_boff<V, MR, NV>;
+  k.fn_arows = &simd::microkernel_arows<V, MR, NV>;
+  return k;
+}
+
+}  // namespace cpu
+}  // namespace cnnops
