@@ -27,7 +27,7 @@ struct Conv2dParams {
   void* x;
   void* w;
   void* y;
-  const void* bias;  // optional, nullptr when absent
+  const void* bias;    // optional, nullptr when absent
   int64_t N, C, H, W;  // input
   int64_t K, R, S;     // filter: K output channels, C/groups input channels, R x S taps
   int64_t P, Q;        // output spatial size

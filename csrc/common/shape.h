@@ -13,9 +13,7 @@
 namespace cnnops {
 
 // Extent of a dilated filter: taps at 0, dil, ..., dil*(k-1).
-CNNOPS_HOST_DEVICE inline int64_t effective_kernel(int64_t k, int64_t dil) {
-  return dil * (k - 1) + 1;
-}
+CNNOPS_HOST_DEVICE inline int64_t effective_kernel(int64_t k, int64_t dil) { return dil * (k - 1) + 1; }
 
 // Floor division that rounds towards minus infinity (C++ '/' truncates).
 CNNOPS_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t b) {
@@ -25,8 +23,8 @@ CNNOPS_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t b) {
 
 // Convolution output size along one axis; pad_begin + pad_end is the total
 // padding. Returns a value < 1 when the filter does not fit: callers report it.
-CNNOPS_HOST_DEVICE inline int64_t conv_out_size(int64_t in, int64_t k, int64_t pad_begin,
-                                                int64_t pad_end, int64_t stride, int64_t dil) {
+CNNOPS_HOST_DEVICE inline int64_t conv_out_size(int64_t in, int64_t k, int64_t pad_begin, int64_t pad_end,
+                                                int64_t stride, int64_t dil) {
   int64_t span = in + pad_begin + pad_end - effective_kernel(k, dil);
   return span < 0 ? 0 : span / stride + 1;
 }
@@ -50,8 +48,7 @@ CNNOPS_HOST_DEVICE inline int64_t pool_first_valid(int64_t start, int64_t dil) {
   return start >= 0 ? start : start + ((-start + dil - 1) / dil) * dil;
 }
 
-CNNOPS_HOST_DEVICE inline bool pool_window_empty(int64_t start, int64_t k, int64_t dil,
-                                                 int64_t size) {
+CNNOPS_HOST_DEVICE inline bool pool_window_empty(int64_t start, int64_t k, int64_t dil, int64_t size) {
   const int64_t f = pool_first_valid(start, dil);
   return f >= size || f > start + (k - 1) * dil;
 }

@@ -21,35 +21,47 @@ namespace detail {
 // ---------------------------------------------------------------------------
 
 // Accumulator type: float for the 16- and 32-bit types, double for double.
-template <typename T> struct AccType { using type = float; };
-template <> struct AccType<double> { using type = double; };
-template <typename T> using acc_t = typename AccType<T>::type;
+template <typename T>
+struct AccType {
+  using type = float;
+};
+template <>
+struct AccType<double> {
+  using type = double;
+};
+template <typename T>
+using acc_t = typename AccType<T>::type;
 
 __device__ __forceinline__ float to_acc(float v) { return v; }
 __device__ __forceinline__ double to_acc(double v) { return v; }
 __device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
 
-template <typename T> struct Convert;
-template <> struct Convert<float> {
+template <typename T>
+struct Convert;
+template <>
+struct Convert<float> {
   __device__ __forceinline__ static float from_acc(float v) { return v; }
 };
-template <> struct Convert<double> {
+template <>
+struct Convert<double> {
   __device__ __forceinline__ static double from_acc(double v) { return v; }
 };
-template <> struct Convert<__half> {
+template <>
+struct Convert<__half> {
   __device__ __forceinline__ static __half from_acc(float v) { return __float2half_rn(v); }
 };
-template <> struct Convert<__nv_bfloat16> {
-  __device__ __forceinline__ static __nv_bfloat16 from_acc(float v) {
-    return __float2bfloat16_rn(v);
-  }
+template <>
+struct Convert<__nv_bfloat16> {
+  __device__ __forceinline__ static __nv_bfloat16 from_acc(float v) { return __float2bfloat16_rn(v); }
 };
 
-template <typename T> __device__ __forceinline__ T from_acc(acc_t<T> v) {
+template <typename T>
+__device__ __forceinline__ T from_acc(acc_t<T> v) {
   return Convert<T>::from_acc(v);
 }
-template <typename T> __device__ __forceinline__ T zero_val() {
+template <typename T>
+__device__ __forceinline__ T zero_val() {
   return Convert<T>::from_acc(acc_t<T>(0));
 }
 
@@ -57,16 +69,13 @@ template <typename T> __device__ __forceinline__ T zero_val() {
 // Index arithmetic
 // ---------------------------------------------------------------------------
 
-__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
+__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 __host__ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 __host__ __device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // a / b for a >= 0, b > 0; 32-bit division when both fit (the common case).
 __device__ __forceinline__ int64_t div_nonneg(int64_t a, int64_t b) {
-  if (((a | b) >> 31) == 0) return static_cast<int64_t>(static_cast<uint32_t>(a) /
-                                                          static_cast<uint32_t>(b));
+  if (((a | b) >> 31) == 0) return static_cast<int64_t>(static_cast<uint32_t>(a) / static_cast<uint32_t>(b));
   return a / b;
 }
 

@@ -25,10 +25,9 @@ std::vector<int64_t> concrete(c10::SymIntArrayRef v, const char* op, const char*
   return out;
 }
 
-void check_rank(const at::Tensor& t, int64_t dim, const char* op, const char* arg,
-                const char* layout) {
-  TORCH_CHECK_VALUE(t.dim() == dim, op, ": expected ", arg, " to be ", dim, "-D (", layout,
-                    "), got a ", t.dim(), "-D tensor of shape ", to_string(t.sizes()));
+void check_rank(const at::Tensor& t, int64_t dim, const char* op, const char* arg, const char* layout) {
+  TORCH_CHECK_VALUE(t.dim() == dim, op, ": expected ", arg, " to be ", dim, "-D (", layout, "), got a ",
+                    t.dim(), "-D tensor of shape ", to_string(t.sizes()));
 }
 
 void check_float_tensor(const at::Tensor& t, const char* op, const char* arg) {
@@ -39,30 +38,27 @@ void check_float_tensor(const at::Tensor& t, const char* op, const char* arg) {
     TORCH_CHECK_TYPE(cuda_ok, op, ": expected ", arg,
                      " to be float32, float64, float16 or bfloat16 on CUDA, got ", st);
   } else {
-    TORCH_CHECK_VALUE(t.device().is_cpu() || t.is_cuda(), op, ": ", arg,
-                      " is on an unsupported device ", t.device());
-    TORCH_CHECK_TYPE(cpu_ok, op, ": expected ", arg, " to be float32 or float64 on the CPU, got ",
-                     st);
+    TORCH_CHECK_VALUE(t.device().is_cpu() || t.is_cuda(), op, ": ", arg, " is on an unsupported device ",
+                      t.device());
+    TORCH_CHECK_TYPE(cpu_ok, op, ": expected ", arg, " to be float32 or float64 on the CPU, got ", st);
   }
 }
 
-void check_same_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* op,
-                             const char* arg, const char* ref_arg) {
+void check_same_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* op, const char* arg,
+                             const char* ref_arg) {
   TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), op, ": expected ", arg,
                    " to have the same dtype as ", ref_arg, " (", ref.scalar_type(), "), got ",
                    t.scalar_type());
-  TORCH_CHECK_VALUE(t.device() == ref.device(), op, ": expected ", arg,
-                    " to be on the same device as ", ref_arg, " (", ref.device(), "), got ",
-                    t.device());
+  TORCH_CHECK_VALUE(t.device() == ref.device(), op, ": expected ", arg, " to be on the same device as ",
+                    ref_arg, " (", ref.device(), "), got ", t.device());
 }
 
 void check_list(at::IntArrayRef v, size_t count, int64_t minimum, const char* op, const char* arg,
                 const char* expected) {
-  TORCH_CHECK_VALUE(v.size() == count, op, ": expected ", arg, " to have ", count,
-                    " elements, got ", to_string(v));
+  TORCH_CHECK_VALUE(v.size() == count, op, ": expected ", arg, " to have ", count, " elements, got ",
+                    to_string(v));
   for (int64_t x : v)
-    TORCH_CHECK_VALUE(x >= minimum, op, ": expected ", arg, " to be ", expected, ", got ",
-                      to_string(v));
+    TORCH_CHECK_VALUE(x >= minimum, op, ": expected ", arg, " to be ", expected, ", got ", to_string(v));
 }
 
 void check_nonempty_feature_dims(const at::Tensor& t, const char* op, const char* arg) {
@@ -79,7 +75,8 @@ void check_device(const at::Tensor& t, const char* op, const char* arg) {
 #else
   TORCH_CHECK_VALUE(t.device().is_cpu(), op, ": expected ", arg,
                     " on the CPU (this cnnops build has no CUDA kernels: torch had no CUDA "
-                    "when it was built), got ", t.device());
+                    "when it was built), got ",
+                    t.device());
 #endif
 }
 
@@ -107,27 +104,29 @@ std::string int128_to_string(__int128 v) {
 }  // namespace
 
 std::pair<int64_t, int64_t> conv_output_size_checked(int64_t H, int64_t W, int64_t R, int64_t S,
-                                                     const std::vector<int64_t>& pad,
-                                                     at::IntArrayRef stride,
+                                                     const std::vector<int64_t>& pad, at::IntArrayRef stride,
                                                      at::IntArrayRef dilation, const char* op) {
   const __int128 ph = __int128(H) + pad[0] + pad[1], pw = __int128(W) + pad[2] + pad[3];
   const __int128 eh = __int128(dilation[0]) * (R - 1) + 1, ew = __int128(dilation[1]) * (S - 1) + 1;
   TORCH_CHECK_VALUE(ph >= eh && pw >= ew, op, ": the dilated kernel (", int128_to_string(eh), " x ",
-                    int128_to_string(ew), ") is larger than the padded input (", int128_to_string(ph),
-                    " x ", int128_to_string(pw),
-                    "); expected the padded input to be at least the kernel size");
+                    int128_to_string(ew), ") is larger than the padded input (", int128_to_string(ph), " x ",
+                    int128_to_string(pw), "); expected the padded input to be at least the kernel size");
   const __int128 P = (ph - eh) / stride[0] + 1, Q = (pw - ew) / stride[1] + 1;
-  TORCH_CHECK_VALUE(P <= INT64_MAX && Q <= INT64_MAX, op, ": the output size (",
-                    int128_to_string(P), " x ", int128_to_string(Q), ") does not fit in int64");
+  TORCH_CHECK_VALUE(P <= INT64_MAX && Q <= INT64_MAX, op, ": the output size (", int128_to_string(P), " x ",
+                    int128_to_string(Q), ") does not fit in int64");
   return {static_cast<int64_t>(P), static_cast<int64_t>(Q)};
 }
 
 DType dtype_of(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kDouble: return DType::Float64;
-    case at::kHalf: return DType::Float16;
-    case at::kBFloat16: return DType::BFloat16;
-    default: return DType::Float32;
+    case at::kDouble:
+      return DType::Float64;
+    case at::kHalf:
+      return DType::Float16;
+    case at::kBFloat16:
+      return DType::BFloat16;
+    default:
+      return DType::Float32;
   }
 }
 

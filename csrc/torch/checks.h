@@ -23,16 +23,15 @@ std::string to_string(at::IntArrayRef v);
 std::vector<int64_t> concrete(c10::SymIntArrayRef v, const char* op, const char* arg);
 
 // input.dim() == dim, else "<op>: expected <arg> to be <dim>-D (<layout>), got ...".
-void check_rank(const at::Tensor& t, int64_t dim, const char* op, const char* arg,
-                const char* layout);
+void check_rank(const at::Tensor& t, int64_t dim, const char* op, const char* arg, const char* layout);
 
 // Floating dtype supported on t's device (CPU: float32/float64; CUDA: also
 // float16/bfloat16), and the same dtype and device as `ref`.
 void check_float_tensor(const at::Tensor& t, const char* op, const char* arg);
 // t on the CPU, or on a CUDA device when this build has the CUDA kernels.
 void check_device(const at::Tensor& t, const char* op, const char* arg);
-void check_same_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* op,
-                             const char* arg, const char* ref_arg);
+void check_same_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* op, const char* arg,
+                             const char* ref_arg);
 
 // Every element of v is >= minimum (size must be `count`).
 void check_list(at::IntArrayRef v, size_t count, int64_t minimum, const char* op, const char* arg,
@@ -52,8 +51,7 @@ at::MemoryFormat conv_output_memory_format(const at::Tensor& a, const at::Tensor
 // raises (naming the op) when the dilated kernel is larger than the padded
 // input, or when a size does not fit in int64. pad = (top, bottom, left, right).
 std::pair<int64_t, int64_t> conv_output_size_checked(int64_t H, int64_t W, int64_t R, int64_t S,
-                                                     const std::vector<int64_t>& pad,
-                                                     at::IntArrayRef stride,
+                                                     const std::vector<int64_t>& pad, at::IntArrayRef stride,
                                                      at::IntArrayRef dilation, const char* op);
 
 // The kernels' dtype tag for a (checked) floating tensor.

@@ -38,24 +38,21 @@ void check_hyper(const char* op, at::IntArrayRef stride, at::IntArrayRef dilatio
 
 void check_weight(const at::Tensor& weight, const char* op, const char* arg) {
   check_rank(weight, 4, op, arg, "out_channels, in_channels/groups, kH, kW");
-  TORCH_CHECK_VALUE(weight.size(0) > 0 && weight.size(1) > 0 && weight.size(2) > 0 &&
-                        weight.size(3) > 0,
-                    op, ": expected ", arg, " to have non-zero sizes, got shape ",
-                    to_string(weight.sizes()));
+  TORCH_CHECK_VALUE(weight.size(0) > 0 && weight.size(1) > 0 && weight.size(2) > 0 && weight.size(3) > 0, op,
+                    ": expected ", arg, " to have non-zero sizes, got shape ", to_string(weight.sizes()));
 }
 
 void check_bias(const std::optional<at::Tensor>& bias, int64_t channels, const at::Tensor& ref,
                 const char* op) {
   if (!bias.has_value()) return;
-  TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == channels, op,
-                    ": expected bias to be 1-D with ", channels, " elements, got shape ",
-                    to_string(bias->sizes()));
+  TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == channels, op, ": expected bias to be 1-D with ",
+                    channels, " elements, got shape ", to_string(bias->sizes()));
   check_same_dtype_device(*bias, ref, op, "bias", "input");
 }
 
 // Fills the fields every op shares; tensors and sizes are set by the caller.
-Conv2dParams make_params(at::IntArrayRef stride, int64_t pad_h, int64_t pad_w,
-                         at::IntArrayRef dilation, int64_t groups, const at::Tensor& like) {
+Conv2dParams make_params(at::IntArrayRef stride, int64_t pad_h, int64_t pad_w, at::IntArrayRef dilation,
+                         int64_t groups, const at::Tensor& like) {
   Conv2dParams p{};
   p.stride_h = stride[0];
   p.stride_w = stride[1];
@@ -105,22 +102,24 @@ at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
   check_same_dtype_device(weight, input, op, "weight", "input");
   check_hyper(op, stride, dilation, groups);
   const std::vector<int64_t> pad = concrete(padding_sym, op, "padding");
-  TORCH_CHECK_VALUE(pad.size() == 4, op, ": expected padding to have 4 elements (top, bottom, left, right), got ",
-                    to_string(pad));
+  TORCH_CHECK_VALUE(pad.size() == 4, op,
+                    ": expected padding to have 4 elements (top, bottom, left, right), got ", to_string(pad));
   TORCH_CHECK_VALUE(pad[0] >= 0 && pad[2] >= 0, op,
                     ": expected the top and left padding to be non-negative, got ", to_string(pad));
   check_nonempty_feature_dims(input, op, "input");
   const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   const int64_t K = weight.size(0), R = weight.size(2), S = weight.size(3);
-  TORCH_CHECK_VALUE(weight.size(1) * groups == C, op, ": expected input to have weight.size(1) * groups = ",
-                    weight.size(1), " * ", groups, " = ", weight.size(1) * groups,
-                    " channels, got ", C, " channels (input shape ", to_string(input.sizes()), ")");
+  TORCH_CHECK_VALUE(weight.size(1) * groups == C, op,
+                    ": expected input to have weight.size(1) * groups = ", weight.size(1), " * ", groups,
+                    " = ", weight.size(1) * groups, " channels, got ", C, " channels (input shape ",
+                    to_string(input.sizes()), ")");
   TORCH_CHECK_VALUE(K % groups == 0, op, ": expected out_channels (weight.size(0) = ", K,
                     ") to be divisible by groups = ", groups);
   check_bias(bias, K, input, op);
   const auto [P, Q] = conv_output_size_checked(H, W, R, S, pad, stride, dilation, op);
   checked_numel({N, K, P, Q}, op);
-  at::Tensor y = at::empty({N, K, P, Q}, input.options().memory_format(conv_output_memory_format(input, weight, N)));
+  at::Tensor y =
+      at::empty({N, K, P, Q}, input.options().memory_format(conv_output_memory_format(input, weight, N)));
   if (N == 0) return y;
   const at::Tensor x = input, w = weight;
   Conv2dParams p = make_params(stride, pad[0], pad[2], dilation, groups, input);
@@ -129,7 +128,15 @@ at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
   p.y = y.mutable_data_ptr();
   at::Tensor bias_c = bias.has_value() ? bias->contiguous() : at::Tensor();
   p.bias = bias_c.defined() ? bias_c.const_data_ptr() : nullptr;
-  p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.R = R; p.S = S; p.P = P; p.Q = Q;
+  p.N = N;
+  p.C = C;
+  p.H = H;
+  p.W = W;
+  p.K = K;
+  p.R = R;
+  p.S = S;
+  p.P = P;
+  p.Q = Q;
   copy_strides(p.x_strides, x);
   copy_strides(p.w_strides, w);
   copy_strides(p.y_strides, y);
@@ -139,8 +146,8 @@ at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
 
 at::Tensor conv2d_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
                         const std::optional<at::Tensor>& bias, c10::SymIntArrayRef input_size_sym,
-                        at::IntArrayRef stride, c10::SymIntArrayRef padding_sym,
-                        at::IntArrayRef dilation, int64_t groups) {
+                        at::IntArrayRef stride, c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation,
+                        int64_t groups) {
   const char* op = "cnnops::conv2d_dgrad";
   check_rank(grad_output, 4, op, "grad_output", "N, K, P, Q");
   check_weight(weight, op, "weight");
@@ -154,14 +161,15 @@ at::Tensor conv2d_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
   check_nonempty_feature_dims(grad_output, op, "grad_output");
   const int64_t N = grad_output.size(0), K = grad_output.size(1);
   const int64_t C = weight.size(1) * groups, R = weight.size(2), S = weight.size(3);
-  TORCH_CHECK_VALUE(weight.size(0) == K, op, ": expected grad_output to have weight.size(0) = ",
-                    weight.size(0), " channels, got ", K);
+  TORCH_CHECK_VALUE(weight.size(0) == K, op,
+                    ": expected grad_output to have weight.size(0) = ", weight.size(0), " channels, got ", K);
   TORCH_CHECK_VALUE(K % groups == 0, op, ": expected weight.size(0) = ", K,
                     " to be divisible by groups = ", groups);
   check_bias(bias, C, grad_output, op);
   checked_numel({N, C, size[0], size[1]}, op);
-  at::Tensor dx = at::empty({N, C, size[0], size[1]},
-                            grad_output.options().memory_format(conv_output_memory_format(grad_output, weight, N)));
+  at::Tensor dx =
+      at::empty({N, C, size[0], size[1]},
+                grad_output.options().memory_format(conv_output_memory_format(grad_output, weight, N)));
   if (N == 0) return dx;
   at::Tensor bias_c = bias.has_value() ? bias->contiguous() : at::Tensor();
   Conv2dParams p = make_params(stride, pad[0], pad[1], dilation, groups, grad_output);
@@ -169,8 +177,15 @@ at::Tensor conv2d_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
   p.w = const_cast<void*>(weight.const_data_ptr());
   p.y = const_cast<void*>(grad_output.const_data_ptr());
   p.bias = bias_c.defined() ? bias_c.const_data_ptr() : nullptr;
-  p.N = N; p.C = C; p.H = size[0]; p.W = size[1]; p.K = K; p.R = R; p.S = S;
-  p.P = grad_output.size(2); p.Q = grad_output.size(3);
+  p.N = N;
+  p.C = C;
+  p.H = size[0];
+  p.W = size[1];
+  p.K = K;
+  p.R = R;
+  p.S = S;
+  p.P = grad_output.size(2);
+  p.Q = grad_output.size(3);
   copy_strides(p.x_strides, dx);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, grad_output);
@@ -178,9 +193,9 @@ at::Tensor conv2d_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
   return dx;
 }
 
-at::Tensor conv2d_wgrad(const at::Tensor& grad_output, const at::Tensor& input,
-                        at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                        c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation, int64_t groups) {
+at::Tensor conv2d_wgrad(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
+                        at::IntArrayRef stride, c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation,
+                        int64_t groups) {
   const char* op = "cnnops::conv2d_wgrad";
   check_rank(grad_output, 4, op, "grad_output", "N, K, P, Q");
   check_rank(input, 4, op, "input", "N, C, H, W");
@@ -193,8 +208,8 @@ at::Tensor conv2d_wgrad(const at::Tensor& grad_output, const at::Tensor& input,
   check_nonempty_feature_dims(input, op, "input");
   check_nonempty_feature_dims(grad_output, op, "grad_output");
   TORCH_CHECK_VALUE(grad_output.size(0) == input.size(0), op,
-                    ": expected grad_output and input to have the same batch size, got ",
-                    grad_output.size(0), " and ", input.size(0));
+                    ": expected grad_output and input to have the same batch size, got ", grad_output.size(0),
+                    " and ", input.size(0));
   const int64_t N = input.size(0), C = input.size(1), K = grad_output.size(1);
   TORCH_CHECK_VALUE(C % groups == 0 && K % groups == 0, op, ": expected input channels (", C,
                     ") and grad_output channels (", K, ") to be divisible by groups = ", groups);
@@ -207,8 +222,15 @@ at::Tensor conv2d_wgrad(const at::Tensor& grad_output, const at::Tensor& input,
   p.x = const_cast<void*>(input.const_data_ptr());
   p.w = dw.mutable_data_ptr();
   p.y = const_cast<void*>(grad_output.const_data_ptr());
-  p.N = N; p.C = C; p.H = input.size(2); p.W = input.size(3); p.K = K; p.R = R; p.S = S;
-  p.P = grad_output.size(2); p.Q = grad_output.size(3);
+  p.N = N;
+  p.C = C;
+  p.H = input.size(2);
+  p.W = input.size(3);
+  p.K = K;
+  p.R = R;
+  p.S = S;
+  p.P = grad_output.size(2);
+  p.Q = grad_output.size(3);
   copy_strides(p.x_strides, input);
   copy_strides(p.w_strides, dw);
   copy_strides(p.y_strides, grad_output);
@@ -225,8 +247,10 @@ at::Tensor conv2d_bias_grad(const at::Tensor& grad_output) {
   BiasGradParams p{};
   p.dy = grad_output.const_data_ptr();
   p.db = db.mutable_data_ptr();
-  p.N = grad_output.size(0); p.K = grad_output.size(1);
-  p.P = grad_output.size(2); p.Q = grad_output.size(3);
+  p.N = grad_output.size(0);
+  p.K = grad_output.size(1);
+  p.P = grad_output.size(2);
+  p.Q = grad_output.size(3);
   copy_strides(p.dy_strides, grad_output);
   p.dtype = dtype_of(grad_output);
 #ifdef CNNOPS_WITH_CUDA
@@ -244,12 +268,15 @@ at::Tensor conv2d_bias_grad(const at::Tensor& grad_output) {
 
 TORCH_LIBRARY(cnnops, m) {
   m.set_python_module("cnnops._ops");
-  m.def("conv2d_fprop(Tensor input, Tensor weight, Tensor? bias, int[2] stride, SymInt[4] padding, "
-        "int[2] dilation, int groups) -> Tensor");
-  m.def("conv2d_dgrad(Tensor grad_output, Tensor weight, Tensor? bias, SymInt[2] input_size, "
-        "int[2] stride, SymInt[2] padding, int[2] dilation, int groups) -> Tensor");
-  m.def("conv2d_wgrad(Tensor grad_output, Tensor input, int[2] kernel_size, int[2] stride, "
-        "SymInt[2] padding, int[2] dilation, int groups) -> Tensor");
+  m.def(
+      "conv2d_fprop(Tensor input, Tensor weight, Tensor? bias, int[2] stride, SymInt[4] padding, "
+      "int[2] dilation, int groups) -> Tensor");
+  m.def(
+      "conv2d_dgrad(Tensor grad_output, Tensor weight, Tensor? bias, SymInt[2] input_size, "
+      "int[2] stride, SymInt[2] padding, int[2] dilation, int groups) -> Tensor");
+  m.def(
+      "conv2d_wgrad(Tensor grad_output, Tensor input, int[2] kernel_size, int[2] stride, "
+      "SymInt[2] padding, int[2] dilation, int groups) -> Tensor");
   m.def("conv2d_bias_grad(Tensor grad_output) -> Tensor");
 }
 

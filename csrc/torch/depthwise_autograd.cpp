@@ -21,15 +21,14 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                    const std::optional<at::Tensor>&, at::IntArrayRef,
-                                    c10::SymIntArrayRef, at::IntArrayRef)>
+c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>
 fprop_op() {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("cnnops::depthwise_fprop", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                               const std::optional<at::Tensor>&, at::IntArrayRef,
-                                               c10::SymIntArrayRef, at::IntArrayRef)>();
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("cnnops::depthwise_fprop", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>();
   return op;
 }
 
@@ -39,15 +38,14 @@ std::tuple<at::Tensor, at::Tensor> call_backward(const at::Tensor& dy, const at:
   static const auto op =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("cnnops::depthwise_backward", "")
-          .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
-                                                    const at::Tensor&, at::IntArrayRef,
-                                                    c10::SymIntArrayRef, at::IntArrayRef)>();
+          .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>();
   return op.call(dy, x, w, stride, pad, dilation);
 }
 
 at::Tensor call_dgrad(const at::Tensor& dy, const at::Tensor& w, int64_t in_channels,
-                      c10::SymIntArrayRef input_size, at::IntArrayRef stride,
-                      c10::SymIntArrayRef pad, at::IntArrayRef dilation) {
+                      c10::SymIntArrayRef input_size, at::IntArrayRef stride, c10::SymIntArrayRef pad,
+                      at::IntArrayRef dilation) {
   static const auto op =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("cnnops::depthwise_dgrad", "")
@@ -58,11 +56,10 @@ at::Tensor call_dgrad(const at::Tensor& dy, const at::Tensor& w, int64_t in_chan
 
 at::Tensor call_wgrad(const at::Tensor& dy, const at::Tensor& x, at::IntArrayRef kernel_size,
                       at::IntArrayRef stride, c10::SymIntArrayRef pad, at::IntArrayRef dilation) {
-  static const auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cnnops::depthwise_wgrad", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, at::IntArrayRef,
-                            at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>();
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("cnnops::depthwise_wgrad", "")
+                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, at::IntArrayRef,
+                                               at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>();
   return op.call(dy, x, kernel_size, stride, pad, dilation);
 }
 
@@ -111,8 +108,7 @@ class DepthwiseFprop : public torch::autograd::Function<DepthwiseFprop> {
       if (need_x && need_w) {
         std::tie(dx, dw) = call_backward(dy, input, weight, stride, pad, dilation);
       } else if (need_x) {
-        dx = call_dgrad(dy, weight, input.size(1), input.sym_sizes().slice(2), stride, pad,
-                        dilation);
+        dx = call_dgrad(dy, weight, input.size(1), input.sym_sizes().slice(2), stride, pad, dilation);
       } else if (need_w) {
         dw = call_wgrad(dy, input, weight.sizes().slice(2), stride, pad, dilation);
       }
@@ -130,8 +126,6 @@ at::Tensor depthwise_fprop_autograd(const at::Tensor& input, const at::Tensor& w
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(cnnops, Autograd, m) {
-  m.impl("depthwise_fprop", &depthwise_fprop_autograd);
-}
+TORCH_LIBRARY_IMPL(cnnops, Autograd, m) { m.impl("depthwise_fprop", &depthwise_fprop_autograd); }
 
 }  // namespace cnnops

@@ -62,17 +62,20 @@ void dw_check_weight(const at::Tensor& weight, int64_t C, const char* op) {
   check_rank(weight, 4, op, "weight", "in_channels * depth_multiplier, 1, kH, kW");
   TORCH_CHECK_VALUE(weight.size(0) > 0 && weight.size(2) > 0 && weight.size(3) > 0, op,
                     ": expected weight to have non-zero sizes, got shape ", to_string(weight.sizes()));
-  TORCH_CHECK_VALUE(weight.size(1) == 1 && weight.size(0) % C == 0, op,
-                    ": expected weight of shape (", C, " * depth_multiplier, 1, kH, kW) for ", C,
-                    " channels, got shape ", to_string(weight.sizes()));
+  TORCH_CHECK_VALUE(weight.size(1) == 1 && weight.size(0) % C == 0, op, ": expected weight of shape (", C,
+                    " * depth_multiplier, 1, kH, kW) for ", C, " channels, got shape ",
+                    to_string(weight.sizes()));
 }
 
-Conv2dParams dw_params(at::IntArrayRef stride, int64_t pad_h, int64_t pad_w,
-                       at::IntArrayRef dilation, const at::Tensor& like) {
+Conv2dParams dw_params(at::IntArrayRef stride, int64_t pad_h, int64_t pad_w, at::IntArrayRef dilation,
+                       const at::Tensor& like) {
   Conv2dParams p{};
-  p.stride_h = stride[0]; p.stride_w = stride[1];
-  p.pad_h = pad_h; p.pad_w = pad_w;
-  p.dil_h = dilation[0]; p.dil_w = dilation[1];
+  p.stride_h = stride[0];
+  p.stride_w = stride[1];
+  p.pad_h = pad_h;
+  p.pad_w = pad_w;
+  p.dil_h = dilation[0];
+  p.dil_w = dilation[1];
   p.dtype = dtype_of(like);
   return p;
 }
@@ -90,23 +93,20 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
   dw_check_hyper(op, stride, dilation);
   const std::vector<int64_t> pad = concrete(padding_sym, op, "padding");
   TORCH_CHECK_VALUE(pad.size() == 4, op,
-                    ": expected padding to have 4 elements (top, bottom, left, right), got ",
-                    to_string(pad));
+                    ": expected padding to have 4 elements (top, bottom, left, right), got ", to_string(pad));
   TORCH_CHECK_VALUE(pad[0] >= 0 && pad[2] >= 0, op,
                     ": expected the top and left padding to be non-negative, got ", to_string(pad));
   const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   const int64_t K = weight.size(0), R = weight.size(2), S = weight.size(3);
   if (bias.has_value()) {
-    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == K, op,
-                      ": expected bias to be 1-D with ", K, " elements, got shape ",
-                      to_string(bias->sizes()));
+    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == K, op, ": expected bias to be 1-D with ", K,
+                      " elements, got shape ", to_string(bias->sizes()));
     check_same_dtype_device(*bias, input, op, "bias", "input");
   }
   const int64_t eh = effective_kernel(R, dilation[0]), ew = effective_kernel(S, dilation[1]);
-  TORCH_CHECK_VALUE(H + pad[0] + pad[1] >= eh && W + pad[2] + pad[3] >= ew, op,
-                    ": the dilated kernel (", eh, " x ", ew, ") is larger than the padded input (",
-                    H + pad[0] + pad[1], " x ", W + pad[2] + pad[3],
-                    "); expected the padded input to be at least the kernel size");
+  TORCH_CHECK_VALUE(H + pad[0] + pad[1] >= eh && W + pad[2] + pad[3] >= ew, op, ": the dilated kernel (", eh,
+                    " x ", ew, ") is larger than the padded input (", H + pad[0] + pad[1], " x ",
+                    W + pad[2] + pad[3], "); expected the padded input to be at least the kernel size");
   const int64_t P = conv_out_size(H, R, pad[0], pad[1], stride[0], dilation[0]);
   const int64_t Q = conv_out_size(W, S, pad[2], pad[3], stride[1], dilation[1]);
   checked_numel({N, K, P, Q}, op);
@@ -119,7 +119,16 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
   p.w = const_cast<void*>(weight.const_data_ptr());
   p.y = y.mutable_data_ptr();
   p.bias = bias_c.defined() ? bias_c.const_data_ptr() : nullptr;
-  p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.R = R; p.S = S; p.P = P; p.Q = Q; p.groups = C;
+  p.N = N;
+  p.C = C;
+  p.H = H;
+  p.W = W;
+  p.K = K;
+  p.R = R;
+  p.S = S;
+  p.P = P;
+  p.Q = Q;
+  p.groups = C;
   copy_strides(p.x_strides, input);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, y);
@@ -151,17 +160,26 @@ DwPass dgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tenso
   check_list(size, 2, 1, op, "input_size", "positive (H, W)");
   check_list(pad, 2, 0, op, "padding", "non-negative (top, left)");
   const int64_t N = grad_output.size(0), K = grad_output.size(1), C = in_channels;
-  TORCH_CHECK_VALUE(weight.size(0) == K, op, ": expected grad_output to have weight.size(0) = ",
-                    weight.size(0), " channels, got ", K);
+  TORCH_CHECK_VALUE(weight.size(0) == K, op,
+                    ": expected grad_output to have weight.size(0) = ", weight.size(0), " channels, got ", K);
   checked_numel({N, C, size[0], size[1]}, op);
-  at::Tensor dx = at::empty({N, C, size[0], size[1]},
-                            grad_output.options().memory_format(output_memory_format(grad_output, weight, grad_output.size(0))));
+  at::Tensor dx = at::empty(
+      {N, C, size[0], size[1]},
+      grad_output.options().memory_format(output_memory_format(grad_output, weight, grad_output.size(0))));
   Conv2dParams p = dw_params(stride, pad[0], pad[1], dilation, grad_output);
   p.x = dx.mutable_data_ptr();
   p.w = const_cast<void*>(weight.const_data_ptr());
   p.y = const_cast<void*>(grad_output.const_data_ptr());
-  p.N = N; p.C = C; p.H = size[0]; p.W = size[1]; p.K = K; p.R = weight.size(2); p.S = weight.size(3);
-  p.P = grad_output.size(2); p.Q = grad_output.size(3); p.groups = C;
+  p.N = N;
+  p.C = C;
+  p.H = size[0];
+  p.W = size[1];
+  p.K = K;
+  p.R = weight.size(2);
+  p.S = weight.size(3);
+  p.P = grad_output.size(2);
+  p.Q = grad_output.size(3);
+  p.groups = C;
   copy_strides(p.x_strides, dx);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, grad_output);
@@ -169,8 +187,8 @@ DwPass dgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tenso
 }
 
 DwPass wgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
-                  at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                  c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
+                  at::IntArrayRef kernel_size, at::IntArrayRef stride, c10::SymIntArrayRef padding_sym,
+                  at::IntArrayRef dilation) {
   check_rank(grad_output, 4, op, "grad_output", "N, K, P, Q");
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_float_tensor(input, op, "input");
@@ -183,33 +201,40 @@ DwPass wgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tenso
   check_nonempty_feature_dims(input, op, "input");
   check_nonempty_feature_dims(grad_output, op, "grad_output");
   TORCH_CHECK_VALUE(grad_output.size(0) == input.size(0), op,
-                    ": expected grad_output and input to have the same batch size, got ",
-                    grad_output.size(0), " and ", input.size(0));
+                    ": expected grad_output and input to have the same batch size, got ", grad_output.size(0),
+                    " and ", input.size(0));
   const int64_t N = input.size(0), C = input.size(1), K = grad_output.size(1);
   TORCH_CHECK_VALUE(K % C == 0, op, ": expected grad_output channels (", K,
                     ") to be a multiple of the input channels (", C, ")");
   const int64_t R = kernel_size[0], S = kernel_size[1];
-  at::Tensor dw = at::empty({K, 1, R, S},
-                            input.options().memory_format(output_memory_format(input, grad_output, input.size(0))));
+  at::Tensor dw = at::empty(
+      {K, 1, R, S}, input.options().memory_format(output_memory_format(input, grad_output, input.size(0))));
   if (N == 0) dw.zero_();
   Conv2dParams p = dw_params(stride, pad[0], pad[1], dilation, input);
   p.x = const_cast<void*>(input.const_data_ptr());
   p.w = dw.mutable_data_ptr();
   p.y = const_cast<void*>(grad_output.const_data_ptr());
-  p.N = N; p.C = C; p.H = input.size(2); p.W = input.size(3); p.K = K; p.R = R; p.S = S;
-  p.P = grad_output.size(2); p.Q = grad_output.size(3); p.groups = C;
+  p.N = N;
+  p.C = C;
+  p.H = input.size(2);
+  p.W = input.size(3);
+  p.K = K;
+  p.R = R;
+  p.S = S;
+  p.P = grad_output.size(2);
+  p.Q = grad_output.size(3);
+  p.groups = C;
   copy_strides(p.x_strides, input);
   copy_strides(p.w_strides, dw);
   copy_strides(p.y_strides, grad_output);
   return {dw, p, N == 0};
 }
 
-at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
-                           int64_t in_channels, c10::SymIntArrayRef input_size_sym,
-                           at::IntArrayRef stride, c10::SymIntArrayRef padding_sym,
-                           at::IntArrayRef dilation) {
-  DwPass d = dgrad_pass("cnnops::depthwise_dgrad", grad_output, weight, in_channels,
-                        input_size_sym, stride, padding_sym, dilation);
+at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weight, int64_t in_channels,
+                           c10::SymIntArrayRef input_size_sym, at::IntArrayRef stride,
+                           c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
+  DwPass d = dgrad_pass("cnnops::depthwise_dgrad", grad_output, weight, in_channels, input_size_sym, stride,
+                        padding_sym, dilation);
   if (!d.empty) dw_launch(DwKernel::Dgrad, d.p, grad_output);
   return d.out;
 }
@@ -217,26 +242,24 @@ at::Tensor depthwise_dgrad(const at::Tensor& grad_output, const at::Tensor& weig
 at::Tensor depthwise_wgrad(const at::Tensor& grad_output, const at::Tensor& input,
                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
-  DwPass w = wgrad_pass("cnnops::depthwise_wgrad", grad_output, input, kernel_size, stride,
-                        padding_sym, dilation);
+  DwPass w =
+      wgrad_pass("cnnops::depthwise_wgrad", grad_output, input, kernel_size, stride, padding_sym, dilation);
   if (!w.empty) dw_launch(DwKernel::Wgrad, w.p, input);
   return w.out;
 }
 
 // Both gradients; on the CPU in one pass over grad_output where a fused kernel applies.
-std::tuple<at::Tensor, at::Tensor> depthwise_backward(const at::Tensor& grad_output,
-                                                      const at::Tensor& input,
-                                                      const at::Tensor& weight,
-                                                      at::IntArrayRef stride,
+std::tuple<at::Tensor, at::Tensor> depthwise_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                                      const at::Tensor& weight, at::IntArrayRef stride,
                                                       c10::SymIntArrayRef padding_sym,
                                                       at::IntArrayRef dilation) {
   const char* op = "cnnops::depthwise_backward";
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_rank(weight, 4, op, "weight", "in_channels * depth_multiplier, 1, kH, kW");
-  DwPass d = dgrad_pass(op, grad_output, weight, input.size(1), input.sym_sizes().slice(2),
-                        stride, padding_sym, dilation);
-  DwPass w = wgrad_pass(op, grad_output, input, {weight.size(2), weight.size(3)}, stride,
+  DwPass d = dgrad_pass(op, grad_output, weight, input.size(1), input.sym_sizes().slice(2), stride,
                         padding_sym, dilation);
+  DwPass w =
+      wgrad_pass(op, grad_output, input, {weight.size(2), weight.size(3)}, stride, padding_sym, dilation);
   if (d.empty) return {d.out, w.out};
   if (input.device().is_cpu()) {
     cpu::depthwise_backward(d.p, w.p);
@@ -250,14 +273,18 @@ std::tuple<at::Tensor, at::Tensor> depthwise_backward(const at::Tensor& grad_out
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(cnnops, m) {
-  m.def("depthwise_fprop(Tensor input, Tensor weight, Tensor? bias, int[2] stride, "
-        "SymInt[4] padding, int[2] dilation) -> Tensor");
-  m.def("depthwise_dgrad(Tensor grad_output, Tensor weight, int in_channels, "
-        "SymInt[2] input_size, int[2] stride, SymInt[2] padding, int[2] dilation) -> Tensor");
-  m.def("depthwise_wgrad(Tensor grad_output, Tensor input, int[2] kernel_size, int[2] stride, "
-        "SymInt[2] padding, int[2] dilation) -> Tensor");
-  m.def("depthwise_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, "
-        "SymInt[2] padding, int[2] dilation) -> (Tensor, Tensor)");
+  m.def(
+      "depthwise_fprop(Tensor input, Tensor weight, Tensor? bias, int[2] stride, "
+      "SymInt[4] padding, int[2] dilation) -> Tensor");
+  m.def(
+      "depthwise_dgrad(Tensor grad_output, Tensor weight, int in_channels, "
+      "SymInt[2] input_size, int[2] stride, SymInt[2] padding, int[2] dilation) -> Tensor");
+  m.def(
+      "depthwise_wgrad(Tensor grad_output, Tensor input, int[2] kernel_size, int[2] stride, "
+      "SymInt[2] padding, int[2] dilation) -> Tensor");
+  m.def(
+      "depthwise_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, "
+      "SymInt[2] padding, int[2] dilation) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(cnnops, CPU, m) {

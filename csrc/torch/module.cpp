@@ -74,8 +74,7 @@ py::tuple balanced_for_trace(int64_t count, int64_t slow_us) {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "cnnops kernels (ops are registered under torch.ops.cnnops)";
   m.def("build_info", &build_info, "What this build of cnnops contains");
-  m.def("cpu_peak_gflops", &cpu_peak_gflops, py::arg("float64") = false,
-        py::arg("iters") = 20000000,
+  m.def("cpu_peak_gflops", &cpu_peak_gflops, py::arg("float64") = false, py::arg("iters") = 20000000,
         "Measured peak FMA throughput (GFLOP/s) of the active CPU ISA on all torch threads");
   m.def("set_direct_paths", &cnnops::cpu::set_direct_paths, py::arg("enabled"),
         "Allow (default) or forbid the packing-free direct CPU conv paths");
@@ -87,13 +86,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_stream_min_bytes", &cnnops::cpu::set_stream_min_bytes, py::arg("bytes"),
         "Outputs of at least `bytes` use non-temporal stores where a kernel can (0: all); "
         "a negative value restores the automatic threshold (L2 per core x threads)");
-  m.def(
-      "set_cpu_isa",
-      [](const std::string& name) {
-        if (!cnnops::cpu::set_cpu_isa(name.c_str()))
-          throw py::value_error("cnnops.set_cpu_isa: '" + name +
-                                "' is not available; expected 'auto' or one of: " +
-                                cnnops::cpu::supported_cpu_isas());
-      },
-      "Force the CPU micro-kernel ISA ('auto', 'avx512', 'avx2', 'generic')");
+  m.def("set_cpu_isa", [](const std::string& name) {
+    if (!cnnops::cpu::set_cpu_isa(name.c_str()))
+      throw py::value_error(
+          "cnnops.set_cpu_isa: '" + name +
+          "' is not available; expected 'auto' or one of: " + cnnops::cpu::supported_cpu_isas());
+  }, "Force the CPU micro-kernel ISA ('auto', 'avx512', 'avx2', 'generic')");
 }

@@ -59,7 +59,8 @@ void dgrad_col2im(const Conv2dParams& p) {
       }
     }
 
-  at::parallel_for(0, p.N * G, task_grain(p.N * G, 2.0 * p.N * p.K * rows * pixels), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, p.N * G, task_grain(p.N * G, 2.0 * p.N * p.K * rows * pixels),
+                   [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> b(kKc * block);
     AlignedBuffer<T> cols(rpad * block);
     AlignedBuffer<T> row(block);
@@ -90,8 +91,8 @@ void dgrad_col2im(const Conv2dParams& p) {
           for (int64_t np = 0; np < panels; ++np)
             for (int64_t mp = 0; mp < rpad / MR; ++mp)
               uk.fn(kc, a.get() + g * rpad * Kg + kb0 * rpad + mp * kc * MR, b.get() + np * kc * NR,
-                    cols.get() + mp * MR * block + np * NR, block,
-                    kb0 == 0 ? AccInit::Zero : AccInit::Load, nullptr);
+                    cols.get() + mp * MR * block + np * NR, block, kb0 == 0 ? AccInit::Zero : AccInit::Load,
+                    nullptr);
         }
         // col2im: add each column entry to the input pixel its tap reads.
         for (int64_t row = 0; row < rows; ++row) {
@@ -102,8 +103,8 @@ void dgrad_col2im(const Conv2dParams& p) {
           for_each_row_run(j0, j0 + jn, p.P, p.Q, [&](int64_t, int64_t pp, int64_t q0, int64_t len) {
             const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
             if (h >= 0 && h < p.H)
-              add_row_segment(plane + h * xs[2], p.W, q0 * p.stride_w - p.pad_w + s * p.dil_w,
-                              p.stride_w, xs[3], len, src + jj);
+              add_row_segment(plane + h * xs[2], p.W, q0 * p.stride_w - p.pad_w + s * p.dil_w, p.stride_w,
+                              xs[3], len, src + jj);
             jj += len;
           });
         }

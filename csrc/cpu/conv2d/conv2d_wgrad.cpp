@@ -28,11 +28,11 @@ namespace cnnops {
 namespace cpu {
 namespace {
 
-constexpr int64_t kKc = 256;              // pixels per reduction block
+constexpr int64_t kKc = 256;               // pixels per reduction block
 constexpr int64_t kPixelsPerChunk = 2048;  // target pixels per partial sum
 constexpr int64_t kMaxChunks = 32;
-constexpr int64_t kPanelsPerBlock = 16;   // column panels per task (dy is packed once per block)
-constexpr int64_t kMinTasks = 8;           // split pixels into chunks until there are this many tasks
+constexpr int64_t kPanelsPerBlock = 16;  // column panels per task (dy is packed once per block)
+constexpr int64_t kMinTasks = 8;         // split pixels into chunks until there are this many tasks
 
 // What column `col` of the GEMM reads: input channel and tap offsets.
 struct Column {
@@ -42,8 +42,8 @@ struct Column {
 // A panels: dy[n, k0 + k, p, q] for k < kpad (zero past Kg), one pixel per step:
 // dst[k / MR][t][k % MR] for pixels kb0 .. kb0+kc.
 template <typename T>
-void pack_dy_panels(const Conv2dParams& p, const T* dy, int64_t k0, int64_t Kg, int64_t kpad,
-                    int64_t MR, int64_t kb0, int64_t kc, T* dst) {
+void pack_dy_panels(const Conv2dParams& p, const T* dy, int64_t k0, int64_t Kg, int64_t kpad, int64_t MR,
+                    int64_t kb0, int64_t kc, T* dst) {
   const int64_t* ys = p.y_strides;
   if (ys[1] == 1) {  // channels contiguous: each pixel gives MR contiguous values per panel
     int64_t t = 0;
@@ -79,14 +79,16 @@ void pack_dy_panels(const Conv2dParams& p, const T* dy, int64_t k0, int64_t Kg, 
 // column), one pixel per step: dst[j / NR][t][j % NR].
 template <typename T>
 void pack_x_panels(const Conv2dParams& p, const T* x, int64_t c0, const std::vector<Column>& column,
-                   int64_t col0, int64_t ncols, int64_t NR, int64_t kb0, int64_t kc,
-                   bool channels_last, T* dst) {
+                   int64_t col0, int64_t ncols, int64_t NR, int64_t kb0, int64_t kc, bool channels_last,
+                   T* dst) {
   const int64_t* xs = p.x_strides;
   const int64_t cols = column.size();
   if (channels_last) {
     // Columns (r, s, c): split each panel into runs of columns with the same tap,
     // which read contiguous channels of one input pixel.
-    struct Run { int64_t at, len, hoff, woff, c; };
+    struct Run {
+      int64_t at, len, hoff, woff, c;
+    };
     std::vector<Run> runs;
     for (int64_t j = 0; j < ncols;) {
       const int64_t col = col0 + j;
@@ -135,8 +137,8 @@ void pack_x_panels(const Conv2dParams& p, const T* x, int64_t c0, const std::vec
     for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
       const int64_t h = pp * p.stride_h + cc.hoff;
       if (h >= 0 && h < p.H) {
-        copy_row_segment(plane + n * xs[0] + h * xs[2], p.W, q0 * p.stride_w + cc.woff,
-                         p.stride_w, xs[3], len, d + t * NR, NR);
+        copy_row_segment(plane + n * xs[0] + h * xs[2], p.W, q0 * p.stride_w + cc.woff, p.stride_w, xs[3],
+                         len, d + t * NR, NR);
       } else {
         for (int64_t u = 0; u < len; ++u) d[(t + u) * NR] = T(0);
       }
@@ -170,8 +172,8 @@ void direct_x_offsets(const Conv2dParams& p, const Column& cc, int64_t c0, int64
 // A channels-last (n, h, w, c) contiguous copy of a 4-D tensor given in NCHW
 // order with any strides; fills strides[] for it.
 template <typename T>
-void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int64_t H, int64_t W,
-                      T* dst, int64_t* strides) {
+void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int64_t H, int64_t W, T* dst,
+                      int64_t* strides) {
   at::parallel_for(0, N * H, task_grain(N * H, 16.0 * N * C * H * W), [&](int64_t begin, int64_t end) {
     constexpr int64_t B = 16;  // 16 x 16 tiles: both sides touch whole cache lines
     for (int64_t nh = begin; nh < end; ++nh) {
@@ -228,12 +230,15 @@ void wgrad_impl(const Conv2dParams& p) {
   for (int64_t col = 0; col < cols; ++col) {
     int64_t c, r, s;
     if (channels_last) {
-      c = col % Cg; s = col / Cg % p.S; r = col / Cg / p.S;
+      c = col % Cg;
+      s = col / Cg % p.S;
+      r = col / Cg / p.S;
     } else {
-      s = col % p.S; r = col / p.S % p.R; c = col / p.S / p.R;
+      s = col % p.S;
+      r = col / p.S % p.R;
+      c = col / p.S / p.R;
     }
-    column[col] = {c, r * p.dil_h - p.pad_h, s * p.dil_w - p.pad_w,
-                   c * ws[1] + r * ws[2] + s * ws[3]};
+    column[col] = {c, r * p.dil_h - p.pad_h, s * p.dil_w - p.pad_w, c * ws[1] + r * ws[2] + s * ws[3]};
   }
 
   // Chunks depend on the problem size only, so results do not depend on threads.
@@ -246,7 +251,8 @@ void wgrad_impl(const Conv2dParams& p) {
   AlignedBuffer<T> partial(chunks * G * kpad * npad);
 
   const bool direct_b = channels_last && xs[1] == 1 && Cg % NR == 0;
-  at::parallel_for(0, G * col_blocks * chunks, task_grain(G * col_blocks * chunks, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, G * col_blocks * chunks, task_grain(G * col_blocks * chunks, 2.0 * p.K * cols * pixels),
+                   [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> a_panels(kpad * kKc);
     AlignedBuffer<T> b_panels(direct_b ? 0 : kKc * block_panels * NR);
     AlignedBuffer<T> zeros(direct_b ? NR : 0);
@@ -279,8 +285,8 @@ void wgrad_impl(const Conv2dParams& p) {
           }
           continue;
         }
-        pack_x_panels(p, x, g * Cg, column, panel0 * NR, panels * NR, NR, kb0, kc,
-                      channels_last, b_panels.get());
+        pack_x_panels(p, x, g * Cg, column, panel0 * NR, panels * NR, NR, kb0, kc, channels_last,
+                      b_panels.get());
         for (int64_t np = 0; np < panels; ++np)
           for (int64_t mp = 0; mp < kpad / MR; ++mp)
             uk.fn(kc, a_panels.get() + mp * kc * MR, b_panels.get() + np * kc * NR,

@@ -30,7 +30,7 @@ namespace cnnops {
 namespace cpu {
 namespace {
 
-constexpr int64_t kKc = 256;        // reduction block
+constexpr int64_t kKc = 256;         // reduction block
 constexpr int64_t kBlockPanels = 8;  // pixel panels per task
 constexpr int64_t kMinTasks = 8;     // split further when there are fewer tasks
 
@@ -55,9 +55,21 @@ struct RedCursor {
   }
   void advance() {
     if (order == ReduceOrder::ChannelsOuter) {
-      if (++ts == TS) { ts = 0; if (++tr == TR) { tr = 0; ++ci; } }
+      if (++ts == TS) {
+        ts = 0;
+        if (++tr == TR) {
+          tr = 0;
+          ++ci;
+        }
+      }
     } else {
-      if (++ci == Ci) { ci = 0; if (++ts == TS) { ts = 0; ++tr; } }
+      if (++ci == Ci) {
+        ci = 0;
+        if (++ts == TS) {
+          ts = 0;
+          ++tr;
+        }
+      }
     }
   }
 };
@@ -82,8 +94,7 @@ void for_tasks(const Correlation<T>& c, int64_t tasks, const F& f) {
 // dst[g][block][panel][kk][width], where block starts at kb0 and panel covers
 // output channels panel*width .. +width (zero past Ko).
 template <typename T>
-void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* dst,
-                 int64_t block = kKc) {
+void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* dst, int64_t block = kKc) {
   const int64_t red = reduction_size(c);
   const int64_t TR = c.hoff.size(), TS = c.woff.size();
   const int64_t kpad = round_up(c.Ko, width);
@@ -124,11 +135,13 @@ std::vector<T> padded_bias(const Correlation<T>& c, int64_t width) {
 // Pixels-on-vector im2col panels for image n, group g, reduction [kb0, kb0+kc)
 // and flat output pixels [j0, j0+jn): dst[panel][kk][NR].
 template <typename T>
-void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int64_t kb0,
-                             int64_t kc, int64_t j0, int64_t jn, int64_t nr, T* dst) {
+void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int64_t kb0, int64_t kc,
+                             int64_t j0, int64_t jn, int64_t nr, T* dst) {
   const int64_t* s = c.in_strides;
   // The output rows each panel touches: (p, q, length, offset in the panel).
-  struct Segment { int64_t p, q, len, at; };
+  struct Segment {
+    int64_t p, q, len, at;
+  };
   const int64_t panels = ceil_div(jn, nr);
   std::vector<Segment> segments;
   std::vector<int64_t> first(panels + 1);
@@ -154,8 +167,7 @@ void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int6
         const Segment& sg = segments[i];
         const int64_t h = sg.p * c.step_h + ho;
         if (h >= 0 && h < c.H) {
-          copy_row_segment(plane + h * s[2], c.W, sg.q * c.step_w + wo, c.step_w, s[3], sg.len,
-                           d + sg.at, 1);
+          copy_row_segment(plane + h * s[2], c.W, sg.q * c.step_w + wo, c.step_w, s[3], sg.len, d + sg.at, 1);
         } else {
           for (int64_t t = 0; t < sg.len; ++t) d[sg.at + t] = T(0);
         }
@@ -169,8 +181,8 @@ void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int6
 // Channels-on-vector im2col panels for group g, reduction [kb0, kb0+kc) and
 // flat pixels m0 .. m0+mn over (n, p, q): dst[panel][kk][MR].
 template <typename T>
-void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, int64_t kc,
-                               int64_t m0, int64_t mn, int64_t mr, T* dst) {
+void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, int64_t kc, int64_t m0,
+                               int64_t mn, int64_t mr, T* dst) {
   const int64_t* s = c.in_strides;
   const int64_t TS = c.woff.size();
   const int64_t panels = ceil_div(mn, mr);
@@ -197,7 +209,10 @@ void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, 
         }
         kk += run;
         cur.ci = 0;
-        if (++cur.ts == TS) { cur.ts = 0; ++cur.tr; }
+        if (++cur.ts == TS) {
+          cur.ts = 0;
+          ++cur.tr;
+        }
       }
     }
   }
@@ -329,13 +344,12 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   });
 }
 
-
 // ----------------------------------------------------------------------------
 // Direct paths: the input is copied once into a zero-padded buffer that covers
 // every tap of every output pixel, and the micro-kernel reads it in place, so
 // there is no im2col packing at all.
 
-constexpr double kMinTileUse = 0.75;      // below this fraction of useful lanes: im2col path
+constexpr double kMinTileUse = 0.75;  // below this fraction of useful lanes: im2col path
 constexpr int64_t kMaxPadBytes = int64_t(1) << 30;
 
 // The padded extent along one axis: padded index i' holds input index i' + lo.
@@ -370,7 +384,8 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
       T* dst = xpad.get() + nc * plane;
       for (int64_t hp = 0; hp < ph.size; ++hp) {
         const int64_t h = hp + ph.lo;
-        if (h >= 0 && h < c.H) copy_row_segment(src + h * s[2], c.W, pw.lo, 1, s[3], pw.size, dst + hp * pw.size, 1);
+        if (h >= 0 && h < c.H)
+          copy_row_segment(src + h * s[2], c.W, pw.lo, 1, s[3], pw.size, dst + hp * pw.size, 1);
         else std::fill(dst + hp * pw.size, dst + (hp + 1) * pw.size, T(0));
       }
     }
@@ -399,15 +414,18 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         const int64_t j = j0 + np * NR, cols = std::min(NR, jn - np * NR);
         for (int64_t mp = 0; mp < kpad / MR; ++mp) {
           const int64_t rows = std::min(MR, c.Ko - mp * MR);
-          uk.fn_boff(red, filter.get() + g * kpad * red + mp * red * MR, in_ng + j, koff.data(),
-                     tile, NR, init, bias.data() + g * kpad + mp * MR);
+          uk.fn_boff(red, filter.get() + g * kpad * red + mp * red * MR, in_ng + j, koff.data(), tile, NR,
+                     init, bias.data() + g * kpad + mp * MR);
           int64_t p = j / pw.size, q = j % pw.size;
           for (int64_t jj = 0; jj < cols; ++jj) {
             if (q < c.Q) {
               T* o = out_ng + mp * MR * os[1] + p * os[2] + q * os[3];
               for (int64_t i = 0; i < rows; ++i) o[i * os[1]] = tile[i * NR + jj];
             }
-            if (++q == pw.size) { q = 0; ++p; }
+            if (++q == pw.size) {
+              q = 0;
+              ++p;
+            }
           }
         }
       }
@@ -443,7 +461,8 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         }
         const T* src = c.in + n * s[0] + h * s[2] + w * s[3];
         if (s[1] == 1) std::copy(src, src + C, d);
-        else for (int64_t ch = 0; ch < C; ++ch) d[ch] = src[ch * s[1]];
+        else
+          for (int64_t ch = 0; ch < C; ++ch) d[ch] = src[ch * s[1]];
       }
     }
   });
@@ -454,8 +473,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const std::vector<T> bias = padded_bias(c, NR);
   std::vector<int64_t> toff;
   for (int64_t tr = 0; tr < TR; ++tr)
-    for (int64_t ts = 0; ts < TS; ++ts)
-      toff.push_back((c.hoff[tr] - ph.lo) * row + (c.woff[ts] - pw.lo) * C);
+    for (int64_t ts = 0; ts < TS; ++ts) toff.push_back((c.hoff[tr] - ph.lo) * row + (c.woff[ts] - pw.lo) * C);
 
   const int64_t* os = c.out_strides;
   const bool direct_store = os[1] == 1;

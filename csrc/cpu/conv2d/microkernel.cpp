@@ -10,8 +10,7 @@ namespace cpu {
 namespace {
 
 const MicroKernelSet& active_set() {
-  static const PerIsa<MicroKernelSet> sets(microkernels_avx512, microkernels_avx2,
-                                           microkernels_generic);
+  static const PerIsa<MicroKernelSet> sets(microkernels_avx512, microkernels_avx2, microkernels_generic);
   return sets.active();
 }
 

@@ -11,7 +11,6 @@
 
 #include "../isa/isa.h"
 
-
 namespace cnnops {
 namespace cpu {
 
@@ -24,22 +23,21 @@ enum class AccInit : int32_t {
 };
 
 template <typename T>
-using MicroKernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
-                               AccInit init, const T* bias);
+using MicroKernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, AccInit init,
+                               const T* bias);
 
 // Direct variant 1 (packing-free NCHW): the B row of step k is read in place at
 // b + boff[k] (NR contiguous values); boff holds kc + kPrefetchSteps entries.
 template <typename T>
-using MicroKernelBoffFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* boff, T* c,
-                                   int64_t ldc, AccInit init, const T* bias);
+using MicroKernelBoffFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* boff, T* c, int64_t ldc,
+                                   AccInit init, const T* bias);
 
 // Direct variant 2 (packing-free channels_last): the reduction is ntaps runs of
 // klen steps; in run t, A[i][k] = a[toff[t] + i*lda + k] is read in place; b is
 // packed (ntaps*klen steps of NR values).
 template <typename T>
-using MicroKernelArowsFn = void (*)(int64_t ntaps, int64_t klen, const int64_t* toff, const T* a,
-                                    int64_t lda, const T* b, T* c, int64_t ldc, AccInit init,
-                                    const T* bias);
+using MicroKernelArowsFn = void (*)(int64_t ntaps, int64_t klen, const int64_t* toff, const T* a, int64_t lda,
+                                    const T* b, T* c, int64_t ldc, AccInit init, const T* bias);
 
 constexpr int64_t kPrefetchSteps = 8;
 

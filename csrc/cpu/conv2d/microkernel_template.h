@@ -19,8 +19,8 @@ namespace simd {
 // helpers below are always inlined into the three kernels, so the accumulators
 // live in registers.
 template <typename V, int MR, int NV>
-inline void acc_init(typename V::Reg (&acc)[MR][NV], const typename V::T* c, int64_t ldc,
-                     AccInit init, const typename V::T* bias) {
+inline void acc_init(typename V::Reg (&acc)[MR][NV], const typename V::T* c, int64_t ldc, AccInit init,
+                     const typename V::T* bias) {
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 8
@@ -58,8 +58,8 @@ inline void acc_store(typename V::Reg (&acc)[MR][NV], typename V::T* c, int64_t 
 }
 
 template <typename V, int MR, int NV>
-void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typename V::T* c,
-                 int64_t ldc, AccInit init, const typename V::T* bias) {
+void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typename V::T* c, int64_t ldc,
+                 AccInit init, const typename V::T* bias) {
   constexpr int NR = NV * V::kWidth;
   typename V::Reg acc[MR][NV];
   acc_init<V, MR, NV>(acc, c, ldc, init, bias);
@@ -76,9 +76,8 @@ void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typ
 }
 
 template <typename V, int MR, int NV>
-void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b,
-                      const int64_t* boff, typename V::T* c, int64_t ldc, AccInit init,
-                      const typename V::T* bias) {
+void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b, const int64_t* boff,
+                      typename V::T* c, int64_t ldc, AccInit init, const typename V::T* bias) {
   typename V::Reg acc[MR][NV];
   acc_init<V, MR, NV>(acc, c, ldc, init, bias);
   for (int64_t k = 0; k < kc; ++k) {
@@ -91,9 +90,9 @@ void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b
 }
 
 template <typename V, int MR, int NV>
-void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const typename V::T* a,
-                       int64_t lda, const typename V::T* b, typename V::T* c, int64_t ldc,
-                       AccInit init, const typename V::T* bias) {
+void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const typename V::T* a, int64_t lda,
+                       const typename V::T* b, typename V::T* c, int64_t ldc, AccInit init,
+                       const typename V::T* bias) {
   constexpr int NR = NV * V::kWidth;
   typename V::Reg acc[MR][NV];
   acc_init<V, MR, NV>(acc, c, ldc, init, bias);

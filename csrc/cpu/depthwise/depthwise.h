@@ -89,8 +89,8 @@ void depthwise_filter(const Conv2dParams& p, int64_t k, T* taps) {
 // Writes the gradients of filters k0 .. k0+count-1 into p.w (any strides): tap t
 // (row-major) of filter k0 + i is sums[i * k_step + t * t_step].
 template <typename T, typename A>
-void store_depthwise_filters(const Conv2dParams& p, int64_t k0, int64_t count, const A* sums,
-                             int64_t k_step, int64_t t_step) {
+void store_depthwise_filters(const Conv2dParams& p, int64_t k0, int64_t count, const A* sums, int64_t k_step,
+                             int64_t t_step) {
   T* dw = static_cast<T*>(p.w);
   for (int64_t i = 0; i < count; ++i)
     for (int64_t r = 0; r < p.R; ++r)

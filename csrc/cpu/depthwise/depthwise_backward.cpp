@@ -23,8 +23,8 @@ namespace cpu {
 namespace {
 
 bool fused_channels_last_applies(const Conv2dParams& dp, const Conv2dParams& wp) {
-  return depthwise_channels_last(dp) && depthwise_channels_last(wp) && dp.stride_h == 1 &&
-         dp.stride_w == 1 && dp.H == dp.P;
+  return depthwise_channels_last(dp) && depthwise_channels_last(wp) && dp.stride_h == 1 && dp.stride_w == 1 &&
+         dp.H == dp.P;
 }
 
 template <typename T>
@@ -51,8 +51,7 @@ void backward_channels_last(const Conv2dParams& dp, const Conv2dParams& wp) {
 void depthwise_backward(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p) {
   if (depthwise_cl3x3_applies(dgrad_p) && depthwise_cl3x3_applies(wgrad_p))
     return depthwise_backward_cl3x3(dgrad_p, wgrad_p);
-  if (depthwise_backward_flat_applies(dgrad_p, wgrad_p))
-    return depthwise_backward_flat(dgrad_p, wgrad_p);
+  if (depthwise_backward_flat_applies(dgrad_p, wgrad_p)) return depthwise_backward_flat(dgrad_p, wgrad_p);
   if (fused_channels_last_applies(dgrad_p, wgrad_p)) {
     if (dgrad_p.dtype == DType::Float64) backward_channels_last<double>(dgrad_p, wgrad_p);
     else backward_channels_last<float>(dgrad_p, wgrad_p);

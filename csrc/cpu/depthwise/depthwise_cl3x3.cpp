@@ -210,8 +210,8 @@ void backward(const Conv2dParams* dp, const Conv2dParams* wp) {
 
 bool depthwise_cl3x3_applies(const Conv2dParams& p) {
   return depthwise_channels_last(p) && p.K == p.C && p.R == 3 && p.S == 3 && p.stride_h == 1 &&
-         p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 && p.pad_h == 1 && p.pad_w == 1 &&
-         p.P == p.H && p.Q == p.W && p.x_strides[3] == p.y_strides[3];
+         p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 && p.pad_h == 1 && p.pad_w == 1 && p.P == p.H &&
+         p.Q == p.W && p.x_strides[3] == p.y_strides[3];
 }
 
 void depthwise_fprop_cl3x3(const Conv2dParams& p) {

@@ -52,7 +52,10 @@ template <typename T>
 class DgradRowsCL {
  public:
   explicit DgradRowsCL(const Conv2dParams& p)
-      : p_(p), M_(p.K / p.C), RS_(p.R * p.S), wt_(depthwise_filter_taps_major<T>(p)),
+      : p_(p),
+        M_(p.K / p.C),
+        RS_(p.R * p.S),
+        wt_(depthwise_filter_taps_major<T>(p)),
         vk_(active_depthwise_kernels<T>()) {
     const bool rows_fast = M_ == 1 && p.stride_w == 1 && p.stride_h == 1;
     const int64_t ew = effective_kernel(p.S, p.dil_w);
@@ -120,7 +123,9 @@ template <typename T>
 class WgradRowsCL {
  public:
   explicit WgradRowsCL(const Conv2dParams& p)
-      : p_(p), M_(p.K / p.C), RS_(p.R * p.S),
+      : p_(p),
+        M_(p.K / p.C),
+        RS_(p.R * p.S),
         blocks_((p.K + kDepthwiseChannelBlock - 1) / kDepthwiseChannelBlock),
         vk_(active_depthwise_kernels<T>()) {
     interior_columns(p.Q, p.W, p.stride_w, p.pad_w, effective_kernel(p.S, p.dil_w), &qa_, &qb_);
@@ -130,8 +135,7 @@ class WgradRowsCL {
     std::vector<T> row;
     std::vector<const T*> xs;
     std::vector<T*> accs;
-    explicit Scratch(const WgradRowsCL& d)
-        : row(d.RS_ * kDepthwiseChannelBlock), xs(d.RS_), accs(d.RS_) {}
+    explicit Scratch(const WgradRowsCL& d) : row(d.RS_ * kDepthwiseChannelBlock), xs(d.RS_), accs(d.RS_) {}
   };
 
   // Doubles in one chunk's partial sums: per block of kDepthwiseChannelBlock

@@ -62,7 +62,8 @@ void dgrad_planes(const Conv2dParams& p) {
         T* dxr = dx + n * p.x_strides[0] + c * p.x_strides[1] + h * p.x_strides[2];
         const T* src = row.data() + p.pad_w;
         if (p.x_strides[3] == 1) std::copy(src, src + p.W, dxr);
-        else for (int64_t x = 0; x < p.W; ++x) dxr[x * p.x_strides[3]] = src[x];
+        else
+          for (int64_t x = 0; x < p.W; ++x) dxr[x * p.x_strides[3]] = src[x];
       }
     }
   });
@@ -73,8 +74,7 @@ void dgrad_channels_last(const Conv2dParams& p) {
   const DgradRowsCL<T> rows(p);
   at::parallel_for(0, p.N * p.H, 1, [&](int64_t begin, int64_t end) {
     typename DgradRowsCL<T>::Scratch scratch(rows);
-    for (int64_t line = begin; line < end; ++line)
-      rows.row(line / p.H, line % p.H, scratch);
+    for (int64_t line = begin; line < end; ++line) rows.row(line / p.H, line % p.H, scratch);
   });
 }
 

@@ -32,9 +32,8 @@ namespace {
 // The buffer has slack past Hp*Wp: ew - 1 lanes for the last taps' reads and
 // kCopyRowsSlack for copy_rows' margin stores.
 template <typename T>
-void pad_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw, int64_t top,
-               int64_t left, int64_t Hp, int64_t Wp, T* buf, int64_t buf_len,
-               const DepthwiseKernels<T>& vk) {
+void pad_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw, int64_t top, int64_t left,
+               int64_t Hp, int64_t Wp, T* buf, int64_t buf_len, const DepthwiseKernels<T>& vk) {
   const int64_t j0 = std::max<int64_t>(0, -left), j1 = std::max(j0, std::min(W, Wp - left));
   const int64_t i0 = std::max<int64_t>(0, -top), i1 = std::max(i0, std::min(H, Hp - top));
   const int64_t b0 = (i0 + top) * Wp, b1 = (i1 + top) * Wp;  // rows copied: [b0, b1)
@@ -52,8 +51,8 @@ void pad_plane(const T* src, int64_t H, int64_t W, int64_t sh, int64_t sw, int64
 
 // Copies rows of Q values out of a flat run of width Wp into a strided plane.
 template <typename T>
-void store_rows(const T* flat, int64_t rows, int64_t Q, int64_t Wp, T* dst, int64_t s_row,
-                int64_t s_col, const DepthwiseKernels<T>& vk) {
+void store_rows(const T* flat, int64_t rows, int64_t Q, int64_t Wp, T* dst, int64_t s_row, int64_t s_col,
+                const DepthwiseKernels<T>& vk) {
   if (s_col == 1) return vk.copy_rows(rows, Q, flat, Wp, dst, s_row, 0, 0);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t q = 0; q < Q; ++q) dst[i * s_row + q * s_col] = flat[i * Wp + q];
@@ -62,8 +61,11 @@ void store_rows(const T* flat, int64_t rows, int64_t Q, int64_t Wp, T* dst, int6
 struct FlatGeometry {
   int64_t eh, ew, Hp, Wp, len;
   FlatGeometry(const Conv2dParams& p, int64_t rows_out, int64_t cols_out)
-      : eh(effective_kernel(p.R, p.dil_h)), ew(effective_kernel(p.S, p.dil_w)),
-        Hp(rows_out + eh - 1), Wp(cols_out + ew - 1), len(Hp * Wp + ew + kCopyRowsSlack) {}
+      : eh(effective_kernel(p.R, p.dil_h)),
+        ew(effective_kernel(p.S, p.dil_w)),
+        Hp(rows_out + eh - 1),
+        Wp(cols_out + ew - 1),
+        len(Hp * Wp + ew + kCopyRowsSlack) {}
 
   // The start of tap (r, s)'s run in a padded buffer: buf + r*dil_h*Wp + s*dil_w,
   // or, flipped (dgrad), buf + (eh-1 - r*dil_h)*Wp + (ew-1 - s*dil_w).
@@ -99,14 +101,14 @@ void fprop(const Conv2dParams& p) {
           prefetch_plane<true>(y + n2 * p.y_strides[0] + (c2 * M + m) * p.y_strides[1], p.P, p.Q,
                                p.y_strides[2], p.y_strides[3]);
       }
-      pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2],
-                p.x_strides[3], p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
+      pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2], p.x_strides[3],
+                p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
       for (int64_t m = 0; m < M; ++m) {
         const int64_t k = c * M + m;
         depthwise_filter(p, k, wts.data());
         vk.taps_scale(p.P * g.Wp, RS, rows.data(), wts.data(), bias ? bias[k] : T(0), out.data());
-        store_rows(out.data(), p.P, p.Q, g.Wp, y + n * p.y_strides[0] + k * p.y_strides[1],
-                   p.y_strides[2], p.y_strides[3], vk);
+        store_rows(out.data(), p.P, p.Q, g.Wp, y + n * p.y_strides[0] + k * p.y_strides[1], p.y_strides[2],
+                   p.y_strides[3], vk);
       }
     }
   });
@@ -123,8 +125,13 @@ struct DgradPlanes {
   const int64_t M, RS, top, left;  // dy's place in its padded buffer
   const DepthwiseKernels<T>& vk;
   explicit DgradPlanes(const Conv2dParams& p_)
-      : p(p_), g(p_, p_.H, p_.W), M(p_.K / p_.C), RS(p_.R * p_.S),
-        top(g.eh - 1 - p_.pad_h), left(g.ew - 1 - p_.pad_w), vk(active_depthwise_kernels<T>()) {}
+      : p(p_),
+        g(p_, p_.H, p_.W),
+        M(p_.K / p_.C),
+        RS(p_.R * p_.S),
+        top(g.eh - 1 - p_.pad_h),
+        left(g.ew - 1 - p_.pad_w),
+        vk(active_depthwise_kernels<T>()) {}
 
   struct Scratch {
     std::vector<T> dyb, out, wts;  // M padded dy planes, the flat result, M filters
@@ -145,13 +152,13 @@ struct DgradPlanes {
     T* dx = static_cast<T*>(p.x);
     for (int64_t m = 0; m < M; ++m) {
       const int64_t k = c * M + m;
-      pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2],
-                p.y_strides[3], top, left, g.Hp, g.Wp, s.dyb.data() + m * g.len, g.len, vk);
+      pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2], p.y_strides[3], top,
+                left, g.Hp, g.Wp, s.dyb.data() + m * g.len, g.len, vk);
       depthwise_filter(p, k, s.wts.data() + m * RS);
     }
     vk.taps_scale(p.H * g.Wp, M * RS, s.taps.data(), s.wts.data(), T(0), s.out.data());
-    store_rows(s.out.data(), p.H, p.W, g.Wp, dx + n * p.x_strides[0] + c * p.x_strides[1],
-               p.x_strides[2], p.x_strides[3], vk);
+    store_rows(s.out.data(), p.H, p.W, g.Wp, dx + n * p.x_strides[0] + c * p.x_strides[1], p.x_strides[2],
+               p.x_strides[3], vk);
   }
 };
 
@@ -176,12 +183,12 @@ void wgrad(const Conv2dParams& p) {
     g.tap_rows(p, buf.data(), false, rows.data());
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.C, c = plane % p.C;
-      pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2],
-                p.x_strides[3], p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
+      pad_plane(x + n * p.x_strides[0] + c * p.x_strides[1], p.H, p.W, p.x_strides[2], p.x_strides[3],
+                p.pad_h, p.pad_w, g.Hp, g.Wp, buf.data(), g.len, vk);
       for (int64_t m = 0; m < M; ++m) {
         const int64_t k = c * M + m;
-        pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2],
-                  p.y_strides[3], 0, 0, p.P, g.Wp, dyb.data(), dyb.size(), vk);
+        pad_plane(dy + n * p.y_strides[0] + k * p.y_strides[1], p.P, p.Q, p.y_strides[2], p.y_strides[3], 0,
+                  0, p.P, g.Wp, dyb.data(), dyb.size(), vk);
         vk.taps_dot(p.P * g.Wp, RS, dyb.data(), rows.data(), sums.at(n, k));
       }
     }
@@ -211,11 +218,10 @@ void backward(const Conv2dParams& dp, const Conv2dParams& wp) {
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / dp.C, c = plane % dp.C;
       dx_planes.plane(n, c, scratch);
-      pad_plane(x + n * wp.x_strides[0] + c * wp.x_strides[1], wp.H, wp.W, wp.x_strides[2],
-                wp.x_strides[3], wp.pad_h, wp.pad_w, gx.Hp, gx.Wp, xb.data(), gx.len, vk);
+      pad_plane(x + n * wp.x_strides[0] + c * wp.x_strides[1], wp.H, wp.W, wp.x_strides[2], wp.x_strides[3],
+                wp.pad_h, wp.pad_w, gx.Hp, gx.Wp, xb.data(), gx.len, vk);
       for (int64_t m = 0; m < M; ++m)
-        vk.taps_dot(wp.P * gx.Wp, RS, scratch.dy_run(dx_planes, m), x_taps.data(),
-                    sums.at(n, c * M + m));
+        vk.taps_dot(wp.P * gx.Wp, RS, scratch.dy_run(dx_planes, m), x_taps.data(), sums.at(n, c * M + m));
     }
   });
   sums.store();

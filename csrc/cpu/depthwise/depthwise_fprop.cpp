@@ -41,13 +41,11 @@ void fprop_planes(const Conv2dParams& p) {
       const T* xp = x + n * p.x_strides[0] + c * p.x_strides[1];
       for (int64_t pp = 0; pp < p.P; ++pp) {
         for (int64_t m = 0; m < M; ++m)
-          std::fill(acc.begin() + m * p.Q, acc.begin() + (m + 1) * p.Q,
-                    bias ? bias[c * M + m] : T(0));
+          std::fill(acc.begin() + m * p.Q, acc.begin() + (m + 1) * p.Q, bias ? bias[c * M + m] : T(0));
         for (int64_t r = 0; r < p.R; ++r) {
           const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
           if (h < 0 || h >= p.H) continue;
-          split_phases(xp + h * p.x_strides[2], p.W, p.x_strides[3], p.pad_w, sw, len, T(0),
-                       phases.data());
+          split_phases(xp + h * p.x_strides[2], p.W, p.x_strides[3], p.pad_w, sw, len, T(0), phases.data());
           for (int64_t m = 0; m < M; ++m) {
             const T* wk = w + (c * M + m) * p.w_strides[0] + r * p.w_strides[2];
             T* __restrict a = acc.data() + m * p.Q;
@@ -62,7 +60,8 @@ void fprop_planes(const Conv2dParams& p) {
           T* yr = y + n * p.y_strides[0] + (c * M + m) * p.y_strides[1] + pp * p.y_strides[2];
           const T* a = acc.data() + m * p.Q;
           if (p.y_strides[3] == 1) std::copy(a, a + p.Q, yr);
-          else for (int64_t q = 0; q < p.Q; ++q) yr[q * p.y_strides[3]] = a[q];
+          else
+            for (int64_t q = 0; q < p.Q; ++q) yr[q * p.y_strides[3]] = a[q];
         }
       }
     }

@@ -9,7 +9,8 @@ namespace cpu {
 namespace {
 
 const DepthwiseKernelSet& active_set() {
-  static const PerIsa<DepthwiseKernelSet> sets(depthwise_kernels_avx512, depthwise_kernels_avx2, depthwise_kernels_generic);
+  static const PerIsa<DepthwiseKernelSet> sets(depthwise_kernels_avx512, depthwise_kernels_avx2,
+                                               depthwise_kernels_generic);
   return sets.active();
 }
 

@@ -90,15 +90,14 @@ void fprop(const Conv2dParams& p) {
         const int64_t b2 = (plane + 2) / p.C, c2 = (plane + 2) % p.C;
         prefetch_plane(x + b2 * p.x_strides[0] + c2 * p.x_strides[1], p.H, p.W, p.W, 1);
         for (int64_t m = 0; m < M; ++m)
-          prefetch_plane<true>(y + b2 * p.y_strides[0] + (c2 * M + m) * p.y_strides[1], p.P, p.Q,
-                               p.Q, 1);
+          prefetch_plane<true>(y + b2 * p.y_strides[0] + (c2 * M + m) * p.y_strides[1], p.P, p.Q, p.Q, 1);
       }
       taps.point(x + b * p.x_strides[0] + c * p.x_strides[1], 0, reads.data());
       for (int64_t m = 0; m < M; ++m) {
         const int64_t k = c * M + m;
         depthwise_filter(p, k, wts.data());
-        vk.masked_taps_scale(n, RS, reads.data(), taps.masks.data(), wts.data(),
-                             bias ? bias[k] : T(0), y + b * p.y_strides[0] + k * p.y_strides[1]);
+        vk.masked_taps_scale(n, RS, reads.data(), taps.masks.data(), wts.data(), bias ? bias[k] : T(0),
+                             y + b * p.y_strides[0] + k * p.y_strides[1]);
       }
     }
   });
@@ -114,7 +113,10 @@ struct DgradPlanes {
   const DepthwiseKernels<T>& vk;
   const PlaneTaps taps;
   explicit DgradPlanes(const Conv2dParams& p_)
-      : p(p_), M(p_.K / p_.C), RS(p_.R * p_.S), vk(active_depthwise_kernels<T>()),
+      : p(p_),
+        M(p_.K / p_.C),
+        RS(p_.R * p_.S),
+        vk(active_depthwise_kernels<T>()),
         taps(p_, true, p_.K / p_.C, vk.lanes) {}
 
   struct Scratch {

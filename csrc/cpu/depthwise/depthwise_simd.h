@@ -80,9 +80,9 @@ int three_tap_rows(int64_t ntaps, const T* const* x, int64_t x_step) {
 // tap order (row by row, s = 0, 1, 2), the same bits as the generic loop.
 // Returns the pixels done (a multiple of 8).
 template <typename V, int Dir>
-int64_t stencil_rows3(int64_t npix, int64_t K, int64_t nrows, const typename V::T* const* x,
-                      int64_t x_step, const typename V::T* const* w, const typename V::T* init,
-                      typename V::T* out, int64_t out_step) {
+int64_t stencil_rows3(int64_t npix, int64_t K, int64_t nrows, const typename V::T* const* x, int64_t x_step,
+                      const typename V::T* const* w, const typename V::T* init, typename V::T* out,
+                      int64_t out_step) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth, B = 8;
@@ -98,8 +98,7 @@ int64_t stencil_rows3(int64_t npix, int64_t K, int64_t nrows, const typename V::
       __builtin_prefetch(x[3 * (nrows - 1)] + (j + 2 * B) * x_step + k);
       for (int64_t i = 0; i < nrows; ++i) {
         const T* col = x[3 * i] + j * x_step + k;  // column j of this row (tap s = 0)
-        const Reg w0 = V::load(w[3 * i] + k), w1 = V::load(w[3 * i + 1] + k),
-                  w2 = V::load(w[3 * i + 2] + k);
+        const Reg w0 = V::load(w[3 * i] + k), w1 = V::load(w[3 * i + 1] + k), w2 = V::load(w[3 * i + 2] + k);
         if constexpr (Dir > 0) {  // output u: columns u, u+1, u+2
           Reg c0 = V::load(col), c1 = V::load(col + x_step);
 #pragma GCC unroll 8
@@ -137,9 +136,9 @@ int64_t stencil_rows3(int64_t npix, int64_t K, int64_t nrows, const typename V::
 // loaded serves 4 pixels; with K < W channels the row runs in scalar code.
 // 3-tap rows (3-wide filters, stride and dilation 1) go to stencil_rows3 first.
 template <typename V>
-void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x,
-                 int64_t x_step, const typename V::T* const* w, const typename V::T* init,
-                 typename V::T* out, int64_t out_step) {
+void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x, int64_t x_step,
+                 const typename V::T* const* w, const typename V::T* init, typename V::T* out,
+                 int64_t out_step) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth;
@@ -182,8 +181,7 @@ void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* co
     for (int64_t r = 0; r < nreg; ++r) {
       const int64_t k = reg_at(r);
       Reg a0 = init != nullptr ? V::load(init + k) : V::zero();
-      for (int64_t t = 0; t < ntaps; ++t)
-        a0 = V::fma(V::load(x[t] + j * x_step + k), V::load(w[t] + k), a0);
+      for (int64_t t = 0; t < ntaps; ++t) a0 = V::fma(V::load(x[t] + j * x_step + k), V::load(w[t] + k), a0);
       V::store(out + j * out_step + k, a0);
     }
   for (int64_t k = kv; k < K; ++k)
@@ -198,9 +196,8 @@ void stencil_row(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* co
 // partial last register of channels is summed from zero as the register ending
 // at K, and only its lanes past the full registers are added.
 template <typename V>
-void stencil_row_dot(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x,
-                     int64_t x_step, const typename V::T* dy, int64_t dy_step,
-                     typename V::T* const* acc) {
+void stencil_row_dot(int64_t npix, int64_t K, int64_t ntaps, const typename V::T* const* x, int64_t x_step,
+                     const typename V::T* dy, int64_t dy_step, typename V::T* const* acc) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth;
@@ -358,9 +355,8 @@ uint32_t first_lanes(int64_t count) {
 // taps_scale with lane masks: registers in passes of 4 (independent chains),
 // each tap's masked register added in tap order.
 template <typename V>
-void masked_taps_scale(int64_t n, int64_t ntaps, const typename V::T* const* x,
-                       const uint32_t* masks, const typename V::T* w, typename V::T init,
-                       typename V::T* out) {
+void masked_taps_scale(int64_t n, int64_t ntaps, const typename V::T* const* x, const uint32_t* masks,
+                       const typename V::T* w, typename V::T init, typename V::T* out) {
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth, U = 4;
   const int64_t full = n / W, nreg = (n + W - 1) / W;
@@ -390,8 +386,8 @@ void masked_taps_scale(int64_t n, int64_t ntaps, const typename V::T* const* x,
 // taps_dot with lane masks: a tap chunk's sums in registers over all
 // registers, then each summed over its lanes in order.
 template <typename V>
-void masked_taps_dot(int64_t n, int64_t ntaps, const typename V::T* a,
-                     const typename V::T* const* x, const uint32_t* masks, typename V::T* out) {
+void masked_taps_dot(int64_t n, int64_t ntaps, const typename V::T* a, const typename V::T* const* x,
+                     const uint32_t* masks, typename V::T* out) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth;
@@ -423,8 +419,8 @@ void masked_taps_dot(int64_t n, int64_t ntaps, const typename V::T* a,
 // later rows overwrite it), avoiding a memset call per margin. A row of at
 // least one register ends with the register ending at its last value.
 template <typename V>
-void copy_rows(int64_t rows, int64_t n, const typename V::T* src, int64_t src_rs,
-               typename V::T* dst, int64_t dst_rs, int64_t lead, int64_t trail) {
+void copy_rows(int64_t rows, int64_t n, const typename V::T* src, int64_t src_rs, typename V::T* dst,
+               int64_t dst_rs, int64_t lead, int64_t trail) {
   using T = typename V::T;
   constexpr int W = V::kWidth;
   const bool short_margins = lead <= W && trail <= W;

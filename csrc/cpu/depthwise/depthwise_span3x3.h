@@ -87,8 +87,7 @@ __attribute__((always_inline)) inline void span_out(typename V::T* p, typename V
 template <typename V, int Rows, int B, bool Masked>
 __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, uint32_t bits,
                                                          const typename V::T* const* in, int64_t step,
-                                                         const typename V::T* w,
-                                                         const typename V::T* init,
+                                                         const typename V::T* w, const typename V::T* init,
                                                          typename V::T* const* out, bool stream) {
   using T = typename V::T;
   using Reg = typename V::Reg;
@@ -113,9 +112,8 @@ __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, u
       if constexpr (tr >= 0 && tr < 3) {
         unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
           const Reg ws = span_load<V, Masked>(w + (3 * tr + s) * K + k, bits);
-          unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
-            a[o][u] = V::fma(c[u + s], ws, a[o][u]);
-          });
+          unrolled<V, B>([&](auto u)
+                             __attribute__((always_inline)) { a[o][u] = V::fma(c[u + s], ws, a[o][u]); });
         });
       }
     });
@@ -138,18 +136,19 @@ __attribute__((always_inline)) inline void span3x3_block(int64_t K, int64_t k, u
 // at tap row r, so the dy rows dx loads serve dw too and each input row is
 // read by one step, not three. Each sum takes its pixels in order u = 0 .. B-1.
 template <typename V, int B, bool Masked>
-__attribute__((always_inline)) inline void span3x3_grad_block(
-    int64_t K, int64_t k, uint32_t bits, const typename V::T* const* dy, const typename V::T* x,
-    int64_t step, const typename V::T* w, typename V::T* dx, typename V::T* acc, bool stream) {
+__attribute__((always_inline)) inline void span3x3_grad_block(int64_t K, int64_t k, uint32_t bits,
+                                                              const typename V::T* const* dy,
+                                                              const typename V::T* x, int64_t step,
+                                                              const typename V::T* w, typename V::T* dx,
+                                                              typename V::T* acc, bool stream) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   Reg a[B];
   Reg sum[9];
   if (dx != nullptr) unrolled<V, B>([&](auto u) __attribute__((always_inline)) { a[u] = V::zero(); });
   if (acc != nullptr) {
-    unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
-      sum[t] = span_load<V, Masked>(acc + t * K + k, bits);
-    });
+    unrolled<V, 9>(
+        [&](auto t) __attribute__((always_inline)) { sum[t] = span_load<V, Masked>(acc + t * K + k, bits); });
   }
   unrolled<V, 3>([&](auto r) __attribute__((always_inline)) {
     if (dy[r] == nullptr) return;
@@ -163,9 +162,7 @@ __attribute__((always_inline)) inline void span3x3_grad_block(
     if (dx != nullptr)
       unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
         const Reg ws = span_load<V, Masked>(w + (3 * r + s) * K + k, bits);
-        unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
-          a[u] = V::fma(c[u + 2 - s], ws, a[u]);
-        });
+        unrolled<V, B>([&](auto u) __attribute__((always_inline)) { a[u] = V::fma(c[u + 2 - s], ws, a[u]); });
       });
     if (acc != nullptr) {
       // Input row i's columns, loaded again for each dy row (from L1): with
@@ -175,16 +172,15 @@ __attribute__((always_inline)) inline void span3x3_grad_block(
       asm("" : "+r"(xcol));
       unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
         unrolled<V, 3>([&](auto s) __attribute__((always_inline)) {
-          sum[3 * r + s] = V::fma(c[u + 1], span_load<V, Masked>(xcol + (u + s) * step, bits),
-                                  sum[3 * r + s]);
+          sum[3 * r + s] =
+              V::fma(c[u + 1], span_load<V, Masked>(xcol + (u + s) * step, bits), sum[3 * r + s]);
         });
       });
     }
   });
   if (acc != nullptr)
-    unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
-      span_store<V, Masked>(acc + t * K + k, sum[t], bits);
-    });
+    unrolled<V, 9>(
+        [&](auto t) __attribute__((always_inline)) { span_store<V, Masked>(acc + t * K + k, sum[t], bits); });
   if (dx == nullptr) return;
   T* o = dx + k;
   unrolled<V, B>([&](auto u) __attribute__((always_inline)) {
@@ -231,13 +227,13 @@ __attribute__((always_inline)) inline void span_registers(int64_t npix, int64_t 
     for (int64_t k = 0; k < full; k += W) body(b, std::false_type{}, j, k, uint32_t(0));
   });
   if (const uint32_t bits = span_tail_bits<V>(K))
-    for (int64_t j = 0; j < npix; ++j) body(std::integral_constant<int, 1>{}, std::true_type{}, j, full, bits);
+    for (int64_t j = 0; j < npix; ++j)
+      body(std::integral_constant<int, 1>{}, std::true_type{}, j, full, bits);
 }
 
 // The span's N rows at its pixel j (nullptr stays nullptr).
 template <typename V, int N, typename T = typename V::T>
-__attribute__((always_inline)) inline void span_rows_at(const T* const* rows, int64_t offset,
-                                                        const T** out) {
+__attribute__((always_inline)) inline void span_rows_at(const T* const* rows, int64_t offset, const T** out) {
   for (int r = 0; r < N; ++r) out[r] = rows[r] != nullptr ? rows[r] + offset : nullptr;
 }
 
@@ -250,16 +246,15 @@ __attribute__((always_inline)) inline void span_rows_at(const T* const* rows, in
 // the taps that reach them.
 template <typename V, int NP, bool Top, bool Bottom, bool Masked>
 __attribute__((always_inline)) inline void span3x3_pair_block(int64_t K, int64_t k, uint32_t bits,
-                                                              const typename V::T* const* in,
-                                                              int64_t step, const typename V::T* w,
+                                                              const typename V::T* const* in, int64_t step,
+                                                              const typename V::T* w,
                                                               const typename V::T* init,
                                                               typename V::T* const* out, bool stream) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   Reg wr[9], a[2][NP];
-  unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
-    wr[t] = span_load<V, Masked>(w + t * K + k, bits);
-  });
+  unrolled<V, 9>([&](auto t)
+                     __attribute__((always_inline)) { wr[t] = span_load<V, Masked>(w + t * K + k, bits); });
   {
     const Reg a0 = init != nullptr ? span_load<V, Masked>(init + k, bits) : V::zero();
     unrolled<V, 2 * NP>([&](auto i) __attribute__((always_inline)) { a[i / NP][i % NP] = a0; });
@@ -268,9 +263,8 @@ __attribute__((always_inline)) inline void span3x3_pair_block(int64_t K, int64_t
     if constexpr ((r > 0 || Top) && (r < 3 || Bottom)) {
       const T* col = in[r] - step + k;  // column -1
       Reg c[NP + 2];
-      unrolled<V, NP + 2>([&](auto i) __attribute__((always_inline)) {
-        c[i] = span_load<V, Masked>(col + i * step, bits);
-      });
+      unrolled<V, NP + 2>(
+          [&](auto i) __attribute__((always_inline)) { c[i] = span_load<V, Masked>(col + i * step, bits); });
       unrolled<V, 2>([&](auto o) __attribute__((always_inline)) {
         constexpr int tr = decltype(r)::value - decltype(o)::value;  // the tap row
         if constexpr (tr >= 0 && tr < 3)
@@ -316,8 +310,8 @@ __attribute__((always_inline)) inline void span_pairs(int64_t npix, int64_t K, F
 // (span_pairs, span3x3_pair_block). Arguments as span3x3_fprop's.
 template <typename V, bool Top, bool Bottom>
 void span3x3_fprop_pairs(int64_t npix, int64_t K, const typename V::T* const* x, int64_t step,
-                         const typename V::T* w, const typename V::T* init,
-                         typename V::T* const* out, bool stream) {
+                         const typename V::T* w, const typename V::T* init, typename V::T* const* out,
+                         bool stream) {
   using T = typename V::T;
   span_pairs<V>(npix, K, [&](auto np, int64_t j, auto&& registers) __attribute__((always_inline)) {
     const T* in_j[4];
@@ -339,25 +333,27 @@ void span3x3_fprop_pairs(int64_t npix, int64_t K, const typename V::T* const* x,
 // sums (AVX-512); with 16 (AVX2, where sharing spills registers), the rows run
 // one at a time. Either way, the same bits.
 template <typename V>
-void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* const* x,
-                   int64_t step, const typename V::T* w, const typename V::T* init,
-                   typename V::T* const* out, bool stream) {
+void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* const* x, int64_t step,
+                   const typename V::T* w, const typename V::T* init, typename V::T* const* out,
+                   bool stream) {
   using T = typename V::T;
   auto rows = [&](auto nrows, const T* const* in, T* const* o) __attribute__((always_inline)) {
     constexpr int Rows = decltype(nrows)::value;
-    span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
-                                   __attribute__((always_inline)) {
+    span_registers<V>(npix, K,
+                      [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
+                          __attribute__((always_inline)) {
       const T* in_j[Rows + 2];
       T* out_j[Rows];
       span_rows_at<V, Rows + 2>(in, j * step, in_j);
       for (int r = 0; r < Rows; ++r) out_j[r] = o[r] + j * step;
-      span3x3_block<V, Rows, decltype(b)::value, decltype(masked)::value>(K, k, bits, in_j, step, w,
-                                                                           init, out_j, stream);
+      span3x3_block<V, Rows, decltype(b)::value, decltype(masked)::value>(K, k, bits, in_j, step, w, init,
+                                                                          out_j, stream);
     });
   };
   if constexpr (span_block<V>() == 8) {
     if (nout == 2 && K * int64_t(sizeof(T)) <= kPairPixelBytes) {
-      if (x[0] != nullptr && x[3] != nullptr) span3x3_fprop_pairs<V, true, true>(npix, K, x, step, w, init, out, stream);
+      if (x[0] != nullptr && x[3] != nullptr)
+        span3x3_fprop_pairs<V, true, true>(npix, K, x, step, w, init, out, stream);
       else if (x[0] != nullptr) span3x3_fprop_pairs<V, true, false>(npix, K, x, step, w, init, out, stream);
       else if (x[3] != nullptr) span3x3_fprop_pairs<V, false, true>(npix, K, x, step, w, init, out, stream);
       else span3x3_fprop_pairs<V, false, false>(npix, K, x, step, w, init, out, stream);
@@ -383,9 +379,8 @@ void span3x3_fprop(int64_t npix, int64_t K, int64_t nout, const typename V::T* c
 // Each dy row's NP + 2 columns serve both gradients of every row they reach.
 template <typename V, int Rows, int NP, bool Masked, bool Dx, bool Dw>
 __attribute__((always_inline)) inline void span3x3_pair_grad_block(
-    int64_t K, int64_t k, uint32_t bits, const typename V::T* const* dy,
-    const typename V::T* const* x, int64_t step, const typename V::T* w, typename V::T* const* dx,
-    typename V::T* acc, bool stream) {
+    int64_t K, int64_t k, uint32_t bits, const typename V::T* const* dy, const typename V::T* const* x,
+    int64_t step, const typename V::T* w, typename V::T* const* dx, typename V::T* acc, bool stream) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   Reg wr[9], sum[9], a[Rows][NP], xc[Rows][NP + 2];
@@ -404,9 +399,8 @@ __attribute__((always_inline)) inline void span3x3_pair_grad_block(
     if (dy[q] == nullptr) return;
     const T* col = dy[q] - step + k;  // column -1
     Reg c[NP + 2];
-    unrolled<V, NP + 2>([&](auto i) __attribute__((always_inline)) {
-      c[i] = span_load<V, Masked>(col + i * step, bits);
-    });
+    unrolled<V, NP + 2>(
+        [&](auto i) __attribute__((always_inline)) { c[i] = span_load<V, Masked>(col + i * step, bits); });
     unrolled<V, Rows>([&](auto o) __attribute__((always_inline)) {
       constexpr int r = decltype(q)::value - (Rows - 1 - decltype(o)::value);  // the tap row
       if constexpr (r >= 0 && r < 3) {
@@ -426,9 +420,8 @@ __attribute__((always_inline)) inline void span3x3_pair_grad_block(
     });
   });
   if constexpr (Dw)
-    unrolled<V, 9>([&](auto t) __attribute__((always_inline)) {
-      span_store<V, Masked>(acc + t * K + k, sum[t], bits);
-    });
+    unrolled<V, 9>(
+        [&](auto t) __attribute__((always_inline)) { span_store<V, Masked>(acc + t * K + k, sum[t], bits); });
   if constexpr (Dx)
     unrolled<V, Rows * NP>([&](auto i) __attribute__((always_inline)) {
       constexpr int o = decltype(i)::value / NP, u = decltype(i)::value % NP;
@@ -483,8 +476,7 @@ void span3x3_backward(int64_t npix, int64_t K, int64_t nout, const typename V::T
           span3x3_backward_pairs<V, R, true, true>(npix, K, dy, x, step, w, dx, acc, stream);
         else if (dx != nullptr)
           span3x3_backward_pairs<V, R, true, false>(npix, K, dy, x, step, w, dx, acc, stream);
-        else
-          span3x3_backward_pairs<V, R, false, true>(npix, K, dy, x, step, w, dx, acc, stream);
+        else span3x3_backward_pairs<V, R, false, true>(npix, K, dy, x, step, w, dx, acc, stream);
       };
       if (nout == 2) rows(std::integral_constant<int, 2>{});
       else rows(std::integral_constant<int, 1>{});
@@ -495,8 +487,9 @@ void span3x3_backward(int64_t npix, int64_t K, int64_t nout, const typename V::T
     const T* const* dy_o = dy + (nout - 1 - o);  // dy rows i+o+1, i+o, i+o-1
     const T* x_o = acc != nullptr ? x[o] : nullptr;
     T* dx_o = dx != nullptr ? dx[o] : nullptr;
-    span_registers<V>(npix, K, [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
-                                   __attribute__((always_inline)) {
+    span_registers<V>(npix, K,
+                      [&](auto b, auto masked, int64_t j, int64_t k, uint32_t bits)
+                          __attribute__((always_inline)) {
       const T* dys[3];
       span_rows_at<V, 3>(dy_o, j * step, dys);
       span3x3_grad_block<V, decltype(b)::value, decltype(masked)::value>(

@@ -53,8 +53,7 @@ void wgrad_planes(const Conv2dParams& p) {
           for (int64_t r = 0; r < p.R; ++r) {
             const int64_t h = pp * p.stride_h - p.pad_h + r * p.dil_h;
             if (h < 0 || h >= p.H) continue;
-            split_phases(xp + h * p.x_strides[2], p.W, p.x_strides[3], p.pad_w, sw, len, T(0),
-                         phases.data());
+            split_phases(xp + h * p.x_strides[2], p.W, p.x_strides[3], p.pad_w, sw, len, T(0), phases.data());
             for (int64_t m = 0; m < M; ++m) {
               const int64_t k = c * M + m;
               const T* dyr = dy + n * p.y_strides[0] + k * p.y_strides[1] + pp * p.y_strides[2];

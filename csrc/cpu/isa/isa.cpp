@@ -62,8 +62,7 @@ struct Registry {
   // Index into kIsas of a usable ISA by name, or -1.
   int find(const char* name) const {
     for (int i = 0; i < count; ++i)
-      if (std::strcmp(kIsas[static_cast<int>(usable[i])].name, name) == 0)
-        return static_cast<int>(usable[i]);
+      if (std::strcmp(kIsas[static_cast<int>(usable[i])].name, name) == 0) return static_cast<int>(usable[i]);
     return -1;
   }
   int best() const { return static_cast<int>(usable[0]); }

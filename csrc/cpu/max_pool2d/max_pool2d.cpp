@@ -58,8 +58,8 @@ void fwd_planes(const MaxPool2dParams& p) {
   int64_t* ind = static_cast<int64_t*>(p.indices);
   const int64_t sw = p.stride_w, RS = p.R * p.S, eh = effective_kernel(p.R, p.dil_h);
   const int64_t len = phase_len(p.Q, effective_kernel(p.S, p.dil_w), sw), row_len = sw * len;
-  const int64_t band = std::clamp<int64_t>(
-      ((256 << 10) / (row_len * int64_t(sizeof(T))) - eh) / p.stride_h + 1, 1, p.P);
+  const int64_t band =
+      std::clamp<int64_t>(((256 << 10) / (row_len * int64_t(sizeof(T))) - eh) / p.stride_h + 1, 1, p.P);
   const int64_t band_rows = (band - 1) * p.stride_h + eh;
   const T neg_inf = -std::numeric_limits<T>::infinity();
   const bool direct = p.y_strides[3] == 1 && (ind == nullptr || p.i_strides[3] == 1);
@@ -101,8 +101,8 @@ void fwd_planes(const MaxPool2dParams& p) {
           const int64_t hf = pool_first_valid(hs, p.dil_h) * p.W;
           for (int64_t q = 0; q < p.Q; ++q) init[q] = hf + wfirst[q];
           int64_t* ir = ind + n * p.i_strides[0] + c * p.i_strides[1] + pp * p.i_strides[2];
-          vk.max_taps(p.Q, RS, rows.data(), base.data(), sw, init.data(),
-                      direct ? yr : ybuf.data(), direct ? ir : ibuf.data());
+          vk.max_taps(p.Q, RS, rows.data(), base.data(), sw, init.data(), direct ? yr : ybuf.data(),
+                      direct ? ir : ibuf.data());
           if (!direct) {
             for (int64_t q = 0; q < p.Q; ++q) {
               yr[q * p.y_strides[3]] = ybuf[q];
@@ -146,8 +146,8 @@ void fwd_channels_last(const MaxPool2dParams& p) {
       }
       const int64_t first = pool_first_valid(hs, p.dil_h) * p.W + pool_first_valid(ws, p.dil_w);
       if (init[0] != first) std::fill(init.begin(), init.end(), first);
-      vk.max_taps(C, RS, rows.data(), base.data(), 0, init.data(),
-                  yp, ind + n * p.i_strides[0] + pp * p.i_strides[2] + q * p.i_strides[3]);
+      vk.max_taps(C, RS, rows.data(), base.data(), 0, init.data(), yp,
+                  ind + n * p.i_strides[0] + pp * p.i_strides[2] + q * p.i_strides[3]);
     }
   });
 }
@@ -171,8 +171,8 @@ struct EmptyWindows {
 // Whether the Q (contiguous) indices of output row pp lie in [0, H*W), windows
 // with no input position exempt.
 template <typename T>
-bool row_indices_valid(const MaxPool2dParams& p, const EmptyWindows& empty, int64_t pp,
-                       const int64_t* ir, const PoolKernels<T>& vk) {
+bool row_indices_valid(const MaxPool2dParams& p, const EmptyWindows& empty, int64_t pp, const int64_t* ir,
+                       const PoolKernels<T>& vk) {
   const int64_t HW = p.H * p.W;
   if (empty.row[pp]) return true;
   if (!empty.any_col) return vk.in_range(p.Q, ir, HW);
@@ -182,8 +182,8 @@ bool row_indices_valid(const MaxPool2dParams& p, const EmptyWindows& empty, int6
 }
 
 // Output windows along one axis that can contain input position i: [lo, hi].
-inline void window_range(int64_t i, int64_t pad, int64_t stride, int64_t extent, int64_t out,
-                         int64_t* lo, int64_t* hi) {
+inline void window_range(int64_t i, int64_t pad, int64_t stride, int64_t extent, int64_t out, int64_t* lo,
+                         int64_t* hi) {
   const int64_t a = i + pad - extent + 1;  // window start >= a
   *lo = std::max<int64_t>(0, a <= 0 ? 0 : (a + stride - 1) / stride);
   *hi = std::min<int64_t>(out - 1, floor_div(i + pad, stride));
@@ -217,12 +217,11 @@ bool bwd_planes(const MaxPool2dParams& p) {
     bool good = true;
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.C, c = plane % p.C;
-      const T* dyp = contiguous_plane(dy + n * p.y_strides[0] + c * p.y_strides[1], p.P, p.Q,
-                                      p.y_strides[2], p.y_strides[3], dybuf.data());
+      const T* dyp = contiguous_plane(dy + n * p.y_strides[0] + c * p.y_strides[1], p.P, p.Q, p.y_strides[2],
+                                      p.y_strides[3], dybuf.data());
       const int64_t* ip = contiguous_plane(ind + n * p.i_strides[0] + c * p.i_strides[1], p.P, p.Q,
                                            p.i_strides[2], p.i_strides[3], ibuf.data());
-      for (int64_t pp = 0; pp < p.P; ++pp)
-        good &= row_indices_valid(p, empty, pp, ip + pp * p.Q, vk);
+      for (int64_t pp = 0; pp < p.P; ++pp) good &= row_indices_valid(p, empty, pp, ip + pp * p.Q, vk);
       T* dxp = dx + n * p.x_strides[0] + c * p.x_strides[1];
       for (int64_t h = 0; h < p.H; ++h) {
         int64_t plo, phi;

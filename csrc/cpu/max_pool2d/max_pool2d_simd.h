@@ -122,8 +122,8 @@ void max_values(int64_t n, int64_t ntaps, const T* const* x, T* out) {
 // Row copies with constant steps 1 and 2 (the common strides) get their own
 // loops so the compiler vectorises the (de)interleaving.
 template <typename V, typename T = typename V::T>
-void split_row(const T* row, int64_t W, int64_t stride, int64_t pad_left, int64_t step,
-               int64_t len, T fill, T* out) {
+void split_row(const T* row, int64_t W, int64_t stride, int64_t pad_left, int64_t step, int64_t len, T fill,
+               T* out) {
   if (stride == 1 && step == 2) split_phases<T, V>(row, W, 1, pad_left, 2, len, fill, out);
   else if (stride == 1 && step == 1) split_phases<T, V>(row, W, 1, pad_left, 1, len, fill, out);
   else split_phases<T, V>(row, W, stride, pad_left, step, len, fill, out);
@@ -172,8 +172,8 @@ void store_row(int64_t n, const T* src, T* dst, bool stream) {
 // Channels in blocks of four registers, summed in a buffer the compiler keeps
 // in registers for a whole block (the windows' loops vectorise over lanes).
 template <typename V, typename T = typename V::T>
-void gather_pixel(int64_t n, int64_t nwin, const int64_t* const* idx, const T* const* dy,
-                  int64_t target, T* out, bool stream) {
+void gather_pixel(int64_t n, int64_t nwin, const int64_t* const* idx, const T* const* dy, int64_t target,
+                  T* out, bool stream) {
   constexpr int64_t B = 4 * V::kWidth;
   alignas(64) T acc[B];
   for (int64_t c0 = 0; c0 < n; c0 += B) {

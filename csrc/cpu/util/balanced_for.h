@@ -30,9 +30,7 @@ bool balanced_for_enabled();
 
 namespace balanced_detail {
 
-inline uint64_t pack(int64_t front, int64_t back) {
-  return (uint64_t(front) << 32) | uint64_t(back);
-}
+inline uint64_t pack(int64_t front, int64_t back) { return (uint64_t(front) << 32) | uint64_t(back); }
 
 // The next unit of a share, from its front (FromBack false) or back; -1 when empty.
 template <bool FromBack>

@@ -12,8 +12,8 @@ namespace cpu {
 // dst[t * dst_stride] = row[(w0 + t*step) * stride] for t < count, or zero where
 // the column w0 + t*step lies outside [0, W).
 template <typename T>
-inline void copy_row_segment(const T* row, int64_t W, int64_t w0, int64_t step, int64_t stride,
-                             int64_t count, T* dst, int64_t dst_stride) {
+inline void copy_row_segment(const T* row, int64_t W, int64_t w0, int64_t step, int64_t stride, int64_t count,
+                             T* dst, int64_t dst_stride) {
   int64_t lo, hi;
   if (step == 1) {  // the common case, without divisions
     lo = w0 >= 0 ? 0 : -w0;
@@ -36,8 +36,8 @@ inline void copy_row_segment(const T* row, int64_t W, int64_t w0, int64_t step, 
 // The scatter twin of copy_row_segment: row[(w0 + t*step) * stride] += src[t]
 // for t < count where the column lies in [0, W).
 template <typename T>
-inline void add_row_segment(T* row, int64_t W, int64_t w0, int64_t step, int64_t stride,
-                            int64_t count, const T* src) {
+inline void add_row_segment(T* row, int64_t W, int64_t w0, int64_t step, int64_t stride, int64_t count,
+                            const T* src) {
   int64_t lo = w0 >= 0 ? 0 : (-w0 + step - 1) / step;
   int64_t hi = (W - 1 - w0) < 0 ? 0 : (W - 1 - w0) / step + 1;
   hi = std::min(hi, count);

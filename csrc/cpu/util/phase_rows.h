@@ -11,17 +11,16 @@ namespace cnnops {
 namespace cpu {
 
 // Length of each phase row for Q outputs and a window of effective extent `extent`.
-inline int64_t phase_len(int64_t Q, int64_t extent, int64_t step) {
-  return Q + (extent - 1) / step + 1;
-}
+inline int64_t phase_len(int64_t Q, int64_t extent, int64_t step) { return Q + (extent - 1) / step + 1; }
 
 // out[j * len + t] = row[w * stride] for w = t*step + j - pad_left inside [0, W),
 // else fill; j < step, t < len. Always inlined, so constant strides and steps
 // specialise it; `Isa` gives each ISA's translation unit its own instantiation
 // (see ../isa/isa.h), so code built for one ISA is never shared.
 template <typename T, typename Isa = void>
-__attribute__((always_inline)) inline void split_phases(const T* row, int64_t W, int64_t stride, int64_t pad_left, int64_t step,
-                         int64_t len, T fill, T* out) {
+__attribute__((always_inline)) inline void split_phases(const T* row, int64_t W, int64_t stride,
+                                                        int64_t pad_left, int64_t step, int64_t len, T fill,
+                                                        T* out) {
   for (int64_t j = 0; j < step; ++j) {
     T* dst = out + j * len;
     // t such that 0 <= t*step + j - pad_left < W

@@ -34,8 +34,7 @@ void stream_fence();
 // (non-temporal) when asked and aligned, else stored. A template on V, so each
 // ISA unit has its own copy (see ../isa/isa.h).
 template <typename V>
-__attribute__((always_inline)) inline void store_or_stream(typename V::T* p, typename V::Reg x,
-                                                           bool stream) {
+__attribute__((always_inline)) inline void store_or_stream(typename V::T* p, typename V::Reg x, bool stream) {
   if (stream && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) V::stream(p, x);
   else V::store(p, x);
 }

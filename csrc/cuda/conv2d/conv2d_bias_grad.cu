@@ -16,7 +16,7 @@ namespace detail {
 namespace {
 
 template <typename T, int KX, int PY>
-__global__ void __launch_bounds__(KX * PY) conv2d_bias_grad_kernel(const BiasGradParams p) {
+__global__ void __launch_bounds__(KX* PY) conv2d_bias_grad_kernel(const BiasGradParams p) {
   using Acc = acc_t<T>;
   __shared__ Acc red[PY][KX];
   const T* __restrict__ dy = static_cast<const T*>(p.dy);
@@ -79,10 +79,14 @@ cudaError_t conv2d_bias_grad(const BiasGradParams& p, cudaStream_t stream) {
   if (p.K <= 0) return cudaSuccess;  // db is empty
   if (p.N < 0 || p.P < 0 || p.Q < 0) return cudaErrorInvalidValue;
   switch (p.dtype) {
-    case DType::Float32: return detail::launch_bias_grad<float>(p, stream);
-    case DType::Float64: return detail::launch_bias_grad<double>(p, stream);
-    case DType::Float16: return detail::launch_bias_grad<__half>(p, stream);
-    case DType::BFloat16: return detail::launch_bias_grad<__nv_bfloat16>(p, stream);
+    case DType::Float32:
+      return detail::launch_bias_grad<float>(p, stream);
+    case DType::Float64:
+      return detail::launch_bias_grad<double>(p, stream);
+    case DType::Float16:
+      return detail::launch_bias_grad<__half>(p, stream);
+    case DType::BFloat16:
+      return detail::launch_bias_grad<__nv_bfloat16>(p, stream);
   }
   return cudaErrorInvalidValue;
 }

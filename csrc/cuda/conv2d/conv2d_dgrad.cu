@@ -102,8 +102,7 @@ __global__ void __launch_bounds__(Policy::NT) conv2d_dgrad_kernel(const ConvGemm
           tab.yoff[buf][tid] = k * p.y_strides[1];
           tab.rh[buf][tid] = r * p.dil_h;
           tab.sw[buf][tid] = s * p.dil_w;
-          tab.woff[buf][tid] =
-              (g * a.Kg + k) * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3];
+          tab.woff[buf][tid] = (g * a.Kg + k) * p.w_strides[0] + r * p.w_strides[2] + s * p.w_strides[3];
         }
       };
       auto load_a = [&](int i, int j, int buf) -> T {
@@ -170,8 +169,10 @@ cudaError_t conv2d_dgrad(const Conv2dParams& p, cudaStream_t stream) {
   if (p.groups <= 0 || p.C % p.groups != 0 || p.K % p.groups != 0) return cudaErrorInvalidValue;
   if (p.stride_h <= 0 || p.stride_w <= 0) return cudaErrorInvalidValue;
   switch (p.dtype) {
-    case DType::Float32: return detail::launch_dgrad<float>(p, stream);
-    case DType::Float64: return detail::launch_dgrad<double>(p, stream);
+    case DType::Float32:
+      return detail::launch_dgrad<float>(p, stream);
+    case DType::Float64:
+      return detail::launch_dgrad<double>(p, stream);
     case DType::Float16: {
       cudaError_t err = detail::check_mma_supported();
       return err != cudaSuccess ? err : detail::launch_dgrad<__half>(p, stream);

@@ -105,8 +105,7 @@ __global__ void __launch_bounds__(Policy::NT) conv2d_fprop_kernel(const ConvGemm
       };
       auto load_b = [&](int j, int nl, int buf) -> T {
         const int64_t k = n0 + nl;
-        if (k < a.Ngemm && tab.ok[buf][j])
-          return w[(g * a.Kg + k) * p.w_strides[0] + tab.woff[buf][j]];
+        if (k < a.Ngemm && tab.ok[buf][j]) return w[(g * a.Kg + k) * p.w_strides[0] + tab.woff[buf][j]];
         return zero_val<T>();
       };
 
@@ -158,8 +157,10 @@ cudaError_t conv2d_fprop(const Conv2dParams& p, cudaStream_t stream) {
   if (p.N == 0 || p.K == 0 || p.P <= 0 || p.Q <= 0) return cudaSuccess;  // y is empty
   if (p.groups <= 0 || p.C % p.groups != 0 || p.K % p.groups != 0) return cudaErrorInvalidValue;
   switch (p.dtype) {
-    case DType::Float32: return detail::launch_fprop<float>(p, stream);
-    case DType::Float64: return detail::launch_fprop<double>(p, stream);
+    case DType::Float32:
+      return detail::launch_fprop<float>(p, stream);
+    case DType::Float64:
+      return detail::launch_fprop<double>(p, stream);
     case DType::Float16: {
       cudaError_t err = detail::check_mma_supported();
       return err != cudaSuccess ? err : detail::launch_fprop<__half>(p, stream);

@@ -28,14 +28,14 @@ namespace detail {
 // ---------------------------------------------------------------------------
 struct ConvGemmArgs {
   Conv2dParams p;
-  int64_t Cg, Kg;            // channels per group: input, output
-  int64_t M, Ngemm, Kred;    // GEMM extents of one group
-  int64_t ntiles;            // tiles along Ngemm (grid y, looped)
-  int64_t zcount;            // groups * splits (grid z, looped)
-  int64_t splits, split_len; // wgrad split of the reduction; 1, Kred otherwise
-  void* workspace;           // wgrad partials when splits > 1
-  bool chan_inner;           // reduction/column order puts the channel fastest (r, s, c)
-  bool a_kfast, b_kfast;     // consecutive threads walk k when loading A / B
+  int64_t Cg, Kg;             // channels per group: input, output
+  int64_t M, Ngemm, Kred;     // GEMM extents of one group
+  int64_t ntiles;             // tiles along Ngemm (grid y, looped)
+  int64_t zcount;             // groups * splits (grid z, looped)
+  int64_t splits, split_len;  // wgrad split of the reduction; 1, Kred otherwise
+  void* workspace;            // wgrad partials when splits > 1
+  bool chan_inner;            // reduction/column order puts the channel fastest (r, s, c)
+  bool a_kfast, b_kfast;      // consecutive threads walk k when loading A / B
 };
 
 // ---------------------------------------------------------------------------
@@ -67,12 +67,8 @@ struct FmaPolicy {
 #pragma unroll
       for (int j = 0; j < TN; ++j) acc[i][j] = Acc(0);
   }
-  __device__ __forceinline__ static void store_a(Smem& s, int m, int k, T v) {
-    s.a[k][m] = to_acc(v);
-  }
-  __device__ __forceinline__ static void store_b(Smem& s, int k, int n, T v) {
-    s.b[k][n] = to_acc(v);
-  }
+  __device__ __forceinline__ static void store_a(Smem& s, int m, int k, T v) { s.a[k][m] = to_acc(v); }
+  __device__ __forceinline__ static void store_b(Smem& s, int k, int n, T v) { s.b[k][n] = to_acc(v); }
   __device__ __forceinline__ static int row(int i) {
     const int tm = threadIdx.x % 16;
     return i < HM ? tm * HM + i : BM / 2 + tm * HM + (i - HM);
@@ -96,7 +92,8 @@ struct FmaPolicy {
     }
   }
   // f(row, col, value) for every accumulator of this thread.
-  template <typename F> __device__ __forceinline__ void epilogue(F&& f) const {
+  template <typename F>
+  __device__ __forceinline__ void epilogue(F&& f) const {
 #pragma unroll
     for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -105,10 +102,11 @@ struct FmaPolicy {
 };
 
 // mma.sync.m16n8k16 with f32 accumulate, for __half and __nv_bfloat16 (sm_80+).
-template <typename T> struct Mma16816;
-template <> struct Mma16816<__half> {
-  __device__ __forceinline__ static void run(float (&d)[4], const uint32_t (&a)[4],
-                                             const uint32_t (&b)[2]) {
+template <typename T>
+struct Mma16816;
+template <>
+struct Mma16816<__half> {
+  __device__ __forceinline__ static void run(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
     __trap();  // the launcher refuses half types below compute capability 8.0
 #else
@@ -120,9 +118,9 @@ template <> struct Mma16816<__half> {
 #endif
   }
 };
-template <> struct Mma16816<__nv_bfloat16> {
-  __device__ __forceinline__ static void run(float (&d)[4], const uint32_t (&a)[4],
-                                             const uint32_t (&b)[2]) {
+template <>
+struct Mma16816<__nv_bfloat16> {
+  __device__ __forceinline__ static void run(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
     __trap();
 #else
@@ -199,7 +197,8 @@ struct MmaPolicy {
         for (int j = 0; j < NI; ++j) Mma16816<T>::run(acc[i][j], af[i], bf[j]);
     }
   }
-  template <typename F> __device__ __forceinline__ void epilogue(F&& f) const {
+  template <typename F>
+  __device__ __forceinline__ void epilogue(F&& f) const {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = (warp / 4) * WM, wn = (warp % 4) * WN;
     const int g = lane / 4, t = lane % 4;
@@ -215,11 +214,24 @@ struct MmaPolicy {
 
 // Policy per element type. Float32 is true FP32 FMA (allow_tf32 is not used
 // yet); Float64 FMA; the half types use tensor cores.
-template <typename T> struct DefaultPolicy;
-template <> struct DefaultPolicy<float> { using type = FmaPolicy<float, 128, 128, 16>; };
-template <> struct DefaultPolicy<double> { using type = FmaPolicy<double, 64, 64, 16>; };
-template <> struct DefaultPolicy<__half> { using type = MmaPolicy<__half>; };
-template <> struct DefaultPolicy<__nv_bfloat16> { using type = MmaPolicy<__nv_bfloat16>; };
+template <typename T>
+struct DefaultPolicy;
+template <>
+struct DefaultPolicy<float> {
+  using type = FmaPolicy<float, 128, 128, 16>;
+};
+template <>
+struct DefaultPolicy<double> {
+  using type = FmaPolicy<double, 64, 64, 16>;
+};
+template <>
+struct DefaultPolicy<__half> {
+  using type = MmaPolicy<__half>;
+};
+template <>
+struct DefaultPolicy<__nv_bfloat16> {
+  using type = MmaPolicy<__nv_bfloat16>;
+};
 
 // ---------------------------------------------------------------------------
 // Implicit-GEMM main loop
@@ -233,9 +245,8 @@ template <> struct DefaultPolicy<__nv_bfloat16> { using type = MmaPolicy<__nv_bf
 // call this (it contains barriers); the caller syncs before it when it has
 // written tables that load_a / load_b read.
 template <typename Policy, typename BuildK, typename LoadA, typename LoadB>
-__device__ __forceinline__ void gemm_mainloop(Policy& pol, typename Policy::Smem& sm,
-                                              int64_t kbeg, int64_t kend, bool a_kfast,
-                                              bool b_kfast, const BuildK& build_k,
+__device__ __forceinline__ void gemm_mainloop(Policy& pol, typename Policy::Smem& sm, int64_t kbeg,
+                                              int64_t kend, bool a_kfast, bool b_kfast, const BuildK& build_k,
                                               const LoadA& load_a, const LoadB& load_b) {
   using T = typename Policy::Elem;
   constexpr int BM = Policy::BM, BN = Policy::BN, BK = Policy::BK, NT = Policy::NT;
@@ -248,11 +259,23 @@ __device__ __forceinline__ void gemm_mainloop(Policy& pol, typename Policy::Smem
   // consecutive threads read consecutive addresses for the operand's layout.
   auto coord_a = [&](int e, int& m, int& k) {
     const int idx = tid + e * NT;
-    if (a_kfast) { k = idx % BK; m = idx / BK; } else { m = idx % BM; k = idx / BM; }
+    if (a_kfast) {
+      k = idx % BK;
+      m = idx / BK;
+    } else {
+      m = idx % BM;
+      k = idx / BM;
+    }
   };
   auto coord_b = [&](int e, int& k, int& n) {
     const int idx = tid + e * NT;
-    if (b_kfast) { k = idx % BK; n = idx / BK; } else { n = idx % BN; k = idx / BN; }
+    if (b_kfast) {
+      k = idx % BK;
+      n = idx / BK;
+    } else {
+      n = idx % BN;
+      k = idx / BN;
+    }
   };
 
   T ra[EA], rb[EB];
@@ -312,7 +335,6 @@ __device__ __forceinline__ void gemm_mainloop(Policy& pol, typename Policy::Smem
 
 constexpr int64_t kMaxGridYZ = 65535;
 constexpr int64_t kMaxGridX = 2147483647;
-
 
 // Tensor-core kernels need mma.sync (sm_80+).
 inline cudaError_t check_mma_supported() {

@@ -100,8 +100,7 @@ __global__ void __launch_bounds__(Policy::NT) conv2d_wgrad_kernel(const ConvGemm
       };
       auto load_a = [&](int i, int j, int buf) -> T {
         const int64_t k = m0 + i;
-        if (k < a.M && tab.ok[buf][j])
-          return dy[(g * a.Kg + k) * p.y_strides[1] + tab.yoff[buf][j]];
+        if (k < a.M && tab.ok[buf][j]) return dy[(g * a.Kg + k) * p.y_strides[1] + tab.yoff[buf][j]];
         return zero_val<T>();
       };
       auto load_b = [&](int j, int nl, int buf) -> T {
@@ -122,10 +121,8 @@ __global__ void __launch_bounds__(Policy::NT) conv2d_wgrad_kernel(const ConvGemm
         const int64_t k = m0 + i;
         if (k < a.M && n0 + nl < a.Ngemm) {
           const int64_t kg = g * a.Kg + k;
-          if (a.splits == 1)
-            dw[kg * p.w_strides[0] + tab.woff[nl]] = from_acc<T>(v);
-          else
-            partial[(split * p.K + kg) * filter + tab.wlin[nl]] = v;
+          if (a.splits == 1) dw[kg * p.w_strides[0] + tab.woff[nl]] = from_acc<T>(v);
+          else partial[(split * p.K + kg) * filter + tab.wlin[nl]] = v;
         }
       });
     }
@@ -140,15 +137,13 @@ __global__ void conv2d_wgrad_reduce_kernel(const acc_t<T>* __restrict__ partial,
   T* __restrict__ dw = static_cast<T*>(p.w);
   const int64_t total = p.K * Cg * p.R * p.S;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
-       e += step) {
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     acc_t<T> sum = 0;
     for (int64_t sp = 0; sp < splits; ++sp) sum += partial[sp * total + e];
     const int64_t s = e % p.S, t1 = e / p.S;
     const int64_t r = t1 % p.R, t2 = t1 / p.R;
     const int64_t c = t2 % Cg, k = t2 / Cg;
-    dw[k * p.w_strides[0] + c * p.w_strides[1] + r * p.w_strides[2] + s * p.w_strides[3]] =
-        from_acc<T>(sum);
+    dw[k * p.w_strides[0] + c * p.w_strides[1] + r * p.w_strides[2] + s * p.w_strides[3]] = from_acc<T>(sum);
   }
 }
 
@@ -162,13 +157,12 @@ struct WgradPlan {
 // allocates always matches what the launch uses.
 template <typename Policy>
 WgradPlan plan_wgrad(const Conv2dParams& p) {
-  constexpr int64_t kTargetBlocks = 264;     // ~2 waves of 132 SMs
-  constexpr int64_t kMinTilesPerSplit = 8;   // keep each split's loop worthwhile
+  constexpr int64_t kTargetBlocks = 264;               // ~2 waves of 132 SMs
+  constexpr int64_t kMinTilesPerSplit = 8;             // keep each split's loop worthwhile
   constexpr int64_t kMaxWorkspace = int64_t(1) << 28;  // bytes
   const int64_t Kg = p.K / p.groups, filter = (p.C / p.groups) * p.R * p.S;
   const int64_t ktiles = ceil_div(p.N * p.P * p.Q, Policy::BK);
-  const int64_t blocks =
-      ceil_div(Kg, Policy::BM) * ceil_div(filter, Policy::BN) * p.groups;
+  const int64_t blocks = ceil_div(Kg, Policy::BM) * ceil_div(filter, Policy::BN) * p.groups;
   const int64_t out_bytes = p.K * filter * static_cast<int64_t>(sizeof(typename Policy::Acc));
   int64_t splits = ceil_div(kTargetBlocks, max64(blocks, 1));
   splits = min64(splits, max64(ktiles / kMinTilesPerSplit, 1));
@@ -206,7 +200,7 @@ cudaError_t launch_wgrad(const Conv2dParams& p, void* workspace, cudaStream_t st
   a.workspace = workspace;
   a.chan_inner = channel_inner(p.x_strides);
   a.a_kfast = !channel_inner(p.y_strides);  // NCHW dy: pixels contiguous
-  a.b_kfast = !a.chan_inner;                 // NCHW x: pixels contiguous
+  a.b_kfast = !a.chan_inner;                // NCHW x: pixels contiguous
   dim3 grid;
   cudaError_t err = gemm_grid(ceil_div(a.M, Policy::BM), a.ntiles, a.zcount, &grid);
   if (err != cudaSuccess) return err;
@@ -233,10 +227,14 @@ static bool wgrad_empty(const Conv2dParams& p) {
 size_t conv2d_wgrad_workspace_bytes(const Conv2dParams& p) {
   if (wgrad_empty(p) || p.groups <= 0) return 0;
   switch (p.dtype) {
-    case DType::Float32: return detail::wgrad_workspace_bytes<float>(p);
-    case DType::Float64: return detail::wgrad_workspace_bytes<double>(p);
-    case DType::Float16: return detail::wgrad_workspace_bytes<__half>(p);
-    case DType::BFloat16: return detail::wgrad_workspace_bytes<__nv_bfloat16>(p);
+    case DType::Float32:
+      return detail::wgrad_workspace_bytes<float>(p);
+    case DType::Float64:
+      return detail::wgrad_workspace_bytes<double>(p);
+    case DType::Float16:
+      return detail::wgrad_workspace_bytes<__half>(p);
+    case DType::BFloat16:
+      return detail::wgrad_workspace_bytes<__nv_bfloat16>(p);
   }
   return 0;
 }
@@ -247,16 +245,17 @@ cudaError_t conv2d_wgrad(const Conv2dParams& p, void* workspace, cudaStream_t st
   if (p.groups <= 0 || p.C % p.groups != 0 || p.K % p.groups != 0) return cudaErrorInvalidValue;
   if (p.N < 0 || p.P < 0 || p.Q < 0) return cudaErrorInvalidValue;
   switch (p.dtype) {
-    case DType::Float32: return detail::launch_wgrad<float>(p, workspace, stream);
-    case DType::Float64: return detail::launch_wgrad<double>(p, workspace, stream);
+    case DType::Float32:
+      return detail::launch_wgrad<float>(p, workspace, stream);
+    case DType::Float64:
+      return detail::launch_wgrad<double>(p, workspace, stream);
     case DType::Float16: {
       cudaError_t err = detail::check_mma_supported();
       return err != cudaSuccess ? err : detail::launch_wgrad<__half>(p, workspace, stream);
     }
     case DType::BFloat16: {
       cudaError_t err = detail::check_mma_supported();
-      return err != cudaSuccess ? err
-                                : detail::launch_wgrad<__nv_bfloat16>(p, workspace, stream);
+      return err != cudaSuccess ? err : detail::launch_wgrad<__nv_bfloat16>(p, workspace, stream);
     }
   }
   return cudaErrorInvalidValue;

@@ -67,15 +67,14 @@ __global__ void __launch_bounds__(256) dw_fprop_kernel(const Conv2dParams p, int
         acc = fma(to_acc(xr[w * p.x_strides[3]]), to_acc(wr[s * p.w_strides[3]]), acc);
       }
     }
-    y[n * p.y_strides[0] + k * p.y_strides[1] + pp * p.y_strides[2] + q * p.y_strides[3]] =
-        from_acc<T>(acc);
+    y[n * p.y_strides[0] + k * p.y_strides[1] + pp * p.y_strides[2] + q * p.y_strides[3]] = from_acc<T>(acc);
   }
 }
 
 // Output position o along one axis whose tap `tap` reaches input position i:
 // o = (i + pad - tap*dil) / stride when that divides exactly and 0 <= o < out.
-__device__ __forceinline__ bool tap_source(int64_t i, int64_t pad, int64_t tap, int64_t dil,
-                                           int64_t stride, int64_t out, int64_t& o) {
+__device__ __forceinline__ bool tap_source(int64_t i, int64_t pad, int64_t tap, int64_t dil, int64_t stride,
+                                           int64_t out, int64_t& o) {
   const int64_t t = i + pad - tap * dil;
   if (t < 0) return false;
   int64_t rem;
@@ -122,13 +121,12 @@ __global__ void __launch_bounds__(256) dw_dgrad_kernel(const Conv2dParams p, int
         }
       }
     }
-    dx[n * p.x_strides[0] + c * p.x_strides[1] + h * p.x_strides[2] + w * p.x_strides[3]] =
-        from_acc<T>(acc);
+    dx[n * p.x_strides[0] + c * p.x_strides[1] + h * p.x_strides[2] + w * p.x_strides[3]] = from_acc<T>(acc);
   }
 }
 
 template <typename T, int KX, int PY>
-__global__ void __launch_bounds__(KX * PY) dw_wgrad_kernel(const Conv2dParams p, int64_t kgroups) {
+__global__ void __launch_bounds__(KX* PY) dw_wgrad_kernel(const Conv2dParams p, int64_t kgroups) {
   using Acc = acc_t<T>;
   __shared__ Acc red[PY][KX];
   const T* __restrict__ x = static_cast<const T*>(p.x);
@@ -171,9 +169,7 @@ __global__ void __launch_bounds__(KX * PY) dw_wgrad_kernel(const Conv2dParams p,
   }
 }
 
-bool depthwise_cl(const Conv2dParams& p) {
-  return p.C > 1 && p.x_strides[1] == 1 && p.y_strides[1] == 1;
-}
+bool depthwise_cl(const Conv2dParams& p) { return p.C > 1 && p.x_strides[1] == 1 && p.y_strides[1] == 1; }
 
 constexpr int kThreads = 256;
 
@@ -196,12 +192,14 @@ cudaError_t launch_flat(const Conv2dParams& p, int64_t total, cudaStream_t strea
   return cudaGetLastError();
 }
 
-template <typename T, bool CL, int FR, int FS> struct FpropLaunch {
+template <typename T, bool CL, int FR, int FS>
+struct FpropLaunch {
   static void run(const Conv2dParams& p, int64_t total, unsigned blocks, cudaStream_t stream) {
     dw_fprop_kernel<T, CL, FR, FS><<<blocks, kThreads, 0, stream>>>(p, total);
   }
 };
-template <typename T, bool CL, int FR, int FS> struct DgradLaunch {
+template <typename T, bool CL, int FR, int FS>
+struct DgradLaunch {
   static void run(const Conv2dParams& p, int64_t total, unsigned blocks, cudaStream_t stream) {
     dw_dgrad_kernel<T, CL, FR, FS><<<blocks, kThreads, 0, stream>>>(p, total);
   }
@@ -236,9 +234,9 @@ cudaError_t launch_wgrad(const Conv2dParams& p, cudaStream_t stream) {
 }
 
 bool valid(const Conv2dParams& p) {
-  return p.N >= 0 && p.C > 0 && p.K > 0 && p.K % p.C == 0 && p.H > 0 && p.W > 0 && p.R > 0 &&
-         p.S > 0 && p.P >= 0 && p.Q >= 0 && p.stride_h > 0 && p.stride_w > 0 && p.dil_h > 0 &&
-         p.dil_w > 0 && p.pad_h >= 0 && p.pad_w >= 0;
+  return p.N >= 0 && p.C > 0 && p.K > 0 && p.K % p.C == 0 && p.H > 0 && p.W > 0 && p.R > 0 && p.S > 0 &&
+         p.P >= 0 && p.Q >= 0 && p.stride_h > 0 && p.stride_w > 0 && p.dil_h > 0 && p.dil_w > 0 &&
+         p.pad_h >= 0 && p.pad_w >= 0;
 }
 
 enum class Which { Fprop, Dgrad, Wgrad };
@@ -253,10 +251,14 @@ cudaError_t run(const Conv2dParams& p, Which which, cudaStream_t stream) {
 cudaError_t dispatch(const Conv2dParams& p, Which which, cudaStream_t stream) {
   if (!valid(p)) return cudaErrorInvalidValue;
   switch (p.dtype) {
-    case DType::Float32: return run<float>(p, which, stream);
-    case DType::Float64: return run<double>(p, which, stream);
-    case DType::Float16: return run<__half>(p, which, stream);
-    case DType::BFloat16: return run<__nv_bfloat16>(p, which, stream);
+    case DType::Float32:
+      return run<float>(p, which, stream);
+    case DType::Float64:
+      return run<double>(p, which, stream);
+    case DType::Float16:
+      return run<__half>(p, which, stream);
+    case DType::BFloat16:
+      return run<__nv_bfloat16>(p, which, stream);
   }
   return cudaErrorInvalidValue;
 }

@@ -23,13 +23,19 @@ namespace cuda {
 namespace detail {
 namespace {
 
-template <typename Acc> __device__ __forceinline__ Acc neg_inf();
-template <> __device__ __forceinline__ float neg_inf<float>() { return -CUDART_INF_F; }
-template <> __device__ __forceinline__ double neg_inf<double>() { return -CUDART_INF; }
+template <typename Acc>
+__device__ __forceinline__ Acc neg_inf();
+template <>
+__device__ __forceinline__ float neg_inf<float>() {
+  return -CUDART_INF_F;
+}
+template <>
+__device__ __forceinline__ double neg_inf<double>() {
+  return -CUDART_INF;
+}
 
 template <typename T, bool CL>
-__global__ void __launch_bounds__(256) max_pool2d_fwd_kernel(const MaxPool2dParams p,
-                                                             int64_t total) {
+__global__ void __launch_bounds__(256) max_pool2d_fwd_kernel(const MaxPool2dParams p, int64_t total) {
   using Acc = acc_t<T>;
   const T* __restrict__ x = static_cast<const T*>(p.x);
   T* __restrict__ y = static_cast<T*>(p.y);
@@ -68,23 +74,20 @@ __global__ void __launch_bounds__(256) max_pool2d_fwd_kernel(const MaxPool2dPara
       }
     }
     y[n * p.y_strides[0] + c * p.y_strides[1] + pp * p.y_strides[2] + q * p.y_strides[3]] = best_t;
-    ind[n * p.i_strides[0] + c * p.i_strides[1] + pp * p.i_strides[2] + q * p.i_strides[3]] =
-        best_i;
+    ind[n * p.i_strides[0] + c * p.i_strides[1] + pp * p.i_strides[2] + q * p.i_strides[3]] = best_i;
   }
 }
 
 // Output windows along one axis that can contain input position i: [lo, hi].
-__device__ __forceinline__ void window_range(int64_t i, int64_t pad, int64_t stride,
-                                             int64_t extent, int64_t out, int64_t* lo,
-                                             int64_t* hi) {
+__device__ __forceinline__ void window_range(int64_t i, int64_t pad, int64_t stride, int64_t extent,
+                                             int64_t out, int64_t* lo, int64_t* hi) {
   const int64_t a = i + pad - extent + 1;  // window start >= a
   *lo = a <= 0 ? 0 : div_nonneg(a + stride - 1, stride);
   *hi = min64(out - 1, div_nonneg(i + pad, stride));  // i + pad >= 0
 }
 
 template <typename T, bool CL>
-__global__ void __launch_bounds__(256) max_pool2d_bwd_kernel(const MaxPool2dParams p,
-                                                             int64_t total) {
+__global__ void __launch_bounds__(256) max_pool2d_bwd_kernel(const MaxPool2dParams p, int64_t total) {
   using Acc = acc_t<T>;
   T* __restrict__ dx = static_cast<T*>(p.x);
   const T* __restrict__ dy = static_cast<const T*>(p.y);
@@ -115,8 +118,7 @@ __global__ void __launch_bounds__(256) max_pool2d_bwd_kernel(const MaxPool2dPara
       for (int64_t q = qlo; q <= qhi; ++q)
         if (ir[q * p.i_strides[3]] == target) sum += to_acc(dyr[q * p.y_strides[3]]);
     }
-    dx[n * p.x_strides[0] + c * p.x_strides[1] + h * p.x_strides[2] + w * p.x_strides[3]] =
-        from_acc<T>(sum);
+    dx[n * p.x_strides[0] + c * p.x_strides[1] + h * p.x_strides[2] + w * p.x_strides[3]] = from_acc<T>(sum);
   }
 }
 
@@ -141,15 +143,18 @@ cudaError_t launch(const MaxPool2dParams& p, bool backward, cudaStream_t stream)
 }
 
 cudaError_t dispatch(const MaxPool2dParams& p, bool backward, cudaStream_t stream) {
-  if (p.N < 0 || p.C < 0 || p.H <= 0 || p.W <= 0 || p.P < 0 || p.Q < 0 || p.R <= 0 ||
-      p.S <= 0 || p.stride_h <= 0 || p.stride_w <= 0 || p.dil_h <= 0 || p.dil_w <= 0 ||
-      p.pad_h < 0 || p.pad_w < 0)
+  if (p.N < 0 || p.C < 0 || p.H <= 0 || p.W <= 0 || p.P < 0 || p.Q < 0 || p.R <= 0 || p.S <= 0 ||
+      p.stride_h <= 0 || p.stride_w <= 0 || p.dil_h <= 0 || p.dil_w <= 0 || p.pad_h < 0 || p.pad_w < 0)
     return cudaErrorInvalidValue;
   switch (p.dtype) {
-    case DType::Float32: return launch<float>(p, backward, stream);
-    case DType::Float64: return launch<double>(p, backward, stream);
-    case DType::Float16: return launch<__half>(p, backward, stream);
-    case DType::BFloat16: return launch<__nv_bfloat16>(p, backward, stream);
+    case DType::Float32:
+      return launch<float>(p, backward, stream);
+    case DType::Float64:
+      return launch<double>(p, backward, stream);
+    case DType::Float16:
+      return launch<__half>(p, backward, stream);
+    case DType::BFloat16:
+      return launch<__nv_bfloat16>(p, backward, stream);
   }
   return cudaErrorInvalidValue;
 }
