@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The whole GPU check in one call, for a lent GPU machine whose time is short
+# (about 15 minutes per task, at most 10 per command):
+#   bash scripts/gpu_check.sh [OUT_DIR]       (default: $OUT if set, else build/gpu_check)
+# Stages, each under its own time limit (180 + 140 + 100 + 110 s at most, so under 9
+# minutes in all):
+#   1. build with every core (scripts/setup.sh, CUDA included when torch has CUDA);
+#   2. the CUDA tests (pytest -k cuda; pytest-xdist spreads them when installed);
+#   3. compute-sanitizer memcheck on the conv, depthwise and pool CUDA tests, and
+#      racecheck on the depthwise and pool ones: one test file per process, side by
+#      side (under pytest-xdist the sanitizer stalled), few hypothesis examples;
+#   4. the CUDA benchmark rows (bfloat16, channels_last), written to OUT_DIR.
+# Every stage's log lands in OUT_DIR, with summary.txt saying how each one ended.
+# A stage that fails or times out does not stop the later ones; the exit status is
+# non-zero when any stage failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-${OUT:-build/gpu_check}}
+mkdir -p "$OUT_DIR"
+PY=${PYTHON:-python3}
+CORES=$(nproc)
+summary="$OUT_DIR/summary.txt"
+: >"$summary"
+status=0
+
+stage() {  # stage NAME SECONDS COMMAND...: runs COMMAND with a limit, logs to OUT_DIR/NAME.log
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS rc
+  timeout --kill-after=10 "$limit" "$@" >"$OUT_DIR/$name.log" 2>&1
+  rc=$?
+  local how="ok"
+  [ $rc -ne 0 ] && how="FAILED (exit $rc)" && status=1
+  [ $rc -eq 124 ] && how="TIMED OUT after ${limit}s"
+  echo "$name: $how in $((SECONDS - t0)) s; $(tail -n 1 "$OUT_DIR/$name.log")" | tee -a "$summary"
+  return $rc
+}
+
+{
+  date -u +"date: %Y-%m-%dT%H:%M:%SZ"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
+  nvcc --version 2>/dev/null | tail -n 1 | sed 's/^/nvcc: /'
+  echo "cpu cores: $CORES"
+} | tee -a "$summary"
+
+if ! stage build 180 env MAX_JOBS="$CORES" bash scripts/setup.sh; then
+  echo "build failed: nothing else can run" | tee -a "$summary"
+  exit 1
+fi
+"$PY" -c "import torch, cnnops; print('torch', torch.__version__, 'cuda', torch.version.cuda, cnnops.build_info())" \
+  | tee -a "$summary"
+
+xdist=()
+if "$PY" -c "import xdist" >/dev/null 2>&1; then xdist=(-n "$((CORES > 12 ? 12 : CORES))"); fi
+stage cuda_tests 140 env OMP_NUM_THREADS=1 "$PY" -m pytest tests -q -p no:cacheprovider -k cuda -rfE --tb=short "${xdist[@]}"
+
+# Sanitizer runs in the background, one file per process; the benchmark waits for them.
+sanitize() {  # sanitize TOOL FILE
+  local tool=$1 file=$2 base
+  base=$(basename "$file" .py)
+  stage "${tool}-${base#test_}" 100 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 HYPOTHESIS_MAX_EXAMPLES=3 \
+    compute-sanitizer --tool "$tool" --error-exitcode 99 --target-processes all \
+    "$PY" -m pytest -q -p no:cacheprovider -x "$file" -k cuda
+}
+pids=()
+for f in tests/test_conv2d.py tests/test_conv_transpose2d.py tests/test_depthwise.py tests/test_max_pool2d.py; do
+  [ -f "$f" ] && { sanitize memcheck "$f" & pids+=($!); }
+done
+for f in tests/test_depthwise.py tests/test_max_pool2d.py; do
+  [ -f "$f" ] && { sanitize racecheck "$f" & pids+=($!); }
+done
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+
+stage benchmarks 110 "$PY" -m benchmarks --device cuda --dtype bfloat16 --layout channels_last \
+  --quick --no-progress --out "$OUT_DIR"
+
+echo "gpu_check: $([ $status -eq 0 ] && echo all stages ok || echo some stage FAILED) (logs in $OUT_DIR)" | tee -a "$summary"
+exit $status
