@@ -184,12 +184,24 @@ DEFAULT_CASES = [
 ]
 
 
+# The fixed cost per call (issue 21): each op on a tiny input, batch 1 and 8 channels of
+# 8 x 8, where the kernels' work is negligible and the time is the call's overhead
+# (argument handling, dispatch, autograd), cnnops against torch.
+FIXED_COST_CASES = [
+    ConvCase("fixedcost_conv2d", "conv2d", (1, 8, 8, 8), (8, 8, 3, 3), padding=1),
+    ConvCase("fixedcost_conv_transpose2d", "conv_transpose2d", (1, 8, 8, 8), (8, 8, 3, 3),
+             padding=1),
+    MaxPoolCase("fixedcost_max_pool2d", (1, 8, 8, 8), kernel_size=2, stride=2, padding=0),
+    ConvCase("fixedcost_depthwise", "conv2d", (1, 8, 8, 8), (8, 1, 3, 3), padding=1, groups=8),
+]
+
+
 def _with_passes_and_models(cases, pass_names, model_rows):
     """cases, then the dgrad/wgrad passes alone of the named conv cases, then whole models
-    (ModelCase arguments)."""
+    (ModelCase arguments), then the fixed-cost cases."""
     by_name = {c.name: c for c in cases}
     return (cases + [p for name in pass_names for p in passes_of(by_name[name])]
-            + [ModelCase(*args, **kw) for args, kw in model_rows])
+            + [ModelCase(*args, **kw) for args, kw in model_rows] + FIXED_COST_CASES)
 
 
 # The passes of two conv layers and whole models at sizes that keep the default CPU run

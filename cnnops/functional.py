@@ -18,6 +18,12 @@ def _is_int(v):
 
 def _pair(value, name, fn):
     """An int or a sequence of one or two ints, as torch accepts, as a list of two."""
+    # The common cases first, with exact type tests (the checks below go through the
+    # numbers.Integral ABC, a per-call cost that small layers notice).
+    if type(value) is int:
+        return [value, value]
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return list(value)
     if _is_int(value):
         return [value, value]
     if (isinstance(value, (tuple, list, torch.Size)) and len(value) in (1, 2)
@@ -36,10 +42,11 @@ def _check_tensor(value, name, fn):
 def _batched(input, fn):
     """(input as 4-D, whether it was unbatched)."""
     _check_tensor(input, "input", fn)
-    if input.dim() == 3:
-        return input.unsqueeze(0), True
-    if input.dim() == 4:
+    dim = input.dim()
+    if dim == 4:
         return input, False
+    if dim == 3:
+        return input.unsqueeze(0), True
     raise ValueError(f"cnnops.{fn}: expected input to be 3-D (C, H, W, unbatched) or 4-D "
                      f"(N, C, H, W), got a {input.dim()}-D tensor of shape {list(input.shape)}")
 
@@ -48,6 +55,8 @@ def _padding4(padding, input, kernel_hw, stride, dilation, fn):
     """Padding as [top, bottom, left, right] from an int, a pair, 'valid' or 'same'
     (TensorFlow/Keras: output ceil(size / stride), the odd pixel at the bottom/right; for
     stride 1 exactly torch's 'same'). kernel_hw is only read for 'same'."""
+    if type(padding) is int and padding >= 0:  # the common case
+        return [padding, padding, padding, padding]
     if isinstance(padding, str):
         if padding == "valid":
             return [0, 0, 0, 0]
@@ -70,6 +79,8 @@ def conv_padding(padding, input, weight, stride, dilation, fn):
 
 
 def _check_groups(groups, fn):
+    if type(groups) is int and groups > 0:  # the common case, without the ABC check
+        return
     if not _is_int(groups) or groups <= 0:
         raise ValueError(f"cnnops.{fn}: expected groups to be a positive int, got {groups!r}")
 

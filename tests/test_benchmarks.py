@@ -189,6 +189,26 @@ def test_passes_models_and_memory_bound_rows_run(tmp_path):
     assert "GB/s" in report.table(result) and "GFLOP/s" in report.table(result)
 
 
+def test_fixed_cost_rows_one_per_op_on_both_devices(tmp_path):
+    """Issue 21: a tiny-input row per op (the per-call overhead, cnnops against torch),
+    in the CPU and the CUDA suites, run in both modes like the other rows."""
+    from benchmarks.cases import CUDA_CASES, FIXED_COST_CASES
+    names = ["fixedcost_conv2d", "fixedcost_conv_transpose2d", "fixedcost_max_pool2d",
+             "fixedcost_depthwise"]
+    assert [c.name for c in FIXED_COST_CASES] == names
+    for cases in (DEFAULT_CASES, CUDA_CASES):
+        assert [c.name for c in cases if c.name.startswith("fixedcost_")] == names
+    for case in FIXED_COST_CASES:
+        assert case.input_shape == (1, 8, 8, 8)
+    assert CASES["fixedcost_depthwise"].memory_bound
+    settings = runner.Settings(budget=timing.Budget(seconds=0.01, min_reps=2, max_reps=3, warmup=1),
+                               layouts=("nchw",), progress=False)
+    result = runner.run_suite(FIXED_COST_CASES, settings, limits=LIMITS)
+    assert result["summary"]["failed"] == 0, [r.get("error") for r in result["rows"]]
+    rows = {(r["case"], r["mode"]) for r in result["rows"]}
+    assert rows == {(n, m) for n in names for m in ("fwd", "fwd+bwd")}
+
+
 def test_deep_check_tolerates_rare_mask_flips_not_wrong_gradients():
     from benchmarks import check
     ref = (torch.ones(100, dtype=torch.float64), torch.ones(100, dtype=torch.float64))

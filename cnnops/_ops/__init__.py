@@ -6,7 +6,9 @@ holds, for its ops, the fake (meta) kernels, for torch.compile and FakeTensor tr
 and the autograd formulas, and lists them in FAKE_KERNELS and AUTOGRAD:
 
     conv2d      conv2d_fprop, conv2d_dgrad, conv2d_wgrad, conv2d_bias_grad
+                (fprop's and dgrad's autograd kernels are C++: csrc/torch/conv2d_autograd.cpp)
     max_pool2d  max_pool2d_fwd, max_pool2d_values, max_pool2d_bwd
+                (max_pool2d_fwd's autograd kernel is C++: csrc/torch/max_pool2d_autograd.cpp)
     depthwise   depthwise_fprop, depthwise_dgrad, depthwise_wgrad, depthwise_backward
                 (depthwise_fprop's autograd kernel is C++: csrc/torch/depthwise_autograd.cpp)
 

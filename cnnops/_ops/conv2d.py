@@ -1,8 +1,11 @@
 """The conv2d family: conv2d_fprop, conv2d_dgrad, conv2d_wgrad, conv2d_bias_grad.
 
-Fake kernels and autograd formulas (the ops are C++: csrc/torch/conv2d_ops.cpp). The family
+Fake kernels, and the autograd formulas of wgrad and bias_grad (the ops are C++:
+csrc/torch/conv2d_ops.cpp). conv2d_fprop's and conv2d_dgrad's autograd kernels are C++
+(csrc/torch/conv2d_autograd.cpp), for the per-call cost of small layers; wgrad and
+bias_grad run only in a backward, so their formulas here serve double backward. The family
 is closed under differentiation: fprop, dgrad and wgrad are each bilinear and each one's
-derivatives are the other two, so every backward below is written with these ops and double
+derivatives are the other two, so every backward is written with these ops and double
 backward comes for free. conv_transpose2d is conv2d_dgrad.
 """
 import torch
@@ -99,47 +102,6 @@ def _conv2d_bias_grad_fake(grad_output):
 
 # --------------------------------------------------------------------------- autograd
 
-def _fprop_setup(ctx, inputs, output):
-    input, weight, bias, stride, padding, dilation, groups = inputs
-    ctx.save_for_backward(input, weight)
-    ctx.conf = (list(stride), [padding[0], padding[2]], list(dilation), groups)
-
-
-def _fprop_backward(ctx, grad):
-    input, weight = ctx.saved_tensors
-    stride, pad, dilation, groups = ctx.conf
-    need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    dx = dw = db = None
-    if need_x:
-        dx = ops.conv2d_dgrad(grad, weight, None, input.shape[2:], stride, pad, dilation, groups)
-    if need_w:
-        dw = ops.conv2d_wgrad(grad, input, weight.shape[2:], stride, pad, dilation, groups)
-    if need_b:
-        db = ops.conv2d_bias_grad(grad)
-    return dx, dw, db, None, None, None, None
-
-
-def _dgrad_setup(ctx, inputs, output):
-    grad_output, weight, bias, input_size, stride, padding, dilation, groups = inputs
-    ctx.save_for_backward(grad_output, weight)
-    ctx.conf = (list(stride), list(padding), list(dilation), groups)
-
-
-def _dgrad_backward(ctx, grad):
-    dy, weight = ctx.saved_tensors
-    stride, pad, dilation, groups = ctx.conf
-    need_dy, need_w, need_b = ctx.needs_input_grad[:3]
-    d_dy = d_w = d_b = None
-    if need_dy:
-        pad4 = fprop_padding(dy, grad, weight, pad, stride, dilation)
-        d_dy = ops.conv2d_fprop(grad, weight, None, stride, pad4, dilation, groups)
-    if need_w:
-        d_w = ops.conv2d_wgrad(dy, grad, weight.shape[2:], stride, pad, dilation, groups)
-    if need_b:
-        d_b = ops.conv2d_bias_grad(grad)
-    return d_dy, d_w, d_b, None, None, None, None, None
-
-
 def _wgrad_setup(ctx, inputs, output):
     grad_output, input, kernel_size, stride, padding, dilation, groups = inputs
     ctx.save_for_backward(grad_output, input)
@@ -175,9 +137,7 @@ FAKE_KERNELS = {
     "cnnops::conv2d_wgrad": _conv2d_wgrad_fake,
     "cnnops::conv2d_bias_grad": _conv2d_bias_grad_fake,
 }
-AUTOGRAD = {  # op: (backward, setup_context)
-    "cnnops::conv2d_fprop": (_fprop_backward, _fprop_setup),
-    "cnnops::conv2d_dgrad": (_dgrad_backward, _dgrad_setup),
+AUTOGRAD = {  # op: (backward, setup_context); fprop's and dgrad's are C++ (see the top)
     "cnnops::conv2d_wgrad": (_wgrad_backward, _wgrad_setup),
     "cnnops::conv2d_bias_grad": (_bias_grad_backward, _bias_grad_setup),
 }

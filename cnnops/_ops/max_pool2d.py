@@ -1,15 +1,18 @@
 """The max_pool2d family: max_pool2d_fwd (values and int64 indices), max_pool2d_values
 (values only, for calls that need neither gradient nor indices) and max_pool2d_bwd.
 
-Fake kernels and autograd formulas (the ops are C++: csrc/torch/max_pool2d_ops.cpp).
-max_pool2d_bwd is linear in grad_output, so its own backward is a gather at the indices.
+Fake kernels, and the autograd formula of max_pool2d_bwd (the ops are C++:
+csrc/torch/max_pool2d_ops.cpp). max_pool2d_fwd's autograd kernel is C++
+(csrc/torch/max_pool2d_autograd.cpp), for the per-call cost of small layers: it calls
+max_pool2d_bwd at the saved indices. max_pool2d_bwd is linear in grad_output, so its own
+backward (double backward) is a gather at the indices.
 """
 import torch
 from torch._prims_common import suggest_memory_format
 
 from .. import _checks as check
 from .._shape import effective_kernel, pool_out_size
-from ._common import empty, ops, out_format
+from ._common import empty, out_format
 
 # --------------------------------------------------------------------------- fake kernels
 
@@ -67,24 +70,6 @@ def _max_pool2d_bwd_fake(grad_output, indices, input_size, kernel_size, stride, 
 
 # --------------------------------------------------------------------------- autograd
 
-def _max_pool_setup(ctx, inputs, output):
-    input, kernel_size, stride, padding, dilation, ceil_mode = inputs
-    ctx.save_for_backward(output[1])
-    ctx.conf = (list(input.shape[2:]), list(kernel_size), list(stride),
-                [padding[0], padding[2]], list(dilation))
-    ctx.mark_non_differentiable(output[1])
-    ctx.set_materialize_grads(False)  # no int64 zeros for the indices' (absent) gradient
-
-
-def _max_pool_backward(ctx, grad, grad_indices):
-    (indices,) = ctx.saved_tensors
-    size, kernel_size, stride, pad, dilation = ctx.conf
-    dx = None
-    if ctx.needs_input_grad[0] and grad is not None:
-        dx = ops.max_pool2d_bwd(grad, indices, size, kernel_size, stride, pad, dilation)
-    return dx, None, None, None, None, None
-
-
 def _max_pool_bwd_setup(ctx, inputs, output):
     ctx.save_for_backward(inputs[1])
 
@@ -106,7 +91,6 @@ FAKE_KERNELS = {
     "cnnops::max_pool2d_values": _max_pool2d_values_fake,
     "cnnops::max_pool2d_bwd": _max_pool2d_bwd_fake,
 }
-AUTOGRAD = {  # op: (backward, setup_context)
-    "cnnops::max_pool2d_fwd": (_max_pool_backward, _max_pool_setup),
+AUTOGRAD = {  # op: (backward, setup_context); max_pool2d_fwd's is C++ (see the top)
     "cnnops::max_pool2d_bwd": (_max_pool_bwd_backward, _max_pool_bwd_setup),
 }

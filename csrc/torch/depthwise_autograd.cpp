@@ -1,16 +1,14 @@
-// The autograd kernel of cnnops::depthwise_fprop, in C++ (the other ops'
-// autograd is registered in Python, cnnops/_ops/). It is in C++ because
-// torch.library.register_autograd wraps every call in Python, a fixed cost per
-// call that dominates small depthwise layers (MobileNet / Xception blocks).
+// The autograd kernel of cnnops::depthwise_fprop, in C++ for the per-call cost that
+// dominates small depthwise layers (MobileNet / Xception blocks); see autograd_util.h.
 //
 // The backward: depthwise_backward when both gradients are needed (one pass
 // over grad_output), else depthwise_dgrad or depthwise_wgrad, and
 // conv2d_bias_grad for the bias. They are called through the dispatcher, so
 // with create_graph their own autograd kernels (cnnops/_ops/depthwise.py)
 // record a double backward; without it (grad mode off) they run below autograd.
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/autograd.h>
 #include <torch/library.h>
+
+#include "autograd_util.h"
 
 #include <optional>
 #include <tuple>
@@ -18,56 +16,43 @@
 namespace cnnops {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
+using autograd::AutogradContext;
+using autograd::ConvConfig;
+using autograd::variable_list;
 
-c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>
-fprop_op() {
+at::Tensor call_fprop(const at::Tensor& input, const at::Tensor& weight,
+                      const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                      c10::SymIntArrayRef padding, at::IntArrayRef dilation) {
   static const auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cnnops::depthwise_fprop", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                            at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>();
-  return op;
+      autograd::typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>(
+          "cnnops::depthwise_fprop");
+  return op.call(input, weight, bias, stride, padding, dilation);
 }
 
 std::tuple<at::Tensor, at::Tensor> call_backward(const at::Tensor& dy, const at::Tensor& x,
-                                                 const at::Tensor& w, at::IntArrayRef stride,
-                                                 c10::SymIntArrayRef pad, at::IntArrayRef dilation) {
-  static const auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cnnops::depthwise_backward", "")
-          .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>();
-  return op.call(dy, x, w, stride, pad, dilation);
+                                                 const at::Tensor& w, const ConvConfig& cfg) {
+  static const auto op = autograd::typed_op<std::tuple<at::Tensor, at::Tensor>(
+      const at::Tensor&, const at::Tensor&, const at::Tensor&, at::IntArrayRef, c10::SymIntArrayRef,
+      at::IntArrayRef)>("cnnops::depthwise_backward");
+  return op.call(dy, x, w, cfg.stride, cfg.pad, cfg.dilation);
 }
 
 at::Tensor call_dgrad(const at::Tensor& dy, const at::Tensor& w, int64_t in_channels,
-                      c10::SymIntArrayRef input_size, at::IntArrayRef stride, c10::SymIntArrayRef pad,
-                      at::IntArrayRef dilation) {
+                      c10::SymIntArrayRef input_size, const ConvConfig& cfg) {
   static const auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cnnops::depthwise_dgrad", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, c10::SymIntArrayRef,
-                            at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>();
-  return op.call(dy, w, in_channels, input_size, stride, pad, dilation);
+      autograd::typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, c10::SymIntArrayRef,
+                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>(
+          "cnnops::depthwise_dgrad");
+  return op.call(dy, w, in_channels, input_size, cfg.stride, cfg.pad, cfg.dilation);
 }
 
 at::Tensor call_wgrad(const at::Tensor& dy, const at::Tensor& x, at::IntArrayRef kernel_size,
-                      at::IntArrayRef stride, c10::SymIntArrayRef pad, at::IntArrayRef dilation) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("cnnops::depthwise_wgrad", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, at::IntArrayRef,
-                                               at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>();
-  return op.call(dy, x, kernel_size, stride, pad, dilation);
-}
-
-at::Tensor call_bias_grad(const at::Tensor& dy) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("cnnops::conv2d_bias_grad", "")
-                             .typed<at::Tensor(const at::Tensor&)>();
-  return op.call(dy);
+                      const ConvConfig& cfg) {
+  static const auto op =
+      autograd::typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, at::IntArrayRef, at::IntArrayRef,
+                                    c10::SymIntArrayRef, at::IntArrayRef)>("cnnops::depthwise_wgrad");
+  return op.call(dy, x, kernel_size, cfg.stride, cfg.pad, cfg.dilation);
 }
 
 class DepthwiseFprop : public torch::autograd::Function<DepthwiseFprop> {
@@ -75,44 +60,28 @@ class DepthwiseFprop : public torch::autograd::Function<DepthwiseFprop> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                             c10::SymIntArrayRef padding, at::IntArrayRef dilation) {
-    at::Tensor y;
-    {
-      at::AutoDispatchBelowADInplaceOrView below;
-      y = fprop_op().call(input, weight, bias, stride, padding, dilation);
-    }
-    ctx->save_for_backward({input, weight});
-    ctx->saved_data["stride"] = stride.vec();
-    ctx->saved_data["dilation"] = dilation.vec();
-    // The backward ops take the begin padding (top, left) of (top, bottom, left,
-    // right); the forward above has checked there are 4.
-    ctx->saved_data["pad_top"] = padding[0];
-    ctx->saved_data["pad_left"] = padding[2];
-    // needs_input_grad counts the tensor arguments present: the bias is the third if any.
-    ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
-    return y;
+    return autograd::conv_forward(ctx, [&] {
+      return call_fprop(input, weight, bias, stride, padding, dilation);
+    }, input, weight, bias, stride, padding, 2, dilation);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &input = saved[0], &weight = saved[1], &dy = grads[0];
-    const std::vector<int64_t> stride = ctx->saved_data["stride"].toIntVector();
-    const std::vector<int64_t> dilation = ctx->saved_data["dilation"].toIntVector();
-    const std::vector<c10::SymInt> pad = {ctx->saved_data["pad_top"].toSymInt(),
-                                          ctx->saved_data["pad_left"].toSymInt()};
+    const ConvConfig cfg = autograd::load_conv_config(ctx);
     const bool need_x = ctx->needs_input_grad(0), need_w = ctx->needs_input_grad(1),
-               need_b = ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2);
+               need_b = autograd::needs_bias_grad(ctx, 2);
     at::Tensor dx, dw, db;
     if (dy.defined()) {
-      std::optional<at::AutoDispatchBelowAutograd> below;
-      if (!at::GradMode::is_enabled()) below.emplace();  // no double backward to record
+      autograd::BelowAutogradUnlessGradMode below;
       if (need_x && need_w) {
-        std::tie(dx, dw) = call_backward(dy, input, weight, stride, pad, dilation);
+        std::tie(dx, dw) = call_backward(dy, input, weight, cfg);
       } else if (need_x) {
-        dx = call_dgrad(dy, weight, input.size(1), input.sym_sizes().slice(2), stride, pad, dilation);
+        dx = call_dgrad(dy, weight, input.size(1), input.sym_sizes().slice(2), cfg);
       } else if (need_w) {
-        dw = call_wgrad(dy, input, weight.sizes().slice(2), stride, pad, dilation);
+        dw = call_wgrad(dy, input, weight.sizes().slice(2), cfg);
       }
-      if (need_b) db = call_bias_grad(dy);
+      if (need_b) db = autograd::call_bias_grad(dy);
     }
     return {dx, dw, db, at::Tensor(), at::Tensor(), at::Tensor()};
   }
