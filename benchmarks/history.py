@@ -7,12 +7,17 @@ the speedup (torch time / cnnops time) over each op family's rows.
 import json
 import math
 
-# The families of history.jsonl, in its order. conv2d includes its *_dgrad / *_wgrad rows.
-FAMILIES = ("conv2d", "conv_transpose2d", "max_pool2d", "depthwise", "separable", "models")
+# The families of history.jsonl, in its order. conv2d includes its *_dgrad / *_wgrad rows;
+# the fixedcost_* rows (per-call overhead on tiny inputs) are a family of their own, so
+# that adding them leaves the ops' trends comparable with earlier lines.
+FAMILIES = ("conv2d", "conv_transpose2d", "max_pool2d", "depthwise", "separable", "models",
+            "fixed_cost")
 
 
 def family_of(row):
     """The family of a result row (None for an op no family claims)."""
+    if str(row.get("case", "")).startswith("fixedcost_"):
+        return "fixed_cost"
     op = row.get("op")
     if op == "conv2d":
         params = row.get("params") or {}

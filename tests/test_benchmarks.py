@@ -333,7 +333,9 @@ def test_history_line_is_the_geomean_speedup_per_family():
             _speedup_row("conv2d_wgrad", 1.0, error="RuntimeError: boom"),  # left out
             _speedup_row("conv2d", 4.0, params=dw), _speedup_row("conv2d", 1.0, params=dw),
             _speedup_row("conv_transpose2d", 0.8), _speedup_row("max_pool2d", 3.0),
-            _speedup_row("max_pool2d", 12.0), _speedup_row("model", 0.7)]
+            _speedup_row("max_pool2d", 12.0), _speedup_row("model", 0.7),
+            dict(_speedup_row("max_pool2d", 0.25), case="fixedcost_max_pool2d"),
+            dict(_speedup_row("conv2d", 0.5), case="fixedcost_conv2d")]
     result = dict(schema=runner.SCHEMA, rows=rows, limits=dict(peak_gflops=123.456),
                   summary=dict(rows=len(rows), failed=1, errors=1, runtime_s=1.0),
                   settings=dict(dtype="float32", layouts=["nchw"], threads=2,
@@ -342,12 +344,13 @@ def test_history_line_is_the_geomean_speedup_per_family():
                                cpu_count=4, torch="2.13.0", commit="abc1234"))
     line = history.history_line(result, run="cpu-2026-01-02T0304")
     assert line["geomean_speedup"] == dict(conv2d=1.0, conv_transpose2d=0.8, max_pool2d=6.0,
-                                           depthwise=2.0, separable=None, models=0.7)
+                                           depthwise=2.0, separable=None, models=0.7,
+                                           fixed_cost=0.354)  # sqrt(0.25 * 0.5), rounded
     assert (line["date"], line["run"], line["commit"]) == (
         "2026-01-02T03:04:05", "cpu-2026-01-02T0304", "abc1234")
     assert (line["machine"], line["cpu"], line["malloc"]) == ("Some CPU", "Some CPU, 2 of 4 threads",
                                                               "steady")
-    assert (line["peak_gflops"], line["rows"], line["failed"]) == (123.5, 9, 1)
+    assert (line["peak_gflops"], line["rows"], line["failed"]) == (123.5, 11, 1)
     assert history.history_line(result, commit="def5678")["commit"] == "def5678"
     assert json.loads(json.dumps(line)) == line
     assert history.geomean([2.0, 8.0]) == pytest.approx(4.0) and history.geomean([]) is None
