@@ -65,6 +65,29 @@ __device__ __forceinline__ T zero_val() {
   return Convert<T>::from_acc(acc_t<T>(0));
 }
 
+// The one switch from the params' DType to a kernel's element type: calls
+// f(TypeTag<T>{}) for T = float, double, __half or __nv_bfloat16 and returns its
+// result, or `invalid` for a value outside the enum.
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+template <typename R, typename F>
+R with_dtype(DType dtype, R invalid, F&& f) {
+  switch (dtype) {
+    case DType::Float32:
+      return f(TypeTag<float>{});
+    case DType::Float64:
+      return f(TypeTag<double>{});
+    case DType::Float16:
+      return f(TypeTag<__half>{});
+    case DType::BFloat16:
+      return f(TypeTag<__nv_bfloat16>{});
+  }
+  return invalid;
+}
+
 // ---------------------------------------------------------------------------
 // Index arithmetic
 // ---------------------------------------------------------------------------

@@ -78,17 +78,9 @@ cudaError_t launch_bias_grad(const BiasGradParams& p, cudaStream_t stream) {
 cudaError_t conv2d_bias_grad(const BiasGradParams& p, cudaStream_t stream) {
   if (p.K <= 0) return cudaSuccess;  // db is empty
   if (p.N < 0 || p.P < 0 || p.Q < 0) return cudaErrorInvalidValue;
-  switch (p.dtype) {
-    case DType::Float32:
-      return detail::launch_bias_grad<float>(p, stream);
-    case DType::Float64:
-      return detail::launch_bias_grad<double>(p, stream);
-    case DType::Float16:
-      return detail::launch_bias_grad<__half>(p, stream);
-    case DType::BFloat16:
-      return detail::launch_bias_grad<__nv_bfloat16>(p, stream);
-  }
-  return cudaErrorInvalidValue;
+  return detail::with_dtype(p.dtype, cudaErrorInvalidValue, [&](auto tag) {
+    return detail::launch_bias_grad<typename decltype(tag)::type>(p, stream);
+  });
 }
 
 }  // namespace cuda

@@ -168,21 +168,11 @@ cudaError_t conv2d_dgrad(const Conv2dParams& p, cudaStream_t stream) {
   if (p.N == 0 || p.C == 0 || p.H <= 0 || p.W <= 0) return cudaSuccess;  // x is empty
   if (p.groups <= 0 || p.C % p.groups != 0 || p.K % p.groups != 0) return cudaErrorInvalidValue;
   if (p.stride_h <= 0 || p.stride_w <= 0) return cudaErrorInvalidValue;
-  switch (p.dtype) {
-    case DType::Float32:
-      return detail::launch_dgrad<float>(p, stream);
-    case DType::Float64:
-      return detail::launch_dgrad<double>(p, stream);
-    case DType::Float16: {
-      cudaError_t err = detail::check_mma_supported();
-      return err != cudaSuccess ? err : detail::launch_dgrad<__half>(p, stream);
-    }
-    case DType::BFloat16: {
-      cudaError_t err = detail::check_mma_supported();
-      return err != cudaSuccess ? err : detail::launch_dgrad<__nv_bfloat16>(p, stream);
-    }
-  }
-  return cudaErrorInvalidValue;
+  return detail::with_dtype(p.dtype, cudaErrorInvalidValue, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const cudaError_t err = detail::check_mma_supported<T>();
+    return err != cudaSuccess ? err : detail::launch_dgrad<T>(p, stream);
+  });
 }
 
 }  // namespace cuda

@@ -156,21 +156,11 @@ cudaError_t launch_fprop(const Conv2dParams& p, cudaStream_t stream) {
 cudaError_t conv2d_fprop(const Conv2dParams& p, cudaStream_t stream) {
   if (p.N == 0 || p.K == 0 || p.P <= 0 || p.Q <= 0) return cudaSuccess;  // y is empty
   if (p.groups <= 0 || p.C % p.groups != 0 || p.K % p.groups != 0) return cudaErrorInvalidValue;
-  switch (p.dtype) {
-    case DType::Float32:
-      return detail::launch_fprop<float>(p, stream);
-    case DType::Float64:
-      return detail::launch_fprop<double>(p, stream);
-    case DType::Float16: {
-      cudaError_t err = detail::check_mma_supported();
-      return err != cudaSuccess ? err : detail::launch_fprop<__half>(p, stream);
-    }
-    case DType::BFloat16: {
-      cudaError_t err = detail::check_mma_supported();
-      return err != cudaSuccess ? err : detail::launch_fprop<__nv_bfloat16>(p, stream);
-    }
-  }
-  return cudaErrorInvalidValue;
+  return detail::with_dtype(p.dtype, cudaErrorInvalidValue, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const cudaError_t err = detail::check_mma_supported<T>();
+    return err != cudaSuccess ? err : detail::launch_fprop<T>(p, stream);
+  });
 }
 
 }  // namespace cuda

@@ -336,8 +336,11 @@ __device__ __forceinline__ void gemm_mainloop(Policy& pol, typename Policy::Smem
 constexpr int64_t kMaxGridYZ = 65535;
 constexpr int64_t kMaxGridX = 2147483647;
 
-// Tensor-core kernels need mma.sync (sm_80+).
-inline cudaError_t check_mma_supported() {
+// Tensor-core kernels (the 16-bit types) need mma.sync (sm_80+); the FMA kernels of
+// float and double run anywhere.
+template <typename T>
+cudaError_t check_mma_supported() {
+  if constexpr (sizeof(T) != 2) return cudaSuccess;
   int dev = 0, major = 0;
   cudaError_t err = cudaGetDevice(&dev);
   if (err != cudaSuccess) return err;

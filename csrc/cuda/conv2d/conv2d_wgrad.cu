@@ -226,17 +226,9 @@ static bool wgrad_empty(const Conv2dParams& p) {
 
 size_t conv2d_wgrad_workspace_bytes(const Conv2dParams& p) {
   if (wgrad_empty(p) || p.groups <= 0) return 0;
-  switch (p.dtype) {
-    case DType::Float32:
-      return detail::wgrad_workspace_bytes<float>(p);
-    case DType::Float64:
-      return detail::wgrad_workspace_bytes<double>(p);
-    case DType::Float16:
-      return detail::wgrad_workspace_bytes<__half>(p);
-    case DType::BFloat16:
-      return detail::wgrad_workspace_bytes<__nv_bfloat16>(p);
-  }
-  return 0;
+  return detail::with_dtype(p.dtype, size_t(0), [&](auto tag) {
+    return detail::wgrad_workspace_bytes<typename decltype(tag)::type>(p);
+  });
 }
 
 // N == 0 (or an empty output plane) still launches: dw must be written as zeros.
@@ -244,21 +236,11 @@ cudaError_t conv2d_wgrad(const Conv2dParams& p, void* workspace, cudaStream_t st
   if (wgrad_empty(p)) return cudaSuccess;
   if (p.groups <= 0 || p.C % p.groups != 0 || p.K % p.groups != 0) return cudaErrorInvalidValue;
   if (p.N < 0 || p.P < 0 || p.Q < 0) return cudaErrorInvalidValue;
-  switch (p.dtype) {
-    case DType::Float32:
-      return detail::launch_wgrad<float>(p, workspace, stream);
-    case DType::Float64:
-      return detail::launch_wgrad<double>(p, workspace, stream);
-    case DType::Float16: {
-      cudaError_t err = detail::check_mma_supported();
-      return err != cudaSuccess ? err : detail::launch_wgrad<__half>(p, workspace, stream);
-    }
-    case DType::BFloat16: {
-      cudaError_t err = detail::check_mma_supported();
-      return err != cudaSuccess ? err : detail::launch_wgrad<__nv_bfloat16>(p, workspace, stream);
-    }
-  }
-  return cudaErrorInvalidValue;
+  return detail::with_dtype(p.dtype, cudaErrorInvalidValue, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const cudaError_t err = detail::check_mma_supported<T>();
+    return err != cudaSuccess ? err : detail::launch_wgrad<T>(p, workspace, stream);
+  });
 }
 
 }  // namespace cuda

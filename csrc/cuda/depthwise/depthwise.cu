@@ -250,17 +250,8 @@ cudaError_t run(const Conv2dParams& p, Which which, cudaStream_t stream) {
 
 cudaError_t dispatch(const Conv2dParams& p, Which which, cudaStream_t stream) {
   if (!valid(p)) return cudaErrorInvalidValue;
-  switch (p.dtype) {
-    case DType::Float32:
-      return run<float>(p, which, stream);
-    case DType::Float64:
-      return run<double>(p, which, stream);
-    case DType::Float16:
-      return run<__half>(p, which, stream);
-    case DType::BFloat16:
-      return run<__nv_bfloat16>(p, which, stream);
-  }
-  return cudaErrorInvalidValue;
+  return with_dtype(p.dtype, cudaErrorInvalidValue,
+                    [&](auto tag) { return run<typename decltype(tag)::type>(p, which, stream); });
 }
 
 }  // namespace

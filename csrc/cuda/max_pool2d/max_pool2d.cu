@@ -146,17 +146,8 @@ cudaError_t dispatch(const MaxPool2dParams& p, bool backward, cudaStream_t strea
   if (p.N < 0 || p.C < 0 || p.H <= 0 || p.W <= 0 || p.P < 0 || p.Q < 0 || p.R <= 0 || p.S <= 0 ||
       p.stride_h <= 0 || p.stride_w <= 0 || p.dil_h <= 0 || p.dil_w <= 0 || p.pad_h < 0 || p.pad_w < 0)
     return cudaErrorInvalidValue;
-  switch (p.dtype) {
-    case DType::Float32:
-      return launch<float>(p, backward, stream);
-    case DType::Float64:
-      return launch<double>(p, backward, stream);
-    case DType::Float16:
-      return launch<__half>(p, backward, stream);
-    case DType::BFloat16:
-      return launch<__nv_bfloat16>(p, backward, stream);
-  }
-  return cudaErrorInvalidValue;
+  return with_dtype(p.dtype, cudaErrorInvalidValue,
+                    [&](auto tag) { return launch<typename decltype(tag)::type>(p, backward, stream); });
 }
 
 }  // namespace
