@@ -6,6 +6,8 @@ so it is described by that conv2d and costs the same as it.
 """
 from dataclasses import dataclass
 
+from cnnops import _shape
+
 MODES = ("fwd", "fwd+bwd")
 
 
@@ -36,11 +38,12 @@ class ConvProblem:
 
 
 def conv_out_size(size, kernel, stride=1, padding=0, dilation=1):
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    """Output size with symmetric padding (cnnops/_shape.py holds the formula)."""
+    return _shape.conv_out_size(size, kernel, padding, padding, stride, dilation)
 
 
 def conv_transpose_out_size(size, kernel, stride=1, padding=0, output_padding=0, dilation=1):
-    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    return _shape.conv_transpose_out_size(size, kernel, padding, output_padding, stride, dilation)
 
 
 def fprop_flop(p: ConvProblem) -> int:
