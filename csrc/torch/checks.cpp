@@ -130,6 +130,21 @@ DType dtype_of(const at::Tensor& t) {
   }
 }
 
+Conv2dParams conv_params(at::IntArrayRef stride, int64_t pad_h, int64_t pad_w, at::IntArrayRef dilation,
+                         int64_t groups, const at::Tensor& like) {
+  Conv2dParams p{};
+  p.stride_h = stride[0];
+  p.stride_w = stride[1];
+  p.pad_h = pad_h;
+  p.pad_w = pad_w;
+  p.dil_h = dilation[0];
+  p.dil_w = dilation[1];
+  p.groups = groups;
+  p.dtype = dtype_of(like);
+  p.allow_tf32 = false;
+  return p;
+}
+
 void copy_strides(int64_t dst[4], const at::Tensor& t) {
   for (int i = 0; i < 4; ++i) dst[i] = t.stride(i);
 }

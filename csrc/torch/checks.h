@@ -57,6 +57,11 @@ std::pair<int64_t, int64_t> conv_output_size_checked(int64_t H, int64_t W, int64
 // The kernels' dtype tag for a (checked) floating tensor.
 DType dtype_of(const at::Tensor& t);
 
+// A Conv2dParams with the fields every convolution op shares (steps, begin padding,
+// groups, like's dtype; TF32 off); the caller sets tensors and sizes.
+Conv2dParams conv_params(at::IntArrayRef stride, int64_t pad_h, int64_t pad_w, at::IntArrayRef dilation,
+                         int64_t groups, const at::Tensor& like);
+
 // t's four strides, in logical (NCHW / KCRS) order, into dst.
 void copy_strides(int64_t dst[4], const at::Tensor& t);
 

@@ -50,22 +50,6 @@ void check_bias(const std::optional<at::Tensor>& bias, int64_t channels, const a
   check_same_dtype_device(*bias, ref, op, "bias", "input");
 }
 
-// Fills the fields every op shares; tensors and sizes are set by the caller.
-Conv2dParams make_params(at::IntArrayRef stride, int64_t pad_h, int64_t pad_w, at::IntArrayRef dilation,
-                         int64_t groups, const at::Tensor& like) {
-  Conv2dParams p{};
-  p.stride_h = stride[0];
-  p.stride_w = stride[1];
-  p.pad_h = pad_h;
-  p.pad_w = pad_w;
-  p.dil_h = dilation[0];
-  p.dil_w = dilation[1];
-  p.groups = groups;
-  p.dtype = dtype_of(like);
-  p.allow_tf32 = false;
-  return p;
-}
-
 enum class Kernel { Fprop, Dgrad, Wgrad };
 
 void launch(Kernel kernel, const Conv2dParams& p, const at::Tensor& like) {
@@ -122,7 +106,7 @@ at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
       at::empty({N, K, P, Q}, input.options().memory_format(conv_output_memory_format(input, weight, N)));
   if (N == 0) return y;
   const at::Tensor x = input, w = weight;
-  Conv2dParams p = make_params(stride, pad[0], pad[2], dilation, groups, input);
+  Conv2dParams p = conv_params(stride, pad[0], pad[2], dilation, groups, input);
   p.x = const_cast<void*>(x.const_data_ptr());
   p.w = const_cast<void*>(w.const_data_ptr());
   p.y = y.mutable_data_ptr();
@@ -172,7 +156,7 @@ at::Tensor conv2d_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
                 grad_output.options().memory_format(conv_output_memory_format(grad_output, weight, N)));
   if (N == 0) return dx;
   at::Tensor bias_c = bias.has_value() ? bias->contiguous() : at::Tensor();
-  Conv2dParams p = make_params(stride, pad[0], pad[1], dilation, groups, grad_output);
+  Conv2dParams p = conv_params(stride, pad[0], pad[1], dilation, groups, grad_output);
   p.x = dx.mutable_data_ptr();
   p.w = const_cast<void*>(weight.const_data_ptr());
   p.y = const_cast<void*>(grad_output.const_data_ptr());
@@ -218,7 +202,7 @@ at::Tensor conv2d_wgrad(const at::Tensor& grad_output, const at::Tensor& input, 
   at::Tensor dw = at::empty({K, C / groups, R, S},
                             input.options().memory_format(conv_output_memory_format(input, grad_output, N)));
   if (N == 0) return dw.zero_();
-  Conv2dParams p = make_params(stride, pad[0], pad[1], dilation, groups, input);
+  Conv2dParams p = conv_params(stride, pad[0], pad[1], dilation, groups, input);
   p.x = const_cast<void*>(input.const_data_ptr());
   p.w = dw.mutable_data_ptr();
   p.y = const_cast<void*>(grad_output.const_data_ptr());

@@ -67,19 +67,6 @@ void dw_check_weight(const at::Tensor& weight, int64_t C, const char* op) {
                     to_string(weight.sizes()));
 }
 
-Conv2dParams dw_params(at::IntArrayRef stride, int64_t pad_h, int64_t pad_w, at::IntArrayRef dilation,
-                       const at::Tensor& like) {
-  Conv2dParams p{};
-  p.stride_h = stride[0];
-  p.stride_w = stride[1];
-  p.pad_h = pad_h;
-  p.pad_w = pad_w;
-  p.dil_h = dilation[0];
-  p.dil_w = dilation[1];
-  p.dtype = dtype_of(like);
-  return p;
-}
-
 at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
                            const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                            c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
@@ -114,7 +101,7 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
                            input.options().memory_format(output_memory_format(input, weight, input.size(0))));
   if (N == 0) return y;
   at::Tensor bias_c = bias.has_value() ? bias->contiguous() : at::Tensor();
-  Conv2dParams p = dw_params(stride, pad[0], pad[2], dilation, input);
+  Conv2dParams p = conv_params(stride, pad[0], pad[2], dilation, C, input);
   p.x = const_cast<void*>(input.const_data_ptr());
   p.w = const_cast<void*>(weight.const_data_ptr());
   p.y = y.mutable_data_ptr();
@@ -128,7 +115,6 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
   p.S = S;
   p.P = P;
   p.Q = Q;
-  p.groups = C;
   copy_strides(p.x_strides, input);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, y);
@@ -166,7 +152,7 @@ DwPass dgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tenso
   at::Tensor dx = at::empty(
       {N, C, size[0], size[1]},
       grad_output.options().memory_format(output_memory_format(grad_output, weight, grad_output.size(0))));
-  Conv2dParams p = dw_params(stride, pad[0], pad[1], dilation, grad_output);
+  Conv2dParams p = conv_params(stride, pad[0], pad[1], dilation, C, grad_output);
   p.x = dx.mutable_data_ptr();
   p.w = const_cast<void*>(weight.const_data_ptr());
   p.y = const_cast<void*>(grad_output.const_data_ptr());
@@ -179,7 +165,6 @@ DwPass dgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tenso
   p.S = weight.size(3);
   p.P = grad_output.size(2);
   p.Q = grad_output.size(3);
-  p.groups = C;
   copy_strides(p.x_strides, dx);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, grad_output);
@@ -210,7 +195,7 @@ DwPass wgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tenso
   at::Tensor dw = at::empty(
       {K, 1, R, S}, input.options().memory_format(output_memory_format(input, grad_output, input.size(0))));
   if (N == 0) dw.zero_();
-  Conv2dParams p = dw_params(stride, pad[0], pad[1], dilation, input);
+  Conv2dParams p = conv_params(stride, pad[0], pad[1], dilation, C, input);
   p.x = const_cast<void*>(input.const_data_ptr());
   p.w = dw.mutable_data_ptr();
   p.y = const_cast<void*>(grad_output.const_data_ptr());
@@ -223,7 +208,6 @@ DwPass wgrad_pass(const char* op, const at::Tensor& grad_output, const at::Tenso
   p.S = S;
   p.P = grad_output.size(2);
   p.Q = grad_output.size(3);
-  p.groups = C;
   copy_strides(p.x_strides, input);
   copy_strides(p.w_strides, dw);
   copy_strides(p.y_strides, grad_output);
