@@ -11,6 +11,9 @@
 #include <cstdint>
 
 namespace cnnops {
+namespace cpu {
+class FilterCache;  // csrc/cpu/conv2d/filter_cache.h
+}
 
 enum class DType : int32_t { Float32 = 0, Float64 = 1, Float16 = 2, BFloat16 = 3 };
 
@@ -37,6 +40,9 @@ struct Conv2dParams {
   int64_t y_strides[4];  // n, k, p, q
   DType dtype;
   bool allow_tf32;  // CUDA float32 only: use TF32 tensor cores (off unless asked for)
+  // CPU fprop/dgrad only, optional: where packed forms of w outlive the call
+  // (null: pack on every call).
+  cpu::FilterCache* filter_cache;
 };
 
 // db[K] = sum over n, p, q of dy[n, k, p, q].

@@ -19,6 +19,7 @@
 #include "../common/shape.h"
 #include "../cpu/conv2d/conv2d.h"
 #include "checks.h"
+#include "filter_cache.h"
 
 #ifdef CNNOPS_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
@@ -124,6 +125,8 @@ at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
   copy_strides(p.x_strides, x);
   copy_strides(p.w_strides, w);
   copy_strides(p.y_strides, y);
+  const std::unique_ptr<cpu::FilterCache> cache = filter_cache_for(w);
+  p.filter_cache = cache.get();
   launch(Kernel::Fprop, p, input);
   return y;
 }
@@ -173,6 +176,8 @@ at::Tensor conv2d_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,
   copy_strides(p.x_strides, dx);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, grad_output);
+  const std::unique_ptr<cpu::FilterCache> cache = filter_cache_for(weight);
+  p.filter_cache = cache.get();
   launch(Kernel::Dgrad, p, grad_output);
   return dx;
 }

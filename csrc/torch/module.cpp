@@ -11,6 +11,7 @@
 #include "../cpu/isa/isa.h"
 #include "../cpu/util/balanced_for.h"
 #include "../cpu/util/stream_stores.h"
+#include "filter_cache.h"
 
 namespace {
 
@@ -86,6 +87,22 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_stream_min_bytes", &cnnops::cpu::set_stream_min_bytes, py::arg("bytes"),
         "Outputs of at least `bytes` use non-temporal stores where a kernel can (0: all); "
         "a negative value restores the automatic threshold (L2 per core x threads)");
+  m.def("filter_cache_info", [] {
+    const cnnops::FilterCacheStats s = cnnops::filter_cache_stats();
+    py::dict d;
+    d["entries"] = s.entries;
+    d["forms"] = s.forms;
+    d["bytes"] = s.bytes;
+    d["limit"] = s.limit;
+    d["hits"] = s.hits;
+    d["misses"] = s.misses;
+    return d;
+  }, "The packed-filter cache: filters held, packed forms, bytes, limit, hits and misses");
+  m.def("set_filter_cache_limit", &cnnops::set_filter_cache_limit, py::arg("bytes"),
+        "Most bytes of packed CPU conv filters kept across calls (0: keep none)");
+  m.def("clear_filter_cache", &cnnops::clear_filter_cache,
+        "Drop every packed filter (after writing a weight through tensor.data, which the "
+        "version counter does not see)");
   m.def("set_cpu_isa", [](const std::string& name) {
     if (!cnnops::cpu::set_cpu_isa(name.c_str()))
       throw py::value_error(

@@ -15,6 +15,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <memory>
+#include <string>
 
 #include "../../common/shape.h"
 #include "../util/buffer.h"
@@ -47,17 +49,20 @@ void dgrad_col2im(const Conv2dParams& p) {
   const int64_t* xs = p.x_strides;
 
   // A = w^T per group: rows (c, r, s), reduction k; panels [g][kblock][panel][k][MR].
-  AlignedBuffer<T> a(G * rpad * Kg);
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t kb0 = 0; kb0 < Kg; kb0 += kKc) {
-      const int64_t kc = std::min(kKc, Kg - kb0);
-      for (int64_t row = 0; row < rpad; ++row) {
-        T* d = a.get() + g * rpad * Kg + kb0 * rpad + row / MR * kc * MR + row % MR;
-        const int64_t c = row / (p.R * p.S), r = row / p.S % p.R, s = row % p.S;
-        for (int64_t k = 0; k < kc; ++k)
-          d[k * MR] = row < rows ? w[(g * Kg + kb0 + k) * ws[0] + c * ws[1] + r * ws[2] + s * ws[3]] : T(0);
+  std::string name = "col2im/" + std::to_string(sizeof(T)) + "/" + std::to_string(MR);
+  for (int64_t v : {G, p.K, p.C, p.R, p.S, ws[0], ws[1], ws[2], ws[3]}) name += "/" + std::to_string(v);
+  const std::shared_ptr<const T> a = cached_pack<T>(p.filter_cache, name, G * rpad * Kg, [&](T* dst) {
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t kb0 = 0; kb0 < Kg; kb0 += kKc) {
+        const int64_t kc = std::min(kKc, Kg - kb0);
+        for (int64_t row = 0; row < rpad; ++row) {
+          T* d = dst + g * rpad * Kg + kb0 * rpad + row / MR * kc * MR + row % MR;
+          const int64_t c = row / (p.R * p.S), r = row / p.S % p.R, s = row % p.S;
+          for (int64_t k = 0; k < kc; ++k)
+            d[k * MR] = row < rows ? w[(g * Kg + kb0 + k) * ws[0] + c * ws[1] + r * ws[2] + s * ws[3]] : T(0);
+        }
       }
-    }
+  });
 
   at::parallel_for(0, p.N * G, task_grain(p.N * G, 2.0 * p.N * p.K * rows * pixels),
                    [&](int64_t begin, int64_t end) {
@@ -144,6 +149,7 @@ void dgrad(const Conv2dParams& p) {
       c.wt_r = p.w_strides[2];
       c.wt_s = p.w_strides[3];
       c.bias = static_cast<const T*>(p.bias);
+      c.filter_cache = p.filter_cache;
       for (int64_t r = 0; r < p.R; ++r) {
         const int64_t t = a + p.pad_h - r * p.dil_h;
         if (t - floor_div(t, p.stride_h) * p.stride_h != 0) continue;

@@ -21,6 +21,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
+#include <string>
 
 #include "../util/buffer.h"
 #include "../util/copy_row.h"
@@ -119,6 +121,30 @@ void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* d
       }
     }
   });
+}
+
+// The name of a packed filter form: everything pack_filter's output depends on.
+template <typename T>
+std::string filter_form_name(const Correlation<T>& c, ReduceOrder order, int64_t width, int64_t block) {
+  std::string name = "correlation/" + std::to_string(sizeof(T)) + "/" +
+                     std::to_string(static_cast<int>(order)) + "/" + std::to_string(width) + "/" +
+                     std::to_string(block);
+  for (int64_t v : {c.G, c.Ko, c.Ci, c.wt_group, c.wt_out, c.wt_in, c.wt_r, c.wt_s})
+    name += "/" + std::to_string(v);
+  for (const std::vector<int64_t>* taps : {&c.rtap, &c.stap}) {
+    name += "/";
+    for (int64_t t : *taps) name += std::to_string(t) + ",";
+  }
+  return name;
+}
+
+// pack_filter's output, from the filter cache when the call has one.
+template <typename T>
+std::shared_ptr<const T> packed_filter(const Correlation<T>& c, ReduceOrder order, int64_t width,
+                                       int64_t block = kKc) {
+  const size_t count = c.G * round_up(c.Ko, width) * reduction_size(c);
+  return cached_pack<T>(c.filter_cache, filter_form_name(c, order, width, block), count,
+                        [&](T* dst) { pack_filter(c, order, width, dst, block); });
 }
 
 // Bias per group padded with zeros to a whole number of panels (or all zeros).
@@ -237,8 +263,7 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t MR = uk.mr, NR = uk.nr;
   const int64_t red = reduction_size(c);
   const int64_t kpad = round_up(c.Ko, MR);
-  AlignedBuffer<T> filter(c.G * kpad * red);
-  pack_filter(c, ReduceOrder::ChannelsOuter, MR, filter.get());
+  const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::ChannelsOuter, MR);
   const std::vector<T> bias = padded_bias(c, MR);
   const int64_t* os = c.out_strides;
   const bool flat = os[3] == 1 && os[2] == c.Q;
@@ -289,8 +314,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t MR = uk.mr, NR = uk.nr;
   const int64_t red = reduction_size(c);
   const int64_t kpad = round_up(c.Ko, NR);
-  AlignedBuffer<T> filter(c.G * kpad * red);
-  pack_filter(c, ReduceOrder::TapsOuter, NR, filter.get());
+  const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR);
   const std::vector<T> bias = padded_bias(c, NR);
   const int64_t* os = c.out_strides;
   const bool flat = os[1] == 1 && os[2] == c.Q * os[3] && os[0] == c.P * c.Q * os[3];
@@ -392,8 +416,7 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   });
 
   const int64_t red = reduction_size(c), kpad = round_up(c.Ko, MR);
-  AlignedBuffer<T> filter(c.G * kpad * red);
-  pack_filter(c, ReduceOrder::ChannelsOuter, MR, filter.get(), red);
+  const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::ChannelsOuter, MR, red);
   const std::vector<T> bias = padded_bias(c, MR);
   std::vector<int64_t> koff(red + kPrefetchSteps, 0);
   RedCursor cur(c.Ci, TR, TS, ReduceOrder::ChannelsOuter, 0);
@@ -468,8 +491,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   });
 
   const int64_t red = reduction_size(c), kpad = round_up(c.Ko, NR);
-  AlignedBuffer<T> filter(c.G * kpad * red);
-  pack_filter(c, ReduceOrder::TapsOuter, NR, filter.get(), red);
+  const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR, red);
   const std::vector<T> bias = padded_bias(c, NR);
   std::vector<int64_t> toff;
   for (int64_t tr = 0; tr < TR; ++tr)

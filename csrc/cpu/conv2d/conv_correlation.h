@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "filter_cache.h"
+
 namespace cnnops {
 namespace cpu {
 
@@ -30,6 +32,7 @@ struct Correlation {
   int64_t step_h = 1, step_w = 1;
   std::vector<int64_t> hoff, woff;  // input offset of each tap
   std::vector<int64_t> rtap, stap;  // filter index of each tap
+  FilterCache* filter_cache = nullptr;  // keeps the packed filter across calls (optional)
 };
 
 // Runs the correlation with the active micro-kernel, parallel over tasks with

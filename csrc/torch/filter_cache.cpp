@@ -1,0 +1,245 @@
+// The packed-filter store behind filter_cache_for (see filter_cache.h).
+#include "filter_cache.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/intrusive_ptr.h>
+
+#include <cstring>
+
+#include <algorithm>
+#include <list>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace cnnops {
+namespace {
+
+constexpr int64_t kDefaultLimit = int64_t(256) << 20;
+
+struct TensorKey {
+  c10::StorageImpl* storage = nullptr;
+  const void* data = nullptr;
+  int64_t offset = 0;
+  std::vector<int64_t> sizes, strides;
+  at::ScalarType dtype = at::kFloat;
+  uint64_t content = 0;  // hash of the bytes the tensor spans
+
+  bool same_tensor(const TensorKey& o) const {
+    return storage == o.storage && offset == o.offset && sizes == o.sizes && strides == o.strides &&
+           dtype == o.dtype;
+  }
+};
+
+struct Entry {
+  Entry(TensorKey k, c10::weak_intrusive_ptr<c10::StorageImpl> a) : key(std::move(k)), alive(std::move(a)) {}
+  TensorKey key;
+  c10::weak_intrusive_ptr<c10::StorageImpl> alive;
+  std::map<std::string, std::shared_ptr<void>> forms;
+  int64_t bytes = 0;
+  uint64_t last_use = 0;
+};
+
+class Store {
+ public:
+  std::shared_ptr<const void> get(const TensorKey& key, const c10::Storage& storage, const std::string& name,
+                                  size_t bytes, const std::function<void(void*)>& fill) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      Entry* e = find(key);
+      if (e != nullptr) {
+        auto it = e->forms.find(name);
+        if (it != e->forms.end()) {
+          e->last_use = ++clock_;
+          ++hits_;
+          return it->second;
+        }
+      }
+      ++misses_;
+    }
+    // Pack outside the lock: packing runs on the thread pool and may be slow.
+    std::shared_ptr<void> form = cpu::aligned_shared(bytes);
+    fill(form.get());
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (static_cast<int64_t>(bytes) > limit_) return form;  // never fits: use it once
+    Entry* e = find(key);
+    if (e == nullptr) {
+      entries_.emplace_back(key, storage.getWeakStorageImpl());
+      e = &entries_.back();
+    }
+    if (e->forms.emplace(name, form).second) {
+      e->bytes += bytes;
+      total_ += bytes;
+    }
+    e->last_use = ++clock_;
+    evict(e);
+    return form;
+  }
+
+  FilterCacheStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    FilterCacheStats s;
+    s.entries = entries_.size();
+    for (const Entry& e : entries_) s.forms += e.forms.size();
+    s.bytes = total_;
+    s.limit = limit_;
+    s.hits = hits_;
+    s.misses = misses_;
+    return s;
+  }
+
+  int64_t limit() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return limit_;
+  }
+
+  void set_limit(int64_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    limit_ = bytes;
+    evict(nullptr);
+  }
+
+  void clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.clear();
+    total_ = 0;
+    hits_ = misses_ = 0;
+  }
+
+ private:
+  // The live entry of key's tensor, its forms emptied if the tensor changed since.
+  Entry* find(const TensorKey& key) {
+    for (Entry& e : entries_) {
+      if (!e.key.same_tensor(key) || e.alive.expired()) continue;
+      if (e.key.content != key.content || e.key.data != key.data) {
+        total_ -= e.bytes;
+        e.forms.clear();
+        e.bytes = 0;
+        e.key = key;
+      }
+      return &e;
+    }
+    return nullptr;
+  }
+
+  // Drops the entries of freed tensors, then the least recently used ones other
+  // than `keep` until the total is within the limit.
+  void evict(const Entry* keep) {
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (&*it != keep && (it->alive.expired() || it->forms.empty())) {
+        total_ -= it->bytes;
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (total_ > limit_) {
+      auto victim = entries_.end();
+      for (auto it = entries_.begin(); it != entries_.end(); ++it)
+        if (&*it != keep && (victim == entries_.end() || it->last_use < victim->last_use)) victim = it;
+      if (victim == entries_.end()) break;
+      total_ -= victim->bytes;
+      entries_.erase(victim);
+    }
+    if (total_ > limit_ && keep != nullptr) {  // only possible when the limit shrank
+      for (auto it = entries_.begin(); it != entries_.end(); ++it)
+        if (&*it == keep) {
+          total_ -= it->bytes;
+          entries_.erase(it);
+          break;
+        }
+    }
+  }
+
+  std::mutex mutex_;
+  std::list<Entry> entries_;  // stable addresses; few entries (one per filter)
+  int64_t total_ = 0, limit_ = kDefaultLimit, hits_ = 0, misses_ = 0;
+  uint64_t clock_ = 0;
+};
+
+// A 64-bit hash of `bytes` bytes: eight multiply-xor lanes per 64 KiB chunk
+// (chunks in parallel), the chunk hashes combined in order. Any write to the
+// tensor changes it, however it was made (the version counter misses writes
+// through `tensor.data`, which gradcheck and older training code use).
+// One step: multiplying carries every bit of v upwards, the shift brings the
+// high bits back down (without it, a change in a float's exponent would only
+// ever reach the hash's top bits).
+uint64_t mix(uint64_t h, uint64_t v) {
+  h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+  return h ^ (h >> 29);
+}
+
+uint64_t hash_bytes(const unsigned char* data, int64_t bytes) {
+  constexpr int64_t kChunk = int64_t(1) << 16;
+  const int64_t chunks = (bytes + kChunk - 1) / kChunk;
+  std::vector<uint64_t> h(chunks);
+  at::parallel_for(0, chunks, chunks > 16 ? 1 : chunks, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const unsigned char* p = data + c * kChunk;
+      const int64_t n = std::min(kChunk, bytes - c * kChunk);
+      uint64_t lane[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+      int64_t i = 0;
+      for (; i + 64 <= n; i += 64) {
+        uint64_t v[8];
+        std::memcpy(v, p + i, 64);
+        for (int j = 0; j < 8; ++j) lane[j] = mix(lane[j], v[j]);
+      }
+      uint64_t tail = 0;
+      for (; i < n; ++i) tail = mix(tail, p[i]);
+      uint64_t r = mix(static_cast<uint64_t>(n), tail);
+      for (int j = 0; j < 8; ++j) r = mix(r, lane[j]);
+      h[c] = r;
+    }
+  });
+  uint64_t r = static_cast<uint64_t>(bytes);
+  for (uint64_t v : h) r = mix(r, v);
+  return r;
+}
+
+// The hash of the storage bytes from w's first to its last element.
+uint64_t content_hash(const at::Tensor& w) {
+  int64_t last = 0;
+  for (int64_t d = 0; d < w.dim(); ++d) last += (w.size(d) - 1) * w.stride(d);
+  return hash_bytes(static_cast<const unsigned char*>(w.const_data_ptr()), (last + 1) * w.element_size());
+}
+
+Store& store() {
+  static Store* s = new Store();  // never destroyed: kernels may run during exit
+  return *s;
+}
+
+class TensorFilterCache final : public cpu::FilterCache {
+ public:
+  TensorFilterCache(TensorKey key, c10::Storage storage)
+      : key_(std::move(key)), storage_(std::move(storage)) {}
+  std::shared_ptr<const void> get(const std::string& name, size_t bytes,
+                                  const std::function<void(void*)>& fill) override {
+    return store().get(key_, storage_, name, bytes, fill);
+  }
+
+ private:
+  TensorKey key_;
+  c10::Storage storage_;
+};
+
+}  // namespace
+
+std::unique_ptr<cpu::FilterCache> filter_cache_for(const at::Tensor& w) {
+  if (!w.is_cpu() || !w.has_storage() || w.numel() == 0 || store().limit() <= 0) return nullptr;
+  TensorKey key;
+  key.storage = w.storage().unsafeGetStorageImpl();
+  key.data = w.const_data_ptr();
+  key.offset = w.storage_offset();
+  key.sizes = w.sizes().vec();
+  key.strides = w.strides().vec();
+  key.dtype = w.scalar_type();
+  key.content = content_hash(w);
+  return std::make_unique<TensorFilterCache>(std::move(key), w.storage());
+}
+
+FilterCacheStats filter_cache_stats() { return store().stats(); }
+void set_filter_cache_limit(int64_t bytes) { store().set_limit(bytes < 0 ? 0 : bytes); }
+void clear_filter_cache() { store().clear(); }
+
+}  // namespace cnnops

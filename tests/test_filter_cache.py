@@ -1,0 +1,181 @@
+"""The CPU packed-filter cache (csrc/torch/filter_cache.cpp): conv2d and conv_transpose2d
+reuse a filter's packed forms while the tensor is unchanged, and never a stale one.
+
+Each test checks results against torch, so a stale form (an update the cache missed) fails
+the comparison, and checks the cache's counters, so a cache that never hits fails too.
+"""
+import copy
+import gc
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cnnops
+from conftest import supported_isas
+
+pytestmark = pytest.mark.conv2d
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    limit = cnnops.weight_cache_info()["limit"]
+    cnnops.clear_weight_cache()
+    yield
+    cnnops.set_weight_cache_limit(limit)
+    cnnops.clear_weight_cache()
+
+
+def _close(a, b):
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _x(channels_last=False, n=2, c=16, h=9):
+    x = torch.randn(n, c, h, h)
+    return x.to(memory_format=torch.channels_last) if channels_last else x
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "cl"])
+@pytest.mark.parametrize("padding", [1, 0])
+def test_reused_while_unchanged(channels_last, padding):
+    x, w, b = _x(channels_last), torch.randn(24, 16, 3, 3), torch.randn(24)
+    for _ in range(3):
+        _close(cnnops.conv2d(x, w, b, padding=padding), F.conv2d(x, w, b, padding=padding))
+    info = cnnops.weight_cache_info()
+    assert info["entries"] == 1 and info["misses"] == 1 and info["hits"] == 2
+    assert info["bytes"] >= w.numel() * 4
+
+
+def test_in_place_update_repacks():
+    x, w = _x(), torch.randn(24, 16, 3, 3)
+    _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+    w.mul_(-2).add_(1)  # bumps the version counter
+    _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+    w[3, 2, 1, 1] = 100.0
+    _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+    assert cnnops.weight_cache_info()["entries"] == 1
+
+
+def test_update_through_a_view_repacks():
+    base = torch.randn(2, 24, 16, 3, 3)
+    w = base[1]
+    x = _x()
+    _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+    base[1, :4].zero_()  # views share the version counter
+    _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+    # Another view of the same storage is another filter.
+    w0 = base[0]
+    _close(cnnops.conv2d(x, w0, padding=1), F.conv2d(x, w0, padding=1))
+    wt = base[1].transpose(2, 3)
+    _close(cnnops.conv2d(x, wt, padding=1), F.conv2d(x, wt, padding=1))
+
+
+def test_transpose_and_dgrad_forms():
+    x = torch.randn(2, 24, 7, 7)
+    w = torch.randn(24, 16, 3, 3)
+    for _ in range(2):
+        _close(cnnops.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+               F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1))
+    hits = cnnops.weight_cache_info()["hits"]
+    assert hits > 0
+    with torch.no_grad():
+        w.neg_()
+    _close(cnnops.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+           F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1))
+
+
+def test_training_steps_match_torch():
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(16, 4, 3, stride=2, padding=1))
+    ours = cnnops.convert(copy.deepcopy(ref))
+    opt_ref = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    opt_ours = torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    x = torch.randn(4, 8, 10, 10)
+    for _ in range(4):
+        for model, opt in ((ref, opt_ref), (ours, opt_ours)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(ref.parameters(), ours.parameters()):
+        _close(q, p)
+    _close(ours(x), ref(x))
+
+
+def test_freed_filters_leave_the_cache():
+    x = _x()
+    for _ in range(5):
+        w = torch.randn(24, 16, 3, 3)
+        cnnops.conv2d(x, w, padding=1)
+        del w
+        gc.collect()
+    assert cnnops.weight_cache_info()["entries"] <= 1
+
+
+def test_limit_bounds_memory_and_zero_turns_it_off():
+    x = _x()
+    ws = [torch.randn(32, 16, 3, 3) for _ in range(6)]
+    one = None
+    cnnops.set_weight_cache_limit(3 * 32 * 16 * 9 * 4 * 2)
+    for w in ws:
+        _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+        one = one or cnnops.weight_cache_info()["bytes"]
+    info = cnnops.weight_cache_info()
+    assert info["bytes"] <= info["limit"] and info["entries"] < len(ws)
+    cnnops.set_weight_cache_limit(0)
+    assert cnnops.weight_cache_info()["entries"] == 0
+    _close(cnnops.conv2d(x, ws[0], padding=1), F.conv2d(x, ws[0], padding=1))
+    assert cnnops.weight_cache_info()["entries"] == 0
+
+
+def test_inference_tensors():
+    with torch.inference_mode():
+        x, w = _x(), torch.randn(24, 16, 3, 3)
+        _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+        w.add_(1)  # inference tensors have no version counter
+        _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+
+
+@pytest.mark.parametrize("how", ["data", "numpy", "tiny"])
+def test_writes_the_version_counter_misses(how):
+    """gradcheck and older training code write through `.data`; numpy shares the memory."""
+    x, w = torch.randn(2, 16, 9, 9, dtype=torch.float64), torch.randn(24, 16, 3, 3, dtype=torch.float64)
+    for _ in range(2):
+        _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+    version = w._version
+    if how == "data":
+        w.data.add_(1)
+    elif how == "numpy":
+        w.numpy()[5, 3, 2, 1] = 7.0
+    else:  # the last bit of one element, as a finite difference does
+        w.data[23, 15, 2, 2] += 1e-12
+    assert w._version == version
+    torch.testing.assert_close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_one_filter_across_isas(dtype):
+    """Forms depend on the micro-kernel's tile, which the ISA switch changes mid-process."""
+    x, w = _x(c=20).to(dtype), torch.randn(30, 20, 3, 3, dtype=dtype)
+    xt = torch.randn(2, 30, 5, 5, dtype=dtype)
+    try:
+        for isa in supported_isas() * 2:
+            cnnops.set_cpu_isa(isa)
+            _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+            _close(cnnops.conv_transpose2d(xt, w, stride=2), F.conv_transpose2d(xt, w, stride=2))
+    finally:
+        cnnops.set_cpu_isa("auto")
+    assert cnnops.weight_cache_info()["hits"] > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_one_hot_filters_in_turn(dtype):
+    """What gradcheck feeds a backward: one tensor, rewritten through `.data` as each basis
+    vector in turn (changes confined to a float's exponent bits, in every position)."""
+    x = torch.randn(2, 4, 5, 5, dtype=dtype)
+    w = torch.zeros(4, 1, 3, 2, dtype=dtype)
+    for i in range(w.numel()):
+        w.data.zero_()
+        w.data.view(-1)[i] = 1.0 if i % 2 else -2.0
+        _close(cnnops.conv2d(x, w, groups=4, padding=1), F.conv2d(x, w, groups=4, padding=1))
+        _close(cnnops.conv_transpose2d(x, w, groups=4), F.conv_transpose2d(x, w, groups=4))
