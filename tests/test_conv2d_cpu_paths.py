@@ -169,3 +169,75 @@ def test_few_pixels_split_over_output_channel_panels(isa, cl):
                                   lambda x, w: F.conv2d(x, w, b, padding=1), x, w)
     finally:
         cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "cl_channel_slice", "nchw_batch_view"])
+@pytest.mark.parametrize("N,C,H,W,K,groups", [
+    (2, 300, 5, 7, 45, 1),   # two reduction blocks; pixel and channel tails
+    (1, 40, 9, 9, 66, 2),    # grouped; 81 pixels: NR and MR tails
+    (3, 16, 1, 1, 20, 1),    # one pixel per image
+])
+def test_1x1_reads_input_in_place(isa, dtype, layout, N, C, H, W, K, groups):
+    # A 1x1 convolution without padding reads its input where it lies: A rows (channels_last)
+    # or B rows (NCHW planes); only the last partial tile is packed. dgrad (conv_transpose2d)
+    # goes through the same path with the filter's channel axes swapped.
+    g = torch.Generator().manual_seed(N * 1000 + C)
+    x = torch.randn(N, C, H, W, dtype=dtype, generator=g)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    elif layout == "cl_channel_slice":  # pixel stride larger than the channel count
+        x = torch.randn(N, C + 8, H, W, dtype=dtype, generator=g).to(
+            memory_format=torch.channels_last)[:, 3:C + 3]
+    elif layout == "nchw_batch_view":  # batch stride larger than one image
+        x = torch.randn(2 * N, C, H, W, dtype=dtype, generator=g)[::2]
+    w = torch.randn(K, C // groups, 1, 1, dtype=dtype, generator=g)
+    b = torch.randn(K, dtype=dtype, generator=g)
+    wt = torch.randn(C, K // groups if K % groups == 0 else K, 1, 1, dtype=dtype, generator=g)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-4, atol=2e-4)
+    cnnops.set_cpu_isa(isa)
+    try:
+        torch.testing.assert_close(cnnops.conv2d(x, w, b, groups=groups), F.conv2d(x, w, b, groups=groups),
+                                   **tol)
+        torch.testing.assert_close(cnnops.conv_transpose2d(x, wt, groups=1),
+                                   F.conv_transpose2d(x, wt, groups=1), **tol)
+    finally:
+        cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("w_layout", ["kcrs", "krsc", "strided"])
+@pytest.mark.parametrize("x_layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("N,C,H,W,K,R,S,stride,padding,dilation,groups", [
+    (1, 64, 4, 4, 70, 3, 3, 1, 1, 1, 1),   # 16 pixels: the narrow tile; output-channel tail
+    (3, 24, 5, 3, 33, 3, 3, 1, 1, 1, 1),   # 45 pixels over 3 images: panels span images
+    (2, 40, 7, 7, 30, 1, 1, 2, 0, 1, 2),   # strided grouped 1x1
+    (1, 12, 9, 8, 29, 3, 2, 2, 2, 2, 1),   # dilated, padding beyond the kernel's reach
+    (4, 8, 2, 2, 9, 2, 2, 1, 0, 1, 1),     # 1 pixel per image
+])
+def test_few_pixels_read_the_filter_in_place(isa, dtype, w_layout, x_layout, N, C, H, W, K, R, S, stride,
+                                             padding, dilation, groups):
+    # At most 128 output pixels: the filter's rows are read where they lie (KCRS or KRSC
+    # order) against an im2col of every pixel; strided filters take the packed path.
+    g = torch.Generator().manual_seed(C * K + R)
+    x = torch.randn(N, C, H, W, dtype=dtype, generator=g)
+    if x_layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    w = torch.randn(K, C // groups, R, S, dtype=dtype, generator=g)
+    if w_layout == "krsc":
+        w = w.to(memory_format=torch.channels_last)
+    elif w_layout == "strided":
+        w = torch.randn(K, C // groups, R, 2 * S, dtype=dtype, generator=g)[..., ::2]
+    b = torch.randn(K, dtype=dtype, generator=g)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-4, atol=2e-4)
+    cnnops.set_cpu_isa(isa)
+    try:
+        for bias in (b, None):
+            got = cnnops.conv2d(x, w, bias, stride, padding, dilation, groups)
+            want = F.conv2d(x.double(), w.double(), None if bias is None else bias.double(), stride,
+                            padding, dilation, groups)
+            torch.testing.assert_close(got.double(), want, **tol)
+    finally:
+        cnnops.set_cpu_isa("auto")

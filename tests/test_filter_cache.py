@@ -30,7 +30,7 @@ def _close(a, b):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def _x(channels_last=False, n=2, c=16, h=9):
+def _x(channels_last=False, n=2, c=16, h=13):
     x = torch.randn(n, c, h, h)
     return x.to(memory_format=torch.channels_last) if channels_last else x
 

@@ -211,16 +211,19 @@ Store& store() {
 
 class TensorFilterCache final : public cpu::FilterCache {
  public:
-  TensorFilterCache(TensorKey key, c10::Storage storage)
-      : key_(std::move(key)), storage_(std::move(storage)) {}
+  TensorFilterCache(TensorKey key, at::Tensor w) : key_(std::move(key)), w_(std::move(w)) {}
   std::shared_ptr<const void> get(const std::string& name, size_t bytes,
                                   const std::function<void(void*)>& fill) override {
-    return store().get(key_, storage_, name, bytes, fill);
+    // Hashed on first use: paths that read the filter in place never pay for it.
+    if (!hashed_) key_.content = content_hash(w_);
+    hashed_ = true;
+    return store().get(key_, w_.storage(), name, bytes, fill);
   }
 
  private:
   TensorKey key_;
-  c10::Storage storage_;
+  at::Tensor w_;
+  bool hashed_ = false;
 };
 
 }  // namespace
@@ -234,8 +237,7 @@ std::unique_ptr<cpu::FilterCache> filter_cache_for(const at::Tensor& w) {
   key.sizes = w.sizes().vec();
   key.strides = w.strides().vec();
   key.dtype = w.scalar_type();
-  key.content = content_hash(w);
-  return std::make_unique<TensorFilterCache>(std::move(key), w.storage());
+  return std::make_unique<TensorFilterCache>(std::move(key), w);
 }
 
 FilterCacheStats filter_cache_stats() { return store().stats(); }

@@ -162,7 +162,8 @@ std::vector<T> padded_bias(const Correlation<T>& c, int64_t width) {
 // and flat output pixels [j0, j0+jn): dst[panel][kk][NR].
 template <typename T>
 void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int64_t kb0, int64_t kc,
-                             int64_t j0, int64_t jn, int64_t nr, T* dst) {
+                             int64_t j0, int64_t jn, int64_t nr, T* dst,
+                             ReduceOrder order = ReduceOrder::ChannelsOuter) {
   const int64_t* s = c.in_strides;
   // The output rows each panel touches: (p, q, length, offset in the panel).
   struct Segment {
@@ -182,7 +183,7 @@ void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int6
     }
   }
   first[panels] = segments.size();
-  RedCursor cur(c.Ci, c.hoff.size(), c.woff.size(), ReduceOrder::ChannelsOuter, kb0);
+  RedCursor cur(c.Ci, c.hoff.size(), c.woff.size(), order, kb0);
   for (int64_t kk = 0; kk < kc; ++kk, cur.advance()) {
     const T* plane = c.in + n * s[0] + (g * c.Ci + cur.ci) * s[1];
     const int64_t ho = c.hoff[cur.tr], wo = c.woff[cur.ts];
@@ -258,6 +259,15 @@ void fill_bias_or_zero(const Correlation<T>& c) {
   });
 }
 
+// A single tap at offset 0 with unit steps and the output the input's size (a
+// 1x1 convolution without padding): output pixel m reads input pixel m, so
+// the GEMM can read the input where it lies instead of packing it.
+template <typename T>
+bool single_tap_in_place(const Correlation<T>& c) {
+  return direct_paths_enabled() && c.hoff.size() == 1 && c.woff.size() == 1 && c.hoff[0] == 0 &&
+         c.woff[0] == 0 && c.step_h == 1 && c.step_w == 1 && c.P == c.H && c.Q == c.W;
+}
+
 template <typename T>
 void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t MR = uk.mr, NR = uk.nr;
@@ -270,6 +280,13 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t pixels = c.P * c.Q, block = kBlockPanels * NR;
   const int64_t blocks = ceil_div(pixels, block);
   const AccInit first = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
+  // Flat NCHW planes of a 1x1 convolution: each B row (one channel's NR pixels)
+  // is read in place; only a plane's last, partial panel is packed.
+  const int64_t* is = c.in_strides;
+  const bool in_place = single_tap_in_place(c) && is[3] == 1 && is[2] == c.W;
+  std::vector<int64_t> boff(kKc + kPrefetchSteps, 0);
+  if (in_place)
+    for (int64_t k = 0; k < kKc; ++k) boff[k] = k * is[1];
 
   for_tasks(c, c.N * c.G * blocks, [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> panels(kKc * block);
@@ -278,22 +295,32 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
       const int64_t n = task / (c.G * blocks), g = task / blocks % c.G;
       const int64_t j0 = task % blocks * block, jn = std::min(block, pixels - j0);
       T* out_ng = c.out + n * os[0] + g * c.Ko * os[1];
+      const int64_t full = in_place ? jn / NR : 0;  // panels read in place
       for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
         const int64_t kc = std::min(kKc, red - kb0);
-        pack_input_pixel_panels(c, n, g, kb0, kc, j0, jn, NR, panels.get());
+        if (full * NR < jn)
+          pack_input_pixel_panels(c, n, g, kb0, kc, j0 + full * NR, jn - full * NR, NR, panels.get());
+        const T* in_place_b = c.in + n * is[0] + (g * c.Ci + kb0) * is[1];
         // The B panel (kc x NR pixels) stays in L1 while the filter panels stream.
         for (int64_t np = 0; np < ceil_div(jn, NR); ++np) {
-          const T* b = panels.get() + np * kc * NR;
+          const T* b = panels.get() + (np - full) * kc * NR;
           const int64_t cols = std::min(NR, jn - np * NR), j = j0 + np * NR;
           for (int64_t mp = 0; mp < kpad / MR; ++mp) {
             const T* a = filter.get() + g * kpad * red + kb0 * kpad + mp * kc * MR;
             const T* brow = bias.data() + g * kpad + mp * MR;
             const int64_t rows = std::min(MR, c.Ko - mp * MR);
-            if (flat && rows == MR && cols == NR) {
-              uk.fn(kc, a, b, out_ng + mp * MR * os[1] + j, os[1], kb0 == 0 ? first : AccInit::Load, brow);
+            const AccInit init = kb0 == 0 ? first : AccInit::Load;
+            if (np < full) {
+              T* o = flat && rows == MR ? out_ng + mp * MR * os[1] + j : tile;
+              uk.fn_boff(kc, a, in_place_b + j, boff.data(), o, o == tile ? NR : os[1],
+                         o == tile && kb0 > 0 ? AccInit::Zero : init, brow);
+              if (o != tile) continue;
+            } else if (flat && rows == MR && cols == NR) {
+              uk.fn(kc, a, b, out_ng + mp * MR * os[1] + j, os[1], init, brow);
               continue;
+            } else {
+              uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, brow);
             }
-            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, brow);
             for (int64_t jj = 0; jj < cols; ++jj) {
               const int64_t p = (j + jj) / c.Q, q = (j + jj) % c.Q;
               T* o = out_ng + mp * MR * os[1] + p * os[2] + q * os[3];
@@ -328,6 +355,13 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t splits = std::min(npanels, ceil_div(kMinTasks, c.G * blocks));
   const int64_t split_panels = ceil_div(npanels, splits);
 
+  // Flat channels-last pixels of a 1x1 convolution: each A row (one pixel's
+  // channels) is read in place; only the last, partial tile is packed.
+  const int64_t* is = c.in_strides;
+  const bool in_place =
+      single_tap_in_place(c) && is[1] == 1 && is[2] == c.W * is[3] && (c.N == 1 || is[0] == c.H * is[2]);
+  const int64_t zero_offset = 0;
+
   for_tasks(c, c.G * blocks * splits, [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> panels(kKc * block);
     T tile[32 * 64];
@@ -338,21 +372,34 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
       const int64_t m0 = blk * block, mn = std::min(block, pixels - m0);
       T* out_g = c.out + g * c.Ko * os[1];
       if (np0 >= np1) continue;
+      const int64_t full = in_place ? mn / MR : 0;  // tiles read in place
       for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
         const int64_t kc = std::min(kKc, red - kb0);
-        pack_input_channel_panels(c, g, kb0, kc, m0, mn, MR, panels.get());
+        if (full * MR < mn)
+          pack_input_channel_panels(c, g, kb0, kc, m0 + full * MR, mn - full * MR, MR, panels.get());
         for (int64_t np = np0; np < np1; ++np) {
           const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
           const T* bcol = bias.data() + g * kpad + np * NR;
           const int64_t cols = std::min(NR, c.Ko - np * NR);
           for (int64_t mp = 0; mp < ceil_div(mn, MR); ++mp) {
-            const T* a = panels.get() + mp * kc * MR;
+            const T* a = panels.get() + (mp - full) * kc * MR;
             const int64_t rows = std::min(MR, mn - mp * MR), m = m0 + mp * MR;
-            if (flat && rows == MR && cols == NR) {
+            if (mp < full) {
+              const T* arow = c.in + m * is[3] + (g * c.Ci + kb0) * is[1];
+              const AccInit init = kb0 == 0 ? first : AccInit::Load;
+              if (flat && cols == NR) {
+                uk.fn_arows(1, kc, &zero_offset, arow, is[3], b, out_g + m * os[3] + np * NR, os[3], init,
+                            bcol);
+                continue;
+              }
+              uk.fn_arows(1, kc, &zero_offset, arow, is[3], b, tile, NR, kb0 == 0 ? first : AccInit::Zero,
+                          bcol);
+            } else if (flat && rows == MR && cols == NR) {
               uk.fn(kc, a, b, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load, bcol);
               continue;
+            } else {
+              uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
             }
-            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
             for (int64_t i = 0; i < rows; ++i) {
               const int64_t n = (m + i) / (c.P * c.Q), p = (m + i) / c.Q % c.P, q = (m + i) % c.Q;
               T* o = out_g + n * os[0] + p * os[2] + q * os[3] + np * NR * os[1];
@@ -532,6 +579,105 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   return true;
 }
 
+// ----------------------------------------------------------------------------
+// Few output pixels (deep layers at small batch): the filter is the big
+// operand, so it is read once, where it lies, and never packed. Each task takes
+// a block of output channels (rows of the filter, read in place by the
+// strided-A micro-kernel along the reduction) and runs it against every
+// column of an im2col of all the pixels, packed once in the filter's own
+// reduction order. The narrow tile is used when it wastes fewer columns.
+
+constexpr int64_t kFewPixels = 128;  // at most this many output pixels (N*P*Q)
+
+// The reduction order in which the filter is contiguous (every tap, in order),
+// or false.
+template <typename T>
+bool filter_in_place_order(const Correlation<T>& c, ReduceOrder* order) {
+  const int64_t TR = c.hoff.size(), TS = c.woff.size();
+  for (int64_t t = 0; t < TR; ++t)
+    if (c.rtap[t] != c.rtap[0] + t) return false;
+  for (int64_t t = 0; t < TS; ++t)
+    if (c.stap[t] != c.stap[0] + t) return false;
+  // Strides of axes of extent 1 do not matter.
+  auto is = [](int64_t extent, int64_t stride, int64_t want) { return extent == 1 || stride == want; };
+  if (is(TS, c.wt_s, 1) && is(TR, c.wt_r, TS) && is(c.Ci, c.wt_in, TR * TS)) {
+    *order = ReduceOrder::ChannelsOuter;
+    return true;
+  }
+  if (is(c.Ci, c.wt_in, 1) && is(TS, c.wt_s, c.Ci) && is(TR, c.wt_r, TS * c.Ci)) {
+    *order = ReduceOrder::TapsOuter;
+    return true;
+  }
+  return false;
+}
+
+template <typename T>
+bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t M = c.N * c.P * c.Q;
+  ReduceOrder order;
+  if (M > kFewPixels || !filter_in_place_order(c, &order)) return false;
+  const bool narrow = round_up(M, uk.narrow_nr) < round_up(M, uk.nr);
+  const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
+  const MicroKernelArowsFn<T> kernel = narrow ? uk.narrow_arows : uk.fn_arows;
+  const int64_t red = reduction_size(c), panels = ceil_div(M, NR);
+  const int64_t base = c.rtap[0] * c.wt_r + c.stap[0] * c.wt_s;
+
+  // im2col of every pixel: [g][panel][red][NR], pixels flat over (n, p, q).
+  AlignedBuffer<T> cols(c.G * panels * red * NR);
+  for_tasks(c, c.G * panels, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t g = t / panels, panel = t % panels;
+      const int64_t m0 = panel * NR, mn = std::min(NR, M - m0);
+      T* dst = cols.get() + t * red * NR;
+      // pack_input_pixel_panels walks one image's pixels; a panel may span images.
+      for (int64_t done = 0; done < mn;) {
+        const int64_t m = m0 + done, n = m / (c.P * c.Q), j = m % (c.P * c.Q);
+        const int64_t len = std::min(mn - done, c.P * c.Q - j);
+        AlignedBuffer<T> part(red * NR);
+        pack_input_pixel_panels(c, n, g, 0, red, j, len, NR, part.get(), order);
+        for (int64_t k = 0; k < red; ++k)
+          std::copy(part.get() + k * NR, part.get() + k * NR + len, dst + k * NR + done);
+        done += len;
+      }
+      for (int64_t k = 0; k < red; ++k) std::fill(dst + k * NR + mn, dst + (k + 1) * NR, T(0));
+    }
+  });
+
+  const std::vector<T> bias = padded_bias(c, MR);
+  const int64_t mblocks = ceil_div(c.Ko, MR);
+  const int64_t* os = c.out_strides;
+  const AccInit init = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
+  const int64_t zero_offset = 0;
+  for_tasks(c, c.G * mblocks, [&](int64_t begin, int64_t end) {
+    T tile[32 * 64];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t g = t / mblocks, mb = t % mblocks;
+      const int64_t k0 = mb * MR, rows = std::min(MR, c.Ko - k0);
+      const T* a = c.wt + g * c.wt_group + k0 * c.wt_out + base;
+      int64_t lda = c.wt_out;
+      // The last block's missing rows read zeros, not the next group's filter.
+      std::vector<T> tail;
+      if (rows < MR) {
+        tail.assign(MR * red, T(0));
+        for (int64_t i = 0; i < rows; ++i) std::copy(a + i * lda, a + i * lda + red, tail.data() + i * red);
+        a = tail.data();
+        lda = red;
+      }
+      for (int64_t panel = 0; panel < panels; ++panel) {
+        kernel(1, red, &zero_offset, a, lda, cols.get() + (g * panels + panel) * red * NR, tile, NR, init,
+               bias.data() + g * round_up(c.Ko, MR) + k0);
+        const int64_t m0 = panel * NR, mn = std::min(NR, M - m0);
+        for (int64_t jj = 0; jj < mn; ++jj) {
+          const int64_t m = m0 + jj, n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
+          T* o = c.out + n * os[0] + (g * c.Ko + k0) * os[1] + p * os[2] + q * os[3];
+          for (int64_t i = 0; i < rows; ++i) o[i * os[1]] = tile[i * NR + jj];
+        }
+      }
+    }
+  });
+  return true;
+}
+
 std::atomic<bool> g_direct_paths{true};
 
 }  // namespace
@@ -547,6 +693,7 @@ void run_correlation(const Correlation<T>& c) {
     return;
   }
   const MicroKernel<T>& uk = active_microkernel<T>();
+  if (direct_paths_enabled() && run_filter_in_place(c, uk)) return;
   const bool channels_contiguous = c.out_strides[1] == 1 && c.out_strides[3] != 1;
   // A single tap at unit steps is a plain GEMM whose packing is a memcpy: the
   // direct paths' padded copy would only add a pass over the input.

@@ -30,8 +30,8 @@ struct Correlation {
   const T* bias = nullptr;  // indexed by global output channel; may be null
   int64_t N = 0, G = 1, Ci = 0, Ko = 0;
   int64_t step_h = 1, step_w = 1;
-  std::vector<int64_t> hoff, woff;  // input offset of each tap
-  std::vector<int64_t> rtap, stap;  // filter index of each tap
+  std::vector<int64_t> hoff, woff;      // input offset of each tap
+  std::vector<int64_t> rtap, stap;      // filter index of each tap
   FilterCache* filter_cache = nullptr;  // keeps the packed filter across calls (optional)
 };
 

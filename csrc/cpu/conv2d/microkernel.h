@@ -48,6 +48,10 @@ struct MicroKernel {
   MicroKernelFn<T> fn = nullptr;
   MicroKernelBoffFn<T> fn_boff = nullptr;
   MicroKernelArowsFn<T> fn_arows = nullptr;
+  // A taller, narrower tile with the fn_arows contract, for GEMMs with few
+  // columns (deep layers at small batch, where a wide tile would be mostly empty).
+  int64_t narrow_mr = 0, narrow_nr = 0;
+  MicroKernelArowsFn<T> narrow_arows = nullptr;
 };
 
 // The micro-kernels of one ISA build (microkernel_{avx512,avx2,generic}.cpp).

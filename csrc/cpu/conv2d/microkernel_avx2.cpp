@@ -1,5 +1,6 @@
 // AVX2+FMA build of conv2d's GEMM micro-kernel (microkernel_template.h):
-// 6 x 16 floats and 6 x 8 doubles per call (12 ymm accumulators).
+// 6 x 16 floats and 6 x 8 doubles per call (12 ymm accumulators); the
+// narrow tile (few-pixel GEMMs) is 12 x 8 floats or 12 x 4 doubles.
 // The whole unit is compiled for AVX2+FMA via the target pragma; the
 // functions it fills in run only after the run-time check (isa.cpp) that
 // the CPU supports AVX2 and FMA.
@@ -14,8 +15,8 @@ namespace cnnops {
 namespace cpu {
 
 bool microkernels_avx2(MicroKernelSet* out) {
-  out->f32 = make_microkernel<Avx2F32, 6, 2>();
-  out->f64 = make_microkernel<Avx2F64, 6, 2>();
+  out->f32 = make_microkernel<Avx2F32, 6, 2, 12, 1>();
+  out->f64 = make_microkernel<Avx2F64, 6, 2, 12, 1>();
   return true;
 }
 

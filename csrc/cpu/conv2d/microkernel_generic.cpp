@@ -1,5 +1,5 @@
 // Portable build of conv2d's GEMM micro-kernel (microkernel_template.h), for
-// any CPU and compiler: 4 x 8 scalars per call, written so the compiler may
+// any CPU and compiler: 4 x 8 scalars per call (narrow tile 8 x 4), written so the compiler may
 // auto-vectorise with the baseline ISA.
 #include "microkernel.h"
 #include "../isa/generic.h"
@@ -9,8 +9,8 @@ namespace cnnops {
 namespace cpu {
 
 bool microkernels_generic(MicroKernelSet* out) {
-  out->f32 = make_microkernel<ScalarTraits<float>, 4, 8>();
-  out->f64 = make_microkernel<ScalarTraits<double>, 4, 8>();
+  out->f32 = make_microkernel<ScalarTraits<float>, 4, 8, 8, 4>();
+  out->f64 = make_microkernel<ScalarTraits<double>, 4, 8, 8, 4>();
   return true;
 }
 

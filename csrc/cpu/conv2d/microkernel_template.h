@@ -109,7 +109,8 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
 
 }  // namespace simd
 
-template <typename V, int MR, int NV>
+// MR x NV registers for the main tile, MR2 x NV2 for the narrow one.
+template <typename V, int MR, int NV, int MR2, int NV2>
 MicroKernel<typename V::T> make_microkernel() {
   MicroKernel<typename V::T> k;
   k.mr = MR;
@@ -117,6 +118,9 @@ MicroKernel<typename V::T> make_microkernel() {
   k.fn = &simd::microkernel<V, MR, NV>;
   k.fn_boff = &simd::microkernel_boff<V, MR, NV>;
   k.fn_arows = &simd::microkernel_arows<V, MR, NV>;
+  k.narrow_mr = MR2;
+  k.narrow_nr = NV2 * V::kWidth;
+  k.narrow_arows = &simd::microkernel_arows<V, MR2, NV2>;
   return k;
 }
 
