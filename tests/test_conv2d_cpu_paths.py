@@ -241,3 +241,36 @@ def test_few_pixels_read_the_filter_in_place(isa, dtype, w_layout, x_layout, N, 
             torch.testing.assert_close(got.double(), want, **tol)
     finally:
         cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("N,C,H,W,K,groups,batch_view", [
+    (2, 64, 24, 25, 40, 1, False),   # 600 pixels: three chunks, a masked tail in the last
+    (3, 13, 23, 23, 7, 1, True),     # edge tiles in both directions; batch stride > image
+    (1, 36, 32, 17, 20, 2, False),   # grouped
+    (2, 2, 16, 33, 3, 1, False),     # fewer rows than the dot tile
+])
+def test_nchw_1x1_wgrad_dot_products(isa, dtype, N, C, H, W, K, groups, batch_view):
+    # NCHW 1x1 wgrad of images of at least 512 pixels is a grid of dot products over
+    # contiguous pixel rows of dy and x, summed in a fixed order (bits independent of the
+    # thread count).
+    g = torch.Generator().manual_seed(C * K + N)
+    x = torch.randn(2 * N if batch_view else N, C, H, W, dtype=dtype, generator=g)
+    x = x[::2] if batch_view else x
+    dy = torch.randn(N, K, H, W, dtype=dtype, generator=g)
+    w0 = torch.zeros(K, C // groups, 1, 1, dtype=torch.float64)
+    want = torch.ops.aten.convolution_backward(dy.double(), x.double(), w0, None, [1, 1], [0, 0], [1, 1],
+                                               False, [0, 0], groups, [False, True, False])[1]
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
+    cnnops.set_cpu_isa(isa)
+    threads = torch.get_num_threads()
+    try:
+        got = [ops.conv2d_wgrad(dy, x, [1, 1], [1, 1], [0, 0], [1, 1], groups)]
+        torch.set_num_threads(1)
+        got.append(ops.conv2d_wgrad(dy, x, [1, 1], [1, 1], [0, 0], [1, 1], groups))
+    finally:
+        torch.set_num_threads(threads)
+        cnnops.set_cpu_isa("auto")
+    torch.testing.assert_close(got[0].double(), want, **tol)
+    assert torch.equal(got[0], got[1])

@@ -193,11 +193,89 @@ void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int6
   strides[3] = C;
 }
 
+// NCHW 1x1 without padding or stride, large images: dw[k, c] = sum over images and pixels of
+// dy[n, k, m] * x[n, c, m], where both operands run along contiguous pixel rows.
+// That is a grid of dot products (the micro-kernel's dot tile), read in place:
+// no transpose, no packing. Tasks are (group, block of k, block of c); each sums
+// its block over every image and pixel chunk in order, so results do not depend
+// on the thread count.
+constexpr int64_t kDotPixels = 256;     // pixels per chunk: a block of c rows stays in L1
+constexpr int64_t kDotMinPixels = 512;  // smaller images: short rows, the packed path wins
+
+template <typename T>
+bool wgrad_nchw_1x1(const Conv2dParams& p) {
+  const int64_t* xs = p.x_strides;
+  const int64_t* ys = p.y_strides;
+  if (!direct_paths_enabled() || p.R != 1 || p.S != 1 || p.stride_h != 1 || p.stride_w != 1 || p.pad_h != 0 ||
+      p.pad_w != 0 || p.P != p.H || p.Q != p.W || xs[3] != 1 || xs[2] != p.W || ys[3] != 1 || ys[2] != p.Q ||
+      p.P * p.Q < kDotMinPixels)
+    return false;
+  const MicroKernel<T>& uk = active_microkernel<T>();
+  const int64_t DM = uk.dot_mr, DN = uk.dot_nr, DW = uk.dot_width, tile = DM * DN * DW;
+  const int64_t G = p.groups, Kg = p.K / G, Cg = p.C / G, pixels = p.P * p.Q;
+  const int64_t kblk = DM * 8, cblk = DN * 4;
+  const int64_t kblocks = ceil_div(Kg, kblk), cblocks = ceil_div(Cg, cblk);
+  const T* x = static_cast<const T*>(p.x);
+  const T* dy = static_cast<const T*>(p.y);
+  T* dw = static_cast<T*>(p.w);
+  const int64_t* ws = p.w_strides;
+  const int64_t tasks = G * kblocks * cblocks;
+  at::parallel_for(0, tasks, task_grain(tasks, 2.0 * p.K * Cg * pixels * p.N),
+                   [&](int64_t begin, int64_t end) {
+    // Lane sums of every tile of the block, [k tile][c tile][DM*DN registers].
+    AlignedBuffer<T> sums(8 * 8 * tile);
+    // Edge tiles (fewer than DM rows or DN columns left) read zero-padded copies.
+    AlignedBuffer<T> arows(DM * kDotPixels), brows(DN * kDotPixels);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t g = task / (kblocks * cblocks), kb = task / cblocks % kblocks, cb = task % cblocks;
+      const int64_t k0 = kb * kblk, kn = std::min(kblk, Kg - k0);
+      const int64_t c0 = cb * cblk, cn = std::min(cblk, Cg - c0);
+      bool first = true;
+      for (int64_t n = 0; n < p.N; ++n)
+        for (int64_t m0 = 0; m0 < pixels; m0 += kDotPixels, first = false) {
+          const int64_t len = std::min(kDotPixels, pixels - m0);
+          const T* a = dy + n * ys[0] + (g * Kg + k0) * ys[1] + m0;
+          const T* b = x + n * xs[0] + (g * Cg + c0) * xs[1] + m0;
+          for (int64_t i = 0; i < kn; i += DM)
+            for (int64_t j = 0; j < cn; j += DN) {
+              const T* ap = a + i * ys[1];
+              const T* bp = b + j * xs[1];
+              int64_t lda = ys[1], ldb = xs[1];
+              if (kn - i < DM) {
+                std::fill(arows.get(), arows.get() + DM * len, T(0));
+                for (int64_t r = 0; r < kn - i; ++r)
+                  std::copy(ap + r * lda, ap + r * lda + len, arows.get() + r * len);
+                ap = arows.get();
+                lda = len;
+              }
+              if (cn - j < DN) {
+                std::fill(brows.get(), brows.get() + DN * len, T(0));
+                for (int64_t r = 0; r < cn - j; ++r)
+                  std::copy(bp + r * ldb, bp + r * ldb + len, brows.get() + r * len);
+                bp = brows.get();
+                ldb = len;
+              }
+              uk.dot(len, ap, lda, bp, ldb, sums.get() + (i / DM * 8 + j / DN) * tile, !first);
+            }
+        }
+      for (int64_t k = 0; k < kn; ++k)
+        for (int64_t c = 0; c < cn; ++c) {
+          const T* lanes = sums.get() + (k / DM * 8 + c / DN) * tile + (k % DM * DN + c % DN) * DW;
+          T sum = T(0);
+          for (int64_t l = 0; l < DW; ++l) sum += lanes[l];
+          dw[(g * Kg + k0 + k) * ws[0] + (c0 + c) * ws[1]] = sum;
+        }
+    }
+  });
+  return true;
+}
+
 template <typename T>
 void wgrad_impl(const Conv2dParams& p);
 
 template <typename T>
 void wgrad(const Conv2dParams& p) {
+  if (wgrad_nchw_1x1<T>(p)) return;
   if (p.x_strides[1] == 1 && p.x_strides[3] != 1) {
     wgrad_impl<T>(p);
     return;

@@ -39,6 +39,15 @@ template <typename T>
 using MicroKernelArowsFn = void (*)(int64_t ntaps, int64_t klen, const int64_t* toff, const T* a, int64_t lda,
                                     const T* b, T* c, int64_t ldc, AccInit init, const T* bias);
 
+// Dot-product tile (wgrad of NCHW 1x1): for i < dot_mr, j < dot_nr,
+//   sum_{t < len} a[i*lda + t] * b[j*ldb + t]
+// along contiguous rows of both operands, kept as one register of lane sums per
+// (i, j): partial[(i*dot_nr + j)*width + lane], loaded first when `accumulate`.
+// The caller adds each register's lanes, in order, once the reduction is done.
+template <typename T>
+using MicroKernelDotFn = void (*)(int64_t len, const T* a, int64_t lda, const T* b, int64_t ldb, T* partial,
+                                  bool accumulate);
+
 constexpr int64_t kPrefetchSteps = 8;
 
 template <typename T>
@@ -52,6 +61,8 @@ struct MicroKernel {
   // columns (deep layers at small batch, where a wide tile would be mostly empty).
   int64_t narrow_mr = 0, narrow_nr = 0;
   MicroKernelArowsFn<T> narrow_arows = nullptr;
+  int64_t dot_mr = 0, dot_nr = 0, dot_width = 0;
+  MicroKernelDotFn<T> dot = nullptr;
 };
 
 // The micro-kernels of one ISA build (microkernel_{avx512,avx2,generic}.cpp).

@@ -15,8 +15,8 @@ namespace cnnops {
 namespace cpu {
 
 bool microkernels_avx2(MicroKernelSet* out) {
-  out->f32 = make_microkernel<Avx2F32, 6, 2, 12, 1>();
-  out->f64 = make_microkernel<Avx2F64, 6, 2, 12, 1>();
+  out->f32 = make_microkernel<Avx2F32, 6, 2, 12, 1, 3, 4>();
+  out->f64 = make_microkernel<Avx2F64, 6, 2, 12, 1, 3, 4>();
   return true;
 }
 

@@ -15,8 +15,8 @@ namespace cnnops {
 namespace cpu {
 
 bool microkernels_avx512(MicroKernelSet* out) {
-  out->f32 = make_microkernel<Avx512F32, 14, 2, 28, 1>();
-  out->f64 = make_microkernel<Avx512F64, 14, 2, 28, 1>();
+  out->f32 = make_microkernel<Avx512F32, 14, 2, 28, 1, 4, 6>();
+  out->f64 = make_microkernel<Avx512F64, 14, 2, 28, 1, 4, 6>();
   return true;
 }
 

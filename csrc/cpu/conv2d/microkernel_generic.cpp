@@ -9,8 +9,8 @@ namespace cnnops {
 namespace cpu {
 
 bool microkernels_generic(MicroKernelSet* out) {
-  out->f32 = make_microkernel<ScalarTraits<float>, 4, 8, 8, 4>();
-  out->f64 = make_microkernel<ScalarTraits<double>, 4, 8, 8, 4>();
+  out->f32 = make_microkernel<ScalarTraits<float>, 4, 8, 8, 4, 4, 4>();
+  out->f64 = make_microkernel<ScalarTraits<double>, 4, 8, 8, 4, 4, 4>();
   return true;
 }
 

@@ -107,10 +107,46 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
   acc_store<V, MR, NV>(acc, c, ldc);
 }
 
+// MR x NR dot products of contiguous rows (MicroKernelDotFn): one register of
+// lane sums per pair, a masked last step for the tail of the rows.
+template <typename V, int MR, int NR>
+void microkernel_dot(int64_t len, const typename V::T* a, int64_t lda, const typename V::T* b, int64_t ldb,
+                     typename V::T* partial, bool accumulate) {
+  using T = typename V::T;
+  constexpr int W = V::kWidth;
+  typename V::Reg acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? V::load(partial + (i * NR + j) * W) : V::zero();
+  auto step = [&](int64_t t, auto load) {
+    typename V::Reg av[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) av[i] = load(a + i * lda + t);
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) {
+      const typename V::Reg bv = load(b + j * ldb + t);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) acc[i][j] = V::fma(av[i], bv, acc[i][j]);
+    }
+  };
+  int64_t t = 0;
+  for (; t + W <= len; t += W) step(t, [](const T* p) { return V::load(p); });
+  if (t < len) {
+    const uint32_t bits = (uint32_t(1) << (len - t)) - 1;
+    step(t, [bits](const T* p) { return V::load_masked(p, bits); });
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) V::store(partial + (i * NR + j) * W, acc[i][j]);
+}
+
 }  // namespace simd
 
-// MR x NV registers for the main tile, MR2 x NV2 for the narrow one.
-template <typename V, int MR, int NV, int MR2, int NV2>
+// MR x NV registers for the main tile, MR2 x NV2 for the narrow one, DMR x DNR
+// for the dot-product tile.
+template <typename V, int MR, int NV, int MR2, int NV2, int DMR, int DNR>
 MicroKernel<typename V::T> make_microkernel() {
   MicroKernel<typename V::T> k;
   k.mr = MR;
@@ -121,6 +157,10 @@ MicroKernel<typename V::T> make_microkernel() {
   k.narrow_mr = MR2;
   k.narrow_nr = NV2 * V::kWidth;
   k.narrow_arows = &simd::microkernel_arows<V, MR2, NV2>;
+  k.dot_mr = DMR;
+  k.dot_nr = DNR;
+  k.dot_width = V::kWidth;
+  k.dot = &simd::microkernel_dot<V, DMR, DNR>;
   return k;
 }
 
