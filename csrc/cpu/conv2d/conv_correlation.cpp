@@ -245,6 +245,27 @@ void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, 
   }
 }
 
+// Writes (or, with `add`, adds) a rows x n tile (row stride ld) to
+// out[row_off[i] + col_off[t]], reading tile column col_src[t]. The loop over
+// whichever of rows and columns is contiguous in the output runs innermost.
+template <typename T>
+void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off, int64_t n,
+                const int64_t* col_src, const int64_t* col_off, T* out, bool add, bool columns_inner) {
+  if (columns_inner) {
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t t = 0; t < n; ++t) {
+        T& o = out[row_off[i] + col_off[t]];
+        o = add ? o + tile[i * ld + col_src[t]] : tile[i * ld + col_src[t]];
+      }
+  } else {
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < rows; ++i) {
+        T& o = out[row_off[i] + col_off[t]];
+        o = add ? o + tile[i * ld + col_src[t]] : tile[i * ld + col_src[t]];
+      }
+  }
+}
+
 template <typename T>
 void fill_bias_or_zero(const Correlation<T>& c) {
   const int64_t* s = c.out_strides;
@@ -321,14 +342,14 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
             } else {
               uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, brow);
             }
+            int64_t row_off[64], col_src[64], col_off[64];
+            for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];
             for (int64_t jj = 0; jj < cols; ++jj) {
-              const int64_t p = (j + jj) / c.Q, q = (j + jj) % c.Q;
-              T* o = out_ng + mp * MR * os[1] + p * os[2] + q * os[3];
-              for (int64_t i = 0; i < rows; ++i) {
-                if (kb0 == 0) o[i * os[1]] = tile[i * NR + jj];
-                else o[i * os[1]] += tile[i * NR + jj];
-              }
+              col_src[jj] = jj;
+              col_off[jj] = (j + jj) / c.Q * os[2] + (j + jj) % c.Q * os[3];
             }
+            store_tile(tile, NR, rows, row_off, cols, col_src, col_off, out_ng + mp * MR * os[1], kb0 > 0,
+                       os[3] < os[1]);
           }
         }
       }
@@ -400,14 +421,16 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
             } else {
               uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
             }
-            for (int64_t i = 0; i < rows; ++i) {
-              const int64_t n = (m + i) / (c.P * c.Q), p = (m + i) / c.Q % c.P, q = (m + i) % c.Q;
-              T* o = out_g + n * os[0] + p * os[2] + q * os[3] + np * NR * os[1];
-              for (int64_t jj = 0; jj < cols; ++jj) {
-                if (kb0 == 0) o[jj * os[1]] = tile[i * NR + jj];
-                else o[jj * os[1]] += tile[i * NR + jj];
-              }
+            int64_t row_off[64], col_src[64], col_off[64];
+            for (int64_t i = 0; i < rows; ++i)
+              row_off[i] =
+                  (m + i) / (c.P * c.Q) * os[0] + (m + i) / c.Q % c.P * os[2] + (m + i) % c.Q * os[3];
+            for (int64_t jj = 0; jj < cols; ++jj) {
+              col_src[jj] = jj;
+              col_off[jj] = jj * os[1];
             }
+            store_tile(tile, NR, rows, row_off, cols, col_src, col_off, out_g + np * NR * os[1], kb0 > 0,
+                       os[1] < os[3]);
           }
         }
       }
@@ -486,17 +509,22 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
           const int64_t rows = std::min(MR, c.Ko - mp * MR);
           uk.fn_boff(red, filter.get() + g * kpad * red + mp * red * MR, in_ng + j, koff.data(), tile, NR,
                      init, bias.data() + g * kpad + mp * MR);
-          int64_t p = j / pw.size, q = j % pw.size;
+          // Columns q >= Q of the padded rows were computed only to keep taps at fixed offsets.
+          int64_t p = j / pw.size, q = j % pw.size, n_valid = 0;
+          int64_t row_off[64], col_src[64], col_off[64];
+          for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];
           for (int64_t jj = 0; jj < cols; ++jj) {
             if (q < c.Q) {
-              T* o = out_ng + mp * MR * os[1] + p * os[2] + q * os[3];
-              for (int64_t i = 0; i < rows; ++i) o[i * os[1]] = tile[i * NR + jj];
+              col_src[n_valid] = jj;
+              col_off[n_valid++] = p * os[2] + q * os[3];
             }
             if (++q == pw.size) {
               q = 0;
               ++p;
             }
           }
+          store_tile(tile, NR, rows, row_off, n_valid, col_src, col_off, out_ng + mp * MR * os[1], false,
+                     os[3] < os[1]);
         }
       }
     }
@@ -569,8 +597,13 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
               continue;
             }
             uk.fn_arows(TR * TS, c.Ci, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol);
-            for (int64_t i = 0; i < rows; ++i)
-              for (int64_t jj = 0; jj < cols; ++jj) o[i * os[3] + jj * os[1]] = tile[i * NR + jj];
+            int64_t row_off[64], col_src[64], col_off[64];
+            for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[3];
+            for (int64_t jj = 0; jj < cols; ++jj) {
+              col_src[jj] = jj;
+              col_off[jj] = jj * os[1];
+            }
+            store_tile(tile, NR, rows, row_off, cols, col_src, col_off, o, false, os[1] < os[3]);
           }
         }
       }
@@ -667,11 +700,15 @@ bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
         kernel(1, red, &zero_offset, a, lda, cols.get() + (g * panels + panel) * red * NR, tile, NR, init,
                bias.data() + g * round_up(c.Ko, MR) + k0);
         const int64_t m0 = panel * NR, mn = std::min(NR, M - m0);
+        int64_t row_off[64], col_src[64], col_off[64];
+        for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];
         for (int64_t jj = 0; jj < mn; ++jj) {
-          const int64_t m = m0 + jj, n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
-          T* o = c.out + n * os[0] + (g * c.Ko + k0) * os[1] + p * os[2] + q * os[3];
-          for (int64_t i = 0; i < rows; ++i) o[i * os[1]] = tile[i * NR + jj];
+          const int64_t m = m0 + jj;
+          col_src[jj] = jj;
+          col_off[jj] = m / (c.P * c.Q) * os[0] + m / c.Q % c.P * os[2] + m % c.Q * os[3];
         }
+        store_tile(tile, NR, rows, row_off, mn, col_src, col_off, c.out + (g * c.Ko + k0) * os[1], false,
+                   os[3] < os[1]);
       }
     }
   });
