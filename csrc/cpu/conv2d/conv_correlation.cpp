@@ -655,24 +655,31 @@ bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t red = reduction_size(c), panels = ceil_div(M, NR);
   const int64_t base = c.rtap[0] * c.wt_r + c.stap[0] * c.wt_s;
 
-  // im2col of every pixel: [g][panel][red][NR], pixels flat over (n, p, q).
+  // im2col of every pixel: [g][panel][red][NR], pixels flat over (n, p, q);
+  // tasks are (group, panel, reduction block), so even one panel packs in parallel.
   AlignedBuffer<T> cols(c.G * panels * red * NR);
-  for_tasks(c, c.G * panels, [&](int64_t begin, int64_t end) {
+  const int64_t kblocks = ceil_div(red, kKc);
+  for_tasks(c, c.G * panels * kblocks, [&](int64_t begin, int64_t end) {
+    AlignedBuffer<T> part(kKc * NR);
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t g = t / panels, panel = t % panels;
-      const int64_t m0 = panel * NR, mn = std::min(NR, M - m0);
-      T* dst = cols.get() + t * red * NR;
-      // pack_input_pixel_panels walks one image's pixels; a panel may span images.
+      const int64_t gp = t / kblocks, kb0 = t % kblocks * kKc, kc = std::min(kKc, red - kb0);
+      const int64_t g = gp / panels, m0 = gp % panels * NR, mn = std::min(NR, M - m0);
+      T* dst = cols.get() + gp * red * NR + kb0 * NR;
+      const int64_t first_len = std::min(mn, c.P * c.Q - m0 % (c.P * c.Q));
+      if (first_len == mn) {  // one image: pack in place (zero past mn)
+        pack_input_pixel_panels(c, m0 / (c.P * c.Q), g, kb0, kc, m0 % (c.P * c.Q), mn, NR, dst, order);
+        continue;
+      }
+      // The panel spans images: pack each image's run, then place it.
+      for (int64_t k = 0; k < kc; ++k) std::fill(dst + k * NR, dst + (k + 1) * NR, T(0));
       for (int64_t done = 0; done < mn;) {
         const int64_t m = m0 + done, n = m / (c.P * c.Q), j = m % (c.P * c.Q);
         const int64_t len = std::min(mn - done, c.P * c.Q - j);
-        AlignedBuffer<T> part(red * NR);
-        pack_input_pixel_panels(c, n, g, 0, red, j, len, NR, part.get(), order);
-        for (int64_t k = 0; k < red; ++k)
+        pack_input_pixel_panels(c, n, g, kb0, kc, j, len, NR, part.get(), order);
+        for (int64_t k = 0; k < kc; ++k)
           std::copy(part.get() + k * NR, part.get() + k * NR + len, dst + k * NR + done);
         done += len;
       }
-      for (int64_t k = 0; k < red; ++k) std::fill(dst + k * NR + mn, dst + (k + 1) * NR, T(0));
     }
   });
 

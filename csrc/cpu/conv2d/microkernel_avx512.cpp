@@ -1,6 +1,8 @@
 // AVX-512 build of conv2d's GEMM micro-kernel (microkernel_template.h):
 // 14 x 32 floats (28 zmm accumulators) and 14 x 16 doubles per call; the
-// narrow tile (few-pixel GEMMs) is 28 x 16 floats or 28 x 8 doubles.
+// narrow tile (few-pixel GEMMs; its rows are filter rows streamed from memory,
+// and more than about a dozen such streams outrun the prefetchers) is 12 x 16
+// floats or 12 x 8 doubles.
 // The whole unit is compiled for AVX-512 via the target pragma; the
 // functions it fills in run only after the run-time check (isa.cpp) that
 // the CPU supports AVX-512F/DQ/VL.
@@ -15,8 +17,8 @@ namespace cnnops {
 namespace cpu {
 
 bool microkernels_avx512(MicroKernelSet* out) {
-  out->f32 = make_microkernel<Avx512F32, 14, 2, 28, 1, 4, 6>();
-  out->f64 = make_microkernel<Avx512F64, 14, 2, 28, 1, 4, 6>();
+  out->f32 = make_microkernel<Avx512F32, 14, 2, 12, 1, 4, 6>();
+  out->f64 = make_microkernel<Avx512F64, 14, 2, 12, 1, 4, 6>();
   return true;
 }
 
