@@ -179,3 +179,22 @@ def test_one_hot_filters_in_turn(dtype):
         w.data.view(-1)[i] = 1.0 if i % 2 else -2.0
         _close(cnnops.conv2d(x, w, groups=4, padding=1), F.conv2d(x, w, groups=4, padding=1))
         _close(cnnops.conv_transpose2d(x, w, groups=4), F.conv_transpose2d(x, w, groups=4))
+
+
+def test_training_calls_pack_per_call():
+    """A call that records a graph (and its backward) does not fill the cache: the filter
+    changes every step, so keeping packed forms would only add work; no_grad calls do."""
+    x = _x().requires_grad_()
+    w = torch.randn(24, 16, 3, 3, requires_grad=True)
+    for _ in range(2):
+        cnnops.conv2d(x, w, padding=1).square().sum().backward()
+        cnnops.conv_transpose2d(cnnops.conv2d(x, w, padding=1), w, padding=1).sum().backward()
+    assert cnnops.weight_cache_info()["entries"] == 0
+    with torch.no_grad():
+        for _ in range(2):
+            _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+    info = cnnops.weight_cache_info()
+    assert info["entries"] == 1 and info["hits"] == 1
+    frozen = w.detach()  # a frozen layer inside a trained model still uses it
+    cnnops.conv2d(x, frozen, padding=1).sum().backward()
+    assert cnnops.weight_cache_info()["hits"] == 2

@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include "autograd_util.h"
+#include "filter_cache.h"
 
 #include <optional>
 #include <vector>
@@ -65,6 +66,7 @@ class Conv2dFprop : public torch::autograd::Function<Conv2dFprop> {
     at::Tensor dx, dw, db;
     if (dy.defined()) {
       autograd::BelowAutogradUnlessGradMode below;
+      NoFilterCacheGuard no_cache(weight.requires_grad());
       if (ctx->needs_input_grad(0))
         dx = call_dgrad(dy, weight, std::nullopt, input.sym_sizes().slice(2), cfg.stride, cfg.pad,
                         cfg.dilation, cfg.groups);
@@ -95,6 +97,7 @@ class Conv2dDgrad : public torch::autograd::Function<Conv2dDgrad> {
     at::Tensor d_dy, d_w, d_b;
     if (grad.defined()) {
       autograd::BelowAutogradUnlessGradMode below;
+      NoFilterCacheGuard no_cache(weight.requires_grad());
       if (ctx->needs_input_grad(0))
         d_dy = call_fprop(grad, weight, std::nullopt, cfg.stride,
                           autograd::fprop_padding(dy, grad, weight, cfg), cfg.dilation, cfg.groups);
@@ -105,9 +108,14 @@ class Conv2dDgrad : public torch::autograd::Function<Conv2dDgrad> {
   }
 };
 
+// Whether this call trains `w`: a graph is recorded and w will get a gradient
+// (a frozen filter, one that requires no gradient, still uses the cache).
+bool trains(const at::Tensor& w) { return at::GradMode::is_enabled() && w.requires_grad(); }
+
 at::Tensor conv2d_fprop_autograd(const at::Tensor& input, const at::Tensor& weight,
                                  const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                  c10::SymIntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+  NoFilterCacheGuard training(trains(weight));
   return Conv2dFprop::apply(input, weight, bias, stride, padding, dilation, groups);
 }
 
@@ -115,6 +123,7 @@ at::Tensor conv2d_dgrad_autograd(const at::Tensor& grad_output, const at::Tensor
                                  const std::optional<at::Tensor>& bias, c10::SymIntArrayRef input_size,
                                  at::IntArrayRef stride, c10::SymIntArrayRef padding,
                                  at::IntArrayRef dilation, int64_t groups) {
+  NoFilterCacheGuard training(trains(weight));
   return Conv2dDgrad::apply(grad_output, weight, bias, input_size, stride, padding, dilation, groups);
 }
 

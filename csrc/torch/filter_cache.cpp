@@ -226,10 +226,17 @@ class TensorFilterCache final : public cpu::FilterCache {
   bool hashed_ = false;
 };
 
+thread_local bool t_no_cache = false;
+
 }  // namespace
 
+NoFilterCacheGuard::NoFilterCacheGuard(bool active) : previous_(t_no_cache) {
+  t_no_cache = t_no_cache || active;
+}
+NoFilterCacheGuard::~NoFilterCacheGuard() { t_no_cache = previous_; }
+
 std::unique_ptr<cpu::FilterCache> filter_cache_for(const at::Tensor& w) {
-  if (!w.is_cpu() || !w.has_storage() || w.numel() == 0 || store().limit() <= 0) return nullptr;
+  if (t_no_cache || !w.is_cpu() || !w.has_storage() || w.numel() == 0 || store().limit() <= 0) return nullptr;
   TensorKey key;
   key.storage = w.storage().unsafeGetStorageImpl();
   key.data = w.const_data_ptr();

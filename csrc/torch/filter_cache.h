@@ -19,6 +19,22 @@ namespace cnnops {
 // The cache for filter w of a CPU convolution, or null when caching is off.
 std::unique_ptr<cpu::FilterCache> filter_cache_for(const at::Tensor& w);
 
+// While one is alive, filter_cache_for returns null on this thread. The autograd
+// kernels (conv2d_autograd.cpp) hold one when a call trains its filter (a graph
+// is recorded and the filter requires grad) and in that filter's backward: a
+// trained filter changes every step, so keeping its packed forms would only add
+// a hash, a copy and memory to each call.
+class NoFilterCacheGuard {
+ public:
+  explicit NoFilterCacheGuard(bool active = true);
+  ~NoFilterCacheGuard();
+  NoFilterCacheGuard(const NoFilterCacheGuard&) = delete;
+  NoFilterCacheGuard& operator=(const NoFilterCacheGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 struct FilterCacheStats {
   int64_t entries = 0, forms = 0, bytes = 0, limit = 0, hits = 0, misses = 0;
 };
