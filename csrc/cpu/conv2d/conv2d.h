@@ -17,7 +17,11 @@
 //     NCHW output, unit steps: pixels on the vector side; direct variant
 //       (padded planes read in place) under the same conditions, else im2col;
 //     strided NCHW (the stem): the channels_last direct variant, else im2col.
-//     A single tap at unit steps (1x1 conv) is a plain GEMM: always packed.
+//     A single tap at unit steps (1x1 conv) is a plain GEMM whose input is read
+//     in place. At most 128 output pixels (deep layers at small batch): the
+//     filter is read in place instead (correlation_direct.cpp), with a narrow
+//     tile. Packed filters are kept across calls when the glue passes a
+//     FilterCache (filter_cache.h).
 // - conv2d_dgrad (conv2d_dgrad.cpp): stride phases, each one correlation
 //   with the filter's channel axes swapped (no multiply on the zeros of a
 //   dilated dy, no atomics); with fewer than 8 dx channels per group (the
@@ -25,7 +29,8 @@
 // - conv2d_wgrad (conv2d_wgrad.cpp): an implicit GEMM per group over pixel
 //   chunks summed in a fixed order; the x side read in place for
 //   channels_last with channels per group a multiple of the micro-kernel's
-//   width, else packed (NCHW x first copied to channels-last).
+//   width, else packed (NCHW x with many pixels first copied to channels-last);
+//   NCHW 1x1 over large images as a grid of dot products read in place.
 // - conv2d_bias_grad (conv2d_bias_grad.cpp): per-channel sums in double.
 #pragma once
 #include <cstdint>

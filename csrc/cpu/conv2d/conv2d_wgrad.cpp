@@ -6,9 +6,10 @@
 //
 // With channels_last x and channels per group a multiple of the micro-kernel's
 // NR, the B side is read in place (direct_x_offsets); otherwise it is packed.
-// NCHW inputs are first transposed into channels-last copies: im2col panels need
-// one pixel per step, which is a contiguous copy in channels-last but a
-// transpose of every im2col element (R*S times more work) in NCHW.
+// NCHW inputs with many output pixels are first transposed into channels-last
+// copies: im2col panels need one pixel per step, which is a contiguous copy in
+// channels-last but a transpose of every im2col element (R*S times more work)
+// in NCHW. With few pixels that im2col is small and NCHW is packed as it is.
 //
 // Parallelism: tasks are (group, block of columns, chunk of pixels). The number
 // of pixel chunks depends only on the problem size, each chunk accumulates into
@@ -33,6 +34,8 @@ constexpr int64_t kPixelsPerChunk = 2048;  // target pixels per partial sum
 constexpr int64_t kMaxChunks = 32;
 constexpr int64_t kPanelsPerBlock = 16;  // column panels per task (dy is packed once per block)
 constexpr int64_t kMinTasks = 8;         // split pixels into chunks until there are this many tasks
+// NCHW x with fewer output pixels is packed as it is, not transposed first.
+constexpr int64_t kTransposeMinPixels = 1024;
 
 // What column `col` of the GEMM reads: input channel and tap offsets.
 struct Column {
@@ -276,7 +279,9 @@ void wgrad_impl(const Conv2dParams& p);
 template <typename T>
 void wgrad(const Conv2dParams& p) {
   if (wgrad_nchw_1x1<T>(p)) return;
-  if (p.x_strides[1] == 1 && p.x_strides[3] != 1) {
+  // channels_last x, or few pixels (the im2col of NCHW planes is then small, and
+  // its columns (c, r, s) are dw's own order, so the tiles go straight into dw).
+  if ((p.x_strides[1] == 1 && p.x_strides[3] != 1) || p.N * p.P * p.Q < kTransposeMinPixels) {
     wgrad_impl<T>(p);
     return;
   }
@@ -326,7 +331,15 @@ void wgrad_impl(const Conv2dParams& p) {
   const int64_t wanted = std::max(pixels / kPixelsPerChunk, ceil_div(kMinTasks, G * col_blocks));
   const int64_t chunks = std::max<int64_t>(1, std::min({kMaxChunks, wanted, ceil_div(pixels, kKc)}));
   const int64_t chunk_len = ceil_div(pixels, chunks);
-  AlignedBuffer<T> partial(chunks * G * kpad * npad);
+  std::vector<int64_t> offset(cols);
+  bool in_order = true;
+  for (int64_t col = 0; col < cols; ++col) {
+    offset[col] = column[col].dw_offset;
+    in_order = in_order && offset[col] == col;
+  }
+  // One chunk and dw's rows in column order: the tiles go straight into dw.
+  const bool direct_dw = chunks == 1 && in_order;
+  AlignedBuffer<T> partial(direct_dw ? 0 : chunks * G * kpad * npad);
 
   const bool direct_b = channels_last && xs[1] == 1 && Cg % NR == 0;
   at::parallel_for(0, G * col_blocks * chunks, task_grain(G * col_blocks * chunks, 2.0 * p.K * cols * pixels),
@@ -338,13 +351,31 @@ void wgrad_impl(const Conv2dParams& p) {
     if (direct_b) std::fill(zeros.get(), zeros.get() + NR, T(0));
     // The zero row as an offset from x (both in this process's flat address space).
     const int64_t zero_off = direct_b ? zeros.get() - x : 0;
+    T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t g = task / (col_blocks * chunks);
       const int64_t cb = task / chunks % col_blocks, chunk = task % chunks;
       const int64_t panel0 = cb * block_panels;
       const int64_t panels = std::min(block_panels, npad / NR - panel0);
       const int64_t m_begin = chunk * chunk_len, m_end = std::min(pixels, m_begin + chunk_len);
-      T* c_block = partial.get() + (chunk * G + g) * kpad * npad + panel0 * NR;
+      const int64_t ldc = direct_dw ? ws[0] : npad;
+      T* c_block = direct_dw ? dw + g * Kg * ws[0] + panel0 * NR
+                             : partial.get() + (chunk * G + g) * kpad * npad + panel0 * NR;
+      // Runs one tile: in place, or (dw's edge: rows past Kg, columns past cols)
+      // through `tile`, of which only the valid part is kept.
+      auto run = [&](int64_t mp, int64_t np, AccInit init, const auto& kernel) {
+        T* c = c_block + mp * MR * ldc + np * NR;
+        const int64_t rows = direct_dw ? std::min(MR, Kg - mp * MR) : MR;
+        const int64_t n = direct_dw ? std::min(NR, cols - (panel0 + np) * NR) : NR;
+        if (rows == MR && n == NR) {
+          kernel(c, ldc, init);
+          return;
+        }
+        kernel(tile, NR, AccInit::Zero);
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t j = 0; j < n; ++j)
+            c[i * ldc + j] = init == AccInit::Load ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+      };
       if (m_begin >= m_end) {
         for (int64_t k = 0; k < kpad; ++k)
           for (int64_t j = 0; j < panels * NR; ++j) c_block[k * npad + j] = T(0);
@@ -358,8 +389,9 @@ void wgrad_impl(const Conv2dParams& p) {
           for (int64_t np = 0; np < panels; ++np) {
             direct_x_offsets<T>(p, column[(panel0 + np) * NR], g * Cg, kb0, kc, zero_off, boff.data());
             for (int64_t mp = 0; mp < kpad / MR; ++mp)
-              uk.fn_boff(kc, a_panels.get() + mp * kc * MR, x, boff.data(),
-                         c_block + mp * MR * npad + np * NR, npad, init, nullptr);
+              run(mp, np, init, [&](T* c, int64_t ld, AccInit in) {
+                uk.fn_boff(kc, a_panels.get() + mp * kc * MR, x, boff.data(), c, ld, in, nullptr);
+              });
           }
           continue;
         }
@@ -367,22 +399,34 @@ void wgrad_impl(const Conv2dParams& p) {
                       b_panels.get());
         for (int64_t np = 0; np < panels; ++np)
           for (int64_t mp = 0; mp < kpad / MR; ++mp)
-            uk.fn(kc, a_panels.get() + mp * kc * MR, b_panels.get() + np * kc * NR,
-                  c_block + mp * MR * npad + np * NR, npad, init, nullptr);
+            run(mp, np, init, [&](T* c, int64_t ld, AccInit in) {
+              uk.fn(kc, a_panels.get() + mp * kc * MR, b_panels.get() + np * kc * NR, c, ld, in, nullptr);
+            });
       }
     }
   });
 
-  // Sum the partials in chunk order into dw (any strides).
+  // Sum the partials in chunk order into dw (any strides): whole rows at a time,
+  // then placed by each column's offset, in dw's address order.
+  if (direct_dw) return;
+  std::vector<int64_t> order(cols);
+  for (int64_t col = 0; col < cols; ++col) order[col] = col;
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return offset[a] < offset[b]; });
+  const int64_t chunk_stride = G * kpad * npad;
   at::parallel_for(0, G * Kg, task_grain(G * Kg, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
+    std::vector<T> row(in_order ? 0 : cols);
     for (int64_t gk = begin; gk < end; ++gk) {
       const int64_t g = gk / Kg, k = gk % Kg;
-      T* dw_k = dw + gk * ws[0];
-      for (int64_t col = 0; col < cols; ++col) {
-        T sum = T(0);
-        for (int64_t chunk = 0; chunk < chunks; ++chunk)
-          sum += partial.get()[((chunk * G + g) * kpad + k) * npad + col];
-        dw_k[column[col].dw_offset] = sum;
+      T* dst = in_order ? dw + gk * ws[0] : row.data();
+      const T* src = partial.get() + (g * kpad + k) * npad;
+      std::copy(src, src + cols, dst);
+      for (int64_t chunk = 1; chunk < chunks; ++chunk) {
+        const T* part = src + chunk * chunk_stride;
+        for (int64_t col = 0; col < cols; ++col) dst[col] += part[col];
+      }
+      if (!in_order) {
+        T* dw_k = dw + gk * ws[0];
+        for (int64_t col : order) dw_k[offset[col]] = row[col];
       }
     }
   });

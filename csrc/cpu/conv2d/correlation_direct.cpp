@@ -1,0 +1,307 @@
+// The correlation's paths that pack no input (see conv_correlation.h): the direct
+// paths read a zero-padded copy of the input in place (NCHW planes at unit steps
+// through per-step offsets; channels_last rows at any steps through the strided-A
+// micro-kernel), and the few-pixel path reads the filter in place. Each is a
+// parallel loop over its own tasks on at::parallel_for; float and double.
+#include <algorithm>
+#include <vector>
+
+#include "correlation_pack.h"
+
+namespace cnnops {
+namespace cpu {
+namespace corr {
+// ----------------------------------------------------------------------------
+// Direct paths: the input is copied once into a zero-padded buffer that covers
+// every tap of every output pixel, and the micro-kernel reads it in place, so
+// there is no im2col packing at all.
+
+constexpr double kMinTileUse = 0.75;  // below this fraction of useful lanes: im2col path
+constexpr int64_t kMaxPadBytes = int64_t(1) << 30;
+
+// The padded extent along one axis: padded index i' holds input index i' + lo.
+struct PadAxis {
+  int64_t lo = 0, size = 0;
+};
+
+PadAxis pad_axis(const std::vector<int64_t>& off, int64_t out, int64_t step) {
+  const int64_t lo = *std::min_element(off.begin(), off.end());
+  const int64_t hi = *std::max_element(off.begin(), off.end());
+  return {lo, (out - 1) * step + hi - lo + 1};
+}
+
+// NCHW, unit steps: planes of Hp x Wp per (image, channel), flat. Output pixel
+// (p, q) is computed at flat index j' = p*Wp + q; columns q >= Q are computed
+// and thrown away, so every tap is a constant offset from j'.
+template <typename T>
+bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  if (c.step_h != 1 || c.step_w != 1) return false;
+  const PadAxis ph = pad_axis(c.hoff, c.P, 1), pw = pad_axis(c.woff, c.Q, 1);
+  if (double(c.Q) / pw.size < kMinTileUse) return false;
+  const int64_t MR = uk.mr, NR = uk.nr, C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
+  const int64_t plane = ph.size * pw.size, slack = pw.size + 2 * NR;
+  if ((c.N * C * plane + slack) * int64_t(sizeof(T)) > kMaxPadBytes) return false;
+
+  AlignedBuffer<T> xpad(c.N * C * plane + slack);
+  std::fill(xpad.get() + c.N * C * plane, xpad.get() + c.N * C * plane + slack, T(0));
+  const int64_t* s = c.in_strides;
+  for_tasks(c, c.N * C, [&](int64_t begin, int64_t end) {
+    for (int64_t nc = begin; nc < end; ++nc) {
+      const T* src = c.in + nc / C * s[0] + nc % C * s[1];
+      T* dst = xpad.get() + nc * plane;
+      for (int64_t hp = 0; hp < ph.size; ++hp) {
+        const int64_t h = hp + ph.lo;
+        if (h >= 0 && h < c.H)
+          copy_row_segment(src + h * s[2], c.W, pw.lo, 1, s[3], pw.size, dst + hp * pw.size, 1);
+        else std::fill(dst + hp * pw.size, dst + (hp + 1) * pw.size, T(0));
+      }
+    }
+  });
+
+  const int64_t red = reduction_size(c), kpad = round_up(c.Ko, MR);
+  const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::ChannelsOuter, MR, red);
+  const std::vector<T> bias = padded_bias(c, MR);
+  std::vector<int64_t> koff(red + kPrefetchSteps, 0);
+  RedCursor cur(c.Ci, TR, TS, ReduceOrder::ChannelsOuter, 0);
+  for (int64_t k = 0; k < red; ++k, cur.advance())
+    koff[k] = cur.ci * plane + (c.hoff[cur.tr] - ph.lo) * pw.size + (c.woff[cur.ts] - pw.lo);
+
+  const int64_t* os = c.out_strides;
+  const int64_t flat = c.P * pw.size, block = kBlockPanels * NR, blocks = ceil_div(flat, block);
+  const AccInit init = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
+  for_tasks(c, c.N * c.G * blocks, [&](int64_t begin, int64_t end) {
+    T tile[32 * 64];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / (c.G * blocks), g = task / blocks % c.G;
+      const int64_t j0 = task % blocks * block, jn = std::min(block, flat - j0);
+      const T* in_ng = xpad.get() + (n * C + g * c.Ci) * plane;
+      T* out_ng = c.out + n * os[0] + g * c.Ko * os[1];
+      for (int64_t np = 0; np < ceil_div(jn, NR); ++np) {
+        const int64_t j = j0 + np * NR, cols = std::min(NR, jn - np * NR);
+        for (int64_t mp = 0; mp < kpad / MR; ++mp) {
+          const int64_t rows = std::min(MR, c.Ko - mp * MR);
+          uk.fn_boff(red, filter.get() + g * kpad * red + mp * red * MR, in_ng + j, koff.data(), tile, NR,
+                     init, bias.data() + g * kpad + mp * MR);
+          // Columns q >= Q of the padded rows were computed only to keep taps at fixed offsets.
+          int64_t p = j / pw.size, q = j % pw.size, n_valid = 0;
+          int64_t row_off[64], col_src[64], col_off[64];
+          for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];
+          for (int64_t jj = 0; jj < cols; ++jj) {
+            if (q < c.Q) {
+              col_src[n_valid] = jj;
+              col_off[n_valid++] = p * os[2] + q * os[3];
+            }
+            if (++q == pw.size) {
+              q = 0;
+              ++p;
+            }
+          }
+          store_tile(tile, NR, rows, row_off, n_valid, col_src, col_off, out_ng + mp * MR * os[1], false,
+                     os[3] < os[1]);
+        }
+      }
+    }
+  });
+  return true;
+}
+
+// Channels-last (any steps): one (image, H', W', C) padded copy; a tile is MR
+// consecutive output pixels of one output row, whose taps are rows of the copy
+// at a fixed stride, read in place by the micro-kernel's strided-A variant.
+template <typename T>
+bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t MR = uk.mr, NR = uk.nr, C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
+  if (double(c.Q) / round_up(c.Q, MR) < kMinTileUse) return false;
+  const PadAxis ph = pad_axis(c.hoff, c.P, c.step_h), pw = pad_axis(c.woff, c.Q, c.step_w);
+  const int64_t row = pw.size * C, image = ph.size * row, slack = (MR * c.step_w + pw.size) * C;
+  if ((c.N * image + slack) * int64_t(sizeof(T)) > kMaxPadBytes) return false;
+
+  AlignedBuffer<T> xpad(c.N * image + slack);
+  std::fill(xpad.get() + c.N * image, xpad.get() + c.N * image + slack, T(0));
+  const int64_t* s = c.in_strides;
+  for_tasks(c, c.N * ph.size, [&](int64_t begin, int64_t end) {
+    for (int64_t nh = begin; nh < end; ++nh) {
+      const int64_t n = nh / ph.size, h = nh % ph.size + ph.lo;
+      T* dst = xpad.get() + nh * row;
+      for (int64_t wp = 0; wp < pw.size; ++wp) {
+        const int64_t w = wp + pw.lo;
+        T* d = dst + wp * C;
+        if (h < 0 || h >= c.H || w < 0 || w >= c.W) {
+          std::fill(d, d + C, T(0));
+          continue;
+        }
+        const T* src = c.in + n * s[0] + h * s[2] + w * s[3];
+        if (s[1] == 1) std::copy(src, src + C, d);
+        else
+          for (int64_t ch = 0; ch < C; ++ch) d[ch] = src[ch * s[1]];
+      }
+    }
+  });
+
+  const int64_t red = reduction_size(c), kpad = round_up(c.Ko, NR);
+  const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR, red);
+  const std::vector<T> bias = padded_bias(c, NR);
+  std::vector<int64_t> toff;
+  for (int64_t tr = 0; tr < TR; ++tr)
+    for (int64_t ts = 0; ts < TS; ++ts) toff.push_back((c.hoff[tr] - ph.lo) * row + (c.woff[ts] - pw.lo) * C);
+
+  const int64_t* os = c.out_strides;
+  const bool direct_store = os[1] == 1;
+  const int64_t qtiles = ceil_div(c.Q, MR);
+  const int64_t rows_per_task = std::max<int64_t>(1, 8 / qtiles);
+  const int64_t row_blocks = ceil_div(c.P, rows_per_task);
+  const AccInit init = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
+  for_tasks(c, c.N * c.G * row_blocks, [&](int64_t begin, int64_t end) {
+    T tile[32 * 64];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / (c.G * row_blocks), g = task / row_blocks % c.G;
+      const int64_t p0 = task % row_blocks * rows_per_task, p1 = std::min(c.P, p0 + rows_per_task);
+      for (int64_t np = 0; np < kpad / NR; ++np) {
+        const T* b = filter.get() + g * kpad * red + np * red * NR;
+        const T* bcol = bias.data() + g * kpad + np * NR;
+        const int64_t cols = std::min(NR, c.Ko - np * NR);
+        for (int64_t p = p0; p < p1; ++p) {
+          for (int64_t qt = 0; qt < qtiles; ++qt) {
+            const int64_t q0 = qt * MR, rows = std::min(MR, c.Q - q0);
+            const T* a = xpad.get() + n * image + p * c.step_h * row + q0 * c.step_w * C + g * c.Ci;
+            T* o = c.out + n * os[0] + p * os[2] + q0 * os[3] + (g * c.Ko + np * NR) * os[1];
+            if (direct_store && rows == MR && cols == NR) {
+              uk.fn_arows(TR * TS, c.Ci, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol);
+              continue;
+            }
+            uk.fn_arows(TR * TS, c.Ci, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol);
+            int64_t row_off[64], col_src[64], col_off[64];
+            for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[3];
+            for (int64_t jj = 0; jj < cols; ++jj) {
+              col_src[jj] = jj;
+              col_off[jj] = jj * os[1];
+            }
+            store_tile(tile, NR, rows, row_off, cols, col_src, col_off, o, false, os[1] < os[3]);
+          }
+        }
+      }
+    }
+  });
+  return true;
+}
+
+// ----------------------------------------------------------------------------
+// Few output pixels (deep layers at small batch): the filter is the big
+// operand, so it is read once, where it lies, and never packed. Each task takes
+// a block of output channels (rows of the filter, read in place by the
+// strided-A micro-kernel along the reduction) and runs it against every
+// column of an im2col of all the pixels, packed once in the filter's own
+// reduction order. The narrow tile is used when it wastes fewer columns.
+
+constexpr int64_t kFewPixels = 128;  // at most this many output pixels (N*P*Q)
+
+// The reduction order in which the filter is contiguous (every tap, in order),
+// or false.
+template <typename T>
+bool filter_in_place_order(const Correlation<T>& c, ReduceOrder* order) {
+  const int64_t TR = c.hoff.size(), TS = c.woff.size();
+  for (int64_t t = 0; t < TR; ++t)
+    if (c.rtap[t] != c.rtap[0] + t) return false;
+  for (int64_t t = 0; t < TS; ++t)
+    if (c.stap[t] != c.stap[0] + t) return false;
+  // Strides of axes of extent 1 do not matter.
+  auto is = [](int64_t extent, int64_t stride, int64_t want) { return extent == 1 || stride == want; };
+  if (is(TS, c.wt_s, 1) && is(TR, c.wt_r, TS) && is(c.Ci, c.wt_in, TR * TS)) {
+    *order = ReduceOrder::ChannelsOuter;
+    return true;
+  }
+  if (is(c.Ci, c.wt_in, 1) && is(TS, c.wt_s, c.Ci) && is(TR, c.wt_r, TS * c.Ci)) {
+    *order = ReduceOrder::TapsOuter;
+    return true;
+  }
+  return false;
+}
+
+template <typename T>
+bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t M = c.N * c.P * c.Q;
+  ReduceOrder order;
+  if (M > kFewPixels || !filter_in_place_order(c, &order)) return false;
+  const bool narrow = round_up(M, uk.narrow_nr) < round_up(M, uk.nr);
+  const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
+  const MicroKernelArowsFn<T> kernel = narrow ? uk.narrow_arows : uk.fn_arows;
+  const int64_t red = reduction_size(c), panels = ceil_div(M, NR);
+  const int64_t base = c.rtap[0] * c.wt_r + c.stap[0] * c.wt_s;
+
+  // im2col of every pixel: [g][panel][red][NR], pixels flat over (n, p, q);
+  // tasks are (group, panel, reduction block), so even one panel packs in parallel.
+  AlignedBuffer<T> cols(c.G * panels * red * NR);
+  const int64_t kblocks = ceil_div(red, kKc);
+  for_tasks(c, c.G * panels * kblocks, [&](int64_t begin, int64_t end) {
+    AlignedBuffer<T> part(kKc * NR);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t gp = t / kblocks, kb0 = t % kblocks * kKc, kc = std::min(kKc, red - kb0);
+      const int64_t g = gp / panels, m0 = gp % panels * NR, mn = std::min(NR, M - m0);
+      T* dst = cols.get() + gp * red * NR + kb0 * NR;
+      const int64_t first_len = std::min(mn, c.P * c.Q - m0 % (c.P * c.Q));
+      if (first_len == mn) {  // one image: pack in place (zero past mn)
+        pack_input_pixel_panels(c, m0 / (c.P * c.Q), g, kb0, kc, m0 % (c.P * c.Q), mn, NR, dst, order);
+        continue;
+      }
+      // The panel spans images: pack each image's run, then place it.
+      for (int64_t k = 0; k < kc; ++k) std::fill(dst + k * NR, dst + (k + 1) * NR, T(0));
+      for (int64_t done = 0; done < mn;) {
+        const int64_t m = m0 + done, n = m / (c.P * c.Q), j = m % (c.P * c.Q);
+        const int64_t len = std::min(mn - done, c.P * c.Q - j);
+        pack_input_pixel_panels(c, n, g, kb0, kc, j, len, NR, part.get(), order);
+        for (int64_t k = 0; k < kc; ++k)
+          std::copy(part.get() + k * NR, part.get() + k * NR + len, dst + k * NR + done);
+        done += len;
+      }
+    }
+  });
+
+  const std::vector<T> bias = padded_bias(c, MR);
+  const int64_t mblocks = ceil_div(c.Ko, MR);
+  const int64_t* os = c.out_strides;
+  const AccInit init = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
+  const int64_t zero_offset = 0;
+  for_tasks(c, c.G * mblocks, [&](int64_t begin, int64_t end) {
+    T tile[32 * 64];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t g = t / mblocks, mb = t % mblocks;
+      const int64_t k0 = mb * MR, rows = std::min(MR, c.Ko - k0);
+      const T* a = c.wt + g * c.wt_group + k0 * c.wt_out + base;
+      int64_t lda = c.wt_out;
+      // The last block's missing rows read zeros, not the next group's filter.
+      std::vector<T> tail;
+      if (rows < MR) {
+        tail.assign(MR * red, T(0));
+        for (int64_t i = 0; i < rows; ++i) std::copy(a + i * lda, a + i * lda + red, tail.data() + i * red);
+        a = tail.data();
+        lda = red;
+      }
+      for (int64_t panel = 0; panel < panels; ++panel) {
+        kernel(1, red, &zero_offset, a, lda, cols.get() + (g * panels + panel) * red * NR, tile, NR, init,
+               bias.data() + g * round_up(c.Ko, MR) + k0);
+        const int64_t m0 = panel * NR, mn = std::min(NR, M - m0);
+        int64_t row_off[64], col_src[64], col_off[64];
+        for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];
+        for (int64_t jj = 0; jj < mn; ++jj) {
+          const int64_t m = m0 + jj;
+          col_src[jj] = jj;
+          col_off[jj] = m / (c.P * c.Q) * os[0] + m / c.Q % c.P * os[2] + m % c.Q * os[3];
+        }
+        store_tile(tile, NR, rows, row_off, mn, col_src, col_off, c.out + (g * c.Ko + k0) * os[1], false,
+                   os[3] < os[1]);
+      }
+    }
+  });
+  return true;
+}
+
+template bool run_pixels_direct<float>(const Correlation<float>&, const MicroKernel<float>&);
+template bool run_pixels_direct<double>(const Correlation<double>&, const MicroKernel<double>&);
+template bool run_channels_direct<float>(const Correlation<float>&, const MicroKernel<float>&);
+template bool run_channels_direct<double>(const Correlation<double>&, const MicroKernel<double>&);
+template bool run_filter_in_place<float>(const Correlation<float>&, const MicroKernel<float>&);
+template bool run_filter_in_place<double>(const Correlation<double>&, const MicroKernel<double>&);
+
+}  // namespace corr
+}  // namespace cpu
+}  // namespace cnnops

@@ -1,0 +1,291 @@
+// Packing and addressing shared by the correlation's paths (conv_correlation.cpp:
+// the im2col GEMMs; correlation_direct.cpp: the packing-free direct paths and the
+// few-pixel path): the reduction cursor, filter and input panels, the cached
+// filter form, bias padding and the tile store. Templates on the element type,
+// for float and double.
+#pragma once
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../util/buffer.h"
+#include "../util/copy_row.h"
+#include "conv2d.h"
+#include "conv_correlation.h"
+#include "microkernel.h"
+
+namespace cnnops {
+namespace cpu {
+namespace corr {
+constexpr int64_t kKc = 256;         // reduction block
+constexpr int64_t kBlockPanels = 8;  // pixel panels per task
+constexpr int64_t kMinTasks = 8;     // split further when there are fewer tasks
+
+enum class ReduceOrder { ChannelsOuter, TapsOuter };  // (ci, tr, ts) or (tr, ts, ci)
+
+// A position in the reduction index, advanced one step at a time.
+struct RedCursor {
+  int64_t ci = 0, tr = 0, ts = 0;
+  int64_t Ci, TR, TS;
+  ReduceOrder order;
+  RedCursor(int64_t Ci_, int64_t TR_, int64_t TS_, ReduceOrder o, int64_t idx)
+      : Ci(Ci_), TR(TR_), TS(TS_), order(o) {
+    if (order == ReduceOrder::ChannelsOuter) {
+      ci = idx / (TR * TS);
+      tr = idx / TS % TR;
+      ts = idx % TS;
+    } else {
+      ci = idx % Ci;
+      tr = idx / Ci / TS;
+      ts = idx / Ci % TS;
+    }
+  }
+  void advance() {
+    if (order == ReduceOrder::ChannelsOuter) {
+      if (++ts == TS) {
+        ts = 0;
+        if (++tr == TR) {
+          tr = 0;
+          ++ci;
+        }
+      }
+    } else {
+      if (++ci == Ci) {
+        ci = 0;
+        if (++ts == TS) {
+          ts = 0;
+          ++tr;
+        }
+      }
+    }
+  }
+};
+
+template <typename T>
+int64_t reduction_size(const Correlation<T>& c) {
+  return c.Ci * static_cast<int64_t>(c.hoff.size()) * static_cast<int64_t>(c.woff.size());
+}
+
+template <typename T>
+double correlation_flops(const Correlation<T>& c) {
+  return 2.0 * c.N * c.G * c.Ko * c.P * c.Q * reduction_size(c);
+}
+
+// parallel_for over `tasks` tasks of this correlation (one thread if tiny).
+template <typename T, typename F>
+void for_tasks(const Correlation<T>& c, int64_t tasks, const F& f) {
+  at::parallel_for(0, tasks, task_grain(tasks, correlation_flops(c)), f);
+}
+
+// Filter micro-panels for every group and reduction block:
+// dst[g][block][panel][kk][width], where block starts at kb0 and panel covers
+// output channels panel*width .. +width (zero past Ko).
+template <typename T>
+void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* dst, int64_t block = kKc) {
+  const int64_t red = reduction_size(c);
+  const int64_t TR = c.hoff.size(), TS = c.woff.size();
+  const int64_t kpad = round_up(c.Ko, width);
+  const int64_t panels = kpad / width;
+  for_tasks(c, c.G * panels, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t g = task / panels, panel = task % panels;
+      for (int64_t kb0 = 0; kb0 < red; kb0 += block) {
+        const int64_t kc = std::min(block, red - kb0);
+        // Steps outer, the panel's output channels inner: each step's `width` values
+        // are written as whole cache lines.
+        T* d = dst + g * kpad * red + kb0 * kpad + panel * kc * width;
+        const int64_t valid = std::max<int64_t>(0, std::min(width, c.Ko - panel * width));
+        const T* wp = c.wt + g * c.wt_group + panel * width * c.wt_out;
+        RedCursor cur(c.Ci, TR, TS, order, kb0);
+        for (int64_t kk = 0; kk < kc; ++kk, cur.advance()) {
+          const T* src = wp + cur.ci * c.wt_in + c.rtap[cur.tr] * c.wt_r + c.stap[cur.ts] * c.wt_s;
+          T* dk = d + kk * width;
+          for (int64_t x = 0; x < valid; ++x) dk[x] = src[x * c.wt_out];
+          for (int64_t x = valid; x < width; ++x) dk[x] = T(0);
+        }
+      }
+    }
+  });
+}
+
+// The name of a packed filter form: everything pack_filter's output depends on.
+template <typename T>
+std::string filter_form_name(const Correlation<T>& c, ReduceOrder order, int64_t width, int64_t block) {
+  std::string name = "correlation/" + std::to_string(sizeof(T)) + "/" +
+                     std::to_string(static_cast<int>(order)) + "/" + std::to_string(width) + "/" +
+                     std::to_string(block);
+  for (int64_t v : {c.G, c.Ko, c.Ci, c.wt_group, c.wt_out, c.wt_in, c.wt_r, c.wt_s})
+    name += "/" + std::to_string(v);
+  for (const std::vector<int64_t>* taps : {&c.rtap, &c.stap}) {
+    name += "/";
+    for (int64_t t : *taps) name += std::to_string(t) + ",";
+  }
+  return name;
+}
+
+// pack_filter's output, from the filter cache when the call has one.
+template <typename T>
+std::shared_ptr<const T> packed_filter(const Correlation<T>& c, ReduceOrder order, int64_t width,
+                                       int64_t block = kKc) {
+  const size_t count = c.G * round_up(c.Ko, width) * reduction_size(c);
+  return cached_pack<T>(c.filter_cache, filter_form_name(c, order, width, block), count,
+                        [&](T* dst) { pack_filter(c, order, width, dst, block); });
+}
+
+// Bias per group padded with zeros to a whole number of panels (or all zeros).
+template <typename T>
+std::vector<T> padded_bias(const Correlation<T>& c, int64_t width) {
+  const int64_t kpad = round_up(c.Ko, width);
+  std::vector<T> b(c.G * kpad, T(0));
+  if (c.bias != nullptr)
+    for (int64_t g = 0; g < c.G; ++g)
+      for (int64_t ko = 0; ko < c.Ko; ++ko) b[g * kpad + ko] = c.bias[g * c.Ko + ko];
+  return b;
+}
+
+// Pixels-on-vector im2col panels for image n, group g, reduction [kb0, kb0+kc)
+// and flat output pixels [j0, j0+jn): dst[panel][kk][NR].
+template <typename T>
+void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int64_t kb0, int64_t kc,
+                             int64_t j0, int64_t jn, int64_t nr, T* dst,
+                             ReduceOrder order = ReduceOrder::ChannelsOuter) {
+  const int64_t* s = c.in_strides;
+  // The output rows each panel touches: (p, q, length, offset in the panel).
+  struct Segment {
+    int64_t p, q, len, at;
+  };
+  const int64_t panels = ceil_div(jn, nr);
+  std::vector<Segment> segments;
+  std::vector<int64_t> first(panels + 1);
+  for (int64_t panel = 0; panel < panels; ++panel) {
+    first[panel] = segments.size();
+    const int64_t count = std::min(nr, jn - panel * nr), j = j0 + panel * nr;
+    int64_t p = j / c.Q, q = j % c.Q;
+    for (int64_t done = 0; done < count; p += 1, q = 0) {
+      const int64_t len = std::min(count - done, c.Q - q);
+      segments.push_back({p, q, len, done});
+      done += len;
+    }
+  }
+  first[panels] = segments.size();
+  RedCursor cur(c.Ci, c.hoff.size(), c.woff.size(), order, kb0);
+  for (int64_t kk = 0; kk < kc; ++kk, cur.advance()) {
+    const T* plane = c.in + n * s[0] + (g * c.Ci + cur.ci) * s[1];
+    const int64_t ho = c.hoff[cur.tr], wo = c.woff[cur.ts];
+    for (int64_t panel = 0; panel < panels; ++panel) {
+      T* d = dst + panel * kc * nr + kk * nr;
+      int64_t filled = 0;
+      for (int64_t i = first[panel]; i < first[panel + 1]; ++i) {
+        const Segment& sg = segments[i];
+        const int64_t h = sg.p * c.step_h + ho;
+        if (h >= 0 && h < c.H) {
+          copy_row_segment(plane + h * s[2], c.W, sg.q * c.step_w + wo, c.step_w, s[3], sg.len, d + sg.at, 1);
+        } else {
+          for (int64_t t = 0; t < sg.len; ++t) d[sg.at + t] = T(0);
+        }
+        filled = sg.at + sg.len;
+      }
+      for (int64_t t = filled; t < nr; ++t) d[t] = T(0);
+    }
+  }
+}
+
+// Channels-on-vector im2col panels for group g, reduction [kb0, kb0+kc) and
+// flat pixels m0 .. m0+mn over (n, p, q): dst[panel][kk][MR].
+template <typename T>
+void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, int64_t kc, int64_t m0,
+                               int64_t mn, int64_t mr, T* dst) {
+  const int64_t* s = c.in_strides;
+  const int64_t TS = c.woff.size();
+  const int64_t panels = ceil_div(mn, mr);
+  for (int64_t panel = 0; panel < panels; ++panel) {
+    for (int64_t ii = 0; ii < mr; ++ii) {
+      T* d = dst + panel * kc * mr + ii;
+      const int64_t m = m0 + panel * mr + ii;
+      if (panel * mr + ii >= mn) {
+        for (int64_t kk = 0; kk < kc; ++kk) d[kk * mr] = T(0);
+        continue;
+      }
+      const int64_t n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
+      const T* image = c.in + n * s[0] + g * c.Ci * s[1];
+      RedCursor cur(c.Ci, c.hoff.size(), TS, ReduceOrder::TapsOuter, kb0);
+      for (int64_t kk = 0; kk < kc;) {
+        const int64_t run = std::min(c.Ci - cur.ci, kc - kk);
+        const int64_t h = p * c.step_h + c.hoff[cur.tr];
+        const int64_t w = q * c.step_w + c.woff[cur.ts];
+        if (h >= 0 && h < c.H && w >= 0 && w < c.W) {
+          const T* src = image + h * s[2] + w * s[3] + cur.ci * s[1];
+          for (int64_t t = 0; t < run; ++t) d[(kk + t) * mr] = src[t * s[1]];
+        } else {
+          for (int64_t t = 0; t < run; ++t) d[(kk + t) * mr] = T(0);
+        }
+        kk += run;
+        cur.ci = 0;
+        if (++cur.ts == TS) {
+          cur.ts = 0;
+          ++cur.tr;
+        }
+      }
+    }
+  }
+}
+
+// Writes (or, with `add`, adds) a rows x n tile (row stride ld) to
+// out[row_off[i] + col_off[t]], reading tile column col_src[t]. The loop over
+// whichever of rows and columns is contiguous in the output runs innermost.
+template <typename T>
+void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off, int64_t n,
+                const int64_t* col_src, const int64_t* col_off, T* out, bool add, bool columns_inner) {
+  if (columns_inner) {
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t t = 0; t < n; ++t) {
+        T& o = out[row_off[i] + col_off[t]];
+        o = add ? o + tile[i * ld + col_src[t]] : tile[i * ld + col_src[t]];
+      }
+  } else {
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < rows; ++i) {
+        T& o = out[row_off[i] + col_off[t]];
+        o = add ? o + tile[i * ld + col_src[t]] : tile[i * ld + col_src[t]];
+      }
+  }
+}
+
+template <typename T>
+void fill_bias_or_zero(const Correlation<T>& c) {
+  const int64_t* s = c.out_strides;
+  const int64_t K = c.G * c.Ko;
+  for_tasks(c, c.N * K, [&](int64_t begin, int64_t end) {
+    for (int64_t nk = begin; nk < end; ++nk) {
+      const int64_t n = nk / K, k = nk % K;
+      const T v = c.bias != nullptr ? c.bias[k] : T(0);
+      for (int64_t i = 0; i < c.P; ++i)
+        for (int64_t j = 0; j < c.Q; ++j) c.out[n * s[0] + k * s[1] + i * s[2] + j * s[3]] = v;
+    }
+  });
+}
+
+// A single tap at offset 0 with unit steps and the output the input's size (a
+// 1x1 convolution without padding): output pixel m reads input pixel m, so
+// the GEMM can read the input where it lies instead of packing it.
+template <typename T>
+bool single_tap_in_place(const Correlation<T>& c) {
+  return direct_paths_enabled() && c.hoff.size() == 1 && c.woff.size() == 1 && c.hoff[0] == 0 &&
+         c.woff[0] == 0 && c.step_h == 1 && c.step_w == 1 && c.P == c.H && c.Q == c.W;
+}
+
+// The paths of correlation_direct.cpp; each returns false when it does not apply.
+template <typename T>
+bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk);
+template <typename T>
+bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk);
+template <typename T>
+bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk);
+
+}  // namespace corr
+}  // namespace cpu
+}  // namespace cnnops
