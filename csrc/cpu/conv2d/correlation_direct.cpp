@@ -195,28 +195,6 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
 
 constexpr int64_t kFewPixels = 128;  // at most this many output pixels (N*P*Q)
 
-// The reduction order in which the filter is contiguous (every tap, in order),
-// or false.
-template <typename T>
-bool filter_in_place_order(const Correlation<T>& c, ReduceOrder* order) {
-  const int64_t TR = c.hoff.size(), TS = c.woff.size();
-  for (int64_t t = 0; t < TR; ++t)
-    if (c.rtap[t] != c.rtap[0] + t) return false;
-  for (int64_t t = 0; t < TS; ++t)
-    if (c.stap[t] != c.stap[0] + t) return false;
-  // Strides of axes of extent 1 do not matter.
-  auto is = [](int64_t extent, int64_t stride, int64_t want) { return extent == 1 || stride == want; };
-  if (is(TS, c.wt_s, 1) && is(TR, c.wt_r, TS) && is(c.Ci, c.wt_in, TR * TS)) {
-    *order = ReduceOrder::ChannelsOuter;
-    return true;
-  }
-  if (is(c.Ci, c.wt_in, 1) && is(TS, c.wt_s, c.Ci) && is(TR, c.wt_r, TS * c.Ci)) {
-    *order = ReduceOrder::TapsOuter;
-    return true;
-  }
-  return false;
-}
-
 template <typename T>
 bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t M = c.N * c.P * c.Q;

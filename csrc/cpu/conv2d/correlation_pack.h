@@ -81,6 +81,28 @@ void for_tasks(const Correlation<T>& c, int64_t tasks, const F& f) {
   at::parallel_for(0, tasks, task_grain(tasks, correlation_flops(c)), f);
 }
 
+// The reduction order in which the filter is contiguous (every tap, in order),
+// or false.
+template <typename T>
+bool filter_in_place_order(const Correlation<T>& c, ReduceOrder* order) {
+  const int64_t TR = c.hoff.size(), TS = c.woff.size();
+  for (int64_t t = 0; t < TR; ++t)
+    if (c.rtap[t] != c.rtap[0] + t) return false;
+  for (int64_t t = 0; t < TS; ++t)
+    if (c.stap[t] != c.stap[0] + t) return false;
+  // Strides of axes of extent 1 do not matter.
+  auto is = [](int64_t extent, int64_t stride, int64_t want) { return extent == 1 || stride == want; };
+  if (is(TS, c.wt_s, 1) && is(TR, c.wt_r, TS) && is(c.Ci, c.wt_in, TR * TS)) {
+    *order = ReduceOrder::ChannelsOuter;
+    return true;
+  }
+  if (is(c.Ci, c.wt_in, 1) && is(TS, c.wt_s, c.Ci) && is(TR, c.wt_r, TS * c.Ci)) {
+    *order = ReduceOrder::TapsOuter;
+    return true;
+  }
+  return false;
+}
+
 // Filter micro-panels for every group and reduction block:
 // dst[g][block][panel][kk][width], where block starts at kb0 and panel covers
 // output channels panel*width .. +width (zero past Ko).
@@ -90,6 +112,9 @@ void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* d
   const int64_t TR = c.hoff.size(), TS = c.woff.size();
   const int64_t kpad = round_up(c.Ko, width);
   const int64_t panels = kpad / width;
+  ReduceOrder contiguous;
+  const bool rows_contiguous = filter_in_place_order(c, &contiguous) && contiguous == order;
+  const int64_t base = c.rtap[0] * c.wt_r + c.stap[0] * c.wt_s;
   for_tasks(c, c.G * panels, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t g = task / panels, panel = task % panels;
@@ -100,6 +125,22 @@ void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* d
         T* d = dst + g * kpad * red + kb0 * kpad + panel * kc * width;
         const int64_t valid = std::max<int64_t>(0, std::min(width, c.Ko - panel * width));
         const T* wp = c.wt + g * c.wt_group + panel * width * c.wt_out;
+        if (rows_contiguous) {
+          // Each output channel's reduction is one contiguous run of the filter:
+          // read it 16 steps at a time (whole cache lines), write them transposed.
+          for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+            const int64_t n = std::min<int64_t>(16, kc - k0);
+            for (int64_t x = 0; x < width; ++x) {
+              const T* src = wp + x * c.wt_out + base + kb0 + k0;
+              T* dk = d + k0 * width + x;
+              if (x < valid)
+                for (int64_t t = 0; t < n; ++t) dk[t * width] = src[t];
+              else
+                for (int64_t t = 0; t < n; ++t) dk[t * width] = T(0);
+            }
+          }
+          continue;
+        }
         RedCursor cur(c.Ci, TR, TS, order, kb0);
         for (int64_t kk = 0; kk < kc; ++kk, cur.advance()) {
           const T* src = wp + cur.ci * c.wt_in + c.rtap[cur.tr] * c.wt_r + c.stap[cur.ts] * c.wt_s;
