@@ -120,6 +120,64 @@ class MaxPoolCase:
 
 
 @dataclass(frozen=True)
+class AvgPoolCase:
+    """avg_pool2d (memory-bound): FLOPs count one add per window tap (fwd; the backward
+    as many again). Bytes: fwd reads x and writes y; fwd+bwd then reads dy and writes dx."""
+    name: str
+    input_shape: tuple
+    kernel_size: int = 3
+    stride: int = 1
+    padding: int = 1
+    op: str = "avg_pool2d"
+    grad_names = ("grad_input",)
+    memory_bound = True
+
+    def call(self, lib, x):
+        return lib.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def make_inputs(self, device, dtype, layout, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(self.input_shape, generator=gen)
+        return (x.to(device=device, dtype=dtype, memory_format=LAYOUTS[layout]),)
+
+    def problem(self) -> ConvProblem:
+        N, C, H, W = self.input_shape
+        P = conv_out_size(H, self.kernel_size, self.stride, self.padding)
+        Q = conv_out_size(W, self.kernel_size, self.stride, self.padding)
+        return ConvProblem(N, C, H, W, C, self.kernel_size, self.kernel_size, P, Q, C)
+
+    def flop(self, mode):
+        p = self.problem()
+        return p.output_elems * p.R * p.S * (1 if mode == "fwd" else 2)
+
+    def bytes_moved(self, mode, elem_size):
+        p = self.problem()
+        return (p.input_elems + p.output_elems) * elem_size * (1 if mode == "fwd" else 2)
+
+    def describe(self):
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AdaptiveAvgPoolCase(AvgPoolCase):
+    """adaptive_avg_pool2d; output_size 1 is the global average pool of a classifier head.
+    FLOPs: one add per input element (the windows of these cases tile the input)."""
+    output_size: int = 1
+    op: str = "adaptive_avg_pool2d"
+
+    def call(self, lib, x):
+        return lib.adaptive_avg_pool2d(x, self.output_size)
+
+    def problem(self) -> ConvProblem:
+        N, C, H, W = self.input_shape
+        o = self.output_size
+        return ConvProblem(N, C, H, W, C, -(-H // o), -(-W // o), o, o, C)
+
+    def flop(self, mode):
+        return self.problem().input_elems * (1 if mode == "fwd" else 2)
+
+
+@dataclass(frozen=True)
 class SeparableCase:
     """separable_conv2d (Keras SeparableConv2D): depthwise R x S then 1x1 pointwise; torch's
     side is the same two convolutions through torch.nn.functional.conv2d."""
@@ -178,6 +236,13 @@ DEFAULT_CASES = [
     ConvCase("convT3x3s2_c256k128_25", "conv_transpose2d", (8, 256, 25, 25), (256, 128, 3, 3),
              stride=2, padding=1, output_padding=1),
     MaxPoolCase("maxpool3x3s2_c64_112", (10, 64, 112, 112)),
+    # average pooling: a 3x3 stride-1 pool (Inception branches), a 2x2 stride-2 pool
+    # (DenseNet transitions) and the global pools of ResNet-50 (2048 x 7 x 7) and
+    # Xception (2048 x 10 x 10)
+    AvgPoolCase("avgpool3x3s1p1_c64_56", (8, 64, 56, 56)),
+    AvgPoolCase("avgpool2x2s2_c128_56", (8, 128, 56, 56), kernel_size=2, stride=2, padding=0),
+    AdaptiveAvgPoolCase("gap_c2048_7", (32, 2048, 7, 7)),
+    AdaptiveAvgPoolCase("gap_c2048_10", (16, 2048, 10, 10)),
     ConvCase("dw3x3_c128_56", "conv2d", (8, 128, 56, 56), (128, 1, 3, 3), padding=1, groups=128),
     ConvCase("dw3x3_c728_19", "conv2d", (8, 728, 19, 19), (728, 1, 3, 3), padding=1, groups=728),
     SeparableCase("sep3x3_c728_19", (8, 728, 19, 19), 728),
@@ -246,6 +311,10 @@ CUDA_CASES = _resnet50_convs() + [
     ConvCase("convT4x4s2_c256k128_28", "conv_transpose2d", (32, 256, 28, 28), (256, 128, 4, 4),
              stride=2, padding=1),
     MaxPoolCase("maxpool3x3s2_c64_112_b32", (32, 64, 112, 112)),
+    AvgPoolCase("avgpool3x3s1p1_c64_56_b32", (32, 64, 56, 56)),
+    AvgPoolCase("avgpool2x2s2_c128_56_b32", (32, 128, 56, 56), kernel_size=2, stride=2, padding=0),
+    AdaptiveAvgPoolCase("gap_c2048_7_b128", (128, 2048, 7, 7)),
+    AdaptiveAvgPoolCase("gap_c2048_10_b64", (64, 2048, 10, 10)),
     ConvCase("dw3x3_c144_56_b32", "conv2d", (32, 144, 56, 56), (144, 1, 3, 3), padding=1, groups=144),
     ConvCase("dw3x3_c728_19_b32", "conv2d", (32, 728, 19, 19), (728, 1, 3, 3), padding=1, groups=728),
     ConvCase("dw5x5_c240_28_b32", "conv2d", (32, 240, 28, 28), (240, 1, 5, 5), padding=2, groups=240),

@@ -10,8 +10,8 @@ import math
 # The families of history.jsonl, in its order. conv2d includes its *_dgrad / *_wgrad rows;
 # the fixedcost_* rows (per-call overhead on tiny inputs) are a family of their own, so
 # that adding them leaves the ops' trends comparable with earlier lines.
-FAMILIES = ("conv2d", "conv_transpose2d", "max_pool2d", "depthwise", "separable", "models",
-            "fixed_cost")
+FAMILIES = ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "depthwise", "separable",
+            "models", "fixed_cost")
 
 
 def family_of(row):
@@ -27,6 +27,7 @@ def family_of(row):
         return "conv2d"
     return {"conv2d_dgrad": "conv2d", "conv2d_wgrad": "conv2d",
             "conv_transpose2d": "conv_transpose2d", "max_pool2d": "max_pool2d",
+            "avg_pool2d": "avg_pool2d", "adaptive_avg_pool2d": "avg_pool2d",
             "depthwise_conv2d": "depthwise", "separable_conv2d": "separable",
             "model": "models"}.get(op)
 

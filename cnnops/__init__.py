@@ -9,7 +9,15 @@ from . import (
 )
 from ._to_torch import SamePad2d, to_torch
 from .convert import convert
-from .functional import conv2d, conv_transpose2d, depthwise_conv2d, max_pool2d, separable_conv2d
+from .functional import (
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    conv2d,
+    conv_transpose2d,
+    depthwise_conv2d,
+    max_pool2d,
+    separable_conv2d,
+)
 
 __version__ = "0.1.0"
 
@@ -44,6 +52,7 @@ def clear_weight_cache():
     _C.clear_filter_cache()
 
 
-__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "depthwise_conv2d", "separable_conv2d",
+__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "depthwise_conv2d", "separable_conv2d",
            "convert", "to_torch", "SamePad2d", "nn", "build_info", "set_cpu_isa",
            "weight_cache_info", "set_weight_cache_limit", "clear_weight_cache"]

@@ -100,6 +100,19 @@ def max_pool_window(op, kernel_size, stride, dilation):
     int_list(dilation, 2, 1, op, "dilation", "positive")
 
 
+def avg_pool_window(op, kernel_size, stride, padding, divisor_override):
+    """avg_pool2d's window arguments (mirrors check_window in csrc/torch/avg_pool2d_ops.cpp)."""
+    int_list(kernel_size, 2, 1, op, "kernel_size", "positive")
+    int_list(stride, 2, 1, op, "stride", "positive")
+    int_list(padding, 4, 0, op, "padding", "non-negative (top, bottom, left, right)")
+    kh, kw = kernel_size[0] // 2, kernel_size[1] // 2
+    if padding[0] > kh or padding[1] > kh or padding[2] > kw or padding[3] > kw:
+        raise ValueError(f"{op}: expected padding to be at most half the kernel size "
+                         f"({kernel_size[0]} x {kernel_size[1]}), got {list(padding)}")
+    if divisor_override is not None and divisor_override == 0:
+        raise ValueError(f"{op}: expected divisor_override to be a non-zero int or None, got 0")
+
+
 def depthwise_weight(w, C, op):
     rank(w, 4, op, "weight", "in_channels * depth_multiplier, 1, kH, kW")
     if w.shape[0] == 0 or w.shape[2] == 0 or w.shape[3] == 0:

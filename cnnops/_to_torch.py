@@ -2,11 +2,13 @@
 
 Returns a model computing the same function on torch's kernels, with torch.nn layers (to
 check cnnops against torch, or to run a model where cnnops has no kernels): cnnops Conv2d,
-ConvTranspose2d and MaxPool2d become their torch.nn base classes (same parameters and
-state_dict keys), DepthwiseConv2d a torch.nn.Conv2d with groups = in_channels, and
-SeparableConv2d a Sequential of a depthwise and a pointwise torch.nn.Conv2d. A Keras
-'same' padding that torch lacks (stride > 1, or any max pool) becomes
-Sequential(SamePad2d, layer padding nothing), which moves that layer's keys under '.1'.
+ConvTranspose2d, MaxPool2d, AvgPool2d and AdaptiveAvgPool2d become their torch.nn base
+classes (same parameters and state_dict keys), DepthwiseConv2d a torch.nn.Conv2d with
+groups = in_channels, and SeparableConv2d a Sequential of a depthwise and a pointwise
+torch.nn.Conv2d. A Keras 'same' padding that torch lacks (stride > 1, or any max pool)
+becomes Sequential(SamePad2d, layer padding nothing), which moves that layer's keys under
+'.1'; an AvgPool2d with 'same' becomes SameAvgPool2d (the padded cells are not counted in
+Keras' divisor, which torch's padding cannot express).
 """
 import copy
 
@@ -35,6 +37,27 @@ class SamePad2d(torch.nn.Module):
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"dilation={self.dilation}, value={self.value}")
+
+
+class SameAvgPool2d(torch.nn.Module):
+    """Keras AveragePooling2D with padding='same' from torch ops: the window sums of the
+    zero-padded input (torch.nn.AvgPool2d `pool` with divisor 1) divided by the number of
+    input cells in each window (or by pool.divisor_override when it is set)."""
+
+    def __init__(self, pool):
+        super().__init__()
+        pair = torch.nn.modules.utils._pair
+        self.pad = SamePad2d(pair(pool.kernel_size), pair(pool.stride), (1, 1))
+        self.pool = pool
+
+    def forward(self, x):
+        p = self.pool
+        sums = F.avg_pool2d(self.pad(x), p.kernel_size, p.stride, 0, p.ceil_mode, True,
+                            p.divisor_override or 1)
+        if p.divisor_override:
+            return sums
+        ones = torch.ones((1, 1) + tuple(x.shape[-2:]), dtype=x.dtype, device=x.device)
+        return sums / F.avg_pool2d(self.pad(ones), p.kernel_size, p.stride, 0, p.ceil_mode, True, 1)
 
 
 def _padded(pad, module):
@@ -70,6 +93,19 @@ def _torch_max_pool(m):
     return _padded(pad, m)
 
 
+def _torch_avg_pool(m):
+    m.__class__ = torch.nn.AvgPool2d
+    if m.padding != "same":
+        return m
+    m.padding = 0
+    return SameAvgPool2d(m).train(m.training)
+
+
+def _torch_adaptive_avg_pool(m):
+    m.__class__ = torch.nn.AdaptiveAvgPool2d
+    return m
+
+
 def _torch_separable(m):
     """SeparableConv2d -> Sequential([pad,] depthwise Conv2d (groups=C), pointwise Conv2d 1x1)."""
     factory = dict(device=m.depthwise_weight.device, dtype=m.depthwise_weight.dtype)
@@ -96,6 +132,8 @@ _TO_TORCH = {
     cnn.DepthwiseConv2d: _torch_conv,
     cnn.ConvTranspose2d: _torch_conv_transpose,
     cnn.MaxPool2d: _torch_max_pool,
+    cnn.AvgPool2d: _torch_avg_pool,
+    cnn.AdaptiveAvgPool2d: _torch_adaptive_avg_pool,
     cnn.SeparableConv2d: _torch_separable,
 }
 

@@ -1,8 +1,8 @@
 """convert(model): run an existing torch model on cnnops kernels.
 
-Every torch.nn.Conv2d, ConvTranspose2d and MaxPool2d in the model (at any depth:
-Sequential, ModuleList, ModuleDict, custom containers) becomes the cnnops.nn module of
-the same configuration. The swap is done in place by changing the module's class to the
+Every torch.nn.Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d and AdaptiveAvgPool2d in the
+model (at any depth: Sequential, ModuleList, ModuleDict, custom containers) becomes the
+cnnops.nn module of the same configuration. The swap is done in place by changing the module's class to the
 cnnops subclass: the module object, its Parameter objects, buffers, hooks and state_dict
 keys stay exactly what they were, so outputs, gradients, optimisers holding the
 parameters and saved checkpoints are unaffected. Only modules of exactly those torch
@@ -20,11 +20,13 @@ _SWAPS = {
     torch.nn.Conv2d: cnn.Conv2d,
     torch.nn.ConvTranspose2d: cnn.ConvTranspose2d,
     torch.nn.MaxPool2d: cnn.MaxPool2d,
+    torch.nn.AvgPool2d: cnn.AvgPool2d,
+    torch.nn.AdaptiveAvgPool2d: cnn.AdaptiveAvgPool2d,
 }
 
 
 def convert(model, return_count=False):
-    """Swaps the torch.nn conv / transposed-conv / max-pool layers of `model` (in place) for
+    """Swaps the torch.nn conv / transposed-conv / pooling layers of `model` (in place) for
     cnnops.nn ones sharing their parameters. Returns the model, or (model, number of
     modules swapped) with return_count=True; the count is also logged (logger "cnnops")."""
     if not isinstance(model, torch.nn.Module):

@@ -215,6 +215,67 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return (y, ind) if return_indices else y
 
 
+# ----------------------------------------------------------------------------- average pooling
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Drop-in for torch.nn.functional.avg_pool2d.
+
+    Beyond torch, padding='same' gives TensorFlow/Keras AveragePooling2D semantics for any
+    stride: output size ceil(H / stride), the odd padding pixel at the bottom/right, and the
+    padded cells never counted in the divisor (count_include_pad does not apply to them).
+    """
+    fn = "avg_pool2d"
+    x, unbatched = _batched(input, fn)
+    kernel_size = _pair(kernel_size, "kernel_size", fn)
+    no_stride = stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+    stride = kernel_size if no_stride else _pair(stride, "stride", fn)
+    for name, v in (("kernel_size", kernel_size), ("stride", stride)):
+        if v[0] <= 0 or v[1] <= 0:
+            raise ValueError(f"cnnops.{fn}: expected {name} to be positive, got {v}")
+    pad = _padding4(padding, x, kernel_size, stride, (1, 1), fn)
+    if isinstance(padding, str):
+        count_include_pad = False  # 'same' (Keras) counts the input cells only; 'valid' pads nothing
+    elif pad[0] > kernel_size[0] // 2 or pad[2] > kernel_size[1] // 2:
+        raise ValueError(f"cnnops.{fn}: expected padding to be at most half the kernel size, got "
+                         f"padding={padding!r} and kernel_size={kernel_size}")
+    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
+        raise ValueError(f"cnnops.{fn}: expected divisor_override to be a non-zero int or None, "
+                         f"got {divisor_override!r}")
+    y = ops.avg_pool2d_fwd(x, kernel_size, stride, pad, bool(ceil_mode), bool(count_include_pad),
+                           divisor_override)
+    return y.squeeze(0) if unbatched else y
+
+
+def _output_size(output_size, x, fn):
+    """output_size as a list of two sizes: an int, or a pair of ints or None (None: the
+    input's size along that axis), as torch accepts."""
+    if type(output_size) is int:  # the common case first
+        size = [output_size, output_size]
+    elif _is_int(output_size):
+        size = [output_size, output_size]
+    elif (isinstance(output_size, (tuple, list, torch.Size)) and len(output_size) == 2
+          and all(v is None or _is_int(v) for v in output_size)):
+        size = [x.shape[2 + i] if v is None else v for i, v in enumerate(output_size)]
+    else:
+        raise ValueError(f"cnnops.{fn}: expected output_size to be an int or a tuple of 2 ints "
+                         f"(or None), got {output_size!r}")
+    if size[0] < 0 or size[1] < 0:
+        raise ValueError(f"cnnops.{fn}: expected output_size to be non-negative, got {output_size!r}")
+    return size
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Drop-in for torch.nn.functional.adaptive_avg_pool2d: output row o averages input rows
+    floor(o * H / out) to ceil((o + 1) * H / out), likewise along W; output_size an int or a
+    pair of ints, None keeping that axis's input size. An output of 1 x 1 is global average
+    pooling, which has its own fast kernels."""
+    fn = "adaptive_avg_pool2d"
+    x, unbatched = _batched(input, fn)
+    y = ops.adaptive_avg_pool2d_fwd(x, _output_size(output_size, x, fn))
+    return y.squeeze(0) if unbatched else y
+
+
 # ----------------------------------------------------------------------------- depthwise, separable
 
 def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):

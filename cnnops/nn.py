@@ -57,6 +57,22 @@ class MaxPool2d(torch.nn.MaxPool2d):
                              ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
 
+class AvgPool2d(torch.nn.AvgPool2d):
+    """torch.nn.AvgPool2d on cnnops kernels; beyond torch, padding='same' (Keras semantics:
+    the padded cells are not counted in the divisor)."""
+
+    def forward(self, input):
+        return cf.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                             self.count_include_pad, self.divisor_override)
+
+
+class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d):
+    """torch.nn.AdaptiveAvgPool2d on cnnops kernels (output_size 1: global average pooling)."""
+
+    def forward(self, input):
+        return cf.adaptive_avg_pool2d(input, self.output_size)
+
+
 class DepthwiseConv2d(Conv2d):
     """Depthwise convolution (Keras DepthwiseConv2D): a Conv2d with groups = in_channels and
     out_channels = in_channels * depth_multiplier, so parameters (weight (C*M, 1, kH, kW),

@@ -11,7 +11,7 @@ shift || true
 args=("$@")
 if [ ${#args[@]} -eq 0 ]; then
   args=(tests/test_conv2d.py tests/test_conv_transpose2d.py tests/test_max_pool2d.py
-        tests/test_depthwise.py tests/test_separable.py tests/test_autograd.py -k cuda)
+        tests/test_avg_pool2d.py tests/test_depthwise.py tests/test_separable.py tests/test_autograd.py -k cuda)
 fi
 export PYTORCH_NO_CUDA_MEMORY_CACHING=1 HYPOTHESIS_MAX_EXAMPLES=${HYPOTHESIS_MAX_EXAMPLES:-5}
 exec compute-sanitizer --tool "$tool" --error-exitcode 99 --target-processes all \

@@ -65,7 +65,8 @@ sanitize() {  # sanitize TOOL FILE
     "$PY" -m pytest -q -p no:cacheprovider -x "$file" -k cuda
 }
 pids=()
-for f in tests/test_conv2d.py tests/test_conv_transpose2d.py tests/test_depthwise.py tests/test_max_pool2d.py; do
+for f in tests/test_conv2d.py tests/test_conv_transpose2d.py tests/test_depthwise.py tests/test_max_pool2d.py \
+  tests/test_avg_pool2d.py; do
   [ -f "$f" ] && { sanitize memcheck "$f" & pids+=($!); }
 done
 for f in tests/test_depthwise.py tests/test_max_pool2d.py; do

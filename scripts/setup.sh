@@ -2,7 +2,9 @@
 # One-time (and idempotent) set-up shared by the two README commands:
 #  1. torch: the importable one if any (e.g. the GPU machine's CUDA build),
 #     otherwise torch==2.13.0 from pip;
-#  2. the Python packages the tests and benchmarks use, where missing;
+#  2. the Python packages the tests and benchmarks use, where missing (a package
+#     that cannot be installed, e.g. on a machine without network, is reported
+#     and skipped: the tests that need it skip or fail on their own);
 #  3. the extension cnnops._C, built in place (CUDA too when torch has CUDA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,14 +19,20 @@ missing=$("$PY" - <<'PYEOF'
 import importlib.util
 needed = {"pytest": "pytest", "hypothesis": "hypothesis", "numpy": "numpy",
           "matplotlib": "matplotlib", "tqdm": "tqdm", "ninja": "ninja",
-          "sklearn": "scikit-learn", "expecttest": "expecttest"}
+          "sklearn": "scikit-learn",
+          "expecttest": "expecttest"}  # torch's OpInfo samples (tests/test_avg_pool2d.py)
 print(" ".join(pkg for mod, pkg in needed.items() if importlib.util.find_spec(mod) is None))
 PYEOF
 )
-for pkg in $missing; do  # one at a time: offline (the GPU machine), a failure only warns
-  echo "[setup] installing: $pkg"
-  "$PY" -m pip install --quiet "$pkg" || echo "[setup] warning: could not install $pkg; continuing without it"
-done
+if [ -n "$missing" ]; then
+  echo "[setup] installing: $missing"
+  if ! "$PY" -m pip install --quiet --retries 1 --timeout 15 $missing; then
+    for pkg in $missing; do  # one at a time, so that one failure costs only its package
+      "$PY" -m pip install --quiet --retries 1 --timeout 15 "$pkg" ||
+        echo "[setup] warning: could not install $pkg (no network?); going on without it" >&2
+    done
+  fi
+fi
 
 echo "[setup] building cnnops._C in place (log: build/build.log)"
 mkdir -p build

@@ -3,7 +3,7 @@ output-store fixtures, the float64 torch reference and the comparison tolerances
 hypothesis profile.
 
 Tests are grouped by op family: test_<family>*.py holds a family's own tests (conv2d,
-depthwise, max_pool2d), and files that check one family under another name (autograd,
+depthwise, max_pool2d, avg_pool2d), and files that check one family under another name (autograd,
 opcheck/compile, errors, hypothesis, nn, conv_transpose2d, separable) carry the family's
 marker, so `pytest -k conv2d` (or `-m conv2d`) selects all of a family's tests.
 """
@@ -25,6 +25,7 @@ FAMILIES = {
     "conv2d": "the conv2d family: conv2d_fprop/dgrad/wgrad/bias_grad (conv2d, conv_transpose2d)",
     "depthwise": "the depthwise family: depthwise_fprop/dgrad/wgrad/backward",
     "max_pool2d": "the max_pool2d family: max_pool2d_fwd/values/bwd",
+    "avg_pool2d": "the avg_pool2d family: avg_pool2d_fwd/bwd, adaptive_avg_pool2d_fwd/bwd",
 }
 
 

@@ -51,6 +51,18 @@ def test_grouped_flop():
     assert p.weight_elems == 4 * 4 * 9
 
 
+def test_avg_pool_flop_and_bytes_by_hand():
+    p = CASES["avgpool3x3s1p1_c64_56"].problem()
+    y = 8 * 64 * 56 * 56
+    assert (p.P, p.Q) == (56, 56) and CASES["avgpool3x3s1p1_c64_56"].flop("fwd") == 9 * y
+    assert CASES["avgpool3x3s1p1_c64_56"].bytes_moved("fwd+bwd", 4) == 2 * (y + y) * 4
+    gap = CASES["gap_c2048_7"]
+    assert (gap.problem().P, gap.problem().Q) == (1, 1) and gap.flop("fwd") == 32 * 2048 * 49
+    assert gap.bytes_moved("fwd", 4) == (32 * 2048 * 49 + 32 * 2048) * 4
+    assert {history.family_of(dict(op=c.op)) for c in DEFAULT_CASES if "pool" in c.op} == {
+        "max_pool2d", "avg_pool2d"}
+
+
 TINY = [ConvCase("tiny3x3", "conv2d", (2, 4, 8, 8), (6, 4, 3, 3), padding=1),
         ConvCase("tinyT", "conv_transpose2d", (2, 4, 5, 5), (4, 3, 3, 3), stride=2, padding=1,
                  output_padding=1)]
@@ -334,6 +346,7 @@ def test_history_line_is_the_geomean_speedup_per_family():
             _speedup_row("conv2d", 4.0, params=dw), _speedup_row("conv2d", 1.0, params=dw),
             _speedup_row("conv_transpose2d", 0.8), _speedup_row("max_pool2d", 3.0),
             _speedup_row("max_pool2d", 12.0), _speedup_row("model", 0.7),
+            _speedup_row("avg_pool2d", 2.0), _speedup_row("adaptive_avg_pool2d", 8.0),
             dict(_speedup_row("max_pool2d", 0.25), case="fixedcost_max_pool2d"),
             dict(_speedup_row("conv2d", 0.5), case="fixedcost_conv2d")]
     result = dict(schema=runner.SCHEMA, rows=rows, limits=dict(peak_gflops=123.456),
@@ -344,13 +357,13 @@ def test_history_line_is_the_geomean_speedup_per_family():
                                cpu_count=4, torch="2.13.0", commit="abc1234"))
     line = history.history_line(result, run="cpu-2026-01-02T0304")
     assert line["geomean_speedup"] == dict(conv2d=1.0, conv_transpose2d=0.8, max_pool2d=6.0,
-                                           depthwise=2.0, separable=None, models=0.7,
+                                           avg_pool2d=4.0, depthwise=2.0, separable=None, models=0.7,
                                            fixed_cost=0.354)  # sqrt(0.25 * 0.5), rounded
     assert (line["date"], line["run"], line["commit"]) == (
         "2026-01-02T03:04:05", "cpu-2026-01-02T0304", "abc1234")
     assert (line["machine"], line["cpu"], line["malloc"]) == ("Some CPU", "Some CPU, 2 of 4 threads",
                                                               "steady")
-    assert (line["peak_gflops"], line["rows"], line["failed"]) == (123.5, 11, 1)
+    assert (line["peak_gflops"], line["rows"], line["failed"]) == (123.5, 13, 1)
     assert history.history_line(result, commit="def5678")["commit"] == "def5678"
     assert json.loads(json.dumps(line)) == line
     assert history.geomean([2.0, 8.0]) == pytest.approx(4.0) and history.geomean([]) is None

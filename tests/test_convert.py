@@ -1,4 +1,5 @@
-"""cnnops.convert: every torch.nn.Conv2d / ConvTranspose2d / MaxPool2d in a model becomes
+"""cnnops.convert: every torch.nn.Conv2d / ConvTranspose2d / MaxPool2d / AvgPool2d /
+AdaptiveAvgPool2d in a model becomes
 the cnnops module, sharing its parameters; outputs, gradients and state_dict unchanged."""
 import logging
 
@@ -14,11 +15,12 @@ class Block(torch.nn.Module):
                                           torch.nn.Conv2d(4, 6, 1, bias=False)])
         self.heads = torch.nn.ModuleDict({"up": torch.nn.ConvTranspose2d(6, 3, 2, stride=2)})
         self.pool = torch.nn.MaxPool2d(3, 2, 1)
+        self.avg = torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False)
 
     def forward(self, x):
         for c in self.convs:
             x = torch.relu(c(x))
-        return self.heads["up"](self.pool(x))
+        return self.heads["up"](self.avg(self.pool(x)))
 
 
 class MyConv(torch.nn.Conv2d):  # a user subclass: left alone
@@ -29,7 +31,7 @@ def make_model():
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
                                Block(), torch.nn.Sequential(torch.nn.MaxPool2d(2)),
-                               MyConv(3, 3, 1)).double()
+                               torch.nn.AdaptiveAvgPool2d((5, None)), MyConv(3, 3, 1)).double()
 
 
 def test_convert_swaps_and_shares(caplog):
@@ -38,10 +40,11 @@ def test_convert_swaps_and_shares(caplog):
     state = {k: v.clone() for k, v in model.state_dict().items()}
     with caplog.at_level(logging.INFO, logger="cnnops"):
         out, n = cnnops.convert(model, return_count=True)
-    assert out is model and n == 6
-    assert "swapped 6" in caplog.text
+    assert out is model and n == 8
+    assert "swapped 8" in caplog.text
     kinds = [type(m) for m in model.modules()]
     assert kinds.count(cnnops.nn.Conv2d) == 3 and kinds.count(cnnops.nn.MaxPool2d) == 2
+    assert kinds.count(cnnops.nn.AvgPool2d) == 1 and kinds.count(cnnops.nn.AdaptiveAvgPool2d) == 1
     assert kinds.count(cnnops.nn.ConvTranspose2d) == 1 and kinds.count(MyConv) == 1
     assert all(p is params[k] for k, p in model.named_parameters())
     assert model.state_dict().keys() == state.keys()

@@ -9,7 +9,7 @@ import re
 import pytest
 
 CSRC = pathlib.Path(__file__).resolve().parents[1] / "csrc"
-FAMILIES = ("conv2d", "depthwise", "max_pool2d")
+FAMILIES = ("conv2d", "depthwise", "max_pool2d", "avg_pool2d")
 SOURCES = sorted(p for p in CSRC.rglob("*") if p.suffix in {".h", ".cpp", ".cu", ".cuh"})
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
 

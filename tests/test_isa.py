@@ -27,7 +27,8 @@ def test_vector_kernel_helpers_stay_in_their_isa_unit():
     simd = [line for line in out.splitlines() if "cnnops::cpu::simd::" in line]
     # The namespace is where the kernels are: without local instances of them the
     # check below would pass vacuously (e.g. after a rename).
-    for kernel in ("microkernel<", "stencil_row<", "span3x3_fprop<", "max_taps<", "fma_probe<"):
+    for kernel in ("microkernel<", "stencil_row<", "span3x3_fprop<", "max_taps<", "avg_sum_rows<",
+                   "fma_probe<"):
         assert any(f"cnnops::cpu::simd::{kernel}" in line for line in simd), kernel
     shared = [line for line in simd if line.split(" ", 2)[1:2] in (["W"], ["V"])]
     assert not shared, shared

@@ -10,8 +10,10 @@ from cnnops import SamePad2d, models
 from conftest import assert_close
 
 CNNOPS_LAYERS = (cnnops.nn.Conv2d, cnnops.nn.ConvTranspose2d, cnnops.nn.MaxPool2d,
-                 cnnops.nn.DepthwiseConv2d, cnnops.nn.SeparableConv2d)
-TORCH_LAYERS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.MaxPool2d)
+                 cnnops.nn.AvgPool2d, cnnops.nn.AdaptiveAvgPool2d, cnnops.nn.DepthwiseConv2d,
+                 cnnops.nn.SeparableConv2d)
+TORCH_LAYERS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.MaxPool2d, torch.nn.AvgPool2d,
+                torch.nn.AdaptiveAvgPool2d)
 
 # name -> (builder kwargs, a small input shape); each model's parity case
 CASES = {
@@ -214,14 +216,16 @@ def test_to_torch_has_no_cnnops_module_and_leaves_model_alone(name):
 def test_to_torch_of_converted_model():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-                              torch.nn.MaxPool2d(2),
-                              torch.nn.ConvTranspose2d(8, 4, 2, stride=2)).double()
+                              torch.nn.MaxPool2d(2), torch.nn.AvgPool2d(3, 1, 1),
+                              torch.nn.ConvTranspose2d(8, 4, 2, stride=2),
+                              torch.nn.AdaptiveAvgPool2d((7, None))).double()
     x = torch.randn(2, 3, 10, 10, dtype=torch.float64)
     expected = net(x)
     twin = cnnops.to_torch(cnnops.convert(net))
     assert not any(type(m).__module__.startswith("cnnops") for m in twin.modules())
     assert [type(m) for m in twin] == [torch.nn.Conv2d, torch.nn.ReLU, torch.nn.MaxPool2d,
-                                       torch.nn.ConvTranspose2d]
+                                       torch.nn.AvgPool2d, torch.nn.ConvTranspose2d,
+                                       torch.nn.AdaptiveAvgPool2d]
     torch.testing.assert_close(twin(x), expected)
 
 
@@ -235,9 +239,10 @@ def test_to_torch_keras_same_layers(size):
         cnnops.nn.DepthwiseConv2d(6, 4, stride=2, padding="same", depth_multiplier=2),
         cnnops.nn.SeparableConv2d(12, 5, 3, stride=2, padding="same", depth_multiplier=2),
         cnnops.nn.MaxPool2d(2, stride=1, padding="same"),
+        cnnops.nn.AvgPool2d(3, stride=2, padding="same"),
         cnnops.nn.SeparableConv2d(5, 4, 3, padding="same")).double()
     twin = cnnops.to_torch(net)
-    assert sum(isinstance(m, SamePad2d) for m in twin.modules()) == 5
+    assert sum(isinstance(m, SamePad2d) for m in twin.modules()) == 6
     x = torch.randn(2, 3, *size, dtype=torch.float64)
     y, g, _ = forward_backward(net, x)
     y_ref, g_ref, theirs = forward_backward(twin, x)

@@ -11,6 +11,8 @@ and the autograd formulas, and lists them in FAKE_KERNELS and AUTOGRAD:
                 (max_pool2d_fwd's autograd kernel is C++: csrc/torch/max_pool2d_autograd.cpp)
     depthwise   depthwise_fprop, depthwise_dgrad, depthwise_wgrad, depthwise_backward
                 (depthwise_fprop's autograd kernel is C++: csrc/torch/depthwise_autograd.cpp)
+    avg_pool2d  avg_pool2d_fwd, avg_pool2d_bwd, adaptive_avg_pool2d_fwd, adaptive_avg_pool2d_bwd
+                (the forwards' autograd kernels are C++: csrc/torch/avg_pool2d_autograd.cpp)
 
 Every backward is written with cnnops ops, so double backward comes for free. Shared
 helpers (output memory format, the padding a backward needs) are in _common; output sizes
@@ -23,10 +25,10 @@ kernels, and torch checks that the caller is that module.
 """
 import torch
 
-from . import conv2d, depthwise, max_pool2d
+from . import avg_pool2d, conv2d, depthwise, max_pool2d
 from ._common import ops
 
-FAMILIES = (conv2d, max_pool2d, depthwise)
+FAMILIES = (conv2d, max_pool2d, depthwise, avg_pool2d)
 
 
 def _register(family):

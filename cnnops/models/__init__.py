@@ -1,5 +1,5 @@
-"""Model zoo on cnnops layers: every convolution, transposed convolution and max pool is a
-cnnops.nn module; BatchNorm, ReLU, Linear, Dropout and average pooling are torch.nn's.
+"""Model zoo on cnnops layers: every convolution, transposed convolution, max pool and average
+pool is a cnnops.nn module; BatchNorm, ReLU, Linear and Dropout are torch.nn's.
 
 Each model class names its final classification layer in the class attribute HEAD, which
 replace_head, base_parameters and head_parameters use (fine-tuning, freezing).

@@ -47,7 +47,7 @@ class MiniXception(nn.Module):
         widths = (32,) + WIDTHS
         self.blocks = nn.Sequential(*[Block(i, o) for i, o in zip(widths, widths[1:])])
         self.top = nn.Sequential(sep_conv(widths[-1], 1024), batch_norm(1024), nn.ReLU())
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = cnn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(0.5)
         self.fc = nn.Linear(1024, num_classes)
 

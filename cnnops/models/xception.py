@@ -59,7 +59,7 @@ class Xception(nn.Module):
         self.exit = nn.Sequential(Block(728, [728, 1024], True),
                                   *sep_bn(1024, 1536), nn.ReLU(),
                                   *sep_bn(1536, 2048), nn.ReLU())
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = cnn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(2048, num_classes)
 
     def forward(self, x):

@@ -76,4 +76,32 @@ struct MaxPool2dParams {
   DType dtype;
 };
 
+// One 2-D average pooling over (N, C) planes:
+//   y[n, c, p, q] = sum of x[n, c, h, w] over the window rows(p) x cols(q),
+//                   divided by divisor(p, q)
+// Windows along each axis (avg_pool_window in shape.h) are either regular
+// (R x S taps at stride, begin padding pad_top / pad_left; the padded input
+// ends at H + pad_bottom, W + pad_right) or, with `adaptive`, torch's
+// adaptive windows [floor(o*in/out), ceil((o+1)*in/out)). The divisor is
+// divisor_override when it is nonzero, else count(p) * count(q) per axis,
+// where a regular window's count includes its padded cells inside the padded
+// input when count_include_pad (torch's rule), else only its input cells.
+// The backward pass uses the same struct: x is then grad_input (written), y
+// grad_output (read). P and Q are given: ceil_mode and 'same' only change them.
+struct AvgPool2dParams {
+  void* x;
+  void* y;
+  int64_t N, C, H, W;
+  int64_t P, Q;  // output spatial size
+  int64_t R, S;  // window (regular windows only)
+  int64_t stride_h, stride_w;
+  int64_t pad_top, pad_bottom, pad_left, pad_right;
+  bool adaptive;
+  bool count_include_pad;
+  int64_t divisor_override;  // 0: none
+  int64_t x_strides[4];      // n, c, h, w
+  int64_t y_strides[4];      // n, c, p, q
+  DType dtype;
+};
+
 }  // namespace cnnops

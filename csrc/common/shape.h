@@ -53,4 +53,43 @@ CNNOPS_HOST_DEVICE inline bool pool_window_empty(int64_t start, int64_t k, int64
   return f >= size || f > start + (k - 1) * dil;
 }
 
+// Average-pooling windows along one axis of `in` inputs and `out` outputs.
+// Output o reads the inputs [*lo, *hi) (clipped to the input; empty when
+// lo >= hi) and counts *count cells in its divisor. Regular windows start at
+// o*stride - pad_begin and hold k taps, the padded input ending at
+// in + pad_end; count_pad counts their padded cells up to that end (torch's
+// count_include_pad). Adaptive windows (k, stride and padding unused) are
+// torch's: [floor(o*in/out), ceil((o+1)*in/out)), counted as they are.
+CNNOPS_HOST_DEVICE inline void avg_pool_window(int64_t o, int64_t in, int64_t out, int64_t k, int64_t stride,
+                                               int64_t pad_begin, int64_t pad_end, bool adaptive,
+                                               bool count_pad, int64_t* lo, int64_t* hi, int64_t* count) {
+  if (adaptive) {
+    *lo = o * in / out;
+    *hi = ((o + 1) * in + out - 1) / out;
+    *count = *hi - *lo;
+    return;
+  }
+  const int64_t start = o * stride - pad_begin;
+  const int64_t end = start + k < in + pad_end ? start + k : in + pad_end;
+  *lo = start > 0 ? start : 0;
+  *hi = end < in ? end : in;
+  *count = count_pad ? end - start : (*hi > *lo ? *hi - *lo : 0);
+}
+
+// The outputs whose windows (avg_pool_window) hold input position i: [*first,
+// *last], empty when first > last.
+CNNOPS_HOST_DEVICE inline void avg_pool_outputs(int64_t i, int64_t in, int64_t out, int64_t k, int64_t stride,
+                                                int64_t pad_begin, bool adaptive, int64_t* first,
+                                                int64_t* last) {
+  if (adaptive) {
+    *first = i * out / in;
+    *last = ((i + 1) * out + in - 1) / in - 1;
+    return;
+  }
+  const int64_t a = i + pad_begin - k + 1;  // window start >= a
+  *first = a <= 0 ? 0 : (a + stride - 1) / stride;
+  const int64_t l = (i + pad_begin) / stride;  // i + pad_begin >= 0
+  *last = l < out - 1 ? l : out - 1;
+}
+
 }  // namespace cnnops
