@@ -240,6 +240,14 @@ def test_few_pixels_read_the_filter_in_place(isa, dtype, w_layout, x_layout, N, 
             want = F.conv2d(x.double(), w.double(), None if bias is None else bias.double(), stride,
                             padding, dilation, groups)
             torch.testing.assert_close(got.double(), want, **tol)
+        # dgrad (conv_transpose2d's forward) reads the same filter with its channel axes
+        # swapped: in place when each channel's taps are one run (KCRS, stride 1).
+        dy = torch.randn(want.shape, dtype=dtype, generator=g)
+        if x_layout == "channels_last":
+            dy = dy.to(memory_format=torch.channels_last)
+        got = cnnops.conv_transpose2d(dy, w, None, stride, padding, 0, groups, dilation)
+        want = F.conv_transpose2d(dy.double(), w.double(), None, stride, padding, 0, groups, dilation)
+        torch.testing.assert_close(got.double(), want, **tol)
     finally:
         cnnops.set_cpu_isa("auto")
 

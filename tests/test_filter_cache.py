@@ -71,7 +71,7 @@ def test_update_through_a_view_repacks():
 
 
 def test_transpose_and_dgrad_forms():
-    x = torch.randn(2, 24, 7, 7)
+    x = torch.randn(2, 24, 13, 13)  # enough pixels for the packed paths
     w = torch.randn(24, 16, 3, 3)
     for _ in range(2):
         _close(cnnops.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),

@@ -187,7 +187,8 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
 
 // ----------------------------------------------------------------------------
 // Few output pixels (deep layers at small batch): the filter is the big
-// operand, so it is read once, where it lies, and never packed. Each task takes
+// operand, so it is read once, where it lies, and never packed (fprop and
+// dgrad alike, in whatever layout). Each task takes
 // a block of output channels (rows of the filter, read in place by the
 // strided-A micro-kernel along the reduction) and runs it against every
 // column of an im2col of all the pixels, packed once in the filter's own
@@ -198,13 +199,32 @@ constexpr int64_t kFewPixels = 128;  // at most this many output pixels (N*P*Q)
 template <typename T>
 bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t M = c.N * c.P * c.Q;
-  ReduceOrder order;
-  if (M > kFewPixels || !filter_in_place_order(c, &order)) return false;
+  if (M > kFewPixels) return false;
+  // Filter row i (output channel) along the reduction, as runs of `klen` steps:
+  // step kk reads a[i * wt_out + toff[kk / klen] + kk % klen]. One run when the
+  // whole reduction is contiguous (fprop's KCRS or KRSC filters); one run of the
+  // taps per channel when only the taps are (dgrad's view of a KCRS filter).
+  const int64_t TR = c.hoff.size(), TS = c.woff.size(), red = reduction_size(c);
+  ReduceOrder order = ReduceOrder::ChannelsOuter;
+  int64_t klen = 1;
+  std::vector<int64_t> toff;
+  bool taps_run = c.wt_s == 1 && (TR == 1 || c.wt_r == TS);
+  for (int64_t t = 1; t < TS; ++t) taps_run = taps_run && c.stap[t] == c.stap[0] + t;
+  for (int64_t t = 1; t < TR; ++t) taps_run = taps_run && c.rtap[t] == c.rtap[0] + t;
+  if (filter_in_place_order(c, &order)) {
+    klen = red;
+    toff.push_back(c.rtap[0] * c.wt_r + c.stap[0] * c.wt_s);
+  } else if (taps_run) {
+    klen = TR * TS;
+    for (int64_t ci = 0; ci < c.Ci; ++ci) toff.push_back(ci * c.wt_in + c.rtap[0] * c.wt_r + c.stap[0]);
+  } else {
+    return false;  // single steps scattered over the filter: packing it reads better
+  }
+  const int64_t ntaps = red / klen;
   const bool narrow = round_up(M, uk.narrow_nr) < round_up(M, uk.nr);
   const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
   const MicroKernelArowsFn<T> kernel = narrow ? uk.narrow_arows : uk.fn_arows;
-  const int64_t red = reduction_size(c), panels = ceil_div(M, NR);
-  const int64_t base = c.rtap[0] * c.wt_r + c.stap[0] * c.wt_s;
+  const int64_t panels = ceil_div(M, NR);
 
   // im2col of every pixel: [g][panel][red][NR], pixels flat over (n, p, q);
   // tasks are (group, panel, reduction block), so even one panel packs in parallel.
@@ -244,18 +264,23 @@ bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t g = t / mblocks, mb = t % mblocks;
       const int64_t k0 = mb * MR, rows = std::min(MR, c.Ko - k0);
-      const T* a = c.wt + g * c.wt_group + k0 * c.wt_out + base;
-      int64_t lda = c.wt_out;
+      const T* a = c.wt + g * c.wt_group + k0 * c.wt_out;
+      int64_t lda = c.wt_out, runs = ntaps, run_len = klen;
+      const int64_t* offsets = toff.data();
       // The last block's missing rows read zeros, not the next group's filter.
       std::vector<T> tail;
       if (rows < MR) {
         tail.assign(MR * red, T(0));
-        for (int64_t i = 0; i < rows; ++i) std::copy(a + i * lda, a + i * lda + red, tail.data() + i * red);
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t kk = 0; kk < red; ++kk) tail[i * red + kk] = a[i * lda + toff[kk / klen] + kk % klen];
         a = tail.data();
         lda = red;
+        runs = 1;
+        run_len = red;
+        offsets = &zero_offset;
       }
       for (int64_t panel = 0; panel < panels; ++panel) {
-        kernel(1, red, &zero_offset, a, lda, cols.get() + (g * panels + panel) * red * NR, tile, NR, init,
+        kernel(runs, run_len, offsets, a, lda, cols.get() + (g * panels + panel) * red * NR, tile, NR, init,
                bias.data() + g * round_up(c.Ko, MR) + k0);
         const int64_t m0 = panel * NR, mn = std::min(NR, M - m0);
         int64_t row_off[64], col_src[64], col_off[64];

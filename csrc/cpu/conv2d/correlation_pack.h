@@ -115,9 +115,29 @@ void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* d
   ReduceOrder contiguous;
   const bool rows_contiguous = filter_in_place_order(c, &contiguous) && contiguous == order;
   const int64_t base = c.rtap[0] * c.wt_r + c.stap[0] * c.wt_s;
+  // Output channels a few elements apart and taps adjacent (dgrad's view of a KCRS
+  // filter): walk the filter in address order, (ci, channel, tap), and place each
+  // value, rather than gather `width` channels per step across the whole filter.
+  const bool source_order = !rows_contiguous && c.wt_out != 1 && c.wt_s == 1 && c.wt_out < c.wt_in;
   for_tasks(c, c.G * panels, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t g = task / panels, panel = task % panels;
+      if (source_order) {
+        const int64_t valid = std::max<int64_t>(0, std::min(width, c.Ko - panel * width));
+        const T* wp = c.wt + g * c.wt_group + panel * width * c.wt_out;
+        T* dg = dst + g * kpad * red;
+        for (int64_t ci = 0; ci < c.Ci; ++ci)
+          for (int64_t x = 0; x < width; ++x)
+            for (int64_t tr = 0; tr < TR; ++tr)
+              for (int64_t ts = 0; ts < TS; ++ts) {
+                const int64_t kk = order == ReduceOrder::ChannelsOuter ? (ci * TR + tr) * TS + ts
+                                                                       : (tr * TS + ts) * c.Ci + ci;
+                const int64_t kb0 = kk / block * block, kc = std::min(block, red - kb0);
+                dg[kb0 * kpad + panel * kc * width + (kk - kb0) * width + x] =
+                    x < valid ? wp[x * c.wt_out + ci * c.wt_in + c.rtap[tr] * c.wt_r + c.stap[ts]] : T(0);
+              }
+        continue;
+      }
       for (int64_t kb0 = 0; kb0 < red; kb0 += block) {
         const int64_t kc = std::min(block, red - kb0);
         // Steps outer, the panel's output channels inner: each step's `width` values
