@@ -212,16 +212,17 @@ def test_1x1_reads_input_in_place(isa, dtype, layout, N, C, H, W, K, groups):
 @pytest.mark.parametrize("w_layout", ["kcrs", "krsc", "strided"])
 @pytest.mark.parametrize("x_layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("N,C,H,W,K,R,S,stride,padding,dilation,groups", [
-    (1, 64, 4, 4, 70, 3, 3, 1, 1, 1, 1),   # 16 pixels: the narrow tile; output-channel tail
-    (3, 24, 5, 3, 33, 3, 3, 1, 1, 1, 1),   # 45 pixels over 3 images: panels span images
-    (2, 40, 7, 7, 30, 1, 1, 2, 0, 1, 2),   # strided grouped 1x1
-    (1, 12, 9, 8, 29, 3, 2, 2, 2, 2, 1),   # dilated, padding beyond the kernel's reach
-    (4, 8, 2, 2, 9, 2, 2, 1, 0, 1, 1),     # 1 pixel per image
+    (1, 64, 4, 4, 70, 3, 3, 1, 1, 1, 1),    # 16 pixels: the narrow tile; output-channel tail
+    (3, 64, 5, 3, 40, 3, 3, 1, 1, 1, 1),    # 45 pixels over 3 images: panels span images
+    (2, 256, 7, 7, 130, 1, 1, 2, 0, 1, 2),  # strided grouped 1x1
+    (1, 96, 9, 8, 29, 3, 2, 2, 2, 2, 1),    # dilated, padding beyond the kernel's reach
+    (4, 64, 2, 2, 70, 2, 2, 1, 0, 1, 1),    # 1 pixel per image
 ])
 def test_few_pixels_read_the_filter_in_place(isa, dtype, w_layout, x_layout, N, C, H, W, K, R, S, stride,
                                              padding, dilation, groups):
-    # At most 128 output pixels: the filter's rows are read where they lie (KCRS or KRSC
-    # order) against an im2col of every pixel; strided filters take the packed path.
+    # At most 128 output pixels and a filter of at least 16384 elements: the filter's rows
+    # are read where they lie (KCRS or KRSC order) against an im2col of every pixel;
+    # strided filters take the packed path.
     g = torch.Generator().manual_seed(C * K + R)
     x = torch.randn(N, C, H, W, dtype=dtype, generator=g)
     if x_layout == "channels_last":

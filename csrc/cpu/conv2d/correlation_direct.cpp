@@ -195,11 +195,14 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
 // reduction order. The narrow tile is used when it wastes fewer columns.
 
 constexpr int64_t kFewPixels = 128;  // at most this many output pixels (N*P*Q)
+// and a filter of at least this many elements (a small one is cheap to pack, and
+// the packed paths have less set-up per call)
+constexpr int64_t kFewPixelsMinFilter = 16384;
 
 template <typename T>
 bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t M = c.N * c.P * c.Q;
-  if (M > kFewPixels) return false;
+  if (M > kFewPixels || c.G * c.Ko * reduction_size(c) < kFewPixelsMinFilter) return false;
   // Filter row i (output channel) along the reduction, as runs of `klen` steps:
   // step kk reads a[i * wt_out + toff[kk / klen] + kk % klen]. One run when the
   // whole reduction is contiguous (fprop's KCRS or KRSC filters); one run of the
