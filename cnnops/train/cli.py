@@ -1,7 +1,8 @@
-"""python -m cnnops.train: train a cnnops.models model on the digits or the shapes data set.
+"""python -m cnnops.train: train a cnnops.models model on the digits or a shapes data set.
 
     python -m cnnops.train --model resnet18 --dataset digits --out runs/r18
     python -m cnnops.train --model segmentation_fcn --dataset shapes
+    python -m cnnops.train --model mini_xception --dataset shapes_cls  # which shape
     python -m cnnops.train --out runs/r18 --resume                   # continue a run
     python -m cnnops.train --model resnet18 --dataset digits --weights other.pt \\
         --freeze-base --epochs 3 --finetune-epochs 5                 # transfer learning
@@ -26,7 +27,7 @@ from . import checkpoint, data, distributed, loop, modeling
 from .options import PROG, UsageError, make_parser, resolve
 from .plot import plot_history
 
-__all__ = ["main", "run", "make_parser", "resolve", "UsageError"]
+__all__ = ["main", "run", "load_data", "make_parser", "resolve", "UsageError"]
 
 
 def say(*parts, **kwargs):
@@ -46,6 +47,10 @@ def load_data(args):
             return data.digits(args.image_size, args.in_channels, seed=args.data_seed,
                                train_size=args.train_size, test_size=args.test_size,
                                max_shift=0 if args.no_augment else None)
+        if args.dataset == "shapes_cls":
+            return data.shapes_cls(args.image_size, seed=args.data_seed,
+                                   train_size=args.train_size, test_size=args.test_size,
+                                   flips=not args.no_augment)
         return data.shapes(args.image_size, seed=args.data_seed, train_size=args.train_size,
                            test_size=args.test_size, flips=not args.no_augment)
     except ValueError as e:  # a size the split cannot give
