@@ -194,13 +194,22 @@ def test_one_epoch_writes_checkpoint_metrics_and_png(tmp_path, capsys):
     assert png.startswith(PNG_SIGNATURE) and len(png) > 1000
 
 
-def test_shapes_cls_run(tmp_path):
+def test_shapes_cls_run_and_load_trained(tmp_path):
     out = tmp_path / "cls"
     summary = run_cli(["--model", "resnet18", "--dataset", "shapes_cls", "--image-size", "16",
                        "--train-size", "8", "--test-size", "4", "--batch-size", "4",
                        "--max-steps", "1", "--epochs", "1", "--no-progress", "--out", out])
     assert summary["dataset"] == "shapes_cls" and 0 <= summary["test_acc"] <= 1
-    assert load_ckpt(out)["model"]["fc.weight"].shape == (3, 512)
+    state = torch.get_rng_state()
+    model, args, ckpt = cli.load_trained(out)
+    assert torch.equal(torch.get_rng_state(), state)                 # the caller's RNG untouched
+    assert not model.training and args.model == "resnet18" and args.in_channels == 3
+    assert model.fc.out_features == 3 and ckpt["epoch"] == 1
+    for name, tensor in ckpt["model"].items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    with pytest.raises(ValueError, match="not a checkpoint of python -m cnnops.train"):
+        torch.save(ckpt["model"], tmp_path / "bare.pt")
+        cli.load_trained(tmp_path / "bare.pt")
 
 
 def test_segmentation_epoch_reports_iou(tmp_path):

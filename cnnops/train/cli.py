@@ -15,7 +15,9 @@ JSON summary.
 This module is the driver: main parses (the options and their defaults and checks are in
 options), run builds the data and the model, resumes from a checkpoint, and runs the
 phases' epochs (one epoch's passes and metrics are in loop), saving after each.
+load_trained gives back a trained model and its data from a checkpoint (cnnops.explain).
 """
+import argparse
 import json
 import pathlib
 import sys
@@ -27,7 +29,7 @@ from . import checkpoint, data, distributed, loop, modeling
 from .options import PROG, UsageError, make_parser, resolve
 from .plot import plot_history
 
-__all__ = ["main", "run", "load_data", "make_parser", "resolve", "UsageError"]
+__all__ = ["main", "run", "load_trained", "load_data", "make_parser", "resolve", "UsageError"]
 
 
 def say(*parts, **kwargs):
@@ -84,6 +86,27 @@ def build_model(args, num_classes, ckpt):
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
     return model
+
+
+def load_trained(path):
+    """A model trained by this command, from its checkpoint (a file, or the run's directory):
+    (model on the CPU in eval mode, the run's options as an argparse.Namespace, the
+    checkpoint dict). load_data(args) gives the run's data sets (images, class names, and
+    TensorData.to_input: how raw pixels become this model's input)."""
+    path = checkpoint.resolve(path)
+    if not path.is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    try:
+        ckpt = checkpoint.load(path)
+    except Exception as e:  # not a torch file, or pickled objects beyond tensors and dicts
+        raise ValueError(f"torch.load(weights_only=True) cannot read {path}: {e}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != checkpoint.FORMAT or \
+            "args" not in ckpt or "model_name" not in ckpt:
+        raise ValueError(f"{path} is not a checkpoint of {PROG}")
+    args = argparse.Namespace(**ckpt["args"])
+    with torch.random.fork_rng(devices=[]):  # build_model seeds the global generator
+        model = build_model(args, ckpt["num_classes"], ckpt)
+    return model.eval(), args, ckpt
 
 
 def phases(args):
