@@ -1,8 +1,10 @@
 """cnnops.explain: activations, filter patterns and Grad-CAM checked against plain torch
-computations, Grad-CAM's localisation on a classifier trained by cnnops.train, and the PNGs.
+computations, Grad-CAM's localisation on a classifier trained by cnnops.train, the PNGs and
+the command (python -m cnnops.explain) end to end.
 
 Models are small (resnet18 / mini_xception on 16x16 to 32x32 inputs); the one training,
-for the localisation test, takes a few seconds."""
+shared by the localisation and command tests, takes a few seconds."""
+import json
 
 import pytest
 import torch
@@ -12,6 +14,8 @@ from torch import nn
 
 import cnnops.models
 from cnnops import explain
+from cnnops.explain import cli as explain_cli
+from cnnops.explain import images
 from cnnops.train import cli as train_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -23,6 +27,9 @@ QUICK_SHAPES = ["--model", "mini_xception", "--dataset", "shapes_cls", "--image-
                 "--train-size", "1920", "--test-size", "200", "--batch-size", "16",
                 "--lr", "0.003", "--dropout", "0", "--epochs", "1", "--warmup-epochs", "0.1",
                 "--threads", "1", "--no-progress"]
+TINY_DIGITS = ["--model", "simple_cnn", "--dataset", "digits", "--image-size", "8",
+               "--train-size", "40", "--test-size", "20", "--batch-size", "8", "--max-steps", "2",
+               "--epochs", "1", "--no-progress"]
 
 
 def assert_png(path):
@@ -55,6 +62,13 @@ def shapes_run(tmp_path_factory):
         train_cli.main([str(a) for a in QUICK_SHAPES + ["--out", out]])
     finally:
         torch.set_num_threads(threads)                        # --threads 1 is process-wide
+    return out
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("explain") / "digits"
+    train_cli.main([str(a) for a in TINY_DIGITS + ["--out", out]])
     return out
 
 
@@ -281,3 +295,94 @@ def test_gradcam_peak_lies_on_the_shape_after_a_quick_training(shapes_run):
     assert result["chance"] == pytest.approx(chance) and result["images"] == 200
     assert 0.08 < chance < 0.16
     assert result["rate"] > 1.5 * chance, result
+
+
+# ----------------------------------------------------------------------------- images
+
+def test_images_fitted_to_the_model():
+    rgb = images.load_image("sklearn:china.jpg")
+    assert rgb.shape == (3, 427, 640) and rgb.dtype == torch.uint8
+    x = images.fit_image(rgb, 24, 3)
+    assert x.shape == (3, 24, 24) and 0 <= x.min() and x.max() <= 1
+    grey = images.fit_image(rgb, 8, 1)
+    assert grey.shape == (1, 8, 8)
+    torch.testing.assert_close(grey[0], (0.299 * images.fit_image(rgb, 8, 3)[0]
+                                         + 0.587 * images.fit_image(rgb, 8, 3)[1]
+                                         + 0.114 * images.fit_image(rgb, 8, 3)[2]), atol=0.03, rtol=0)
+    assert images.tag("sklearn:flower.jpg") == "flower" and images.tag("test:12") == "test12"
+    with pytest.raises(ValueError, match="sample images are"):
+        images.load_image("sklearn:nope.jpg")
+    with pytest.raises(ValueError, match="no such image file"):
+        images.load_image("/nonexistent/x.png")
+
+
+# ----------------------------------------------------------------------------- the command
+
+def run_explain(argv, capsys):
+    summary = explain_cli.main([str(a) for a in argv])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(printed[-1]) == json.loads(json.dumps(summary))
+    return summary, printed
+
+
+def test_command_end_to_end(shapes_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    common = ["--checkpoint", shapes_run, "--out", out]
+    summary, printed = run_explain(["layers"] + common, capsys)
+    assert summary["default_layer"] == "blocks.1.main.5"
+    assert any(line.startswith("stem.0 ") and "(32, 24, 24)" in line for line in printed)
+
+    summary, _ = run_explain(["gradcam", "--image", "test:3", "sklearn:china.jpg"] + common, capsys)
+    assert summary["layers"] == ["blocks.1.main.5"] and len(summary["predictions"]) == 2
+    assert summary["predictions"][1]["top"] in ("circle", "square", "triangle")
+    summary, _ = run_explain(["gradcam", "--image", "test:0", "--layer", "stem", "--target",
+                              "square"] + common, capsys)
+    assert summary["predictions"][0]["explained"] == "square"
+    summary, _ = run_explain(["activations", "--image", "sklearn:china.jpg", "--layer", "stem.0",
+                              "--layer", "blocks.0", "--max-channels", "8"] + common, capsys)
+    assert [p.split("/")[-1] for p in summary["files"]] == [
+        "activations-china-stem.0.png", "activations-china-blocks.0.png"]
+    summary, _ = run_explain(["filters", "--layer", "blocks.0.main.1", "--channels", "4",
+                              "--steps", "5", "--size", "24"] + common, capsys)
+    gain = summary["activation"]["blocks.0.main.1"]
+    assert gain["mean_value"] > gain["mean_start_value"]
+    summary, printed = run_explain(["localise", "--test-size", "50"] + common, capsys)
+    assert summary["localisation"][0]["images"] == 50 and "chance" in printed[-2]
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["activations-china-blocks.0.png", "activations-china-stem.0.png",
+                     "filters-blocks.0.main.1.png", "gradcam-blocks.1.main.5.png",
+                     "gradcam-stem.png"]
+    for name in files:
+        assert_png(out / name)
+
+
+def test_command_on_a_grey_digits_model(digits_run, capsys):
+    summary, _ = run_explain(["gradcam", "--checkpoint", digits_run / "checkpoint.pt",
+                              "--image", "sklearn:flower.jpg", "test:1"], capsys)
+    assert summary["files"][0].startswith(str(digits_run / "explain"))     # default --out
+    assert_png(digits_run / "explain" / f"gradcam-{summary['layers'][0]}.png")
+    summary, _ = run_explain(["activations", "--checkpoint", digits_run], capsys)
+    assert summary["layers"] == ["features.0", "features.1"]    # first map, last of >= 7x7
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["gradcam", "--layer", "nope"], "--layer 'nope': no such layer in simple_cnn"),
+    (["gradcam", "--image", "test:99"], "the test set has 20 images"),
+    (["gradcam", "--image", "sklearn:x.jpg"], "sample images are"),
+    (["gradcam", "--target", "cat"], "--target cat: expected a class name (0, 1,"),
+    (["localise"], "needs a test set with object masks"),
+    (["filters", "--steps", "0"], "--steps must be at least 1"),
+    (["activations", "--layer", "fc"], "not a feature map"),
+])
+def test_command_errors(digits_run, argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        explain_cli.main([str(a) for a in argv + ["--checkpoint", digits_run]])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_command_refuses_other_files(tmp_path, capsys):
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(SystemExit):
+        explain_cli.main(["layers", "--checkpoint", str(tmp_path / "plain.pt")])
+    assert "is not a checkpoint of python -m cnnops.train" in capsys.readouterr().err

@@ -58,24 +58,23 @@ def save_grid(tiles, path, labels=None, title=None, cmap="viridis", ncols=8, til
     return _save(fig, path, title)
 
 
-def save_overlays(images, heatmaps, path, labels=None, title=None, alpha=0.5, tile_inches=2.0):
-    """A PNG with, for each image (H, W, 3) or (H, W, 1) in [0, 1] and its heatmap (H, W) in
-    [0, 1]: the image, then the heatmap (jet) over the image with its peak marked (+).
-    One row per image. Returns the path."""
+def save_overlays(images, heatmaps, path, labels=None, title=None, alpha=0.5, tile_inches=1.8):
+    """A PNG with one column per image (H, W, 3) or (H, W, 1) in [0, 1] and its heatmap
+    (H, W) in [0, 1]: the image above, the heatmap (jet) laid over the image below, its
+    peak marked (+). Returns the path."""
     plt = _pyplot()
     n = len(images)
-    fig, axes = plt.subplots(n, 2, squeeze=False, figsize=(2 * tile_inches, tile_inches * n + 0.3))
+    fig, axes = plt.subplots(2, n, squeeze=False, figsize=(tile_inches * n, 2 * tile_inches + 0.4))
     for i in range(n):
         image, heat = np.asarray(images[i]), np.asarray(heatmaps[i])
-        _show(axes[i, 0], image)
-        _show(axes[i, 1], image)
-        axes[i, 1].imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1, interpolation="bilinear")
+        _show(axes[0, i], image)
+        _show(axes[1, i], image)
+        axes[1, i].imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1, interpolation="bilinear")
         py, px = np.unravel_index(np.argmax(heat), heat.shape)
-        axes[i, 1].plot([px], [py], "w+", markersize=10, markeredgewidth=2)
+        axes[1, i].plot([px], [py], "w+", markersize=10, markeredgewidth=2)
         if labels is not None:
-            axes[i, 0].set_title(labels[i], fontsize=8)
-            axes[i, 1].set_title("Grad-CAM", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.95 if title else 1))
+            axes[0, i].set_title(labels[i], fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.92 if title else 1))
     return _save(fig, path, title)
 
 
