@@ -2,8 +2,8 @@
 computations, Grad-CAM's localisation on a classifier trained by cnnops.train, the PNGs and
 the command (python -m cnnops.explain) end to end.
 
-Models are small (resnet18 / mini_xception on 16x16 to 32x32 inputs); the one training,
-shared by the localisation and command tests, takes a few seconds."""
+Models are small (resnet18 / mini_xception on 12x12 to 64x64 inputs); the one real training,
+shared by the localisation and command tests, takes about 10 seconds on one thread."""
 import json
 
 import pytest
@@ -281,8 +281,8 @@ def test_peak_hits():
 
 def test_gradcam_peak_lies_on_the_shape_after_a_quick_training(shapes_run):
     """The pointing game on the quick run's 200 test images. Chance (a peak placed at
-    random) is the mean mask area, about 0.11; this run scores about 0.26 (0.2 to 0.3 with
-    other seeds). The network does not classify yet, and an untrained one already scores
+    random) is the mean mask area, about 0.11; this run scores about 0.26 (0.17 to 0.30
+    with other seeds or thread counts). The network does not classify yet, and an untrained one already scores
     0.15 to 0.28: the shape is the most salient thing in the image. The README's 10-epoch
     run (99% accuracy) scores 0.69, its untrained twin 0.10."""
     model, args, _ = train_cli.load_trained(shapes_run)
