@@ -65,6 +65,39 @@ def test_shapes_sets_are_independent_streams():
     assert x.dtype == torch.float32 and x.shape == (4, 3, 16, 16) and y.dtype == torch.int64
 
 
+def test_shapes_cls_one_shape_per_image_labelled_by_its_mask():
+    train, test = data.shapes_cls(16, seed=1, train_size=30, test_size=12)
+    assert train.task == "classification" and train.class_names == ("circle", "square", "triangle")
+    assert train.images.shape == (30, 3, 16, 16) and train.masks.shape == (30, 16, 16)
+    assert train.masks.dtype == torch.bool and train.masks.flatten(1).any(1).all()
+    # the same generator as shapes (one shape each, larger): the label is the mask's class
+    images, masks = data.make_shapes(12, 16, seed=[1, 3], max_shapes=1, sizes=data.SHAPE_CLS_SIZES)
+    assert torch.equal(test.images, images) and torch.equal(test.masks, masks > 0)
+    assert torch.equal(test.targets, masks.flatten(1).amax(1).long() - 1)
+    assert set(train.targets.tolist()) == {0, 1, 2}
+    _, bigger = data.shapes_cls(16, seed=1, train_size=40, test_size=12)
+    assert torch.equal(bigger.images, test.images)                          # independent streams
+    x, y = train.batch(torch.arange(4), train.augmentation(0, 0))            # flips: images only
+    assert x.shape == (4, 3, 16, 16) and torch.equal(y, train.targets[:4])
+    # to_input / to_pixels: how raw pixels become the model's input and back
+    torch.testing.assert_close(train.to_input(train.images[:2].float() / 255),
+                               train.batch(torch.arange(2))[0])
+    torch.testing.assert_close(train.to_pixels(train.batch(torch.arange(2))[0]),
+                               train.images[:2].float() / 255, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="too small"):
+        data.shapes_cls(3, train_size=200, test_size=1)
+
+
+def test_digits_to_input_matches_the_standardised_images():
+    train, _ = data.digits(image_size=8, channels=1, train_size=20)
+    from sklearn.datasets import load_digits
+    raw = torch.from_numpy(load_digits().images).float() / 16
+    x = train.images[:3]
+    pixels = train.to_pixels(x)
+    assert any(torch.allclose(pixels[0, 0], r, atol=1e-5) for r in raw)
+    torch.testing.assert_close(train.to_input(pixels), x, rtol=0, atol=1e-5)
+
+
 def test_digits_split_is_stratified_and_deterministic():
     train, test = data.digits(image_size=12, channels=3, seed=0)
     assert (len(train), len(test)) == (1437, 360)
@@ -159,6 +192,24 @@ def test_one_epoch_writes_checkpoint_metrics_and_png(tmp_path, capsys):
     assert {"train_loss", "train_acc", "test_loss", "test_acc"} <= set(metrics["history"][0])
     png = (out / "curves.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE) and len(png) > 1000
+
+
+def test_shapes_cls_run_and_load_trained(tmp_path):
+    out = tmp_path / "cls"
+    summary = run_cli(["--model", "resnet18", "--dataset", "shapes_cls", "--image-size", "16",
+                       "--train-size", "8", "--test-size", "4", "--batch-size", "4",
+                       "--max-steps", "1", "--epochs", "1", "--no-progress", "--out", out])
+    assert summary["dataset"] == "shapes_cls" and 0 <= summary["test_acc"] <= 1
+    state = torch.get_rng_state()
+    model, args, ckpt = cli.load_trained(out)
+    assert torch.equal(torch.get_rng_state(), state)                 # the caller's RNG untouched
+    assert not model.training and args.model == "resnet18" and args.in_channels == 3
+    assert model.fc.out_features == 3 and ckpt["epoch"] == 1
+    for name, tensor in ckpt["model"].items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    with pytest.raises(ValueError, match="not a checkpoint of python -m cnnops.train"):
+        torch.save(ckpt["model"], tmp_path / "bare.pt")
+        cli.load_trained(tmp_path / "bare.pt")
 
 
 def test_segmentation_epoch_reports_iou(tmp_path):
@@ -274,6 +325,9 @@ def test_freeze_base_then_finetune(tmp_path, monkeypatch):
     (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
     (["--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
     (["--image-size", "4"], "at least 8"),
+    (["--dataset", "shapes_cls", "--image-size", "12"], "at least 16 for shapes_cls"),
+    (["--dataset", "shapes_cls", "--in-channels", "1"], "must be 3"),
+    (["--model", "segmentation_fcn", "--dataset", "shapes_cls"], "is a segmentation model"),
 ])
 def test_argument_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as e:

@@ -1,7 +1,8 @@
-"""python -m cnnops.train: train a cnnops.models model on the digits or the shapes data set.
+"""python -m cnnops.train: train a cnnops.models model on the digits or a shapes data set.
 
     python -m cnnops.train --model resnet18 --dataset digits --out runs/r18
     python -m cnnops.train --model segmentation_fcn --dataset shapes
+    python -m cnnops.train --model mini_xception --dataset shapes_cls  # which shape
     python -m cnnops.train --out runs/r18 --resume                   # continue a run
     python -m cnnops.train --model resnet18 --dataset digits --weights other.pt \\
         --freeze-base --epochs 3 --finetune-epochs 5                 # transfer learning
@@ -14,7 +15,9 @@ JSON summary.
 This module is the driver: main parses (the options and their defaults and checks are in
 options), run builds the data and the model, resumes from a checkpoint, and runs the
 phases' epochs (one epoch's passes and metrics are in loop), saving after each.
+load_trained gives back a trained model and its data from a checkpoint (cnnops.explain).
 """
+import argparse
 import json
 import pathlib
 import sys
@@ -26,7 +29,7 @@ from . import checkpoint, data, distributed, loop, modeling
 from .options import PROG, UsageError, make_parser, resolve
 from .plot import plot_history
 
-__all__ = ["main", "run", "make_parser", "resolve", "UsageError"]
+__all__ = ["main", "run", "load_trained", "load_data", "make_parser", "resolve", "UsageError"]
 
 
 def say(*parts, **kwargs):
@@ -46,6 +49,10 @@ def load_data(args):
             return data.digits(args.image_size, args.in_channels, seed=args.data_seed,
                                train_size=args.train_size, test_size=args.test_size,
                                max_shift=0 if args.no_augment else None)
+        if args.dataset == "shapes_cls":
+            return data.shapes_cls(args.image_size, seed=args.data_seed,
+                                   train_size=args.train_size, test_size=args.test_size,
+                                   flips=not args.no_augment)
         return data.shapes(args.image_size, seed=args.data_seed, train_size=args.train_size,
                            test_size=args.test_size, flips=not args.no_augment)
     except ValueError as e:  # a size the split cannot give
@@ -79,6 +86,27 @@ def build_model(args, num_classes, ckpt):
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
     return model
+
+
+def load_trained(path):
+    """A model trained by this command, from its checkpoint (a file, or the run's directory):
+    (model on the CPU in eval mode, the run's options as an argparse.Namespace, the
+    checkpoint dict). load_data(args) gives the run's data sets (images, class names, and
+    TensorData.to_input: how raw pixels become this model's input)."""
+    path = checkpoint.resolve(path)
+    if not path.is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    try:
+        ckpt = checkpoint.load(path)
+    except Exception as e:  # not a torch file, or pickled objects beyond tensors and dicts
+        raise ValueError(f"torch.load(weights_only=True) cannot read {path}: {e}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != checkpoint.FORMAT or \
+            "args" not in ckpt or "model_name" not in ckpt:
+        raise ValueError(f"{path} is not a checkpoint of {PROG}")
+    args = argparse.Namespace(**ckpt["args"])
+    with torch.random.fork_rng(devices=[]):  # build_model seeds the global generator
+        model = build_model(args, ckpt["num_classes"], ckpt)
+    return model.eval(), args, ckpt
 
 
 def phases(args):

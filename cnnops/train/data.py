@@ -6,6 +6,8 @@ digits: scikit-learn's 1797 handwritten 8x8 digits (values 0..16), resized bilin
 shapes: generated images of circles, squares and triangles of random colours on a noisy
     background, with per-pixel masks (0 = background, 1 = circle, 2 = square,
     3 = triangle); later shapes cover earlier ones.
+shapes_cls: the same generator with one shape per image; the class is the shape (0 =
+    circle, 1 = square, 2 = triangle) and the mask is kept (for localisation checks).
 
 Augmentation is keyed by sample index and epoch (not by batch position), so a sample is
 augmented the same way whatever the batch size, the number of processes or a resume.
@@ -17,16 +19,20 @@ import torch
 import torch.nn.functional as F
 
 SHAPE_CLASSES = ("background", "circle", "square", "triangle")
+SHAPE_CLS_CLASSES = SHAPE_CLASSES[1:]
+SHAPE_CLS_SIZES = (0.12, 0.25)  # half-sizes of shapes_cls' shapes (a fraction of the image)
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
 class TensorData:
     """An in-memory data set. images: (N, C, H, W), float32 already standardised or uint8
     (standardised per batch with mean/std); targets: (N,) class ids or (N, H, W) masks.
-    task: 'classification' or 'segmentation'."""
+    task: 'classification' or 'segmentation'. pixel_stats: (mean, std) that turn images
+    with values in [0, 1] into model inputs (default: mean, std; see to_input). masks:
+    optional (N, H, W) object masks of a classification set, kept for evaluation."""
 
     def __init__(self, images, targets, class_names, task, mean=0.0, std=1.0, max_shift=0,
-                 flips=False, fill=None):
+                 flips=False, fill=None, pixel_stats=None, masks=None):
         if len(images) != len(targets):
             raise ValueError(f"{len(images)} images but {len(targets)} targets")
         if max_shift > 0 and targets.dim() == 3:
@@ -38,6 +44,10 @@ class TensorData:
         self.max_shift, self.flips = max_shift, flips
         # what a shift brings in: the standardised value of a zero (background) pixel
         self.fill = (-self.mean / self.std).reshape(-1) if fill is None else fill
+        pixel_mean, pixel_std = (mean, std) if pixel_stats is None else pixel_stats
+        self.pixel_mean = torch.as_tensor(pixel_mean, dtype=torch.float32).reshape(-1, 1, 1)
+        self.pixel_std = torch.as_tensor(pixel_std, dtype=torch.float32).reshape(-1, 1, 1)
+        self.masks = masks
 
     def __len__(self):
         return len(self.images)
@@ -59,6 +69,16 @@ class TensorData:
         if augmentation is not None:
             x, y = augmentation.apply(x, y, indices, fill=self.fill)
         return x, y
+
+
+    def to_input(self, pixels):
+        """Model inputs from images (N, C, H, W) with values in [0, 1], standardised as the
+        samples of this set are."""
+        return (pixels - self.pixel_mean) / self.pixel_std
+
+    def to_pixels(self, x):
+        """The inverse of to_input, clipped to [0, 1] (for display)."""
+        return (x * self.pixel_std + self.pixel_mean).clamp(0, 1)
 
 
 class Augmentation:
@@ -145,19 +165,22 @@ def digits(image_size=32, channels=1, seed=0, test_fraction=0.2, train_size=None
     x_tr, x_te = (t.expand(-1, channels, -1, -1).contiguous() for t in (x_tr, x_te))
     shift_px = image_size // 16 if max_shift is None else max_shift
     fill = torch.full((channels,), -mean / std)  # images are standardised in advance
+    stats = (mean, std)  # of pixels in [0, 1]: the digits' values / 16
     train = TensorData(x_tr, torch.from_numpy(y_tr), DIGIT_CLASSES, "classification",
-                       max_shift=shift_px, fill=fill)
-    test = TensorData(x_te, torch.from_numpy(y_te), DIGIT_CLASSES, "classification", fill=fill)
+                       max_shift=shift_px, fill=fill, pixel_stats=stats)
+    test = TensorData(x_te, torch.from_numpy(y_te), DIGIT_CLASSES, "classification", fill=fill,
+                      pixel_stats=stats)
     return train, test
 
 
-def make_shapes(n, image_size=64, seed=0, max_shapes=3, noise=0.08):
+def make_shapes(n, image_size=64, seed=0, max_shapes=3, noise=0.08, sizes=(0.08, 0.2)):
     """n generated images, uint8 (n, 3, S, S), and masks, uint8 (n, S, S).
 
     Each image: a random background colour plus Gaussian noise, 1..max_shapes shapes (circle,
-    axis-aligned square, equilateral triangle at a random rotation) with a half-size of 8% to
-    20% of the image, each of a random colour at least 0.35 (RGB distance, 0..1 scale) from
-    the background. Deterministic from (seed, n, image_size)."""
+    axis-aligned square, equilateral triangle at a random rotation) with a half-size of
+    sizes[0] to sizes[1] of the image (8% to 20%), each of a random colour at least 0.35
+    (RGB distance, 0..1 scale) from the background. Deterministic from (seed, n, image_size,
+    sizes)."""
     rng = np.random.default_rng(seed)
     s = image_size
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) + 0.5
@@ -170,7 +193,7 @@ def make_shapes(n, image_size=64, seed=0, max_shapes=3, noise=0.08):
         mask = masks[i]
         for _ in range(rng.integers(1, max_shapes + 1)):
             cls = int(rng.integers(1, len(SHAPE_CLASSES)))
-            r = rng.uniform(0.08, 0.2) * s
+            r = rng.uniform(*sizes) * s
             cy, cx = rng.uniform(r, s - r, 2)
             for _ in range(100):
                 colour = rng.uniform(0.0, 1.0, 3)
@@ -209,4 +232,28 @@ def shapes(image_size=64, seed=0, train_size=2000, test_size=400, flips=True):
     std = (x_tr.float() / 255).std(dim=(0, 2, 3))
     train = TensorData(x_tr, m_tr, SHAPE_CLASSES, "segmentation", mean, std, flips=flips)
     test = TensorData(x_te, m_te, SHAPE_CLASSES, "segmentation", mean, std)
+    return train, test
+
+
+def shapes_cls(image_size=32, seed=0, train_size=2000, test_size=400, flips=True,
+               sizes=SHAPE_CLS_SIZES):
+    """(train, test) TensorData for classification: make_shapes images with one shape each,
+    labelled by the shape (SHAPE_CLS_CLASSES); each set keeps the shapes' masks (N, H, W),
+    bool, in .masks. Streams independent of shapes'; the test set does not depend on
+    train_size."""
+    sets = []
+    for n, stream in ((train_size, 2), (test_size, 3)):
+        images, masks = make_shapes(n, image_size, seed=[seed, stream], max_shapes=1,
+                                    sizes=sizes)
+        labels = masks.flatten(1).amax(1).long() - 1
+        if (labels < 0).any():
+            raise ValueError(f"--image-size {image_size} is too small: some shapes cover no "
+                             f"pixel (use 16 or more)")
+        sets.append((images, labels, masks > 0))
+    (x_tr, y_tr, m_tr), (x_te, y_te, m_te) = sets
+    mean = (x_tr.float() / 255).mean(dim=(0, 2, 3))
+    std = (x_tr.float() / 255).std(dim=(0, 2, 3))
+    train = TensorData(x_tr, y_tr, SHAPE_CLS_CLASSES, "classification", mean, std, flips=flips,
+                       masks=m_tr)
+    test = TensorData(x_te, y_te, SHAPE_CLS_CLASSES, "classification", mean, std, masks=m_te)
     return train, test
