@@ -84,7 +84,12 @@ def header_lines(result):
 def footer_line(result):
     s = result["summary"]
     verdict = "all rows passed" if s["failed"] == 0 else f"{s['failed']} row(s) FAILED"
-    line = f"{s['rows']} rows in {s['runtime_s']:.0f} s; {verdict} the correctness check"
+    line = f"{s['rows']} rows in {s['runtime_s']:.0f} s"
+    layers = [r for r in result["rows"] if history.family_of(r) == "layers"]
+    parts = [f"{len(layers)} layer rows {sum(r.get('wall_s', 0.0) for r in layers):.0f} s"] if layers else []
+    if result.get("sweep"):
+        parts.append(f"batch sweep {result['sweep'].get('runtime_s', 0.0):.0f} s")
+    line += (f" ({', '.join(parts)})" if parts else "") + f"; {verdict} the correctness check"
     if s.get("sweep_failed"):
         line += f"; {s['sweep_failed']} batch sweep point(s) FAILED it"
     return line

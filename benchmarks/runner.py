@@ -238,7 +238,9 @@ def run_suite(cases, settings, limits=None):
     rows = []
     for case, layout, mode in plan + sweep_plan:
         progress.start(f"{case.name} {layout} {mode}")
+        row_started = time.perf_counter()
         rows.append(run_row(case, layout, mode, settings))
+        rows[-1]["wall_s"] = time.perf_counter() - row_started  # check, warm-up and timing
         _report_failure(rows[-1], progress)
         progress.step()
     progress.close()

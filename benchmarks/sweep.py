@@ -71,6 +71,7 @@ def record(rows, limits):
     layers = [dict(name=name, params=known.get(name))
               for name in dict.fromkeys(p["layer"] for p in points)]
     return dict(layers=layers, batches=sorted({p["batch"] for p in points}),
+                runtime_s=sum(r.get("wall_s", 0.0) for r in rows),
                 layouts=list(dict.fromkeys(p["layout"] for p in points)),
                 peak_gflops=limits.get("peak_gflops"), peak_method=limits.get("peak_method"),
                 failed=sum(1 for p in points if not p["passed"]), points=points)

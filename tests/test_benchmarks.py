@@ -561,6 +561,8 @@ def test_sweep_record_and_outputs(tiny_sweep):
     record = json.loads(paths["json"].read_text())["sweep"]
     assert record["batches"] == [1, 2, 4] and record["layouts"] == ["nchw", "channels_last"]
     assert record["peak_gflops"] == 100.0 and record["failed"] == 0
+    assert 0 < record["runtime_s"] and all(r["wall_s"] > 0 for r in result["rows"])
+    assert " s (batch sweep " in report.footer_line(result)
     assert [layer["name"] for layer in record["layers"]] == ["sweep_tiny3x3"]
     points = record["points"]
     assert len(points) == 3 * 2 and {p["mode"] for p in points} == {"fwd"}
