@@ -1,12 +1,18 @@
-"""Command line: run the suite (the default) or compare two results.
+"""Command line: run the suite (the default), the batch sweep alone, or compare two results.
 
     python -m benchmarks [--device auto] [--dtype float32] [--layout both] [--mode both]
                          [--filter SUBSTRING] [--threads N] [--quick] [--budget S]
                          [--out DIR | --canonical] [--malloc steady|system]
+                         [--layers | --no-layers] [--sweep | --no-sweep]
+    python -m benchmarks sweep [the same options]
     python -m benchmarks compare OLD.json NEW.json
 
-A run writes <device>-<date>.json, .md and .png to benchmarks/runs/ (ignored by git),
-or to --out DIR. --canonical writes them to benchmarks/results/ instead, deletes the
+The CPU suite ends with the per-layer rows of resnet50 and xception (layer_*; --no-layers
+leaves them out, --layers adds them on CUDA; --filter layer_ runs them alone), and an
+unfiltered run with the batch sweep (sweep.py; --no-sweep leaves it out).
+
+A run writes <device>-<date>.json, .md and .png (and -sweep.png) to benchmarks/runs/
+(ignored by git), or to --out DIR. --canonical writes them to benchmarks/results/ instead, deletes the
 files of the previous canonical run of the same device there, and appends the run's
 summary line (date, machine, commit, peak, geomean speedup per op family) to
 benchmarks/results/history.jsonl; commit the folder afterwards.
@@ -32,7 +38,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks",
                                 description="cnnops vs torch.nn.functional: time and check.",
                                 epilog="python -m benchmarks compare OLD.json NEW.json: "
-                                       "per-row changes and regressions")
+                                       "per-row changes and regressions; python -m benchmarks "
+                                       "sweep [options]: the batch sweep alone")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     p.add_argument("--dtype", choices=tuple(runner.DTYPES), default="float32",
                    help="float16/bfloat16 only on CUDA")
@@ -54,6 +61,12 @@ def parse_args(argv):
     p.add_argument("--malloc", choices=("steady", "system"), default="steady",
                    help="steady (default): glibc keeps freed memory, so timed calls do not "
                         "page-fault; system: glibc's defaults (see benchmarks/allocator.py)")
+    p.add_argument("--layers", action=argparse.BooleanOptionalAction, default=None,
+                   help="the per-layer rows of resnet50 and xception (layer_*; default: on the "
+                        "CPU, not on CUDA)")
+    p.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=None,
+                   help="the batch sweep after the rows (default: when no --filter is given); "
+                        "'python -m benchmarks sweep' runs it alone")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -68,19 +81,25 @@ def settings_from(args):
         layouts=tuple(LAYOUTS) if args.layout == "both" else (args.layout,),
         modes=MODES if args.mode == "both" else (args.mode,),
         budget=budget, threads=args.threads, progress=not args.no_progress,
-        malloc=allocator.apply(args.malloc, device))
+        malloc=allocator.apply(args.malloc, device),
+        sweep=args.sweep if args.sweep is not None else not args.filter)
 
 
-def run(argv):
+def run(argv, sweep_only=False):
     args = parse_args(argv)
-    if args.canonical and args.filter:
-        raise SystemExit("--canonical keeps whole runs only: drop --filter")
+    if args.canonical and (args.filter or sweep_only):
+        raise SystemExit("--canonical keeps whole runs only: drop --filter (and 'sweep')")
+    if sweep_only:
+        args.sweep = True
     settings = settings_from(args)
-    all_cases = cases_for(settings.device)
-    cases = select(all_cases, args.filter)
-    if not cases:
-        raise SystemExit(f"--filter {args.filter!r} matches no case; cases: "
-                         + ", ".join(c.name for c in all_cases))
+    if sweep_only:
+        cases = []
+    else:
+        all_cases = cases_for(settings.device, layers=args.layers)
+        cases = select(all_cases, args.filter)
+        if not cases:
+            raise SystemExit(f"--filter {args.filter!r} matches no case; cases: "
+                             + ", ".join(c.name for c in all_cases))
     result = runner.run_suite(cases, settings)
     print(report.table(result))
     if args.canonical:
@@ -92,13 +111,15 @@ def run(argv):
         paths = report.write_outputs(result, args.out)
     for kind, path in paths.items():
         print(f"wrote {kind}: {path}")
-    return 1 if result["summary"]["failed"] else 0
+    return 1 if result["summary"]["failed"] or result["summary"].get("sweep_failed") else 0
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["compare"]:
         return compare.main(argv[1:])
+    if argv[:1] == ["sweep"]:
+        return run(argv[1:], sweep_only=True)
     return run(argv)
 
 

@@ -329,9 +329,17 @@ CUDA_CASES = _with_passes_and_models(CUDA_CASES, ("r50_64_3x3s1", "r50_256_reduc
 ])
 
 
-def cases_for(device):
-    """The default case list of a device."""
-    return CUDA_CASES if device == "cuda" else DEFAULT_CASES
+def cases_for(device, layers=None):
+    """The default case list of a device; with layers (default: on the CPU only), then the
+    per-layer rows of resnet50 and xception at their model rows' input sizes
+    (layer_cases.py; found by running the models' shapes once, about a second)."""
+    cases = CUDA_CASES if device == "cuda" else DEFAULT_CASES
+    if layers is None:
+        layers = device != "cuda"
+    if not layers:
+        return cases
+    from .layer_cases import suite_layer_cases  # it builds on ConvCase
+    return cases + suite_layer_cases([c for c in cases if isinstance(c, ModelCase)])
 
 
 def select(cases, substring=None):

@@ -1,7 +1,10 @@
 """The PNG chart: speedup of cnnops over torch per row, with the spread of the
 per-repetition (paired) ratios as error bars. Skipped with a warning without matplotlib.
+The per-layer rows (some hundred) are left out: the Markdown has their tables.
 """
 import warnings
+
+from .history import family_of
 
 
 def save_speedup_chart(result, path):
@@ -14,7 +17,7 @@ def save_speedup_chart(result, path):
     except ImportError:
         warnings.warn("matplotlib is not installed: no PNG chart written", stacklevel=2)
         return None
-    rows = [r for r in result["rows"] if not r["error"]]
+    rows = [r for r in result["rows"] if not r["error"] and family_of(r) != "layers"]
     if not rows:
         return None
     labels = [f"{r['case']} {r['layout']} {r['mode']}" for r in rows]

@@ -3,10 +3,13 @@
 A row is a regression when its cnnops median grew by more than its noise: the larger
 of a threshold (10%) and the two runs' relative interquartile ranges added together.
 torch's change is printed beside it: when torch moved as much, suspect the machine.
-Rows are matched on (case, layout, mode, dtype, device).
+Rows are matched on (case, layout, mode, dtype, device). Then the geomean speedup of
+dense_conv and of each family, old and new, over the rows both runs timed.
 """
 import argparse
 import json
+
+from . import history
 
 THRESHOLD = 0.10
 
@@ -76,6 +79,27 @@ def format_entries(entries):
     return "\n".join(lines + [f"{n} regression(s) beyond noise" if n else "no regressions"])
 
 
+def geomean_entries(old, new):
+    """(name, old geomean, new geomean, rows) for dense_conv and each family with rows,
+    over the rows timed in both results (so a filtered or extended run still compares)."""
+    old_rows = {_key(r): r for r in old["rows"] if _timed(r)}
+    new_rows = {_key(r): r for r in new["rows"] if _timed(r)}
+    common = [k for k in new_rows if k in old_rows]
+    before = history.speedups(old_rows[k] for k in common)
+    after = history.speedups(new_rows[k] for k in common)
+    return [(name, history.geomean(before[name]), history.geomean(after[name]), len(after[name]))
+            for name in after if after[name] and before[name]]
+
+
+def format_geomeans(entries):
+    if not entries:
+        return "geomean speedup: no family has rows timed in both runs"
+    lines = ["geomean speedup (torch ms / cnnops ms) over the rows both runs timed:"]
+    lines += [f"  {name:<16} {a:.3f} -> {b:.3f} ({100 * (b / a - 1):+.1f}%, {n} rows)"
+              for name, a, b, n in entries]
+    return "\n".join(lines)
+
+
 def main(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks compare",
                                      description=__doc__.split("\n\n")[0])
@@ -85,6 +109,8 @@ def main(argv):
                         help="minimum relative change counted as real (default 0.10)")
     args = parser.parse_args(argv)
     with open(args.old) as f_old, open(args.new) as f_new:
-        entries = compare_results(json.load(f_old), json.load(f_new), args.threshold)
+        old, new = json.load(f_old), json.load(f_new)
+    entries = compare_results(old, new, args.threshold)
     print(format_entries(entries))
+    print(format_geomeans(geomean_entries(old, new)))
     return 1 if regressions(entries) else 0

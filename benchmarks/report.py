@@ -1,5 +1,6 @@
-"""The outputs of a run: the terminal table, the Markdown summary (the same cells),
-the JSON record (everything, raw times included) and, through chart.py, the PNG.
+"""The outputs of a run: the terminal table, the Markdown summary (the same cells, then
+the per-layer tables of layer_report.py and the batch sweep's table), the JSON record
+(everything, raw times included) and, through chart.py and sweep.py, the PNGs.
 
 A run goes to benchmarks/runs/ (ignored by git) unless it is canonical: then its files
 replace the previous canonical run of its device in benchmarks/results/ and its summary
@@ -10,14 +11,15 @@ import json
 import pathlib
 import re
 
-from . import chart, history
+from . import chart, history, layer_report, sweep
 
 RUNS_DIR = pathlib.Path(__file__).resolve().parent / "runs"        # default, ignored by git
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"  # canonical runs + history
 HISTORY = "history.jsonl"
-# The files of one run: <device>-<YYYY-MM-DDTHHMM>[-n].{json,md,png}; test logs and
-# summaries in results/ have other names and are never replaced.
-_RUN_FILE = re.compile(r"^(?P<device>[a-z]+)-\d{4}-\d{2}-\d{2}T\d{4}(-\d+)?\.(json|md|png)$")
+# The files of one run: <device>-<YYYY-MM-DDTHHMM>[-n].{json,md,png} and [-n]-sweep.png;
+# test logs and summaries in results/ have other names and are never replaced.
+_RUN_FILE = re.compile(r"^(?P<device>[a-z]+)-\d{4}-\d{2}-\d{2}T\d{4}(-\d+)?"
+                       r"(\.(json|md|png)|-sweep\.png)$")
 
 COLUMNS = ("case", "layout", "mode", "cnnops ms", "torch ms", "speedup", "cnnops/torch",
            "cnnops rate", "torch rate", "cnnops %limit", "torch %limit",
@@ -82,7 +84,24 @@ def header_lines(result):
 def footer_line(result):
     s = result["summary"]
     verdict = "all rows passed" if s["failed"] == 0 else f"{s['failed']} row(s) FAILED"
-    return f"{s['rows']} rows in {s['runtime_s']:.0f} s; {verdict} the correctness check"
+    line = f"{s['rows']} rows in {s['runtime_s']:.0f} s"
+    layers = [r for r in result["rows"] if history.family_of(r) == "layers"]
+    parts = [f"{len(layers)} layer rows {sum(r.get('wall_s', 0.0) for r in layers):.0f} s"] if layers else []
+    if result.get("sweep"):
+        parts.append(f"batch sweep {result['sweep'].get('runtime_s', 0.0):.0f} s")
+    line += (f" ({', '.join(parts)})" if parts else "") + f"; {verdict} the correctness check"
+    if s.get("sweep_failed"):
+        line += f"; {s['sweep_failed']} batch sweep point(s) FAILED it"
+    return line
+
+
+def geomean_line(result):
+    """The geomean speedup over dense_conv (every conv2d, dgrad, wgrad and conv_transpose2d
+    row: the dense convolutions) and over each family with rows, with their row counts."""
+    values, rows = history.geomeans(result["rows"]), history.speedups(result["rows"])
+    parts = [f"{name} {value:.2f}x ({len(rows[name])})" for name, value in values.items()
+             if value is not None]
+    return "geomean speedup (rows): " + ("; ".join(parts) if parts else "-")
 
 
 def table(result):
@@ -93,16 +112,23 @@ def table(result):
         return "  ".join(v.ljust(w) if name in _LEFT else v.rjust(w)
                          for name, v, w in zip(COLUMNS, row, widths))
     rule = "-" * len(line(cells[0]))
+    extra = layer_report.text_lines(result)
+    if result.get("sweep"):
+        extra += sweep.text_lines(result["sweep"])
     return "\n".join(header_lines(result) + [rule, line(cells[0]), rule]
-                     + [line(r) for r in cells[1:]] + [rule, footer_line(result)])
+                     + [line(r) for r in cells[1:]] + [rule] + extra
+                     + [footer_line(result), geomean_line(result)])
 
 
 def markdown(result):
-    lines = ["# cnnops benchmarks", ""] + [f"- {h}" for h in header_lines(result)] + [""]
+    lines = ["# cnnops benchmarks", ""] + [f"- {h}" for h in header_lines(result)]
+    lines += [f"- {geomean_line(result)}", ""]
     lines.append("| " + " | ".join(COLUMNS) + " |")
     lines.append("|" + "|".join(":--" if c in _LEFT else "--:" for c in COLUMNS) + "|")
     lines += ["| " + " | ".join(row_cells(r)) + " |" for r in result["rows"]]
-    lines += ["", footer_line(result), ""]
+    lines += ["", footer_line(result), ""] + layer_report.markdown_lines(result)
+    if result.get("sweep"):
+        lines += sweep.markdown_lines(result["sweep"])
     errors = [r for r in result["rows"] if r["error"]]
     if errors:
         lines += ["## Errors", ""] + [f"- {r['case']} {r['layout']} {r['mode']}: {r['error']}"
@@ -121,7 +147,8 @@ def output_stem(result, out_dir):
 
 
 def write_outputs(result, out_dir):
-    """Writes <stem>.json, .md and .png under out_dir; returns {kind: path} of those written."""
+    """Writes <stem>.json, .md, .png (and -sweep.png with a sweep) under out_dir; returns
+    {kind: path} of those written."""
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / output_stem(result, out_dir)
@@ -131,6 +158,9 @@ def write_outputs(result, out_dir):
     png = chart.save_speedup_chart(result, stem.with_suffix(".png"))
     if png is not None:
         paths["png"] = png
+    sweep_png = sweep.save_sweep_chart(result, stem.parent / f"{stem.name}-sweep.png")
+    if sweep_png is not None:
+        paths["sweep png"] = sweep_png
     return paths
 
 

@@ -12,7 +12,7 @@ from torch._prims_common import suggest_memory_format
 
 import cnnops
 
-from . import check, flops, machine, timing
+from . import check, flops, history, machine, sweep, timing
 from .cases import LAYOUTS
 from .progress import Progress
 
@@ -33,6 +33,7 @@ class Settings:
     threads: int = None
     progress: bool = True
     malloc: str = "as the process found it"  # allocator.apply's description of what was set
+    sweep: bool = False      # then the batch sweep (sweep.py), after the rows
 
 
 def resolve_device(name):
@@ -182,9 +183,7 @@ def run_row(case, layout, mode, settings):
     try:
         workload = Workload.create(case, layout, mode, settings.device, dtype)
         row["check"] = correctness(workload, dtype)
-        budget = settings.budget
-        if getattr(case, "budget_seconds", None):
-            budget = replace(budget, seconds=min(budget.seconds, case.budget_seconds))
+        budget = row_budget(case, settings.budget)
         times_c, times_t = timing.interleaved(workload.step(cnnops), workload.step(F),
                                               timing.timer_for(settings.device), budget)
     except Exception as exc:  # one failing row must not lose the others
@@ -199,6 +198,19 @@ def run_row(case, layout, mode, settings):
     row["error"] = None
     row["passed"] = row["check"]["passed"]
     return row
+
+
+def row_budget(case, budget):
+    """The run's budget as a case trims it: budget_seconds caps its seconds (models: few
+    long repetitions), budget_fraction scales them and budget_min_reps caps the minimum
+    count (layer and sweep rows: many rows in little time)."""
+    if getattr(case, "budget_seconds", None):
+        budget = replace(budget, seconds=min(budget.seconds, case.budget_seconds))
+    if getattr(case, "budget_fraction", None):
+        budget = replace(budget, seconds=budget.seconds * case.budget_fraction)
+    if getattr(case, "budget_min_reps", None):
+        budget = replace(budget, min_reps=min(budget.min_reps, case.budget_min_reps))
+    return budget
 
 
 def row_label(row):
@@ -221,14 +233,18 @@ def run_suite(cases, settings, limits=None):
         else None
     plan = [(c, lay, m) for c in cases for lay in settings.layouts for m in settings.modes
             if m in getattr(c, "modes", flops.MODES)]
-    progress = Progress(len(plan), settings.progress)
+    sweep_plan = sweep.plan(settings.layouts) if settings.sweep else []
+    progress = Progress(len(plan) + len(sweep_plan), settings.progress)
     rows = []
-    for case, layout, mode in plan:
+    for case, layout, mode in plan + sweep_plan:
         progress.start(f"{case.name} {layout} {mode}")
+        row_started = time.perf_counter()
         rows.append(run_row(case, layout, mode, settings))
+        rows[-1]["wall_s"] = time.perf_counter() - row_started  # check, warm-up and timing
         _report_failure(rows[-1], progress)
         progress.step()
     progress.close()
+    rows, sweep_rows = rows[:len(plan)], rows[len(plan):]
     if limits is None:
         limits = machine.best_of(before, machine.measure_limits(settings.device,
                                                                 DTYPES[settings.dtype]))
@@ -236,9 +252,13 @@ def run_suite(cases, settings, limits=None):
             print(f"warning: the measured limits moved by up to {100 * limits['drift']:.0f}% "
                   "between the start and the end of the run: the machine is busy, "
                   "expect noisy times", file=sys.stderr)
-    set_peak_fractions(rows, limits)
-    return dict(schema=SCHEMA, machine=info, limits=limits, settings=_settings_record(settings),
-                rows=rows, summary=_summary(rows, time.perf_counter() - started))
+    set_peak_fractions(rows + sweep_rows, limits)
+    result = dict(schema=SCHEMA, machine=info, limits=limits, settings=_settings_record(settings),
+                  rows=rows, summary=_summary(rows, time.perf_counter() - started))
+    if settings.sweep:
+        result["sweep"] = sweep.record(sweep_rows, limits)
+        result["summary"]["sweep_failed"] = result["sweep"]["failed"]
+    return result
 
 
 def _settings_record(settings):
@@ -258,5 +278,7 @@ def _report_failure(row, progress):
 
 
 def _summary(rows, runtime_s):
+    """Counts, run time, and the geomean speedup of each family and of dense_conv."""
     return dict(rows=len(rows), failed=sum(1 for r in rows if not r["passed"]),
-                errors=sum(1 for r in rows if r["error"]), runtime_s=runtime_s)
+                errors=sum(1 for r in rows if r["error"]), runtime_s=runtime_s,
+                geomean_speedup=history.geomeans(rows))

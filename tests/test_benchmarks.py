@@ -348,7 +348,8 @@ def test_history_line_is_the_geomean_speedup_per_family():
             _speedup_row("max_pool2d", 12.0), _speedup_row("model", 0.7),
             _speedup_row("avg_pool2d", 2.0), _speedup_row("adaptive_avg_pool2d", 8.0),
             dict(_speedup_row("max_pool2d", 0.25), case="fixedcost_max_pool2d"),
-            dict(_speedup_row("conv2d", 0.5), case="fixedcost_conv2d")]
+            dict(_speedup_row("conv2d", 0.5), case="fixedcost_conv2d"),
+            dict(_speedup_row("conv2d", 0.1), case="layer_resnet50_b1_c64k64_3x3s1_32")]
     result = dict(schema=runner.SCHEMA, rows=rows, limits=dict(peak_gflops=123.456),
                   summary=dict(rows=len(rows), failed=1, errors=1, runtime_s=1.0),
                   settings=dict(dtype="float32", layouts=["nchw"], threads=2,
@@ -356,14 +357,18 @@ def test_history_line_is_the_geomean_speedup_per_family():
                   machine=dict(date="2026-01-02T03:04:05", device="cpu", cpu_model="Some CPU",
                                cpu_count=4, torch="2.13.0", commit="abc1234"))
     line = history.history_line(result, run="cpu-2026-01-02T0304")
-    assert line["geomean_speedup"] == dict(conv2d=1.0, conv_transpose2d=0.8, max_pool2d=6.0,
-                                           avg_pool2d=4.0, depthwise=2.0, separable=None, models=0.7,
-                                           fixed_cost=0.354)  # sqrt(0.25 * 0.5), rounded
+    # dense_conv: conv2d 0.5, its dgrad 2.0 and conv_transpose2d 0.8 (not the depthwise,
+    # model, fixed-cost or layer rows): 0.8 ** (1 / 3)
+    assert line["geomean_speedup"] == dict(dense_conv=0.928, conv2d=1.0, conv_transpose2d=0.8,
+                                           max_pool2d=6.0, avg_pool2d=4.0, depthwise=2.0,
+                                           separable=None, models=0.7,
+                                           fixed_cost=0.354,  # sqrt(0.25 * 0.5)
+                                           layers=0.1)
     assert (line["date"], line["run"], line["commit"]) == (
         "2026-01-02T03:04:05", "cpu-2026-01-02T0304", "abc1234")
     assert (line["machine"], line["cpu"], line["malloc"]) == ("Some CPU", "Some CPU, 2 of 4 threads",
                                                               "steady")
-    assert (line["peak_gflops"], line["rows"], line["failed"]) == (123.5, 13, 1)
+    assert (line["peak_gflops"], line["rows"], line["failed"]) == (123.5, 14, 1)
     assert history.history_line(result, commit="def5678")["commit"] == "def5678"
     assert json.loads(json.dumps(line)) == line
     assert history.geomean([2.0, 8.0]) == pytest.approx(4.0) and history.geomean([]) is None
@@ -373,8 +378,14 @@ def test_history_line_is_the_geomean_speedup_per_family():
 def test_history_lines_of_the_tiny_run(tiny_run):
     result, _ = tiny_run
     line = history.history_line(result)
-    assert set(line["geomean_speedup"]) == set(history.FAMILIES)
+    assert set(line["geomean_speedup"]) == {"dense_conv", *history.FAMILIES}
     assert line["geomean_speedup"]["conv2d"] > 0 and line["geomean_speedup"]["conv_transpose2d"] > 0
+    assert result["summary"]["geomean_speedup"] == line["geomean_speedup"]
+    assert line["geomean_speedup"]["dense_conv"] == pytest.approx(
+        math.sqrt(line["geomean_speedup"]["conv2d"] * line["geomean_speedup"]["conv_transpose2d"]),
+        abs=1.5e-3)
+    assert "geomean speedup (rows): dense_conv" in report.table(result)
+    assert "- geomean speedup (rows): dense_conv" in report.markdown(result)
     assert line["geomean_speedup"]["models"] is None and line["device"] == "cpu"
 
 
@@ -450,3 +461,158 @@ def test_canonical_flag_writes_to_results_and_appends_one_line(tiny_run, tmp_pat
     assert len(history.read(results / "history.jsonl")) == 1
     with pytest.raises(SystemExit, match="--filter"):
         cli.main(argv + ["--canonical", "--filter", "conv"])
+
+
+# --- per-layer rows, dense_conv geomean, batch sweep (issue "CPU convolution engine", item 5)
+
+def test_layer_shapes_found_in_the_models():
+    from benchmarks.layer_cases import dense_convs
+    r50 = dict(dense_convs("resnet50", 128, 128))
+    assert len(r50) == 23 and sum(r50.values()) == 53  # 1 stem + 16 bottlenecks x 3 + 4 shortcuts
+    # the stem, then per stage (4 of them, widths 64..512) its 3x3 convs: strided in the
+    # first block of stages 2-4, plain in the others
+    assert r50[((3, 128, 128), (64, 3, 7, 7), 2, 3, 1)] == 1
+    threes = {(w[0], chw[1], stride): n for (chw, w, stride, _, _), n in r50.items() if w[2] == 3}
+    assert threes == {(64, 32, 1): 3, (128, 32, 2): 1, (128, 16, 1): 3, (256, 16, 2): 1,
+                      (256, 8, 1): 5, (512, 8, 2): 1, (512, 4, 1): 2}
+    assert r50[((256, 8, 8), (1024, 256, 1, 1), 1, 0, 1)] == 6  # stage 3's expand
+    xc = dict(dense_convs("xception", 160, 160))
+    assert len(xc) == 16 and sum(xc.values()) == 40  # 2 stem + 4 shortcuts + 34 pointwise
+    assert xc[((728, 10, 10), (728, 728, 1, 1), 1, 0, 1)] == 25  # 8 middle blocks x 3, exit's first
+    assert xc[((3, 160, 160), (32, 3, 3, 3), 2, 0, 1)] == 1
+    # dense only: every filter spans all input channels (no depthwise)
+    assert all(w[1] == chw[0] for chw, w, *_ in list(r50) + list(xc))
+
+
+def test_layer_rows_names_modes_and_family():
+    from benchmarks.cases import CUDA_CASES, cases_for
+    from benchmarks.layer_cases import LayerCase, layer_name
+    assert layer_name("resnet50", 1, (512, 4, 4), (512, 512, 3, 3), 1, 1) == \
+        "layer_resnet50_b1_c512k512_3x3s1_4"
+    assert layer_name("xception", 16, (32, 79, 79), (64, 32, 3, 3), 1, 0) == \
+        "layer_xception_b16_c32k64_3x3s1p0_79"
+    assert layer_name("m", 2, (8, 6, 9), (4, 8, 1, 1), 2, 0, 2) == "layer_m_b2_c8k4_1x1s2d2_6x9"
+    cpu = cases_for("cpu")
+    layers = [c for c in cpu if isinstance(c, LayerCase)]
+    assert cpu[:len(DEFAULT_CASES)] == DEFAULT_CASES and cpu[len(DEFAULT_CASES):] == layers
+    assert len(layers) == 2 * (23 + 16) and len({c.name for c in layers}) == len(layers)
+    assert all(c.name.startswith(f"layer_{c.model}_b{c.input_shape[0]}_") for c in layers)
+    rows = [(c, m) for c in layers for m in c.modes]  # x 2 layouts in a run
+    assert len(rows) == 39 * 3 and {c.modes for c in layers} == {("fwd",), ("fwd", "fwd+bwd")}
+    assert all(("fwd+bwd" in c.modes) == (c.input_shape[0] == 16) for c in layers)
+    assert {c.resolution for c in layers if c.model == "resnet50"} == {(128, 128)}  # its model row's
+    assert {c.resolution for c in layers if c.model == "xception"} == {(160, 160)}
+    assert cases_for("cpu", layers=False) == DEFAULT_CASES and cases_for("cuda") == CUDA_CASES
+    row = dict(case=layers[0].name, op="conv2d", params=layers[0].describe())
+    assert history.family_of(row) == "layers" and not layers[0].memory_bound
+    budget = runner.row_budget(layers[0], runner.DEFAULT_BUDGET)
+    assert budget.seconds == pytest.approx(0.3) and budget.min_reps == 3
+    assert runner.row_budget(TINY[0], runner.DEFAULT_BUDGET) == runner.DEFAULT_BUDGET
+
+
+def _timed_row(case, layout, mode, c_ms, t_ms, **params):
+    side = lambda ms: dict(median_ms=ms, iqr_rel=0.0, peak_fraction=0.5)  # noqa: E731
+    return dict(case=case, op=params.pop("op", "conv2d"), layout=layout, mode=mode, error=None,
+                passed=True, params=params, cnnops=side(c_ms), torch=side(t_ms), speedup=t_ms / c_ms)
+
+
+def test_layer_report_totals_per_model():
+    from benchmarks import layer_report
+    lay = dict(model="resnet50", input_shape=[1, 64, 32, 32], resolution=[128, 128])
+    rows = [_timed_row("layer_resnet50_b1_c64k64_3x3s1_32", "nchw", "fwd", 2.0, 1.0, count=3, **lay),
+            _timed_row("layer_resnet50_b1_c64k256_1x1s1_32", "nchw", "fwd", 1.0, 2.0, count=4, **lay),
+            _timed_row("layer_resnet50_b1_c64k256_1x1s1_32", "nchw", "fwd+bwd", 3.0, 3.0, count=4, **lay),
+            _timed_row("resnet50_b1_128", "nchw", "fwd", 20.0, 10.0, op="model", builder="resnet50",
+                       input_shape=[1, 3, 128, 128]),
+            _timed_row("conv3x3", "nchw", "fwd", 1.0, 1.0)]
+    groups = layer_report.layer_groups(rows)
+    assert list(groups) == [("resnet50", 1, "nchw", "fwd"), ("resnet50", 1, "nchw", "fwd+bwd")]
+    t = layer_report.totals(groups[("resnet50", 1, "nchw", "fwd")])
+    assert (t["cnnops_ms"], t["torch_ms"], t["layers"], t["convs"]) == (10.0, 11.0, 2, 7)  # 3x2+4x1
+    assert t["speedup"] == pytest.approx(1.1)
+    result = dict(rows=rows)
+    md = "\n".join(layer_report.markdown_lines(result))
+    assert "### resnet50, batch 1, nchw, fwd (128x128 input)" in md
+    assert "cnnops 10.00 ms, torch 11.00 ms (1.10x); 2 distinct layers, 7 convolutions" in md
+    assert "The whole model (resnet50_b1_128): cnnops 20.00 ms, torch 10.00 ms." in md
+    assert "| c64k64_3x3s1_32 | 3 | 2.000 | 1.000 | 0.50x | 50.0% | 50.0% | 6.00 | 60% | +3.00 |" in md
+    assert "| resnet50 | 1 | nchw | fwd | 2 (7) | 10.00 | 11.00 | 1.10x | c64k64_3x3s1_32 |" in md
+    assert layer_report.markdown_lines(dict(rows=rows[3:])) == []
+    assert any("resnet50  1" in line for line in layer_report.text_lines(result))
+
+
+def test_compare_shows_geomeans_over_common_rows(tmp_path, capsys):
+    def rows(conv_ms, layer_ms):
+        return [dict(_row("conv_a", conv_ms), op="conv2d", params={}, speedup=10.0 / conv_ms),
+                dict(_row("convT_a", 10.0), op="conv_transpose2d", params={}, speedup=1.0),
+                dict(_row("layer_m_b1_x", layer_ms), op="conv2d", params={}, speedup=10.0 / layer_ms)]
+    old, new = rows(10.0, 10.0), rows(5.0, 10.0)
+    new.append(dict(_row("conv_b", 1.0), op="conv2d", params={}, speedup=10.0))  # only in new
+    entries = compare.geomean_entries(_result(old), _result(new))
+    assert [(n, round(a, 3), round(b, 3), k) for n, a, b, k in entries] == [
+        ("dense_conv", 1.0, 1.414, 2), ("conv2d", 1.0, 2.0, 1), ("conv_transpose2d", 1.0, 1.0, 1),
+        ("layers", 1.0, 1.0, 1)]
+    compare.main([_write(tmp_path / "old.json", old), _write(tmp_path / "new.json", new)])
+    assert "dense_conv       1.000 -> 1.414 (+41.4%, 2 rows)" in capsys.readouterr().out
+
+
+@pytest.fixture()
+def tiny_sweep(monkeypatch, tmp_path):
+    from benchmarks import sweep
+    monkeypatch.setattr(sweep, "LAYERS", (ConvCase("sweep_tiny3x3", "conv2d", (1, 4, 6, 6), (4, 4, 3, 3),
+                                                   padding=1),))
+    monkeypatch.setattr(sweep, "BATCHES", (1, 2, 4))
+    settings = runner.Settings(budget=timing.Budget(seconds=0.01, min_reps=2, max_reps=3, warmup=1),
+                               modes=("fwd+bwd",), progress=False, sweep=True)
+    result = runner.run_suite([TINY[1]], settings, limits=LIMITS)
+    return result, report.write_outputs(result, tmp_path)
+
+
+def test_sweep_record_and_outputs(tiny_sweep):
+    from benchmarks import sweep
+    result, paths = tiny_sweep
+    assert [r["case"] for r in result["rows"]] == ["tinyT", "tinyT"]  # the points are not rows
+    record = json.loads(paths["json"].read_text())["sweep"]
+    assert record["batches"] == [1, 2, 4] and record["layouts"] == ["nchw", "channels_last"]
+    assert record["peak_gflops"] == 100.0 and record["failed"] == 0
+    assert 0 < record["runtime_s"] and all(r["wall_s"] > 0 for r in result["rows"])
+    assert " s (batch sweep " in report.footer_line(result)
+    assert [layer["name"] for layer in record["layers"]] == ["sweep_tiny3x3"]
+    points = record["points"]
+    assert len(points) == 3 * 2 and {p["mode"] for p in points} == {"fwd"}
+    for p in points:
+        assert p["case"] == f"sweep_tiny3x3_b{p['batch']}" and p["passed"]
+        assert p["flop"] == 2 * p["batch"] * 4 * 36 * 4 * 9
+        assert p["cnnops"]["peak_fraction"] == pytest.approx(p["cnnops"]["gflops"] / 100.0)
+        assert p["cnnops"]["reps"] == len(p["cnnops"]["times_ms"]) >= 2
+    assert "## Batch sweep" in paths["markdown"].read_text()
+    assert "sweep_tiny3x3  channels_last  torch" in report.table(result)
+    assert "sweep png" not in paths or (paths["sweep png"].name.endswith("-sweep.png")
+                                        and paths["sweep png"].stat().st_size > 0)
+    assert sweep.save_sweep_chart(dict(result, sweep=None), paths["json"].with_suffix(".x")) is None
+    assert report._RUN_FILE.match("cpu-2026-01-01T0000-2-sweep.png")  # canonical runs replace it
+    assert not report._RUN_FILE.match("cpu-2026-01-01T0000-sweep.json")
+
+
+def test_cli_sweep_layers_and_filter_switches(monkeypatch, tmp_path):
+    import benchmarks.__main__ as cli
+    seen = []
+
+    def fake_run_suite(cases, settings):
+        seen.append(([c.name for c in cases], settings.sweep))
+        return dict(rows=[], summary=dict(failed=0, sweep_failed=0))
+    monkeypatch.setattr(cli.runner, "run_suite", fake_run_suite)
+    monkeypatch.setattr(cli.report, "table", lambda result: "")
+    monkeypatch.setattr(cli.report, "write_outputs", lambda result, out: {})
+    argv = ["--device", "cpu", "--malloc", "system", "--no-progress"]
+    for extra in (["sweep"], [], ["--no-layers", "--no-sweep"], ["--filter", "layer_xception_b1_"],
+                  ["--filter", "conv3x3_c64", "--sweep"]):
+        assert cli.main(extra[:1] + argv + extra[1:] if extra[:1] == ["sweep"] else argv + extra) == 0
+    (sweep_only, s1), (full, s2), (plain, s3), (layers, s4), (filtered, s5) = seen
+    assert sweep_only == [] and s1
+    assert len(full) == len(DEFAULT_CASES) + 78 and s2
+    assert plain == [c.name for c in DEFAULT_CASES] and not s3
+    assert len(layers) == 16 and not s4
+    assert filtered == ["conv3x3_c64_56", "conv3x3_c64_56_dgrad", "conv3x3_c64_56_wgrad"] and s5
+    with pytest.raises(SystemExit, match="--canonical"):
+        cli.main(["sweep"] + argv + ["--canonical"])
