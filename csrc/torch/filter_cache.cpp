@@ -17,6 +17,7 @@ namespace cnnops {
 namespace {
 
 constexpr int64_t kDefaultLimit = int64_t(256) << 20;
+constexpr int64_t kMinCachedElements = 4096;
 
 struct TensorKey {
   c10::StorageImpl* storage = nullptr;
@@ -236,7 +237,9 @@ NoFilterCacheGuard::NoFilterCacheGuard(bool active) : previous_(t_no_cache) {
 NoFilterCacheGuard::~NoFilterCacheGuard() { t_no_cache = previous_; }
 
 std::unique_ptr<cpu::FilterCache> filter_cache_for(const at::Tensor& w) {
-  if (t_no_cache || !w.is_cpu() || !w.has_storage() || w.numel() == 0 || store().limit() <= 0) return nullptr;
+  // A filter of a few thousand elements packs in less time than a lookup takes.
+  if (t_no_cache || !w.is_cpu() || !w.has_storage() || w.numel() < kMinCachedElements || store().limit() <= 0)
+    return nullptr;
   TensorKey key;
   key.storage = w.storage().unsafeGetStorageImpl();
   key.data = w.const_data_ptr();
