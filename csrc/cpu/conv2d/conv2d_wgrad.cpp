@@ -244,20 +244,16 @@ bool wgrad_nchw_1x1(const Conv2dParams& p) {
               const T* ap = a + i * ys[1];
               const T* bp = b + j * xs[1];
               int64_t lda = ys[1], ldb = xs[1];
-              if (kn - i < DM) {
-                std::fill(arows.get(), arows.get() + DM * len, T(0));
-                for (int64_t r = 0; r < kn - i; ++r)
-                  std::copy(ap + r * lda, ap + r * lda + len, arows.get() + r * len);
-                ap = arows.get();
-                lda = len;
-              }
-              if (cn - j < DN) {
-                std::fill(brows.get(), brows.get() + DN * len, T(0));
-                for (int64_t r = 0; r < cn - j; ++r)
-                  std::copy(bp + r * ldb, bp + r * ldb + len, brows.get() + r * len);
-                bp = brows.get();
-                ldb = len;
-              }
+              // Edge tiles: the rows that exist, copied, then zero rows up to the tile.
+              auto pad_rows = [len](const T*& rows, int64_t& ld, int64_t have, int64_t want, T* buf) {
+                std::fill(buf, buf + want * len, T(0));
+                for (int64_t r = 0; r < have; ++r)
+                  std::copy(rows + r * ld, rows + r * ld + len, buf + r * len);
+                rows = buf;
+                ld = len;
+              };
+              if (kn - i < DM) pad_rows(ap, lda, kn - i, DM, arows.get());
+              if (cn - j < DN) pad_rows(bp, ldb, cn - j, DN, brows.get());
               uk.dot(len, ap, lda, bp, ldb, sums.get() + (i / DM * 8 + j / DN) * tile, !first);
             }
         }
