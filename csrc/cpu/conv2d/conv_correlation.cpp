@@ -33,7 +33,7 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const std::vector<T> bias = padded_bias(c, MR);
   const int64_t* os = c.out_strides;
   const bool flat = os[3] == 1 && os[2] == c.Q;
-  const int64_t pixels = c.P * c.Q, block = kBlockPanels * NR;
+  const int64_t pixels = c.P * c.Q, block = balanced_block(pixels, NR, c.N * c.G);
   const int64_t blocks = ceil_div(pixels, block);
   const AccInit first = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
   // Flat NCHW planes of a 1x1 convolution: each B row (one channel's NR pixels)
@@ -101,7 +101,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const std::vector<T> bias = padded_bias(c, NR);
   const int64_t* os = c.out_strides;
   const bool flat = os[1] == 1 && os[2] == c.Q * os[3] && os[0] == c.P * c.Q * os[3];
-  const int64_t pixels = c.N * c.P * c.Q, block = kBlockPanels * MR;
+  const int64_t pixels = c.N * c.P * c.Q, block = balanced_block(pixels, MR, c.G);
   const int64_t blocks = ceil_div(pixels, block);
   const AccInit first = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
   // Few pixels (deep layers at small batch) give few pixel blocks: split the

@@ -67,7 +67,8 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
     koff[k] = cur.ci * plane + (c.hoff[cur.tr] - ph.lo) * pw.size + (c.woff[cur.ts] - pw.lo);
 
   const int64_t* os = c.out_strides;
-  const int64_t flat = c.P * pw.size, block = kBlockPanels * NR, blocks = ceil_div(flat, block);
+  const int64_t flat = c.P * pw.size, block = balanced_block(flat, NR, c.N * c.G);
+  const int64_t blocks = ceil_div(flat, block);
   const AccInit init = c.bias != nullptr ? AccInit::RowBias : AccInit::Zero;
   for_tasks(c, c.N * c.G * blocks, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];

@@ -65,6 +65,19 @@ struct RedCursor {
   }
 };
 
+// Pixels per block for `items` pixels cut into panels of `width`, when `outer`
+// (images x groups) tasks share each block index: whole panels, at most
+// kBlockPanels of them, blocks equal to within one panel, and enough blocks for
+// kMinTasks tasks when there are panels enough. at::parallel_for gives each
+// thread an equal count of tasks, so equal tasks keep the threads equally busy
+// (an output of 9 panels was one task of 8 and one of 1).
+inline int64_t balanced_block(int64_t items, int64_t width, int64_t outer) {
+  const int64_t panels = ceil_div(items, width);
+  const int64_t blocks =
+      std::max(ceil_div(panels, kBlockPanels), std::min(panels, ceil_div(kMinTasks, outer)));
+  return ceil_div(panels, blocks) * width;
+}
+
 template <typename T>
 int64_t reduction_size(const Correlation<T>& c) {
   return c.Ci * static_cast<int64_t>(c.hoff.size()) * static_cast<int64_t>(c.woff.size());
