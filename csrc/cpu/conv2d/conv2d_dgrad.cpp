@@ -49,8 +49,11 @@ void dgrad_col2im(const Conv2dParams& p) {
   const int64_t* xs = p.x_strides;
 
   // A = w^T per group: rows (c, r, s), reduction k; panels [g][kblock][panel][k][MR].
-  std::string name = "col2im/" + std::to_string(sizeof(T)) + "/" + std::to_string(MR);
-  for (int64_t v : {G, p.K, p.C, p.R, p.S, ws[0], ws[1], ws[2], ws[3]}) name += "/" + std::to_string(v);
+  std::string name;  // only looked up when there is a cache
+  if (p.filter_cache != nullptr) {
+    name = "col2im/" + std::to_string(sizeof(T)) + "/" + std::to_string(MR);
+    for (int64_t v : {G, p.K, p.C, p.R, p.S, ws[0], ws[1], ws[2], ws[3]}) name += "/" + std::to_string(v);
+  }
   const std::shared_ptr<const T> a = cached_pack<T>(p.filter_cache, name, G * rpad * Kg, [&](T* dst) {
     for (int64_t g = 0; g < G; ++g)
       for (int64_t kb0 = 0; kb0 < Kg; kb0 += kKc) {

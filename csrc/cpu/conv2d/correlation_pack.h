@@ -206,7 +206,10 @@ template <typename T>
 std::shared_ptr<const T> packed_filter(const Correlation<T>& c, ReduceOrder order, int64_t width,
                                        int64_t block = kKc) {
   const size_t count = c.G * round_up(c.Ko, width) * reduction_size(c);
-  return cached_pack<T>(c.filter_cache, filter_form_name(c, order, width, block), count,
+  // The name is built only when there is a cache to look it up in.
+  const std::string name =
+      c.filter_cache != nullptr ? filter_form_name(c, order, width, block) : std::string();
+  return cached_pack<T>(c.filter_cache, name, count,
                         [&](T* dst) { pack_filter(c, order, width, dst, block); });
 }
 
