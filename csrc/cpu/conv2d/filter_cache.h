@@ -10,11 +10,11 @@
 // the cache does not hold it. Without a cache (null) every call packs.
 #pragma once
 #include <cstddef>
-#include <cstdlib>
 #include <functional>
 #include <memory>
-#include <new>
 #include <string>
+
+#include "../util/buffer.h"
 
 namespace cnnops {
 namespace cpu {
@@ -27,13 +27,6 @@ class FilterCache {
   virtual std::shared_ptr<const void> get(const std::string& name, size_t bytes,
                                           const std::function<void(void*)>& fill) = 0;
 };
-
-// A 64-byte-aligned buffer of `bytes` owned by a shared_ptr.
-inline std::shared_ptr<void> aligned_shared(size_t bytes) {
-  void* p = std::aligned_alloc(64, (bytes > 0 ? bytes + 63 : 64) / 64 * 64);
-  if (p == nullptr) throw std::bad_alloc();
-  return std::shared_ptr<void>(p, std::free);
-}
 
 // The packed form `name` from `cache`, or packed now into a buffer of this call
 // when there is no cache.

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <new>
 
 namespace cnnops {
@@ -23,6 +24,14 @@ class AlignedBuffer {
  private:
   T* data_ = nullptr;
 };
+
+// The same alignment for a buffer that outlives its scope (packed filters kept
+// across calls), owned by a shared_ptr.
+inline std::shared_ptr<void> aligned_shared(size_t bytes) {
+  void* p = std::aligned_alloc(64, (bytes > 0 ? bytes + 63 : 64) / 64 * 64);
+  if (p == nullptr) throw std::bad_alloc();
+  return std::shared_ptr<void>(p, std::free);
+}
 
 // Grain for at::parallel_for over `tasks` tasks of a problem of `flops`: tiny
 // problems run on one thread (waking a second one costs more than it saves,
