@@ -304,3 +304,44 @@ def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, strid
                          f"got {list(pointwise_weight.shape)}")
     y = depthwise_conv2d(input, depthwise_weight, None, stride, padding, dilation)
     return conv2d(y, pointwise_weight, bias)
+
+
+# ----------------------------------------------------------------------------- fused (inference)
+
+ACTIVATIONS = ("relu", "relu6", "silu", "hardswish", "hardsigmoid", "gelu", "gelu_tanh")
+
+
+def _activation(name, fn, arg):
+    if name is None or name == "none":
+        return "none"
+    if isinstance(name, str) and name in ACTIVATIONS:
+        return name
+    raise ValueError(f"cnnops.{fn}: expected {arg} to be None or one of {', '.join(ACTIVATIONS)}, "
+                     f"got {name!r}")
+
+
+def _apply_activation(y, name):
+    # Temporary reference (replaced by the kernels' output stage).
+    return {"none": lambda t: t, "relu": torch.relu, "relu6": lambda t: t.clamp(0, 6),
+            "silu": torch.nn.functional.silu, "hardswish": torch.nn.functional.hardswish,
+            "hardsigmoid": torch.nn.functional.hardsigmoid, "gelu": torch.nn.functional.gelu,
+            "gelu_tanh": lambda t: torch.nn.functional.gelu(t, approximate="tanh")}[name](y)
+
+
+def conv2d_fused(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                 activation=None, residual=None, post_activation=None):
+    """Inference-only convolution with its output stage fused:
+
+        post_activation(activation(conv2d(input, weight, bias, ...)) + residual)
+
+    conv2d's arguments (depthwise weights go to the depthwise kernels); activation and
+    post_activation are None or one of ACTIVATIONS ('gelu' is erf-based, 'gelu_tanh'
+    torch's approximate='tanh'); residual, when given, has the output's shape. No
+    autograd: for eval / no-grad use (cnnops.optimize_for_inference builds on it)."""
+    fn = "conv2d_fused"
+    act = _activation(activation, fn, "activation")
+    post = _activation(post_activation, fn, "post_activation")
+    y = _apply_activation(conv2d(input, weight, bias, stride, padding, dilation, groups), act)
+    if residual is not None:
+        y = y + residual
+    return _apply_activation(y, post)
