@@ -34,6 +34,15 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# torchvision (its models for the tests and benchmarks), the release that matches torch,
+# without dependencies so that pip never swaps the torch that is installed
+if ! "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torchvision') is None)"; then
+  tv=$("$PY" -c "import torch; v = torch.__version__.split('+')[0].split('.'); print(f'0.{int(v[1]) + 15}.*')")
+  echo "[setup] installing torchvision==$tv"
+  "$PY" -m pip install --quiet --no-deps --retries 1 --timeout 15 "torchvision==$tv" ||
+    echo "[setup] warning: could not install torchvision (no network?); going on without it" >&2
+fi
+
 echo "[setup] building cnnops._C in place (log: build/build.log)"
 mkdir -p build
 if ! MAX_JOBS=${MAX_JOBS:-2} "$PY" setup.py build_ext --inplace >build/build.log 2>&1; then
