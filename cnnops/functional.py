@@ -320,14 +320,6 @@ def _activation(name, fn, arg):
                      f"got {name!r}")
 
 
-def _apply_activation(y, name):
-    # Temporary reference (replaced by the kernels' output stage).
-    return {"none": lambda t: t, "relu": torch.relu, "relu6": lambda t: t.clamp(0, 6),
-            "silu": torch.nn.functional.silu, "hardswish": torch.nn.functional.hardswish,
-            "hardsigmoid": torch.nn.functional.hardsigmoid, "gelu": torch.nn.functional.gelu,
-            "gelu_tanh": lambda t: torch.nn.functional.gelu(t, approximate="tanh")}[name](y)
-
-
 def conv2d_fused(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                  activation=None, residual=None, post_activation=None):
     """Inference-only convolution with its output stage fused:
@@ -341,7 +333,19 @@ def conv2d_fused(input, weight, bias=None, stride=1, padding=0, dilation=1, grou
     fn = "conv2d_fused"
     act = _activation(activation, fn, "activation")
     post = _activation(post_activation, fn, "post_activation")
-    y = _apply_activation(conv2d(input, weight, bias, stride, padding, dilation, groups), act)
+    x, unbatched = _batched(input, fn)
+    stride = _pair(stride, "stride", fn)
+    dilation = _pair(dilation, "dilation", fn)
+    _check_groups(groups, fn)
+    _check_tensor(weight, "weight", fn)
     if residual is not None:
-        y = y + residual
-    return _apply_activation(y, post)
+        _check_tensor(residual, "residual", fn)
+        if unbatched:
+            residual = residual.unsqueeze(0)
+    pad = conv_padding(padding, x, weight, stride, dilation, fn)
+    if _is_depthwise(x, weight, bias, groups):
+        y = ops.depthwise_fprop_fused(x, weight, bias, stride, pad, dilation, act, residual, post)
+    else:
+        y = ops.conv2d_fprop_fused(x, weight, bias, stride, pad, dilation, groups, act, residual,
+                                   post)
+    return y.squeeze(0) if unbatched else y

@@ -13,6 +13,7 @@ and the autograd formulas, and lists them in FAKE_KERNELS and AUTOGRAD:
                 (depthwise_fprop's autograd kernel is C++: csrc/torch/depthwise_autograd.cpp)
     avg_pool2d  avg_pool2d_fwd, avg_pool2d_bwd, adaptive_avg_pool2d_fwd, adaptive_avg_pool2d_bwd
                 (the forwards' autograd kernels are C++: csrc/torch/avg_pool2d_autograd.cpp)
+    fused       conv2d_fprop_fused, depthwise_fprop_fused (inference only: no derivative)
 
 Every backward is written with cnnops ops, so double backward comes for free. Shared
 helpers (output memory format, the padding a backward needs) are in _common; output sizes
@@ -25,10 +26,10 @@ kernels, and torch checks that the caller is that module.
 """
 import torch
 
-from . import avg_pool2d, conv2d, depthwise, max_pool2d
+from . import avg_pool2d, conv2d, depthwise, fused, max_pool2d
 from ._common import ops
 
-FAMILIES = (conv2d, max_pool2d, depthwise, avg_pool2d)
+FAMILIES = (conv2d, max_pool2d, depthwise, avg_pool2d, fused)
 
 
 def _register(family):

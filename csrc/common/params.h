@@ -17,6 +17,23 @@ class FilterCache;  // csrc/cpu/conv2d/filter_cache.h
 
 enum class DType : int32_t { Float32 = 0, Float64 = 1, Float16 = 2, BFloat16 = 3 };
 
+// The elementwise functions an inference output stage may apply (activation.h).
+enum class Activation : int32_t { None = 0, ReLU, ReLU6, SiLU, Hardswish, Hardsigmoid, GELU, GELUTanh };
+
+// A convolution forward's fused output stage (the inference ops conv2d_fprop_fused
+// and depthwise_fprop_fused): each output element, once summed and biased, becomes
+//   y = post(act(y) + residual)
+// residual (optional) has y's shape and dtype, with its own NCHW-order strides.
+// A kernel applies it to each block of its output right after the block's last
+// write, while the block is still in cache. The default is the identity.
+struct Epilogue {
+  Activation act = Activation::None;
+  const void* residual = nullptr;
+  int64_t residual_strides[4] = {0, 0, 0, 0};  // n, k, p, q
+  Activation post = Activation::None;
+  bool identity() const { return act == Activation::None && residual == nullptr && post == Activation::None; }
+};
+
 // One 2-D convolution, always described in forward (fprop) terms:
 //   y[N, K, P, Q] = sum_{c, r, s} x[N, g*C/G + c, p*stride_h - pad_h + r*dil_h,
 //                                   q*stride_w - pad_w + s*dil_w] * w[K, c, r, s]
@@ -43,6 +60,9 @@ struct Conv2dParams {
   // CPU fprop/dgrad only, optional: where packed forms of w outlive the call
   // (null: pack on every call).
   cpu::FilterCache* filter_cache;
+  // fprop only (CPU conv2d and depthwise; CUDA after the kernel): the fused
+  // output stage; the identity unless an inference op sets it.
+  Epilogue epilogue;
 };
 
 // db[K] = sum over n, p, q of dy[n, k, p, q].

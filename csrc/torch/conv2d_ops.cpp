@@ -20,12 +20,14 @@
 #include "../cpu/conv2d/conv2d.h"
 #include "checks.h"
 #include "filter_cache.h"
+#include "fused_stage.h"
 
 #ifdef CNNOPS_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "../cuda/conv2d/conv2d_cuda.h"
+#include "../cuda/epilogue/epilogue_cuda.h"
 #endif
 
 namespace cnnops {
@@ -62,6 +64,7 @@ void launch(Kernel kernel, const Conv2dParams& p, const at::Tensor& like) {
     q.allow_tf32 = at::globalContext().allowTF32CuDNN();
     cudaError_t err = cudaSuccess;
     if (kernel == Kernel::Fprop) err = cuda::conv2d_fprop(q, stream);
+    if (kernel == Kernel::Fprop && err == cudaSuccess) err = cuda::apply_epilogue(q, stream);
     if (kernel == Kernel::Dgrad) err = cuda::conv2d_dgrad(q, stream);
     if (kernel == Kernel::Wgrad) {
       at::Tensor ws = at::empty({static_cast<int64_t>(cuda::conv2d_wgrad_workspace_bytes(q))},
@@ -77,10 +80,13 @@ void launch(Kernel kernel, const Conv2dParams& p, const at::Tensor& like) {
   if (kernel == Kernel::Wgrad) cpu::conv2d_wgrad(p);
 }
 
-at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
-                        const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                        c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation, int64_t groups) {
-  const char* op = "cnnops::conv2d_fprop";
+}  // namespace
+
+at::Tensor conv2d_fprop_staged(const at::Tensor& input, const at::Tensor& weight,
+                               const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                               c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation, int64_t groups,
+                               const FusedStage* stage) {
+  const char* op = stage != nullptr ? stage->op : "cnnops::conv2d_fprop";
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_weight(weight, op, "weight");
   check_float_tensor(input, op, "input");
@@ -125,10 +131,19 @@ at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
   copy_strides(p.x_strides, x);
   copy_strides(p.w_strides, w);
   copy_strides(p.y_strides, y);
+  if (stage != nullptr) set_epilogue(p, *stage, y);
   const std::unique_ptr<cpu::FilterCache> cache = filter_cache_for(w);
   p.filter_cache = cache.get();
   launch(Kernel::Fprop, p, input);
   return y;
+}
+
+namespace {
+
+at::Tensor conv2d_fprop(const at::Tensor& input, const at::Tensor& weight,
+                        const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                        c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation, int64_t groups) {
+  return conv2d_fprop_staged(input, weight, bias, stride, padding_sym, dilation, groups, nullptr);
 }
 
 at::Tensor conv2d_dgrad(const at::Tensor& grad_output, const at::Tensor& weight,

@@ -19,12 +19,14 @@
 #include "../common/shape.h"
 #include "../cpu/depthwise/depthwise.h"
 #include "checks.h"
+#include "fused_stage.h"
 
 #ifdef CNNOPS_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "../cuda/depthwise/depthwise_cuda.h"
+#include "../cuda/epilogue/epilogue_cuda.h"
 #endif
 
 namespace cnnops {
@@ -41,6 +43,7 @@ void dw_launch(DwKernel kernel, const Conv2dParams& p, const at::Tensor& like) {
     cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
     cudaError_t err = cudaSuccess;
     if (kernel == DwKernel::Fprop) err = cuda::depthwise_fprop(p, stream);
+    if (kernel == DwKernel::Fprop && err == cudaSuccess) err = cuda::apply_epilogue(p, stream);
     if (kernel == DwKernel::Dgrad) err = cuda::depthwise_dgrad(p, stream);
     if (kernel == DwKernel::Wgrad) err = cuda::depthwise_wgrad(p, stream);
     check_cuda_launch(err);
@@ -67,10 +70,13 @@ void dw_check_weight(const at::Tensor& weight, int64_t C, const char* op) {
                     to_string(weight.sizes()));
 }
 
-at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
-                           const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                           c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
-  const char* op = "cnnops::depthwise_fprop";
+}  // namespace
+
+at::Tensor depthwise_fprop_staged(const at::Tensor& input, const at::Tensor& weight,
+                                  const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                  c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation,
+                                  const FusedStage* stage) {
+  const char* op = stage != nullptr ? stage->op : "cnnops::depthwise_fprop";
   check_rank(input, 4, op, "input", "N, C, H, W");
   check_float_tensor(input, op, "input");
   check_device(input, op, "input");
@@ -118,8 +124,17 @@ at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
   copy_strides(p.x_strides, input);
   copy_strides(p.w_strides, weight);
   copy_strides(p.y_strides, y);
+  if (stage != nullptr) set_epilogue(p, *stage, y);
   dw_launch(DwKernel::Fprop, p, input);
   return y;
+}
+
+namespace {
+
+at::Tensor depthwise_fprop(const at::Tensor& input, const at::Tensor& weight,
+                           const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                           c10::SymIntArrayRef padding_sym, at::IntArrayRef dilation) {
+  return depthwise_fprop_staged(input, weight, bias, stride, padding_sym, dilation, nullptr);
 }
 
 // One gradient pass, checked and allocated: its output and its kernel's

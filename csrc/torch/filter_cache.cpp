@@ -104,8 +104,37 @@ class Store {
   void clear() {
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.clear();
+    frozen_.clear();
     total_ = 0;
     hits_ = misses_ = 0;
+  }
+
+  // Records that key's tensor (its content hash in key) is frozen at `version`.
+  void freeze(const TensorKey& key, int64_t version, c10::weak_intrusive_ptr<c10::StorageImpl> alive) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    frozen_.remove_if([&](const Frozen& f) { return f.alive.expired() || f.key.same_tensor(key); });
+    frozen_.push_back(Frozen{key, version, std::move(alive)});
+  }
+
+  // The content hash of key's tensor if it is frozen and unchanged since (same
+  // data pointer and version counter); a changed one is unfrozen.
+  bool frozen_content(const TensorKey& key, int64_t version, uint64_t* content) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = frozen_.begin(); it != frozen_.end(); ++it) {
+      if (!it->key.same_tensor(key) || it->alive.expired()) continue;
+      if (it->key.data == key.data && it->version == version) {
+        *content = it->key.content;
+        return true;
+      }
+      frozen_.erase(it);
+      return false;
+    }
+    return false;
+  }
+
+  bool has_frozen() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !frozen_.empty();
   }
 
  private:
@@ -153,8 +182,15 @@ class Store {
     }
   }
 
+  struct Frozen {
+    TensorKey key;
+    int64_t version;
+    c10::weak_intrusive_ptr<c10::StorageImpl> alive;
+  };
+
   std::mutex mutex_;
   std::list<Entry> entries_;  // stable addresses; few entries (one per filter)
+  std::list<Frozen> frozen_;  // filters whose hash is trusted while their version holds
   int64_t total_ = 0, limit_ = kDefaultLimit, hits_ = 0, misses_ = 0;
   uint64_t clock_ = 0;
 };
@@ -212,7 +248,8 @@ Store& store() {
 
 class TensorFilterCache final : public cpu::FilterCache {
  public:
-  TensorFilterCache(TensorKey key, at::Tensor w) : key_(std::move(key)), w_(std::move(w)) {}
+  TensorFilterCache(TensorKey key, at::Tensor w, bool hashed = false)
+      : key_(std::move(key)), w_(std::move(w)), hashed_(hashed) {}
   std::shared_ptr<const void> get(const std::string& name, size_t bytes,
                                   const std::function<void(void*)>& fill) override {
     // Hashed on first use: paths that read the filter in place never pay for it.
@@ -224,10 +261,26 @@ class TensorFilterCache final : public cpu::FilterCache {
  private:
   TensorKey key_;
   at::Tensor w_;
-  bool hashed_ = false;
+  bool hashed_;
 };
 
 thread_local bool t_no_cache = false;
+
+bool cacheable(const at::Tensor& w) {
+  // A filter of a few thousand elements packs in less time than a lookup takes.
+  return w.is_cpu() && w.has_storage() && w.numel() >= kMinCachedElements && store().limit() > 0;
+}
+
+TensorKey key_of(const at::Tensor& w) {
+  TensorKey key;
+  key.storage = w.storage().unsafeGetStorageImpl();
+  key.data = w.const_data_ptr();
+  key.offset = w.storage_offset();
+  key.sizes = w.sizes().vec();
+  key.strides = w.strides().vec();
+  key.dtype = w.scalar_type();
+  return key;
+}
 
 }  // namespace
 
@@ -237,17 +290,21 @@ NoFilterCacheGuard::NoFilterCacheGuard(bool active) : previous_(t_no_cache) {
 NoFilterCacheGuard::~NoFilterCacheGuard() { t_no_cache = previous_; }
 
 std::unique_ptr<cpu::FilterCache> filter_cache_for(const at::Tensor& w) {
-  // A filter of a few thousand elements packs in less time than a lookup takes.
-  if (t_no_cache || !w.is_cpu() || !w.has_storage() || w.numel() < kMinCachedElements || store().limit() <= 0)
-    return nullptr;
-  TensorKey key;
-  key.storage = w.storage().unsafeGetStorageImpl();
-  key.data = w.const_data_ptr();
-  key.offset = w.storage_offset();
-  key.sizes = w.sizes().vec();
-  key.strides = w.strides().vec();
-  key.dtype = w.scalar_type();
+  if (t_no_cache || !cacheable(w)) return nullptr;
+  TensorKey key = key_of(w);
+  // A frozen filter unchanged since it was frozen needs no hash.
+  if (!w.is_inference() && store().has_frozen() && store().frozen_content(key, w._version(), &key.content))
+    return std::make_unique<TensorFilterCache>(std::move(key), w, true);
   return std::make_unique<TensorFilterCache>(std::move(key), w);
+}
+
+bool freeze_filter(const at::Tensor& w) {
+  // An inference tensor has no version counter to watch: it stays hashed per call.
+  if (!cacheable(w) || w.is_inference()) return false;
+  TensorKey key = key_of(w);
+  key.content = content_hash(w);
+  store().freeze(key, w._version(), w.storage().getWeakStorageImpl());
+  return true;
 }
 
 FilterCacheStats filter_cache_stats() { return store().stats(); }

@@ -38,6 +38,14 @@ class NoFilterCacheGuard {
 struct FilterCacheStats {
   int64_t entries = 0, forms = 0, bytes = 0, limit = 0, hits = 0, misses = 0;
 };
+// Freezes w: until its version counter or data pointer changes, calls trust the
+// content hash taken now instead of hashing w again (an inference model's
+// weights: cnnops.optimize_for_inference freezes its private copies). A write
+// through `tensor.data`, which skips the version counter, then goes unseen.
+// Returns false (and does nothing) for a filter the cache would not keep or an
+// inference tensor (no version counter).
+bool freeze_filter(const at::Tensor& w);
+
 FilterCacheStats filter_cache_stats();
 void set_filter_cache_limit(int64_t bytes);  // 0 turns caching off and empties the cache
 void clear_filter_cache();

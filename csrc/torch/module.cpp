@@ -98,6 +98,9 @@ PYBIND11_MODULE(_C, m) {
     d["misses"] = s.misses;
     return d;
   }, "The packed-filter cache: filters held, packed forms, bytes, limit, hits and misses");
+  m.def("freeze_filter", &cnnops::freeze_filter, py::arg("weight"),
+        "Trust weight's packed forms until its version counter changes (no per-call hash); "
+        "False when the cache would not keep it");
   m.def("set_filter_cache_limit", &cnnops::set_filter_cache_limit, py::arg("bytes"),
         "Most bytes of packed CPU conv filters kept across calls (0: keep none)");
   m.def("clear_filter_cache", &cnnops::clear_filter_cache,

@@ -34,6 +34,7 @@ void fprop(const Conv2dParams& p) {
   c.step_h = p.stride_h;
   c.step_w = p.stride_w;
   c.filter_cache = p.filter_cache;
+  if (!p.epilogue.identity()) c.epilogue = &p.epilogue;
   for (int64_t r = 0; r < p.R; ++r) {
     c.hoff.push_back(r * p.dil_h - p.pad_h);
     c.rtap.push_back(r);

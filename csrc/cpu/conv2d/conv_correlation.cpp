@@ -86,6 +86,7 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
             store_tile(tile, NR, rows, row_off, cols, col_src, col_off, out_ng + mp * MR * os[1], kb0 > 0,
                        os[3] < os[1]);
           }
+          if (kb0 + kc == red) finish_pixels(c, n * pixels + j, cols, g * c.Ko, c.Ko);
         }
       }
     }
@@ -167,6 +168,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
             store_tile(tile, NR, rows, row_off, cols, col_src, col_off, out_g + np * NR * os[1], kb0 > 0,
                        os[1] < os[3]);
           }
+          if (kb0 + kc == red) finish_pixels(c, m0, mn, g * c.Ko + np * NR, cols);
         }
       }
     }

@@ -7,11 +7,13 @@
 //
 // Input taps outside [0,H) x [0,W) read as zero. weight(g, ko, ci, r, s) is at
 // wt + g*wt_group + ko*wt_out + ci*wt_in + r*wt_r + s*wt_s, which lets dgrad read
-// the same filter tensor with the roles of its two channel axes swapped.
+// the same filter tensor with the roles of its two channel axes swapped. An
+// epilogue, when given, is applied to out after the sum (see Epilogue).
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "../../common/params.h"
 #include "filter_cache.h"
 
 namespace cnnops {
@@ -33,6 +35,7 @@ struct Correlation {
   std::vector<int64_t> hoff, woff;      // input offset of each tap
   std::vector<int64_t> rtap, stap;      // filter index of each tap
   FilterCache* filter_cache = nullptr;  // keeps the packed filter across calls (optional)
+  const Epilogue* epilogue = nullptr;   // fused output stage (fprop only; optional)
 };
 
 // Runs the correlation with the active micro-kernel, parallel over tasks with

@@ -100,6 +100,10 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
           store_tile(tile, NR, rows, row_off, n_valid, col_src, col_off, out_ng + mp * MR * os[1], false,
                      os[3] < os[1]);
         }
+        // The output pixels of padded positions [j, j + cols).
+        const int64_t lo = j / pw.size * c.Q + std::min(j % pw.size, c.Q);
+        const int64_t hi = (j + cols) / pw.size * c.Q + std::min((j + cols) % pw.size, c.Q);
+        finish_pixels(c, n * c.P * c.Q + lo, hi - lo, g * c.Ko, c.Ko);
       }
     }
   });
@@ -181,6 +185,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
           }
         }
       }
+      finish_pixels(c, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q, g * c.Ko, c.Ko);
     }
   });
   return true;
@@ -297,6 +302,7 @@ bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
         store_tile(tile, NR, rows, row_off, mn, col_src, col_off, c.out + (g * c.Ko + k0) * os[1], false,
                    os[3] < os[1]);
       }
+      finish_pixels(c, 0, M, g * c.Ko + k0, rows);
     }
   });
   return true;

@@ -14,6 +14,7 @@
 
 #include "../util/buffer.h"
 #include "../util/copy_row.h"
+#include "../util/epilogue.h"
 #include "conv2d.h"
 #include "conv_correlation.h"
 #include "microkernel.h"
@@ -332,6 +333,15 @@ void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off,
   }
 }
 
+// The fused output stage, if any, on flat output pixels [m0, m0 + mn) (over all
+// images) and global output channels [k0, k0 + kn): called by each path right
+// after the block's last write.
+template <typename T>
+inline void finish_pixels(const Correlation<T>& c, int64_t m0, int64_t mn, int64_t k0, int64_t kn) {
+  if (c.epilogue != nullptr)
+    apply_epilogue_pixels(*c.epilogue, c.out, c.out_strides, c.P, c.Q, m0, mn, k0, kn);
+}
+
 template <typename T>
 void fill_bias_or_zero(const Correlation<T>& c) {
   const int64_t* s = c.out_strides;
@@ -342,6 +352,7 @@ void fill_bias_or_zero(const Correlation<T>& c) {
       const T v = c.bias != nullptr ? c.bias[k] : T(0);
       for (int64_t i = 0; i < c.P; ++i)
         for (int64_t j = 0; j < c.Q; ++j) c.out[n * s[0] + k * s[1] + i * s[2] + j * s[3]] = v;
+      finish_pixels(c, n * c.P * c.Q, c.P * c.Q, k, 1);
     }
   });
 }

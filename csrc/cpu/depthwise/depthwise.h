@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../../common/params.h"
+#include "../util/epilogue.h"
 
 namespace cnnops {
 namespace cpu {
@@ -63,6 +64,15 @@ void depthwise_backward_cl3x3(const Conv2dParams& dgrad_p, const Conv2dParams& w
 void depthwise_backward(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
 bool depthwise_backward_flat_applies(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
 void depthwise_backward_flat(const Conv2dParams& dgrad_p, const Conv2dParams& wgrad_p);
+
+// The fused output stage of fprop (p.epilogue; the identity outside the
+// inference ops) on y[n, k0:k1, r0:r1, q0:q1], which each fprop path calls
+// right after its last write there.
+template <typename T>
+inline void depthwise_finish(const Conv2dParams& p, int64_t n, int64_t r0, int64_t r1, int64_t q0, int64_t q1,
+                             int64_t k0, int64_t k1) {
+  apply_epilogue(p.epilogue, static_cast<T*>(p.y), p.y_strides, n, r0, r1, q0, q1, k0, k1);
+}
 
 // Whether x and y are both channels-innermost (the channels_last fast paths).
 inline bool depthwise_channels_last(const Conv2dParams& p) {

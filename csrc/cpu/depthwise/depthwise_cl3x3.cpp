@@ -125,7 +125,8 @@ void fprop(const Conv2dParams& p) {
   const std::vector<T> wt = depthwise_filter_taps_major<T>(p);  // (9, K)
   const T* bias = static_cast<const T*>(p.bias);
   const DepthwiseKernels<T>& vk = active_depthwise_kernels<T>();
-  const bool stream = stream_image_output<T>(p.N, p.P, p.Q, p.K);
+  // The fused output stage reads each row back: stores that bypass the cache would defeat it.
+  const bool stream = p.epilogue.identity() && stream_image_output<T>(p.N, p.P, p.Q, p.K);
   balanced_for(units.count(), [&](int64_t u) {
     const T* taps[9];
     const T* rows[4];
@@ -146,6 +147,8 @@ void fprop(const Conv2dParams& p) {
           pixel_taps(x, i, cols[c], 1, taps);
           vk.taps_madd(p.K, 9, taps, wt.data(), bias, y.at(i, cols[c]));
         }
+      depthwise_finish<T>(p, n, i - nout, i, b, units.col_end(s), 0, p.K);
+      for (int64_t c = 0; c < nb; ++c) depthwise_finish<T>(p, n, i - nout, i, cols[c], cols[c] + 1, 0, p.K);
     }
     if (stream) stream_fence();
   });

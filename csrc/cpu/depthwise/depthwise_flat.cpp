@@ -109,6 +109,7 @@ void fprop(const Conv2dParams& p) {
         vk.taps_scale(p.P * g.Wp, RS, rows.data(), wts.data(), bias ? bias[k] : T(0), out.data());
         store_rows(out.data(), p.P, p.Q, g.Wp, y + n * p.y_strides[0] + k * p.y_strides[1], p.y_strides[2],
                    p.y_strides[3], vk);
+        depthwise_finish<T>(p, n, 0, p.P, 0, p.Q, k, k + 1);
       }
     }
   });

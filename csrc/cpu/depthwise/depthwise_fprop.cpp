@@ -64,6 +64,7 @@ void fprop_planes(const Conv2dParams& p) {
             for (int64_t q = 0; q < p.Q; ++q) yr[q * p.y_strides[3]] = a[q];
         }
       }
+      depthwise_finish<T>(p, n, 0, p.P, 0, p.Q, c * M, (c + 1) * M);
     }
   });
 }
@@ -129,6 +130,7 @@ void fprop_channels_last(const Conv2dParams& p) {
         }
         std::copy(a, a + K, yr + q * p.y_strides[3]);
       }
+      depthwise_finish<T>(p, n, pp, pp + 1, 0, p.Q, 0, K);
     }
   });
 }

@@ -98,6 +98,7 @@ void fprop(const Conv2dParams& p) {
         depthwise_filter(p, k, wts.data());
         vk.masked_taps_scale(n, RS, reads.data(), taps.masks.data(), wts.data(), bias ? bias[k] : T(0),
                              y + b * p.y_strides[0] + k * p.y_strides[1]);
+        depthwise_finish<T>(p, b, 0, p.P, 0, p.Q, k, k + 1);
       }
     }
   });

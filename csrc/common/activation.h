@@ -1,0 +1,65 @@
+// The activations of the fused output stage (Epilogue in params.h), one scalar
+// function for the CPU and CUDA kernels alike, with torch's definitions: NaN
+// passes through ReLU and ReLU6 as it does in torch; GELU is the erf form,
+// GELUTanh torch's approximate='tanh'. Float or double (CUDA's half types are
+// widened to float by the caller).
+#pragma once
+#include <cmath>
+
+#include "params.h"
+
+#ifdef __CUDACC__
+#define CNNOPS_HOST_DEVICE __host__ __device__
+#else
+#define CNNOPS_HOST_DEVICE
+#endif
+
+namespace cnnops {
+
+template <typename T>
+CNNOPS_HOST_DEVICE inline T clamp_0_6(T v) {
+  return v < T(0) ? T(0) : (v > T(6) ? T(6) : v);  // NaN compares false both ways: kept
+}
+
+template <Activation A, typename T>
+CNNOPS_HOST_DEVICE inline T activate(T v) {
+  if constexpr (A == Activation::ReLU) return v < T(0) ? T(0) : v;
+  else if constexpr (A == Activation::ReLU6) return clamp_0_6(v);
+  else if constexpr (A == Activation::SiLU) return v / (T(1) + std::exp(-v));
+  else if constexpr (A == Activation::Hardswish) return v * clamp_0_6(v + T(3)) / T(6);
+  else if constexpr (A == Activation::Hardsigmoid) return clamp_0_6(v + T(3)) / T(6);
+  else if constexpr (A == Activation::GELU)
+    return T(0.5) * v * (T(1) + std::erf(v * T(0.70710678118654752440)));
+  else if constexpr (A == Activation::GELUTanh) {
+    const T inner = T(0.79788456080286535588) * (v + T(0.044715) * v * v * v);  // sqrt(2/pi)
+    return T(0.5) * v * (T(1) + std::tanh(inner));
+  } else {
+    return v;
+  }
+}
+
+// activate<a>(v) for a run-time a (a switch per call: for scalar code; loops
+// switch once outside, see cpu/util/epilogue.h).
+template <typename T>
+CNNOPS_HOST_DEVICE inline T activate(Activation a, T v) {
+  switch (a) {
+    case Activation::ReLU:
+      return activate<Activation::ReLU>(v);
+    case Activation::ReLU6:
+      return activate<Activation::ReLU6>(v);
+    case Activation::SiLU:
+      return activate<Activation::SiLU>(v);
+    case Activation::Hardswish:
+      return activate<Activation::Hardswish>(v);
+    case Activation::Hardsigmoid:
+      return activate<Activation::Hardsigmoid>(v);
+    case Activation::GELU:
+      return activate<Activation::GELU>(v);
+    case Activation::GELUTanh:
+      return activate<Activation::GELUTanh>(v);
+    default:
+      return v;
+  }
+}
+
+}  // namespace cnnops

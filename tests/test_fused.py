@@ -1,0 +1,273 @@
+"""The inference ops conv2d_fprop_fused and depthwise_fprop_fused (cnnops.functional.
+conv2d_fused): every CPU path of both kernels with its output stage (activation, residual
+add, activation) against torch in float64, on every ISA; the residual in any layout;
+errors; the frozen-filter cache; opcheck and torch.compile.
+
+Each conv path applies the stage on its own blocks (see csrc/cpu/util/epilogue.h), so the
+shapes below pin each path (direct on and off, few pixels with a large filter, 1x1 read
+in place, the strided stem, groups) with partial tiles, and each depthwise path (channels-
+last 3x3, channels-last rows, flat planes, masked small planes, strided planes).
+"""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cnnops
+from cnnops.functional import conv2d_fused
+from conftest import supported_isas
+
+pytestmark = [pytest.mark.conv2d, pytest.mark.depthwise]
+ops = torch.ops.cnnops
+
+ACTS = {
+    None: lambda t: t,
+    "relu": F.relu,
+    "relu6": F.relu6,
+    "silu": F.silu,
+    "hardswish": F.hardswish,
+    "hardsigmoid": F.hardsigmoid,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
+}
+
+
+def reference(x, w, b, stride, padding, dilation, groups, act, residual, post):
+    y = ACTS[act](F.conv2d(x, w, b, stride, padding, dilation, groups))
+    if residual is not None:
+        y = y + residual
+    return ACTS[post](y)
+
+
+def make(shape, layout, g, dtype=torch.float64):
+    t = torch.randn(*shape, dtype=dtype, generator=g)
+    if layout == "channels_last":
+        return t.contiguous(memory_format=torch.channels_last)
+    if layout == "strided":  # every other column of a wider tensor
+        wide = torch.randn(*shape[:3], 2 * shape[3], dtype=dtype, generator=g)
+        return wide[..., ::2]
+    return t
+
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups): one per conv path
+CONV_CASES = [
+    (2, 16, 13, 17, 20, 3, 3, 1, 1, 1, 1),   # 3x3 partial tiles (direct / im2col)
+    (2, 3, 23, 21, 8, 7, 7, 2, 3, 1, 1),     # the strided stem
+    (2, 24, 11, 11, 30, 1, 1, 1, 0, 1, 1),   # 1x1 read in place
+    (1, 12, 9, 30, 16, 3, 2, 1, 2, 2, 2),    # dilated, grouped
+    (1, 64, 4, 5, 40, 3, 3, 1, 1, 1, 1),     # few pixels, filter >= 16384: read in place
+    (2, 300, 3, 3, 20, 1, 1, 1, 0, 1, 1),    # reduction over 256: several blocks
+]
+
+
+def _cid(c):
+    return "N{}C{}H{}W{}K{}R{}S{}s{}p{}d{}g{}".format(*c)
+
+
+@pytest.fixture(params=[True, False], ids=["direct", "im2col"])
+def direct_paths(request):
+    cnnops._C.set_direct_paths(request.param)
+    try:
+        yield request.param
+    finally:
+        cnnops._C.set_direct_paths(True)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=_cid)
+def test_conv_paths(case, layout, direct_paths):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    g = torch.Generator().manual_seed(hash(case) % 2**31)
+    x = make((N, C, H, W), layout, g)
+    w = make((K, C // groups, R, S), "channels_last" if layout == "channels_last" else "nchw", g)
+    b = torch.randn(K, dtype=torch.float64, generator=g)
+    plain = F.conv2d(x, w, b, stride, padding, dilation, groups)
+    for act, post, res_layout in [("relu", None, None), (None, "relu", "nchw"),
+                                  ("silu", "relu6", "channels_last"), ("gelu", "hardswish", "strided")]:
+        r = None if res_layout is None else make(tuple(plain.shape), res_layout, g)
+        got = conv2d_fused(x, w, b, stride, padding, dilation, groups, act, r, post)
+        want = reference(x, w, b, stride, padding, dilation, groups, act, r, post)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+        assert got.is_contiguous(memory_format=torch.channels_last) == \
+            plain.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_conv_isas_dtypes(isa, dtype, layout):
+    cnnops.set_cpu_isa(isa)
+    try:
+        for case in CONV_CASES:
+            N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+            g = torch.Generator().manual_seed(7)
+            x = make((N, C, H, W), layout, g, dtype)
+            w = make((K, C // groups, R, S), layout, g, dtype)
+            b = torch.randn(K, dtype=dtype, generator=g)
+            r = torch.randn_like(F.conv2d(x, w, b, stride, padding, dilation, groups))
+            got = conv2d_fused(x, w, b, stride, padding, dilation, groups, "relu", r, "relu")
+            want = reference(x.double(), w.double(), b.double(), stride, padding, dilation, groups,
+                             "relu", r.double(), "relu")
+            tol = 1e-4 if dtype == torch.float32 else 1e-10
+            torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol)
+    finally:
+        cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("act,post", list(itertools.product(ACTS, ACTS)),
+                         ids=lambda a: str(a))
+def test_every_activation_pair(act, post):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 8, 7, 9, dtype=torch.float64, generator=g) * 3  # both sides of every kink
+    w = torch.randn(12, 8, 3, 3, dtype=torch.float64, generator=g) / 4
+    r = torch.randn(2, 12, 7, 9, dtype=torch.float64, generator=g) * 3
+    for residual in (None, r):
+        got = conv2d_fused(x, w, None, 1, 1, activation=act, residual=residual,
+                           post_activation=post)
+        torch.testing.assert_close(got, reference(x, w, None, 1, 1, 1, 1, act, residual, post),
+                                   rtol=1e-10, atol=1e-10)
+
+
+def test_nan_passes_through_relu_like_torch():
+    x = torch.zeros(1, 1, 3, 3, dtype=torch.float64)
+    x[0, 0, 1, 1] = float("nan")
+    w = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    for act in ("relu", "relu6"):
+        got = conv2d_fused(x, w, activation=act)
+        torch.testing.assert_close(got, ACTS[act](x), equal_nan=True)
+
+
+# (N, C, H, W, M, R, S, stride, padding, dilation): one per depthwise path
+DW_CASES = [
+    (2, 19, 12, 13, 1, 3, 3, 1, 1, 1),   # channels_last: 3x3 spans; NCHW: flat planes
+    (2, 19, 12, 13, 2, 3, 3, 1, 1, 1),   # multiplier 2: channels-last rows
+    (2, 18, 13, 11, 1, 5, 5, 2, 2, 1),   # strided planes / rows
+    (1, 8, 6, 7, 1, 3, 3, 1, 1, 1),      # small same-size planes: masked
+    (2, 8, 9, 10, 1, 3, 3, 1, 2, 2),     # dilated
+]
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+@pytest.mark.parametrize("case", DW_CASES, ids=lambda c: "N{}C{}H{}W{}M{}R{}S{}s{}p{}d{}".format(*c))
+def test_depthwise_paths(case, layout):
+    N, C, H, W, M, R, S, stride, padding, dilation = case
+    g = torch.Generator().manual_seed(hash(case) % 2**31)
+    x = make((N, C, H, W), layout, g)
+    w = torch.randn(C * M, 1, R, S, dtype=torch.float64, generator=g)
+    b = torch.randn(C * M, dtype=torch.float64, generator=g)
+    plain = F.conv2d(x, w, b, stride, padding, dilation, C)
+    for act, post, res_layout in [("relu6", None, None), (None, "relu", "channels_last"),
+                                  ("hardswish", "silu", "nchw")]:
+        r = None if res_layout is None else make(tuple(plain.shape), res_layout, g)
+        got = conv2d_fused(x, w, b, stride, padding, dilation, C, act, r, post)
+        want = reference(x, w, b, stride, padding, dilation, C, act, r, post)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_depthwise_isas_dtypes(isa, dtype):
+    cnnops.set_cpu_isa(isa)
+    try:
+        for case, layout in itertools.product(DW_CASES, ["nchw", "channels_last"]):
+            N, C, H, W, M, R, S, stride, padding, dilation = case
+            g = torch.Generator().manual_seed(11)
+            x = make((N, C, H, W), layout, g, dtype)
+            w = torch.randn(C * M, 1, R, S, dtype=dtype, generator=g)
+            b = torch.randn(C * M, dtype=dtype, generator=g)
+            r = torch.randn_like(F.conv2d(x, w, b, stride, padding, dilation, C))
+            got = conv2d_fused(x, w, b, stride, padding, dilation, C, "relu6", r, "relu")
+            want = reference(x.double(), w.double(), b.double(), stride, padding, dilation, C,
+                             "relu6", r.double(), "relu")
+            tol = 1e-4 if dtype == torch.float32 else 1e-10
+            torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol)
+    finally:
+        cnnops.set_cpu_isa("auto")
+
+
+def test_same_padding_unbatched_and_empty_batch():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 11, 10, dtype=torch.float64, generator=g)
+    w = torch.randn(4, 6, 3, 3, dtype=torch.float64, generator=g)
+    ref = cnnops.conv2d(x, w, None, 2, "same")
+    r = torch.randn_like(ref)
+    torch.testing.assert_close(conv2d_fused(x, w, None, 2, "same", activation="relu", residual=r),
+                               F.relu(ref) + r)
+    empty = torch.empty(0, 6, 11, 10, dtype=torch.float64)
+    assert conv2d_fused(empty, w, None, 1, 1, activation="relu").shape == (0, 4, 11, 10)
+
+
+def test_errors_name_the_argument():
+    x, w = torch.randn(1, 4, 8, 8), torch.randn(6, 4, 3, 3)
+    with pytest.raises(ValueError, match="activation"):
+        conv2d_fused(x, w, activation="tanh")
+    with pytest.raises(ValueError, match="post_activation"):
+        ops.conv2d_fprop_fused(x, w, None, [1, 1], [1, 1, 1, 1], [1, 1], 1, "none", None, "elu")
+    with pytest.raises(ValueError, match="residual.*shape"):
+        conv2d_fused(x, w, padding=1, residual=torch.randn(1, 6, 8, 7))
+    with pytest.raises((ValueError, TypeError), match="residual"):
+        conv2d_fused(x, w, padding=1, residual=torch.randn(1, 6, 8, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match="input requires grad"):
+        conv2d_fused(x.requires_grad_(), w, padding=1)
+    with pytest.raises(ValueError, match="residual requires grad"):
+        conv2d_fused(torch.randn(1, 4, 8, 8), w, padding=1,
+                     residual=torch.randn(1, 6, 8, 8, requires_grad=True))
+    with torch.no_grad():  # no graph: fine
+        conv2d_fused(x, w, padding=1)
+
+
+def test_frozen_filter_sees_in_place_updates():
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(1, 64, 6, 6, generator=g)
+    w = torch.randn(128, 64, 3, 3, generator=g)
+    assert cnnops._C.freeze_filter(w)
+    assert not cnnops._C.freeze_filter(torch.randn(4, 4, 1, 1))  # too small to cache
+    for _ in range(2):
+        torch.testing.assert_close(conv2d_fused(x, w, padding=1, activation="relu"),
+                                   F.relu(F.conv2d(x, w, padding=1)), rtol=1e-4, atol=1e-4)
+    w.mul_(-1)  # bumps the version counter: the frozen hash is no longer trusted
+    torch.testing.assert_close(conv2d_fused(x, w, padding=1, activation="relu"),
+                               F.relu(F.conv2d(x, w, padding=1)), rtol=1e-4, atol=1e-4)
+
+
+def _opcheck_samples():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 8, 9, 9, generator=g)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(12, 8, 3, 3, generator=g)
+    dw = torch.randn(8, 1, 3, 3, generator=g)
+    r = torch.randn(2, 12, 9, 9, generator=g)
+    rd = torch.randn(2, 8, 9, 9, generator=g)
+    return [
+        (ops.conv2d_fprop_fused, (x, w, None, [1, 1], [1, 1, 1, 1], [1, 1], 1, "relu", r, "relu")),
+        (ops.conv2d_fprop_fused, (cl, w, torch.randn(12), [1, 1], [1, 1, 1, 1], [1, 1], 1, "silu",
+                                  None, "none")),
+        (ops.depthwise_fprop_fused, (x, dw, None, [1, 1], [1, 1, 1, 1], [1, 1], "relu6", rd,
+                                     "none")),
+        (ops.depthwise_fprop_fused, (cl, dw, torch.randn(8), [2, 2], [1, 1, 1, 1], [1, 1],
+                                     "hardswish", None, "relu")),
+    ]
+
+
+@pytest.mark.parametrize("sample", range(4))
+def test_opcheck(sample):
+    op, args = _opcheck_samples()[sample]
+    torch.library.opcheck(op, args)
+
+
+def test_compile_fullgraph():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 8, 9, 9, generator=g)
+    w = torch.randn(12, 8, 3, 3, generator=g)
+    dw = torch.randn(12, 1, 3, 3, generator=g)
+
+    def f(x, r):
+        y = conv2d_fused(x, w, None, 1, 1, activation="relu")
+        return conv2d_fused(y, dw, None, 1, 1, 1, 12, "relu6", r, "relu")
+
+    r = torch.randn(2, 12, 9, 9, generator=g)
+    with torch.no_grad():
+        got = torch.compile(f, fullgraph=True, backend="aot_eager")(x, r)
+    y = F.relu(F.conv2d(x, w, None, 1, 1))
+    torch.testing.assert_close(got, F.relu(F.relu6(F.conv2d(y, dw, None, 1, 1, 1, 12)) + r))
