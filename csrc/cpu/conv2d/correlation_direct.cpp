@@ -146,9 +146,17 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t red = reduction_size(c), kpad = round_up(c.Ko, NR);
   const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR, red);
   const std::vector<T> bias = padded_bias(c, NR);
+  // The reduction as runs of run_len steps at offsets toff: one run per tap of
+  // Ci channels, or, with one group and adjacent column taps (no dilation),
+  // one run per kernel row of TS*Ci (the stem's 3 channels: 7 runs of 21, not
+  // 49 of 3; the packed filter's (tr, ts, ci) order is the same).
+  bool row_runs = c.G == 1;
+  for (int64_t ts = 1; ts < TS; ++ts) row_runs = row_runs && c.woff[ts] == c.woff[0] + ts;
+  const int64_t runs = row_runs ? TR : TR * TS, run_len = row_runs ? TS * c.Ci : c.Ci;
   std::vector<int64_t> toff;
   for (int64_t tr = 0; tr < TR; ++tr)
-    for (int64_t ts = 0; ts < TS; ++ts) toff.push_back((c.hoff[tr] - ph.lo) * row + (c.woff[ts] - pw.lo) * C);
+    for (int64_t ts = 0; ts < (row_runs ? 1 : TS); ++ts)
+      toff.push_back((c.hoff[tr] - ph.lo) * row + (c.woff[ts] - pw.lo) * C);
 
   const int64_t* os = c.out_strides;
   const bool direct_store = os[1] == 1;
@@ -171,10 +179,10 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
             const T* a = xpad.get() + n * image + p * c.step_h * row + q0 * c.step_w * C + g * c.Ci;
             T* o = c.out + n * os[0] + p * os[2] + q0 * os[3] + (g * c.Ko + np * NR) * os[1];
             if (direct_store && rows == MR && cols == NR) {
-              uk.fn_arows(TR * TS, c.Ci, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol);
+              uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol);
               continue;
             }
-            uk.fn_arows(TR * TS, c.Ci, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol);
+            uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol);
             int64_t row_off[64], col_src[64], col_off[64];
             for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[3];
             for (int64_t jj = 0; jj < cols; ++jj) {
@@ -198,7 +206,9 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
 // a block of output channels (rows of the filter, read in place by the
 // strided-A micro-kernel along the reduction) and runs it against every
 // column of an im2col of all the pixels, packed once in the filter's own
-// reduction order. The narrow tile is used when it wastes fewer columns.
+// reduction order. The narrow tile is used when it wastes fewer columns. Not
+// for a frozen filter (cnnops.optimize_for_inference): its packed form is
+// held and needs no hash, and the packed paths' wider tiles then win.
 
 constexpr int64_t kFewPixels = 128;  // at most this many output pixels (N*P*Q)
 // and a filter of at least this many elements (a small one is cheap to pack, and
@@ -209,6 +219,7 @@ template <typename T>
 bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t M = c.N * c.P * c.Q;
   if (M > kFewPixels || c.G * c.Ko * reduction_size(c) < kFewPixelsMinFilter) return false;
+  if (c.filter_cache != nullptr && c.filter_cache->frozen()) return false;
   // Filter row i (output channel) along the reduction, as runs of `klen` steps:
   // step kk reads a[i * wt_out + toff[kk / klen] + kk % klen]. One run when the
   // whole reduction is contiguous (fprop's KCRS or KRSC filters); one run of the
