@@ -95,7 +95,16 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
 
 template <typename T>
 void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
-  const int64_t MR = uk.mr, NR = uk.nr;
+  // Flat channels-last pixels of a 1x1 convolution: each A row (one pixel's
+  // channels) is read in place; only the last, partial tile is packed.
+  const int64_t* is = c.in_strides;
+  const bool in_place =
+      single_tap_in_place(c) && is[1] == 1 && is[2] == c.W * is[3] && (c.N == 1 || is[0] == c.H * is[2]);
+  // Few output channels (MobileNet's 1x1 layers of 16 or 24): the narrow tile
+  // when it wastes fewer columns (reads A in place, so only with in_place).
+  const bool narrow = in_place && round_up(c.Ko, uk.narrow_nr) < round_up(c.Ko, uk.nr);
+  const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
+  const MicroKernelArowsFn<T> arows = narrow ? uk.narrow_arows : uk.fn_arows;
   const int64_t red = reduction_size(c);
   const int64_t kpad = round_up(c.Ko, NR);
   const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR);
@@ -111,12 +120,6 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t npanels = kpad / NR;
   const int64_t splits = std::min(npanels, ceil_div(kMinTasks, c.G * blocks));
   const int64_t split_panels = ceil_div(npanels, splits);
-
-  // Flat channels-last pixels of a 1x1 convolution: each A row (one pixel's
-  // channels) is read in place; only the last, partial tile is packed.
-  const int64_t* is = c.in_strides;
-  const bool in_place =
-      single_tap_in_place(c) && is[1] == 1 && is[2] == c.W * is[3] && (c.N == 1 || is[0] == c.H * is[2]);
   const int64_t zero_offset = 0;
 
   for_tasks(c, c.G * blocks * splits, [&](int64_t begin, int64_t end) {
@@ -132,8 +135,16 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
       const int64_t full = in_place ? mn / MR : 0;  // tiles read in place
       for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
         const int64_t kc = std::min(kKc, red - kb0);
-        if (full * MR < mn)
+        if (narrow && full * MR < mn) {  // the partial tile's rows, row-major, zero-filled
+          const int64_t rows = mn - full * MR;
+          std::fill(panels.get(), panels.get() + MR * kc, T(0));
+          for (int64_t i = 0; i < rows; ++i) {
+            const T* src = c.in + (m0 + full * MR + i) * is[3] + (g * c.Ci + kb0) * is[1];
+            std::copy(src, src + kc, panels.get() + i * kc);
+          }
+        } else if (full * MR < mn) {
           pack_input_channel_panels(c, g, kb0, kc, m0 + full * MR, mn - full * MR, MR, panels.get());
+        }
         for (int64_t np = np0; np < np1; ++np) {
           const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
           const T* bcol = bias.data() + g * kpad + np * NR;
@@ -145,12 +156,13 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
               const T* arow = c.in + m * is[3] + (g * c.Ci + kb0) * is[1];
               const AccInit init = kb0 == 0 ? first : AccInit::Load;
               if (flat && cols == NR) {
-                uk.fn_arows(1, kc, &zero_offset, arow, is[3], b, out_g + m * os[3] + np * NR, os[3], init,
-                            bcol);
+                arows(1, kc, &zero_offset, arow, is[3], b, out_g + m * os[3] + np * NR, os[3], init, bcol);
                 continue;
               }
-              uk.fn_arows(1, kc, &zero_offset, arow, is[3], b, tile, NR, kb0 == 0 ? first : AccInit::Zero,
-                          bcol);
+              arows(1, kc, &zero_offset, arow, is[3], b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
+            } else if (narrow) {
+              arows(1, kc, &zero_offset, panels.get(), kc, b, tile, NR, kb0 == 0 ? first : AccInit::Zero,
+                    bcol);
             } else if (flat && rows == MR && cols == NR) {
               uk.fn(kc, a, b, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load, bcol);
               continue;
@@ -168,9 +180,11 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
             store_tile(tile, NR, rows, row_off, cols, col_src, col_off, out_g + np * NR * os[1], kb0 > 0,
                        os[1] < os[3]);
           }
-          if (kb0 + kc == red) finish_pixels(c, m0, mn, g * c.Ko + np * NR, cols);
         }
       }
+      // The task's whole block at once: with all channels of a dense
+      // channels_last output, each output row's part is one long run.
+      finish_pixels(c, m0, mn, g * c.Ko + np0 * NR, std::min(c.Ko, np1 * NR) - np0 * NR);
     }
   });
 }

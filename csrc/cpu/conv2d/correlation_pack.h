@@ -318,7 +318,18 @@ void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, 
 template <typename T>
 void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off, int64_t n,
                 const int64_t* col_src, const int64_t* col_off, T* out, bool add, bool columns_inner) {
-  if (columns_inner) {
+  bool dense = n > 0;  // tile columns 0..n-1 to consecutive addresses: copy rows
+  for (int64_t t = 0; t < n && dense; ++t) dense = col_src[t] == t && col_off[t] == col_off[0] + t;
+  if (dense) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* __restrict src = tile + i * ld;
+      T* __restrict dst = out + row_off[i] + col_off[0];
+      if (add)
+        for (int64_t t = 0; t < n; ++t) dst[t] += src[t];
+      else
+        for (int64_t t = 0; t < n; ++t) dst[t] = src[t];
+    }
+  } else if (columns_inner) {
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t t = 0; t < n; ++t) {
         T& o = out[row_off[i] + col_off[t]];

@@ -2,9 +2,8 @@
 // calls apply_epilogue on each rectangle of its output right after writing it
 // for the last time, so the stage reads the block from L1/L2, not memory. The
 // rectangle's contiguous axis (channels for channels_last, columns for NCHW)
-// is walked in runs; each run is activated, added to and activated again with
-// the switch on the activation outside the loop, so the simple ones vectorise.
-// Strided runs go through a small buffer. float and double.
+// is walked in runs, in one call per rectangle of a function instantiated for
+// the pair of activations, so the simple ones vectorise. float and double.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -17,54 +16,71 @@ namespace cpu {
 
 namespace epilogue_detail {
 
-template <Activation A, typename T>
-void activate_run(T* __restrict v, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) v[i] = activate<A>(v[i]);
-}
-
-template <typename T>
-void activate_run(Activation a, T* v, int64_t n) {
-  switch (a) {
-    case Activation::None:
-      return;
-    case Activation::ReLU:
-      return activate_run<Activation::ReLU>(v, n);
-    case Activation::ReLU6:
-      return activate_run<Activation::ReLU6>(v, n);
-    case Activation::SiLU:
-      return activate_run<Activation::SiLU>(v, n);
-    case Activation::Hardswish:
-      return activate_run<Activation::Hardswish>(v, n);
-    case Activation::Hardsigmoid:
-      return activate_run<Activation::Hardsigmoid>(v, n);
-    case Activation::GELU:
-      return activate_run<Activation::GELU>(v, n);
-    case Activation::GELUTanh:
-      return activate_run<Activation::GELUTanh>(v, n);
+// y[i*ys] = B(A(y[i*ys]) + r[i*rs]) for i < n, runs of `runs` at steps run_y
+// (and run_r): the whole rectangle in one call, with A and B known at compile
+// time so the contiguous case vectorises.
+template <Activation A, Activation B, typename T>
+void finish_runs(T* y, int64_t ys, int64_t run_y, const T* r, int64_t rs, int64_t run_r, int64_t n,
+                 int64_t runs) {
+  for (int64_t t = 0; t < runs; ++t) {
+    T* __restrict yt = y + t * run_y;
+    const T* __restrict rt = r == nullptr ? nullptr : r + t * run_r;
+    if (ys == 1 && rt == nullptr) {
+      for (int64_t i = 0; i < n; ++i) yt[i] = activate<B>(activate<A>(yt[i]));
+    } else if (ys == 1 && rs == 1) {
+      for (int64_t i = 0; i < n; ++i) yt[i] = activate<B>(activate<A>(yt[i]) + rt[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        yt[i * ys] = activate<B>(activate<A>(yt[i * ys]) + (rt == nullptr ? T(0) : rt[i * rs]));
+    }
   }
 }
 
-// y[i*ys] = post(act(y[i*ys]) + r[i*rs]) for i < n (r may be null).
 template <typename T>
-void finish_run(const Epilogue& e, T* y, int64_t ys, const T* r, int64_t rs, int64_t n) {
-  constexpr int64_t kChunk = 256;
-  T buf[kChunk];
-  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
-    const int64_t len = std::min(kChunk, n - i0);
-    T* v = ys == 1 ? y + i0 : buf;
-    if (ys != 1)
-      for (int64_t i = 0; i < len; ++i) buf[i] = y[(i0 + i) * ys];
-    activate_run(e.act, v, len);
-    if (r != nullptr) {
-      const T* __restrict ri = r + i0 * rs;
-      if (rs == 1)
-        for (int64_t i = 0; i < len; ++i) v[i] += ri[i];
-      else
-        for (int64_t i = 0; i < len; ++i) v[i] += ri[i * rs];
-    }
-    activate_run(e.post, v, len);
-    if (ys != 1)
-      for (int64_t i = 0; i < len; ++i) y[(i0 + i) * ys] = buf[i];
+using FinishRuns = void (*)(T*, int64_t, int64_t, const T*, int64_t, int64_t, int64_t, int64_t);
+
+template <Activation A, typename T>
+FinishRuns<T> finish_runs_for(Activation b) {
+  switch (b) {
+    case Activation::ReLU:
+      return &finish_runs<A, Activation::ReLU, T>;
+    case Activation::ReLU6:
+      return &finish_runs<A, Activation::ReLU6, T>;
+    case Activation::SiLU:
+      return &finish_runs<A, Activation::SiLU, T>;
+    case Activation::Hardswish:
+      return &finish_runs<A, Activation::Hardswish, T>;
+    case Activation::Hardsigmoid:
+      return &finish_runs<A, Activation::Hardsigmoid, T>;
+    case Activation::GELU:
+      return &finish_runs<A, Activation::GELU, T>;
+    case Activation::GELUTanh:
+      return &finish_runs<A, Activation::GELUTanh, T>;
+    default:
+      return &finish_runs<A, Activation::None, T>;
+  }
+}
+
+// The instantiation for the pair (a, b).
+template <typename T>
+FinishRuns<T> finish_runs_for(Activation a, Activation b) {
+  switch (a) {
+    case Activation::ReLU:
+      return finish_runs_for<Activation::ReLU, T>(b);
+    case Activation::ReLU6:
+      return finish_runs_for<Activation::ReLU6, T>(b);
+    case Activation::SiLU:
+      return finish_runs_for<Activation::SiLU, T>(b);
+    case Activation::Hardswish:
+      return finish_runs_for<Activation::Hardswish, T>(b);
+    case Activation::Hardsigmoid:
+      return finish_runs_for<Activation::Hardsigmoid, T>(b);
+    case Activation::GELU:
+      return finish_runs_for<Activation::GELU, T>(b);
+    case Activation::GELUTanh:
+      return finish_runs_for<Activation::GELUTanh, T>(b);
+    default:
+      return finish_runs_for<Activation::None, T>(b);
   }
 }
 
@@ -75,22 +91,25 @@ template <typename T>
 void apply_epilogue(const Epilogue& e, T* y, const int64_t* ys, int64_t n, int64_t p0, int64_t p1, int64_t q0,
                     int64_t q1, int64_t k0, int64_t k1) {
   if (e.identity() || p0 >= p1 || q0 >= q1 || k0 >= k1) return;
+  const epilogue_detail::FinishRuns<T> finish = epilogue_detail::finish_runs_for<T>(e.act, e.post);
   const T* r = static_cast<const T*>(e.residual);
   const int64_t* rs = e.residual_strides;
-  auto yat = [&](int64_t k, int64_t p, int64_t q) {
-    return y + n * ys[0] + k * ys[1] + p * ys[2] + q * ys[3];
-  };
-  auto rat = [&](int64_t k, int64_t p, int64_t q) {
-    return r == nullptr ? nullptr : r + n * rs[0] + k * rs[1] + p * rs[2] + q * rs[3];
-  };
-  if (ys[1] < ys[3]) {  // channels innermost: a run per pixel
-    for (int64_t p = p0; p < p1; ++p)
-      for (int64_t q = q0; q < q1; ++q)
-        epilogue_detail::finish_run(e, yat(k0, p, q), ys[1], rat(k0, p, q), rs[1], k1 - k0);
-  } else {  // columns innermost: a run per channel row
-    for (int64_t k = k0; k < k1; ++k)
-      for (int64_t p = p0; p < p1; ++p)
-        epilogue_detail::finish_run(e, yat(k, p, q0), ys[3], rat(k, p, q0), rs[3], q1 - q0);
+  const int64_t zero[4] = {0, 0, 0, 0};
+  if (r == nullptr) rs = zero;
+  T* yb = y + n * ys[0] + k0 * ys[1] + p0 * ys[2] + q0 * ys[3];
+  const T* rb = r == nullptr ? nullptr : r + n * rs[0] + k0 * rs[1] + p0 * rs[2] + q0 * rs[3];
+  const int64_t kn = k1 - k0, qn = q1 - q0;
+  if (ys[1] < ys[3]) {  // channels innermost: a run of kn per pixel
+    // Pixels of a row one after the other with nothing between (dense
+    // channels_last, all channels, residual alike): the row is one run.
+    const bool merge = ys[1] == 1 && ys[3] == kn && (r == nullptr || (rs[1] == 1 && rs[3] == kn));
+    for (int64_t p = 0; p < p1 - p0; ++p) {
+      if (merge) finish(yb + p * ys[2], 1, 0, rb ? rb + p * rs[2] : nullptr, 1, 0, kn * qn, 1);
+      else finish(yb + p * ys[2], ys[1], ys[3], rb ? rb + p * rs[2] : nullptr, rs[1], rs[3], kn, qn);
+    }
+  } else {  // columns innermost: a run of qn per channel row
+    for (int64_t k = 0; k < kn; ++k)
+      finish(yb + k * ys[1], ys[3], ys[2], rb ? rb + k * rs[1] : nullptr, rs[3], rs[2], qn, p1 - p0);
   }
 }
 
