@@ -106,8 +106,10 @@ def settings_from(args):
 
 def run(argv, sweep_only=False):
     args = parse_args(argv)
-    if args.canonical and (args.filter or sweep_only):
-        raise SystemExit("--canonical keeps whole runs only: drop --filter (and 'sweep')")
+    if args.canonical and (args.filter or sweep_only or args.inference_size
+                           or args.inference_max_batch):
+        raise SystemExit("--canonical keeps whole runs only: drop --filter, --inference-size, "
+                         "--inference-max-batch (and 'sweep')")
     if sweep_only:
         args.sweep = True
     settings = settings_from(args)

@@ -1,5 +1,7 @@
 """Runs the suite: for each case x layout x mode, one correctness check and one
-interleaved cnnops/torch timing, into rows of plain data (see report.py for output).
+interleaved cnnops/torch timing, into rows of plain data (see report.py for output). A
+case with a run_row of its own (the inference rows, inference_cases.py: four variants of
+a model) makes its row itself, in the layouts its plan_layouts picks.
 """
 import sys
 import time

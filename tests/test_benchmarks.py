@@ -465,6 +465,8 @@ def test_canonical_flag_writes_to_results_and_appends_one_line(tiny_run, tmp_pat
     assert len(history.read(results / "history.jsonl")) == 1
     with pytest.raises(SystemExit, match="--filter"):
         cli.main(argv + ["--canonical", "--filter", "conv"])
+    with pytest.raises(SystemExit, match="--inference-size"):
+        cli.main(argv + ["--canonical", "--inference-size", "64"])
 
 
 # --- per-layer rows, dense_conv geomean, batch sweep (issue "CPU convolution engine", item 5)
