@@ -4,12 +4,18 @@
                          [--filter SUBSTRING] [--threads N] [--quick] [--budget S]
                          [--out DIR | --canonical] [--malloc steady|system]
                          [--layers | --no-layers] [--sweep | --no-sweep]
+                         [--inference | --no-inference] [--no-compile]
+                         [--inference-size PX] [--inference-max-batch N]
     python -m benchmarks sweep [the same options]
     python -m benchmarks compare OLD.json NEW.json
 
 The CPU suite ends with the per-layer rows of resnet50 and xception (layer_*; --no-layers
-leaves them out, --layers adds them on CUDA; --filter layer_ runs them alone), and an
-unfiltered run with the batch sweep (sweep.py; --no-sweep leaves it out).
+leaves them out, --layers adds them on CUDA; --filter layer_ runs them alone), then the
+inference rows (infer_*: whole classifiers in eval mode, torch eager, torch.compile with
+freezing and cnnops.optimize_for_inference; --no-inference leaves them out, --inference
+adds them on CUDA, --no-compile leaves out their torch.compile column; --filter infer_
+runs them alone), and an unfiltered run with the batch sweep (sweep.py; --no-sweep
+leaves it out).
 
 A run writes <device>-<date>.json, .md and .png (and -sweep.png) to benchmarks/runs/
 (ignored by git), or to --out DIR. --canonical writes them to benchmarks/results/ instead, deletes the
@@ -67,6 +73,18 @@ def parse_args(argv):
     p.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=None,
                    help="the batch sweep after the rows (default: when no --filter is given); "
                         "'python -m benchmarks sweep' runs it alone")
+    p.add_argument("--inference", action=argparse.BooleanOptionalAction, default=None,
+                   help="the inference rows (infer_*: resnet50, mobilenet_v2, efficientnet_b0, "
+                        "xception in eval mode: torch eager, torch.compile, cnnops optimised; "
+                        "default: on the CPU, not on CUDA)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="the inference rows' torch.compile (freezing) column; --no-compile "
+                        "leaves it out (each compile takes a minute or more)")
+    p.add_argument("--inference-size", type=int, default=None, metavar="PX",
+                   help="smoke runs: every inference row's input PX x PX (default: the "
+                        "models' own, 224 or 299)")
+    p.add_argument("--inference-max-batch", type=int, default=None, metavar="N",
+                   help="smoke runs: every inference row's batch at most N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -82,20 +100,26 @@ def settings_from(args):
         modes=MODES if args.mode == "both" else (args.mode,),
         budget=budget, threads=args.threads, progress=not args.no_progress,
         malloc=allocator.apply(args.malloc, device),
-        sweep=args.sweep if args.sweep is not None else not args.filter)
+        sweep=args.sweep if args.sweep is not None else not args.filter,
+        inference_compile=args.compile)
 
 
 def run(argv, sweep_only=False):
     args = parse_args(argv)
-    if args.canonical and (args.filter or sweep_only):
-        raise SystemExit("--canonical keeps whole runs only: drop --filter (and 'sweep')")
+    if args.canonical and (args.filter or sweep_only or args.inference_size
+                           or args.inference_max_batch):
+        raise SystemExit("--canonical keeps whole runs only: drop --filter, --inference-size, "
+                         "--inference-max-batch (and 'sweep')")
     if sweep_only:
         args.sweep = True
     settings = settings_from(args)
     if sweep_only:
         cases = []
     else:
-        all_cases = cases_for(settings.device, layers=args.layers)
+        all_cases = cases_for(settings.device, layers=args.layers, inference=args.inference)
+        if args.inference_size or args.inference_max_batch:
+            from .inference_cases import resized
+            all_cases = resized(all_cases, args.inference_size, args.inference_max_batch)
         cases = select(all_cases, args.filter)
         if not cases:
             raise SystemExit(f"--filter {args.filter!r} matches no case; cases: "

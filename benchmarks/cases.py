@@ -329,17 +329,24 @@ CUDA_CASES = _with_passes_and_models(CUDA_CASES, ("r50_64_3x3s1", "r50_256_reduc
 ])
 
 
-def cases_for(device, layers=None):
+def cases_for(device, layers=None, inference=None):
     """The default case list of a device; with layers (default: on the CPU only), then the
     per-layer rows of resnet50 and xception at their model rows' input sizes
-    (layer_cases.py; found by running the models' shapes once, about a second)."""
+    (layer_cases.py; found by running the models' shapes once, about a second); with
+    inference (default: on the CPU only), then the whole-classifier inference rows
+    (inference_cases.py: torch eager, torch.compile and cnnops.optimize_for_inference)."""
     cases = CUDA_CASES if device == "cuda" else DEFAULT_CASES
     if layers is None:
         layers = device != "cuda"
-    if not layers:
-        return cases
-    from .layer_cases import suite_layer_cases  # it builds on ConvCase
-    return cases + suite_layer_cases([c for c in cases if isinstance(c, ModelCase)])
+    if inference is None:
+        inference = device != "cuda"
+    if layers:
+        from .layer_cases import suite_layer_cases  # it builds on ConvCase
+        cases = cases + suite_layer_cases([c for c in cases if isinstance(c, ModelCase)])
+    if inference:
+        from .inference_cases import INFERENCE_CASES  # it imports the runner
+        cases = cases + INFERENCE_CASES
+    return cases
 
 
 def select(cases, substring=None):

@@ -11,9 +11,11 @@ import math
 # The families of history.jsonl, in its order. conv2d includes its *_dgrad / *_wgrad rows;
 # the fixedcost_* rows (per-call overhead on tiny inputs) are a family of their own, so
 # that adding them leaves the ops' trends comparable with earlier lines; so are the layer_*
-# rows (each distinct dense convolution of a model, benchmarks/layer_cases.py).
+# rows (each distinct dense convolution of a model, benchmarks/layer_cases.py), and the
+# inference rows (a whole classifier optimised by cnnops.optimize_for_inference against the
+# faster of torch's eager layouts, benchmarks/inference_cases.py).
 FAMILIES = ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "depthwise", "separable",
-            "models", "fixed_cost", "layers")
+            "models", "fixed_cost", "layers", "inference")
 # Geomeans over several families: dense_conv is every conv2d (with its dgrad and wgrad
 # passes) and conv_transpose2d row; not depthwise, models, fixed-cost or layer rows.
 AGGREGATES = {"dense_conv": ("conv2d", "conv_transpose2d")}
@@ -37,7 +39,7 @@ def family_of(row):
             "conv_transpose2d": "conv_transpose2d", "max_pool2d": "max_pool2d",
             "avg_pool2d": "avg_pool2d", "adaptive_avg_pool2d": "avg_pool2d",
             "depthwise_conv2d": "depthwise", "separable_conv2d": "separable",
-            "model": "models"}.get(op)
+            "model": "models", "inference": "inference"}.get(op)
 
 
 def geomean(values):

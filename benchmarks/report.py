@@ -1,5 +1,6 @@
 """The outputs of a run: the terminal table, the Markdown summary (the same cells, then
-the per-layer tables of layer_report.py and the batch sweep's table), the JSON record
+the inference table of inference_report.py, the per-layer tables of layer_report.py and
+the batch sweep's table), the JSON record
 (everything, raw times included) and, through chart.py and sweep.py, the PNGs.
 
 A run goes to benchmarks/runs/ (ignored by git) unless it is canonical: then its files
@@ -11,7 +12,7 @@ import json
 import pathlib
 import re
 
-from . import chart, history, layer_report, sweep
+from . import chart, history, inference_report, layer_report, sweep
 
 RUNS_DIR = pathlib.Path(__file__).resolve().parent / "runs"        # default, ignored by git
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"  # canonical runs + history
@@ -112,7 +113,7 @@ def table(result):
         return "  ".join(v.ljust(w) if name in _LEFT else v.rjust(w)
                          for name, v, w in zip(COLUMNS, row, widths))
     rule = "-" * len(line(cells[0]))
-    extra = layer_report.text_lines(result)
+    extra = inference_report.text_lines(result) + layer_report.text_lines(result)
     if result.get("sweep"):
         extra += sweep.text_lines(result["sweep"])
     return "\n".join(header_lines(result) + [rule, line(cells[0]), rule]
@@ -126,7 +127,8 @@ def markdown(result):
     lines.append("| " + " | ".join(COLUMNS) + " |")
     lines.append("|" + "|".join(":--" if c in _LEFT else "--:" for c in COLUMNS) + "|")
     lines += ["| " + " | ".join(row_cells(r)) + " |" for r in result["rows"]]
-    lines += ["", footer_line(result), ""] + layer_report.markdown_lines(result)
+    lines += ["", footer_line(result), ""] + inference_report.markdown_lines(result)
+    lines += layer_report.markdown_lines(result)
     if result.get("sweep"):
         lines += sweep.markdown_lines(result["sweep"])
     errors = [r for r in result["rows"] if r["error"]]

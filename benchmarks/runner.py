@@ -1,5 +1,7 @@
 """Runs the suite: for each case x layout x mode, one correctness check and one
-interleaved cnnops/torch timing, into rows of plain data (see report.py for output).
+interleaved cnnops/torch timing, into rows of plain data (see report.py for output). A
+case with a run_row of its own (the inference rows, inference_cases.py: four variants of
+a model) makes its row itself, in the layouts its plan_layouts picks.
 """
 import sys
 import time
@@ -34,6 +36,7 @@ class Settings:
     progress: bool = True
     malloc: str = "as the process found it"  # allocator.apply's description of what was set
     sweep: bool = False      # then the batch sweep (sweep.py), after the rows
+    inference_compile: bool = True  # inference rows: time torch.compile too (inference_cases.py)
 
 
 def resolve_device(name):
@@ -169,6 +172,8 @@ def set_peak_fractions(rows, limits):
 
 
 def run_row(case, layout, mode, settings):
+    if hasattr(case, "run_row"):  # a case that times its own variants (inference_cases.py)
+        return case.run_row(layout, mode, settings)
     dtype = DTYPES[settings.dtype]
     problem = case.problem()
     row = dict(case=case.name, op=case.op, layout=layout, mode=mode, dtype=settings.dtype,
@@ -202,14 +207,17 @@ def run_row(case, layout, mode, settings):
 
 def row_budget(case, budget):
     """The run's budget as a case trims it: budget_seconds caps its seconds (models: few
-    long repetitions), budget_fraction scales them and budget_min_reps caps the minimum
-    count (layer and sweep rows: many rows in little time)."""
+    long repetitions), budget_fraction scales them, budget_min_reps caps the minimum
+    count (layer and sweep rows: many rows in little time) and budget_warmup the warm-up
+    (inference rows: calls of a second)."""
     if getattr(case, "budget_seconds", None):
         budget = replace(budget, seconds=min(budget.seconds, case.budget_seconds))
     if getattr(case, "budget_fraction", None):
         budget = replace(budget, seconds=budget.seconds * case.budget_fraction)
     if getattr(case, "budget_min_reps", None):
         budget = replace(budget, min_reps=min(budget.min_reps, case.budget_min_reps))
+    if getattr(case, "budget_warmup", None) is not None:
+        budget = replace(budget, warmup=min(budget.warmup, case.budget_warmup))
     return budget
 
 
@@ -231,8 +239,8 @@ def run_suite(cases, settings, limits=None):
     info = machine.describe(settings.device)
     before = machine.measure_limits(settings.device, DTYPES[settings.dtype]) if limits is None \
         else None
-    plan = [(c, lay, m) for c in cases for lay in settings.layouts for m in settings.modes
-            if m in getattr(c, "modes", flops.MODES)]
+    plan = [(c, lay, m) for c in cases for lay in _layouts_of(c, settings.layouts)
+            for m in settings.modes if m in getattr(c, "modes", flops.MODES)]
     sweep_plan = sweep.plan(settings.layouts) if settings.sweep else []
     progress = Progress(len(plan) + len(sweep_plan), settings.progress)
     rows = []
@@ -261,6 +269,13 @@ def run_suite(cases, settings, limits=None):
     return result
 
 
+def _layouts_of(case, layouts):
+    """The run's layouts, or those the case picks from them (plan_layouts: an inference
+    row runs once, its torch variants timing both layouts)."""
+    pick = getattr(case, "plan_layouts", None)
+    return layouts if pick is None else pick(layouts)
+
+
 def _settings_record(settings):
     record = asdict(settings)
     record.pop("progress")
@@ -269,6 +284,9 @@ def _settings_record(settings):
 
 
 def _report_failure(row, progress):
+    if row.get("compile_error"):  # an inference row without its torch.compile column
+        progress.write(f"note  {row_label(row)}: torch.compile failed: "
+                       f"{row['compile_error'].splitlines()[0]}")
     if row["error"]:
         progress.write(f"ERROR {row_label(row)}: {row['error']}")
     elif not row["passed"]:

@@ -63,27 +63,35 @@ class Budget:
 
 def interleaved(fn_a, fn_b, timer, budget: Budget):
     """(times_a, times_b) in ms, one entry per timed call, taken in alternating blocks."""
+    times_a, times_b = interleaved_sides((fn_a, fn_b), timer, budget)
+    return times_a, times_b
+
+
+def interleaved_sides(fns, timer, budget: Budget):
+    """interleaved() for any number of sides (the inference rows time four): a list of
+    times in ms per side. Each round runs one block per side, in the order of fns, then
+    in reverse order on the next round (AB, BA, ... for two sides)."""
     call_ms = 0.0
     for _ in range(budget.warmup):
-        call_ms = max(call_ms, timer(fn_a), timer(fn_b))
+        call_ms = max([call_ms] + [timer(fn) for fn in fns])
     n = block_length(call_ms, budget)
-    times_a, times_b = [], []
+    times = [[] for _ in fns]
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection in the middle of one side's run is noise
     try:
         start = time.perf_counter()
-        while _more(len(times_a), time.perf_counter() - start, budget):
-            timed = min(n, budget.max_reps - len(times_a))
-            sides = [(fn_a, times_a), (fn_b, times_b)]
-            if len(times_a) // n % 2 == 1:
+        while _more(len(times[0]), time.perf_counter() - start, budget):
+            timed = min(n, budget.max_reps - len(times[0]))
+            sides = list(zip(fns, times))
+            if len(times[0]) // n % 2 == 1:
                 sides.reverse()
-            for fn, times in sides:
-                times.extend(_block(fn, timer, n, timed))
+            for fn, side_times in sides:
+                side_times.extend(_block(fn, timer, n, timed))
     finally:
         if gc_was_enabled:
             gc.enable()
-    return times_a, times_b
+    return times
 
 
 def block_length(call_ms, budget):

@@ -1,7 +1,8 @@
 """The benchmark suite's own tests: FLOP/byte counts, the JSON record of a tiny run,
 `compare`, where runs are written (benchmarks/runs, or benchmarks/results with
---canonical) and the history lines. Fast: tiny synthetic cases, a few repetitions,
-given machine limits."""
+--canonical), the history lines and the inference rows. Fast: tiny synthetic cases and
+models, a few repetitions, given machine limits (the one real torch.compile takes about
+10 s). The inference rows' tests that need cnnops.optimize_for_inference skip without it."""
 import copy
 import json
 import math
@@ -10,8 +11,10 @@ import pathlib
 import pytest
 import torch  # noqa: F401  (before cnnops, whose extension links against torch)
 
+import cnnops
 from benchmarks import compare, flops, history, report, runner, timing
 from benchmarks.cases import DEFAULT_CASES, ConvCase
+from cnnops import models
 
 CASES = {c.name: c for c in DEFAULT_CASES}
 
@@ -349,7 +352,8 @@ def test_history_line_is_the_geomean_speedup_per_family():
             _speedup_row("avg_pool2d", 2.0), _speedup_row("adaptive_avg_pool2d", 8.0),
             dict(_speedup_row("max_pool2d", 0.25), case="fixedcost_max_pool2d"),
             dict(_speedup_row("conv2d", 0.5), case="fixedcost_conv2d"),
-            dict(_speedup_row("conv2d", 0.1), case="layer_resnet50_b1_c64k64_3x3s1_32")]
+            dict(_speedup_row("conv2d", 0.1), case="layer_resnet50_b1_c64k64_3x3s1_32"),
+            dict(_speedup_row("inference", 1.5), case="infer_resnet50_b1_224")]
     result = dict(schema=runner.SCHEMA, rows=rows, limits=dict(peak_gflops=123.456),
                   summary=dict(rows=len(rows), failed=1, errors=1, runtime_s=1.0),
                   settings=dict(dtype="float32", layouts=["nchw"], threads=2,
@@ -358,17 +362,17 @@ def test_history_line_is_the_geomean_speedup_per_family():
                                cpu_count=4, torch="2.13.0", commit="abc1234"))
     line = history.history_line(result, run="cpu-2026-01-02T0304")
     # dense_conv: conv2d 0.5, its dgrad 2.0 and conv_transpose2d 0.8 (not the depthwise,
-    # model, fixed-cost or layer rows): 0.8 ** (1 / 3)
+    # model, fixed-cost, layer or inference rows): 0.8 ** (1 / 3)
     assert line["geomean_speedup"] == dict(dense_conv=0.928, conv2d=1.0, conv_transpose2d=0.8,
                                            max_pool2d=6.0, avg_pool2d=4.0, depthwise=2.0,
                                            separable=None, models=0.7,
                                            fixed_cost=0.354,  # sqrt(0.25 * 0.5)
-                                           layers=0.1)
+                                           layers=0.1, inference=1.5)
     assert (line["date"], line["run"], line["commit"]) == (
         "2026-01-02T03:04:05", "cpu-2026-01-02T0304", "abc1234")
     assert (line["machine"], line["cpu"], line["malloc"]) == ("Some CPU", "Some CPU, 2 of 4 threads",
                                                               "steady")
-    assert (line["peak_gflops"], line["rows"], line["failed"]) == (123.5, 14, 1)
+    assert (line["peak_gflops"], line["rows"], line["failed"]) == (123.5, 15, 1)
     assert history.history_line(result, commit="def5678")["commit"] == "def5678"
     assert json.loads(json.dumps(line)) == line
     assert history.geomean([2.0, 8.0]) == pytest.approx(4.0) and history.geomean([]) is None
@@ -461,6 +465,8 @@ def test_canonical_flag_writes_to_results_and_appends_one_line(tiny_run, tmp_pat
     assert len(history.read(results / "history.jsonl")) == 1
     with pytest.raises(SystemExit, match="--filter"):
         cli.main(argv + ["--canonical", "--filter", "conv"])
+    with pytest.raises(SystemExit, match="--inference-size"):
+        cli.main(argv + ["--canonical", "--inference-size", "64"])
 
 
 # --- per-layer rows, dense_conv geomean, batch sweep (issue "CPU convolution engine", item 5)
@@ -492,7 +498,7 @@ def test_layer_rows_names_modes_and_family():
     assert layer_name("xception", 16, (32, 79, 79), (64, 32, 3, 3), 1, 0) == \
         "layer_xception_b16_c32k64_3x3s1p0_79"
     assert layer_name("m", 2, (8, 6, 9), (4, 8, 1, 1), 2, 0, 2) == "layer_m_b2_c8k4_1x1s2d2_6x9"
-    cpu = cases_for("cpu")
+    cpu = cases_for("cpu", inference=False)
     layers = [c for c in cpu if isinstance(c, LayerCase)]
     assert cpu[:len(DEFAULT_CASES)] == DEFAULT_CASES and cpu[len(DEFAULT_CASES):] == layers
     assert len(layers) == 2 * (23 + 16) and len({c.name for c in layers}) == len(layers)
@@ -502,7 +508,8 @@ def test_layer_rows_names_modes_and_family():
     assert all(("fwd+bwd" in c.modes) == (c.input_shape[0] == 16) for c in layers)
     assert {c.resolution for c in layers if c.model == "resnet50"} == {(128, 128)}  # its model row's
     assert {c.resolution for c in layers if c.model == "xception"} == {(160, 160)}
-    assert cases_for("cpu", layers=False) == DEFAULT_CASES and cases_for("cuda") == CUDA_CASES
+    assert cases_for("cpu", layers=False, inference=False) == DEFAULT_CASES
+    assert cases_for("cuda") == CUDA_CASES
     row = dict(case=layers[0].name, op="conv2d", params=layers[0].describe())
     assert history.family_of(row) == "layers" and not layers[0].memory_bound
     budget = runner.row_budget(layers[0], runner.DEFAULT_BUDGET)
@@ -599,20 +606,223 @@ def test_cli_sweep_layers_and_filter_switches(monkeypatch, tmp_path):
     seen = []
 
     def fake_run_suite(cases, settings):
-        seen.append(([c.name for c in cases], settings.sweep))
+        seen.append(([c.name for c in cases], settings.sweep, settings.inference_compile))
         return dict(rows=[], summary=dict(failed=0, sweep_failed=0))
     monkeypatch.setattr(cli.runner, "run_suite", fake_run_suite)
     monkeypatch.setattr(cli.report, "table", lambda result: "")
     monkeypatch.setattr(cli.report, "write_outputs", lambda result, out: {})
     argv = ["--device", "cpu", "--malloc", "system", "--no-progress"]
-    for extra in (["sweep"], [], ["--no-layers", "--no-sweep"], ["--filter", "layer_xception_b1_"],
-                  ["--filter", "conv3x3_c64", "--sweep"]):
+    for extra in (["sweep"], [], ["--no-layers", "--no-sweep", "--no-inference"],
+                  ["--filter", "layer_xception_b1_"], ["--filter", "conv3x3_c64", "--sweep"],
+                  ["--filter", "infer_", "--no-compile", "--inference-size", "64",
+                   "--inference-max-batch", "2"]):
         assert cli.main(extra[:1] + argv + extra[1:] if extra[:1] == ["sweep"] else argv + extra) == 0
-    (sweep_only, s1), (full, s2), (plain, s3), (layers, s4), (filtered, s5) = seen
+    (sweep_only, s1, _), (full, s2, c2), (plain, s3, _), (layers, s4, _), (filtered, s5, _), \
+        (infer, s6, c6) = seen
     assert sweep_only == [] and s1
-    assert len(full) == len(DEFAULT_CASES) + 78 and s2
+    assert len(full) == len(DEFAULT_CASES) + 78 + 5 and s2 and c2
+    assert full[-5:] == ["infer_resnet50_b1_224", "infer_resnet50_b16_224",
+                         "infer_mobilenet_v2_b1_224", "infer_efficientnet_b0_b1_224",
+                         "infer_xception_b1_299"]
     assert plain == [c.name for c in DEFAULT_CASES] and not s3
     assert len(layers) == 16 and not s4
     assert filtered == ["conv3x3_c64_56", "conv3x3_c64_56_dgrad", "conv3x3_c64_56_wgrad"] and s5
+    assert infer == ["infer_resnet50_b1_64", "infer_resnet50_b2_64", "infer_mobilenet_v2_b1_64",
+                     "infer_efficientnet_b0_b1_64", "infer_xception_b1_64"] and not s6 and not c6
     with pytest.raises(SystemExit, match="--canonical"):
         cli.main(["sweep"] + argv + ["--canonical"])
+
+
+# --- inference rows: whole classifiers, torch eager / torch.compile / cnnops optimised
+
+needs_optimize = pytest.mark.skipif(not hasattr(cnnops, "optimize_for_inference"),
+                                    reason="cnnops.optimize_for_inference has not landed")
+INFER_SETTINGS = dict(budget=timing.Budget(seconds=0.01, min_reps=2, max_reps=3, warmup=1),
+                      progress=False)
+
+
+def _tiny_infer_cases():
+    from benchmarks.inference_cases import InferenceCase
+    return [InferenceCase("infer_resnet18_b2_32", "cnnops", "resnet18", (2, 3, 32, 32), 10),
+            InferenceCase("infer_mobilenet_v2_b1_64", "torchvision", "mobilenet_v2",
+                          (1, 3, 64, 64), 10)]
+
+
+def test_inference_cases_plan_budget_family_and_resize():
+    from benchmarks.cases import cases_for
+    from benchmarks.inference_cases import INFERENCE_CASES, InferenceCase, resized
+    assert [(c.builder, c.input_shape[0], c.input_shape[2]) for c in INFERENCE_CASES] == [
+        ("resnet50", 1, 224), ("resnet50", 16, 224), ("mobilenet_v2", 1, 224),
+        ("efficientnet_b0", 1, 224), ("xception", 1, 299)]
+    assert cases_for("cpu")[-5:] == INFERENCE_CASES
+    assert not any(isinstance(c, InferenceCase) for c in cases_for("cuda"))
+    assert cases_for("cuda", layers=False, inference=True)[-5:] == INFERENCE_CASES
+    case = INFERENCE_CASES[0]
+    assert runner._layouts_of(case, ("nchw", "channels_last")) == ["channels_last"]
+    assert runner._layouts_of(case, ("nchw",)) == ["nchw"]
+    assert runner._layouts_of(TINY[0], ("nchw", "channels_last")) == ("nchw", "channels_last")
+    assert case.modes == ("fwd",)
+    budget = runner.row_budget(case, runner.DEFAULT_BUDGET)
+    assert (budget.seconds, budget.min_reps, budget.warmup) == (3.0, 3, 1)
+    assert history.family_of(dict(case=case.name, op=case.op)) == "inference"
+    small = resized(INFERENCE_CASES + [TINY[0]], size=48, max_batch=4)
+    assert [c.name for c in small] == ["infer_resnet50_b1_48", "infer_resnet50_b4_48",
+                                       "infer_mobilenet_v2_b1_48", "infer_efficientnet_b0_b1_48",
+                                       "infer_xception_b1_48", "tiny3x3"]
+    assert small[1].input_shape == (4, 3, 48, 48) and small[-1] is TINY[0]
+    assert len(resized(INFERENCE_CASES, max_batch=1)) == 4  # resnet50 b1 once
+
+
+def test_randomised_batch_norm_statistics_matter():
+    """The inference rows' BatchNorm layers are far from their defaults (mean 0, var 1), so
+    an optimiser that dropped or misused the running statistics fails the check."""
+    from benchmarks.inference_cases import randomise_batch_norm
+    torch.manual_seed(0)
+    net = randomise_batch_norm(models.resnet18(num_classes=10), (3, 32, 32))
+    assert not net.training
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        y = net(x)
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                assert (m.running_var - 1).abs().max() > 0.1 and m.running_mean.abs().max() > 0.01
+                assert (m.weight - 1).abs().max() > 0.1 and m.bias.abs().max() > 0.01
+                m.reset_running_stats()
+        y_default = net(x)
+    assert (y - y_default).abs().max() > 1e-2 * y.abs().max()
+
+
+def test_inference_rows_without_optimize_for_inference_are_errors(monkeypatch):
+    from benchmarks.inference_cases import InferenceCase
+    monkeypatch.delattr(cnnops, "optimize_for_inference", raising=False)
+    case = InferenceCase("infer_simple_cnn_b1_28", "cnnops", "simple_cnn", (1, 1, 28, 28), 10)
+    result = runner.run_suite([case], runner.Settings(**INFER_SETTINGS), limits=LIMITS)
+    (row,) = result["rows"]
+    assert "optimize_for_inference is missing" in row["error"] and row["passed"] is False
+    assert "variants" not in row and "speedup" not in row           # nothing timed
+    assert result["summary"]["errors"] == 1 and result["summary"]["geomean_speedup"]["inference"] is None
+    md = report.markdown(result)
+    assert "| simple_cnn | 1 | 28x28 | - |" in md and "optimize_for_inference is missing" in md
+
+
+@pytest.fixture(scope="module")
+def inference_run(tmp_path_factory):
+    """Two tiny inference rows (a cnnops.models resnet18 and a torchvision mobilenet_v2)
+    without torch.compile, and the files written."""
+    settings = runner.Settings(**INFER_SETTINGS, inference_compile=False)
+    result = runner.run_suite(_tiny_infer_cases(), settings, limits=LIMITS)
+    return result, report.write_outputs(result, tmp_path_factory.mktemp("inference"))
+
+
+@needs_optimize
+def test_inference_rows_times_speedups_and_check(inference_run):
+    from benchmarks.inference_cases import VARIANTS
+    from benchmarks.model_cases import _counts
+    result, paths = inference_run
+    assert result["summary"]["failed"] == 0, [r.get("error") for r in result["rows"]]
+    r18, mnv2 = result["rows"]
+    assert [(r["case"], r["layout"], r["mode"], r["op"]) for r in result["rows"]] == [
+        ("infer_resnet18_b2_32", "channels_last", "fwd", "inference"),
+        ("infer_mobilenet_v2_b1_64", "channels_last", "fwd", "inference")]
+    assert r18["flop"] == 2 * _counts("resnet18", 10, (3, 32, 32))[0]  # hooks on the torch twin
+    for row in (r18, mnv2):
+        v = row["variants"]
+        assert list(v) == list(VARIANTS) and v["compile"] is None
+        assert row["compile_s"] is None and row["compile_error"] is None
+        for name in ("eager_nchw", "eager_channels_last", "cnnops"):
+            assert 2 <= v[name]["reps"] == len(v[name]["times_ms"]) <= 3
+        best = min(("eager_nchw", "eager_channels_last"), key=lambda n: v[n]["median_ms"])
+        assert row["torch_variant"] == best and row["torch"] == v[best] and row["cnnops"] == v["cnnops"]
+        assert row["speedup"] == pytest.approx(v[best]["median_ms"] / v["cnnops"]["median_ms"])
+        assert row["speedup_vs_nchw"] == pytest.approx(
+            v["eager_nchw"]["median_ms"] / v["cnnops"]["median_ms"])
+        assert row["speedup_vs_compile"] is None and row["speedup"] <= row["speedup_vs_nchw"]
+        chk = row["check"]
+        assert chk["passed"] and chk["tolerance"] == 1e-4 and chk["reference"].startswith("torch eager")
+        assert chk["max_rel_err"] <= 1e-4
+        assert set(chk["torch_variant_errors"]) == {"eager_channels_last"}
+        assert row["optimize_s"] > 0
+    data = json.loads(paths["json"].read_text())
+    assert data["settings"]["inference_compile"] is False
+    assert data["summary"]["geomean_speedup"]["inference"] == pytest.approx(
+        history.geomean([r18["speedup"], mnv2["speedup"]]), abs=1e-3)
+
+
+@needs_optimize
+def test_inference_table_in_the_markdown_and_terminal(inference_run):
+    result, paths = inference_run
+    md = paths["markdown"].read_text()
+    assert "## Inference" in md and "left out of this run (--no-compile)" in md
+    r18 = result["rows"][0]
+    cells = md.split("| resnet18 | 2 | 32x32 | ")[1].split("\n")[0].split(" | ")
+    assert cells[2:4] == ["-", "-"]  # no compile column
+    assert cells[4].startswith(f"{r18['cnnops']['median_ms']:.2f} ±")
+    assert cells[5].startswith(f"{r18['speedup']:.2f}x (")
+    assert cells[-1].rstrip(" |") == "ok"
+    assert "| mobilenet_v2 | 1 | 64x64 |" in md
+    assert "geomean speedup (rows): inference" in md
+    text = report.table(result)
+    assert "inference rows (ms per batch" in text and "infer_resnet18_b2_32" in text
+
+
+@needs_optimize
+def test_inference_check_fails_on_wrong_logits(monkeypatch):
+    """An optimised model whose logits are 1e-3 off (relative) fails the row."""
+    real = cnnops.optimize_for_inference
+
+    class OffByOnePerMille(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x) * 1.001
+    monkeypatch.setattr(cnnops, "optimize_for_inference",
+                        lambda model, **kw: OffByOnePerMille(real(model, **kw)))
+    settings = runner.Settings(**INFER_SETTINGS, inference_compile=False)
+    result = runner.run_suite(_tiny_infer_cases()[:1], settings, limits=LIMITS)
+    (row,) = result["rows"]
+    assert row["error"] is None and row["passed"] is False and result["summary"]["failed"] == 1
+    assert row["check"]["max_rel_err"] == pytest.approx(1e-3, rel=0.05)
+    assert "| FAIL |" in report.markdown(result)
+
+
+@needs_optimize
+def test_inference_compile_column_and_a_failing_compile(monkeypatch):
+    """torch.compile with freezing on a small model (a real compile, about 10 s): its own
+    time, compile_s and error against eager; then a compile that raises is reported in
+    the row, the other variants still timed."""
+    import torch._inductor.config as inductor_config
+
+    from benchmarks import inference_report
+    from benchmarks.inference_cases import InferenceCase
+    case = InferenceCase("infer_simple_cnn_b1_28", "cnnops", "simple_cnn", (1, 1, 28, 28), 10)
+    settings = runner.Settings(**INFER_SETTINGS)
+    seen = []
+    compile_ = torch.compile
+
+    def spy(model, **kw):
+        seen.append(inductor_config.freezing)
+        return compile_(model, **kw)
+    monkeypatch.setattr(torch, "compile", spy)
+    (row,) = runner.run_suite([case], settings, limits=LIMITS)["rows"]
+    assert seen == [True] and inductor_config.freezing is False  # set for the row only
+    assert row["passed"] and row["compile_error"] is None and row["compile_s"] > 0
+    assert row["variants"]["compile"]["reps"] >= 2
+    assert row["speedup_vs_compile"] == pytest.approx(
+        row["variants"]["compile"]["median_ms"] / row["cnnops"]["median_ms"])
+    assert row["check"]["torch_variant_errors"]["compile"]["max_rel_err"] < 1e-4
+
+    def broken(model, **kw):
+        raise RuntimeError("inductor: no C++ compiler")
+    monkeypatch.setattr(torch, "compile", broken)
+    result = runner.run_suite([case], settings, limits=LIMITS)
+    (row,) = result["rows"]
+    assert row["error"] is None and row["passed"] and result["summary"]["failed"] == 0
+    assert row["compile_error"] == "RuntimeError: inductor: no C++ compiler"
+    assert row["variants"]["compile"] is None and row["speedup_vs_compile"] is None
+    assert row["variants"]["eager_nchw"]["reps"] >= 2
+    cells = inference_report.row_cells(row)
+    assert cells[5:7] == ["ERROR", "-"]
+    md = "\n".join(inference_report.markdown_lines(result))
+    assert "- infer_simple_cnn_b1_28: torch.compile failed: RuntimeError: inductor" in md
