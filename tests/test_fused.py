@@ -272,3 +272,20 @@ def test_compile_fullgraph():
         got = torch.compile(f, fullgraph=True, backend="aot_eager")(x, r)
     y = F.relu(F.conv2d(x, w, None, 1, 1))
     torch.testing.assert_close(got, F.relu(F.relu6(F.conv2d(y, dw, None, 1, 1, 1, 12)) + r))
+
+
+@pytest.mark.parametrize("act", [a for a in ACTS if a is not None])
+def test_float32_activations_match_torch(act):
+    # float32 takes its own exp (csrc/common/activation.h); check it across the range,
+    # at the extremes and on non-finite values against torch's float32 activation.
+    v = torch.cat([torch.linspace(-100, 100, 20001), torch.tensor(
+        [-1e30, -88.5, -87.2, 87.5, 88.9, 1e30, float("inf"), -float("inf"), float("nan"), 0.0, -0.0])])
+    x = v.reshape(1, 1, 1, -1)
+    w = torch.ones(1, 1, 1, 1)
+    got = conv2d_fused(x, w, activation=act)
+    want = ACTS[act](x)
+    finite = torch.isfinite(x)
+    torch.testing.assert_close(got[finite], want[finite], rtol=2e-6, atol=1e-6)
+    if act in ("relu", "relu6", "hardswish", "hardsigmoid"):  # exact at ±inf, NaN kept
+        torch.testing.assert_close(got, want, equal_nan=True)
+    assert torch.isnan(got[torch.isnan(x)]).all()
