@@ -311,6 +311,13 @@ def test_shared_conv_called_twice():
     assert len(fused_modules(opt)) == 2
 
 
+def test_batchnorm_without_affine_parameters():
+    model = randomize_batchnorms(nn.Sequential(nn.Conv2d(3, 4, 3, bias=False),
+                                               nn.BatchNorm2d(4, affine=False), nn.ReLU6())).eval()
+    opt = check(model, inputs(3, 8))
+    assert opt.inference_report.counts == {"conv+bn+relu6": 1}
+
+
 def test_unbatched_input():  # (BatchNorm2d refuses 3-D inputs)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
     opt = check(model, [torch.randn(3, 9, 9)])
@@ -319,15 +326,23 @@ def test_unbatched_input():  # (BatchNorm2d refuses 3-D inputs)
 
 # ----------------------------------------------------------------------------- what is left
 
-def test_batchnorm_in_train_mode_is_kept():
+KEPT_IN_TRAIN_MODE = {  # index of the submodule left in train mode: (fused, left)
+    0: ({}, {"0": "Conv2d in train mode", "1": "BatchNorm2d not directly after a fusable convolution"}),
+    1: ({"conv": 1}, {"1": "BatchNorm2d in train mode: not folded"}),
+    2: ({"conv+bn": 1}, {"2": "ReLU in train mode"}),
+}
+
+
+@pytest.mark.parametrize("index", list(KEPT_IN_TRAIN_MODE), ids=["conv", "bn", "relu"])
+def test_submodule_kept_in_train_mode(index):
     model = randomize_batchnorms(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())).eval()
-    model[1].train()
+    model[index].train()
     # A train-mode BatchNorm updates its statistics: compare against a copy, not the model.
     opt = check(model, inputs(3, 8), reference=copy.deepcopy(model))
-    assert reasons(opt.inference_report) == {"1": "BatchNorm2d in train mode: not folded"}
-    assert opt.inference_report.folded_batchnorms == 0
-    (bn,) = [m for m in opt.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert bn.training and not opt.training
+    counts, left = KEPT_IN_TRAIN_MODE[index]
+    assert opt.inference_report.counts == counts
+    assert reasons(opt.inference_report) == left
+    assert not opt.training and [type(m) for m in opt.modules() if m.training] == [type(model[index])]
 
 
 def test_batchnorm_without_running_stats_is_kept():
@@ -557,10 +572,11 @@ def test_report_table():
 
 
 def test_torch_compile_fullgraph():
-    model = models.simple_cnn(input_size=32).eval()
+    # aot_eager: dynamo's full graph and the ops' fake kernels, without inductor's C++ build
+    model = randomize_batchnorms(models.resnet18(num_classes=10)).eval()
     opt = cnnops.optimize_for_inference(model)
     compiled = torch.compile(opt, fullgraph=True, backend="aot_eager")
-    x = torch.randn(2, 1, 32, 32)
+    x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert_outputs_close(compiled(x), model(x))
 

@@ -140,9 +140,6 @@ class GraphFusion:
         uses = sum(_uses(u, value) for u in value.users)
         if uses > 1:
             return None, (user, f"{_describe(chain)} output has {uses} users: {step} not fused")
-        module = self._module(user)
-        if module is not None and module.training and step != "BatchNorm2d":
-            return None, (user, f"{type(module).__name__} in train mode")
         blocker = self._blocker(chain, user)
         if blocker is not None:
             where = self._step_name(chain, self.nodes[blocker])
@@ -156,6 +153,17 @@ class GraphFusion:
         if refusal is not None:
             self.report.add_left(self._step_name(chain, refusal[0]), refusal[1])
         return user
+
+    def _take_activation(self, chain):
+        """(activation node, its kind) that can join the chain, or (None, None)."""
+        act = self._take(chain, lambda u, v: self._activation(u, v) is not None, "activation")
+        if act is None:
+            return None, None
+        module = self._module(act)
+        if module is not None and module.training:  # explicitly kept so: not ours to fuse
+            self.report.add_left(self._name(act), f"{type(module).__name__} in train mode")
+            return None, None
+        return act, self._activation(act, chain.last)
 
     def _head_chain(self, node):
         """conv [-> bn] [-> activation] starting at `node`, or None if node is no fusable conv."""
@@ -176,9 +184,7 @@ class GraphFusion:
                 self.report.add_left(self._name(bn), reason + ": not folded")
                 return chain
             chain.bn = bn
-        act = self._take(chain, lambda u, v: self._activation(u, v) is not None, "activation")
-        if act is not None:
-            chain.act, chain.act_kind = act, self._activation(act, chain.last)
+        chain.act, chain.act_kind = self._take_activation(chain)
         return chain
 
     def _attach_adds(self, chains):
@@ -199,10 +205,7 @@ class GraphFusion:
         for add, options in offers.items():
             chain, index = min(options, key=lambda option: option[1])  # the left operand first
             chain.add, chain.residual_index = add, 1 - index
-            post = self._take(chain, lambda u, v: self._activation(u, v) is not None,
-                              "activation")
-            if post is not None:
-                chain.post, chain.post_kind = post, self._activation(post, chain.last)
+            chain.post, chain.post_kind = self._take_activation(chain)
         for add, entries in refusals.items():
             if add not in offers:
                 for name, reason in entries:
@@ -258,8 +261,8 @@ class GraphFusion:
 
 def _describe(chain):
     """What the chain's last value is, for the report."""
-    if chain.post is not None or chain.add is not None:
-        return "add"
+    if chain.add is not None:
+        return "activation" if chain.post is not None else "add"
     if chain.act is not None:
         return "activation"
     return "BatchNorm" if chain.bn is not None else "conv"
