@@ -18,6 +18,7 @@ from .functional import (
     max_pool2d,
     separable_conv2d,
 )
+from .inference import optimize_for_inference
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,6 @@ def clear_weight_cache():
 
 
 __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-           "depthwise_conv2d", "separable_conv2d",
+           "depthwise_conv2d", "separable_conv2d", "optimize_for_inference",
            "convert", "to_torch", "SamePad2d", "nn", "build_info", "set_cpu_isa",
            "weight_cache_info", "set_weight_cache_limit", "clear_weight_cache"]
