@@ -27,10 +27,11 @@ CNNOPS_HOST_DEVICE inline T clamp_0_6(T v) {
 // (std::exp is a call per element): x = n ln2 + r with |r| <= ln2/2 (ln2 in
 // two parts, so r is exact), e^r by its degree-6 Taylor polynomial (relative
 // error below 1.3e-7, about one float ulp) and 2^n written into the exponent.
-// x is clamped to [-87, 88], where 2^n stays a normal float.
+// Out of range, the result is replaced afterwards (0 below -87.33, where e^x is
+// no longer a normal float; inf above 88.72). Clamping x first instead made
+// the compiler also evaluate every lane at the clamp value, in denormals,
+// which the CPU handles a hundred times slower.
 inline float exp_vectorisable(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float t = x * 1.44269504088896341f + shifter;
   const float n = t - shifter;
@@ -45,17 +46,59 @@ inline float exp_vectorisable(float x) {
   const uint32_t bits = (static_cast<uint32_t>(static_cast<int32_t>(n)) + 127u) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  float e = p * scale;
+  e = x < -87.33f ? 0.0f : e;
+  e = x > 88.72f ? HUGE_VALF : e;
+  return e;
 }
 
+// 1 + erf(x) for float, vectorisable, as GELU needs it: erfc(|x|) by the
+// Chebyshev fit of Numerical Recipes' erfcc (relative error below 1.2e-7 for
+// every x), so the negative side, where 1 + erf(x) = erfc(-x) is small, keeps
+// its relative accuracy instead of cancelling.
+inline float one_plus_erf_vectorisable(float x) {
+  const float z = x < 0.0f ? -x : x;
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  const float erfc = t * exp_vectorisable(p - z * z);
+  return x < 0.0f ? erfc : 2.0f - erfc;
+}
+
+// tanh(x) = 1 - 2 / (1 + e^(2x)) for float, vectorisable (absolute error about
+// one float ulp of 1, which is what 1 + tanh in GELU's tanh form sees).
+inline float tanh_vectorisable(float x) { return 1.0f - 2.0f / (1.0f + exp_vectorisable(2.0f * x)); }
+
+// The CPU's float activations use the forms above; double, and CUDA, the
+// library's functions.
 template <typename T>
 CNNOPS_HOST_DEVICE inline T exp_for_activation(T x) {
-#ifdef __CUDA_ARCH__
-  return std::exp(x);
-#else
+#ifndef __CUDA_ARCH__
   if constexpr (sizeof(T) == sizeof(float)) return exp_vectorisable(x);
-  else return std::exp(x);
 #endif
+  return std::exp(x);
+}
+template <typename T>
+CNNOPS_HOST_DEVICE inline T one_plus_erf_for_activation(T x) {
+#ifndef __CUDA_ARCH__
+  if constexpr (sizeof(T) == sizeof(float)) return one_plus_erf_vectorisable(x);
+#endif
+  return T(1) + std::erf(x);
+}
+template <typename T>
+CNNOPS_HOST_DEVICE inline T tanh_for_activation(T x) {
+#ifndef __CUDA_ARCH__
+  if constexpr (sizeof(T) == sizeof(float)) return tanh_vectorisable(x);
+#endif
+  return std::tanh(x);
 }
 
 template <Activation A, typename T>
@@ -66,10 +109,10 @@ CNNOPS_HOST_DEVICE inline T activate(T v) {
   else if constexpr (A == Activation::Hardswish) return v * clamp_0_6(v + T(3)) / T(6);
   else if constexpr (A == Activation::Hardsigmoid) return clamp_0_6(v + T(3)) / T(6);
   else if constexpr (A == Activation::GELU)
-    return T(0.5) * v * (T(1) + std::erf(v * T(0.70710678118654752440)));
+    return T(0.5) * v * one_plus_erf_for_activation(v * T(0.70710678118654752440));
   else if constexpr (A == Activation::GELUTanh) {
     const T inner = T(0.79788456080286535588) * (v + T(0.044715) * v * v * v);  // sqrt(2/pi)
-    return T(0.5) * v * (T(1) + std::tanh(inner));
+    return T(0.5) * v * (T(1) + tanh_for_activation(inner));
   } else {
     return v;
   }
