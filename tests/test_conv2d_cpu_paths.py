@@ -28,6 +28,8 @@ CONFIGS = [
     (2, 3, 23, 21, 8, 7, 7, 2, 3, 1, 1),      # stem-like: 3 channels, col2im dgrad
     (2, 24, 11, 11, 30, 1, 1, 1, 0, 1, 1),    # plain 1x1 GEMM
     (2, 20, 9, 11, 12, 1, 1, 1, 0, 1, 1),     # 1x1, few output channels: the narrow tile
+    (2, 16, 9, 55, 20, 1, 1, 2, 0, 1, 1),     # strided 1x1, Q = 28: channels_last read in place
+    (1, 8, 11, 57, 12, 3, 3, 2, 0, 1, 1),     # 3x3 'valid', stride 2, Q = 28: the same
     (3, 8, 6, 5, 10, 3, 3, 3, 2, 1, 2),       # tiny spatial, stride 3, padding 2
     (2, 8, 24, 23, 12, 3, 3, 1, 1, 1, 1),     # >= 1024 output pixels: NCHW wgrad transposes x
 ]

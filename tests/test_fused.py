@@ -56,6 +56,7 @@ CONV_CASES = [
     (2, 3, 23, 21, 8, 7, 7, 2, 3, 1, 1),     # the strided stem
     (2, 24, 11, 11, 30, 1, 1, 1, 0, 1, 1),   # 1x1 read in place
     (2, 20, 9, 11, 12, 1, 1, 1, 0, 1, 1),    # 1x1, few output channels: the narrow tile
+    (2, 16, 9, 55, 20, 1, 1, 2, 0, 1, 1),    # strided 1x1, Q = 28: channels_last read in place
     (1, 12, 9, 30, 16, 3, 2, 1, 2, 2, 2),    # dilated, grouped
     (1, 64, 4, 5, 40, 3, 3, 1, 1, 1, 1),     # few pixels, filter >= 16384: read in place
     (2, 300, 3, 3, 20, 1, 1, 1, 0, 1, 1),    # reduction over 256: several blocks

@@ -216,8 +216,10 @@ void run_correlation(const Correlation<T>& c) {
     if (!direct || !run_channels_direct(c, uk)) run_channels_on_vector(c, uk);
   } else if (c.step_h == 1 && c.step_w == 1) {
     if (!direct || !run_pixels_direct(c, uk)) run_pixels_on_vector(c, uk);
-  } else {  // strided NCHW (the stem): the channels-last copy serves any layout
-    if (!direct || !run_channels_direct(c, uk)) run_pixels_on_vector(c, uk);
+  } else {  // strided NCHW (the stem): the channels-last copy serves any layout,
+    // except for a single tap (a strided 1x1), whose im2col is a plain gather
+    const bool one_tap = c.hoff.size() * c.woff.size() == 1;
+    if (!direct || one_tap || !run_channels_direct(c, uk)) run_pixels_on_vector(c, uk);
   }
 }
 

@@ -110,24 +110,16 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   return true;
 }
 
-// Channels-last (any steps): one (image, H', W', C) padded copy; a tile is MR
-// consecutive output pixels of one output row, whose taps are rows of the copy
-// at a fixed stride, read in place by the micro-kernel's strided-A variant.
+// The (image, ph.size, pw.size, C) zero-padded channels-last copy of c's input.
 template <typename T>
-bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
-  const int64_t MR = uk.mr, NR = uk.nr, C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
-  if (double(c.Q) / round_up(c.Q, MR) < kMinTileUse) return false;
-  const PadAxis ph = pad_axis(c.hoff, c.P, c.step_h), pw = pad_axis(c.woff, c.Q, c.step_w);
-  const int64_t row = pw.size * C, image = ph.size * row, slack = (MR * c.step_w + pw.size) * C;
-  if ((c.N * image + slack) * int64_t(sizeof(T)) > kMaxPadBytes) return false;
-
-  AlignedBuffer<T> xpad(c.N * image + slack);
-  std::fill(xpad.get() + c.N * image, xpad.get() + c.N * image + slack, T(0));
+void copy_padded_channels_last(const Correlation<T>& c, const PadAxis& ph, const PadAxis& pw, int64_t C,
+                               T* xpad) {
   const int64_t* s = c.in_strides;
+  const int64_t row = pw.size * C;
   for_tasks(c, c.N * ph.size, [&](int64_t begin, int64_t end) {
     for (int64_t nh = begin; nh < end; ++nh) {
       const int64_t n = nh / ph.size, h = nh % ph.size + ph.lo;
-      T* dst = xpad.get() + nh * row;
+      T* dst = xpad + nh * row;
       for (int64_t wp = 0; wp < pw.size; ++wp) {
         const int64_t w = wp + pw.lo;
         T* d = dst + wp * C;
@@ -142,6 +134,34 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
       }
     }
   });
+}
+
+// Channels-last (any steps): one (image, H', W', C) padded copy; a tile is MR
+// consecutive output pixels of one output row, whose taps are rows of the copy
+// at a fixed stride, read in place by the micro-kernel's strided-A variant.
+// When no tap reaches the padding (a strided 1x1, ResNet's downsampling) and
+// the input is dense channels_last, the input itself is read that way, without
+// the copy, provided every tile is full (Q a multiple of MR: a partial tile
+// reads its missing rows, which past the last pixel would leave the tensor).
+template <typename T>
+bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t MR = uk.mr, NR = uk.nr, C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
+  if (double(c.Q) / round_up(c.Q, MR) < kMinTileUse) return false;
+  const PadAxis ph = pad_axis(c.hoff, c.P, c.step_h), pw = pad_axis(c.woff, c.Q, c.step_w);
+  const int64_t* s = c.in_strides;
+  const bool in_place = s[1] == 1 && s[3] == C && s[2] == c.W * C && (c.N == 1 || s[0] == c.H * c.W * C) &&
+                        ph.lo >= 0 && pw.lo >= 0 && ph.lo + ph.size <= c.H && pw.lo + pw.size <= c.W &&
+                        c.Q % MR == 0;
+  const int64_t row = (in_place ? c.W : pw.size) * C, image = (in_place ? c.H * row : ph.size * row);
+  const int64_t slack = in_place ? 0 : (MR * c.step_w + pw.size) * C;
+  if (!in_place && (c.N * image + slack) * int64_t(sizeof(T)) > kMaxPadBytes) return false;
+
+  AlignedBuffer<T> xpad(in_place ? 0 : c.N * image + slack);
+  const T* base = in_place ? c.in + ph.lo * row + pw.lo * C : xpad.get();  // input pixel (ph.lo, pw.lo)
+  if (!in_place) {
+    std::fill(xpad.get() + c.N * image, xpad.get() + c.N * image + slack, T(0));
+    copy_padded_channels_last(c, ph, pw, C, xpad.get());
+  }
 
   const int64_t red = reduction_size(c), kpad = round_up(c.Ko, NR);
   const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR, red);
@@ -176,7 +196,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         for (int64_t p = p0; p < p1; ++p) {
           for (int64_t qt = 0; qt < qtiles; ++qt) {
             const int64_t q0 = qt * MR, rows = std::min(MR, c.Q - q0);
-            const T* a = xpad.get() + n * image + p * c.step_h * row + q0 * c.step_w * C + g * c.Ci;
+            const T* a = base + n * image + p * c.step_h * row + q0 * c.step_w * C + g * c.Ci;
             T* o = c.out + n * os[0] + p * os[2] + q0 * os[3] + (g * c.Ko + np * NR) * os[1];
             if (direct_store && rows == MR && cols == NR) {
               uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol);
