@@ -181,15 +181,22 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t* os = c.out_strides;
   const bool direct_store = os[1] == 1;
   const int64_t qtiles = ceil_div(c.Q, MR);
-  const int64_t rows_per_task = std::max<int64_t>(1, 8 / qtiles);
-  const int64_t row_blocks = ceil_div(c.P, rows_per_task);
+  // Blocks of about 8 tiles, of equal row counts (14 rows: 7 + 7, not 8 + 6),
+  // and the output-channel panels split where that evens out the threads' shares
+  // (28 rows at batch 1 make 7 blocks: 4 and 3 on two threads, 7 and 7 split in two).
+  const int64_t row_blocks = ceil_div(c.P, std::max<int64_t>(1, 8 / qtiles));
+  const int64_t rows_per_task = ceil_div(c.P, row_blocks);
+  const int64_t npanels = kpad / NR;
+  const int64_t splits = panel_splits(c.N * c.G * row_blocks, npanels, at::get_num_threads());
+  const int64_t split_panels = npanels / splits;
   const AccInit init = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
-  for_tasks(c, c.N * c.G * row_blocks, [&](int64_t begin, int64_t end) {
+  for_tasks(c, c.N * c.G * row_blocks * splits, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / (c.G * row_blocks), g = task / row_blocks % c.G;
-      const int64_t p0 = task % row_blocks * rows_per_task, p1 = std::min(c.P, p0 + rows_per_task);
-      for (int64_t np = 0; np < kpad / NR; ++np) {
+      const int64_t blk = task / splits, np0 = task % splits * split_panels;
+      const int64_t n = blk / (c.G * row_blocks), g = blk / row_blocks % c.G;
+      const int64_t p0 = blk % row_blocks * rows_per_task, p1 = std::min(c.P, p0 + rows_per_task);
+      for (int64_t np = np0; np < np0 + split_panels; ++np) {
         const T* b = filter.get() + g * kpad * red + np * red * NR;
         const T* bcol = bias.data() + g * kpad + np * NR;
         const int64_t cols = std::min(NR, c.Ko - np * NR);
@@ -213,7 +220,8 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
           }
         }
       }
-      finish_pixels(c, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q, g * c.Ko, c.Ko);
+      finish_pixels(c, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q, g * c.Ko + np0 * NR,
+                    std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR);
     }
   });
   return true;

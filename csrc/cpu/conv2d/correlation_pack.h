@@ -72,6 +72,28 @@ struct RedCursor {
 // kMinTasks tasks when there are panels enough. at::parallel_for gives each
 // thread an equal count of tasks, so equal tasks keep the threads equally busy
 // (an output of 9 panels was one task of 8 and one of 1).
+// Groups to split `panels` output-channel panels into, for `blocks` blocks of
+// output on `threads` threads: the fewest groups, a divisor of panels (equal
+// groups), that give the threads equal counts of tasks, else the most even
+// shares any divisor gives. A function of the shape and the thread count only;
+// each output element is still summed by one task in one order, so the results
+// do not depend on it.
+inline int64_t panel_splits(int64_t blocks, int64_t panels, int64_t threads) {
+  int64_t best = 1;
+  double best_share = 0;
+  for (int64_t s = 1; s <= panels; ++s) {
+    if (panels % s != 0) continue;
+    const int64_t tasks = blocks * s;
+    const double share = double(tasks) / double(ceil_div(tasks, threads) * threads);
+    if (share > best_share + 1e-9) {
+      best = s;
+      best_share = share;
+    }
+    if (share >= 1.0 - 1e-9) break;
+  }
+  return best;
+}
+
 inline int64_t balanced_block(int64_t items, int64_t width, int64_t outer) {
   const int64_t panels = ceil_div(items, width);
   const int64_t blocks =
