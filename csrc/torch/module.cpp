@@ -84,6 +84,10 @@ PYBIND11_MODULE(_C, m) {
         "Let threads that finish early take work units from the others (default) or keep "
         "at::parallel_for's fixed shares (kernels that use balanced_for.h)");
   m.def("_balanced_for_trace", &balanced_for_trace, py::arg("count"), py::arg("slow_us"));
+  m.def("_conv_balanced_block", &cnnops::cpu::conv_balanced_block, py::arg("items"), py::arg("width"),
+        py::arg("outer"));
+  m.def("_conv_panel_splits", &cnnops::cpu::conv_panel_splits, py::arg("blocks"), py::arg("panels"),
+        py::arg("threads"));
   m.def("set_stream_min_bytes", &cnnops::cpu::set_stream_min_bytes, py::arg("bytes"),
         "Outputs of at least `bytes` use non-temporal stores where a kernel can (0: all); "
         "a negative value restores the automatic threshold (L2 per core x threads)");

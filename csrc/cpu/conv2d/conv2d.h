@@ -50,6 +50,13 @@ void conv2d_bias_grad(const BiasGradParams& p);  // db[k] = sum_{n,p,q} dy[n,k,p
 void set_direct_paths(bool enabled);
 bool direct_paths_enabled();
 
+// The work partitions of the correlation paths, pure functions of the shape and
+// thread count (correlation_pack.h), for tests: pixels per block of `items`
+// cut into panels of `width` with `outer` tasks per block index; panel groups
+// for `blocks` output blocks of `panels` output-channel panels on `threads`.
+int64_t conv_balanced_block(int64_t items, int64_t width, int64_t outer);
+int64_t conv_panel_splits(int64_t blocks, int64_t panels, int64_t threads);
+
 // The active ISA's micro-kernel tile (rows x columns of C per call), for
 // build_info.
 void microkernel_tile(bool float64, int64_t* mr, int64_t* nr);

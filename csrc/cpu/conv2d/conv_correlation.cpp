@@ -195,6 +195,12 @@ std::atomic<bool> g_direct_paths{true};
 }  // namespace corr
 
 void set_direct_paths(bool enabled) { corr::g_direct_paths.store(enabled); }
+int64_t conv_balanced_block(int64_t items, int64_t width, int64_t outer) {
+  return corr::balanced_block(items, width, outer);
+}
+int64_t conv_panel_splits(int64_t blocks, int64_t panels, int64_t threads) {
+  return corr::panel_splits(blocks, panels, threads);
+}
 bool direct_paths_enabled() { return corr::g_direct_paths.load(); }
 
 template <typename T>
