@@ -290,3 +290,27 @@ def test_float32_activations_match_torch(act):
     if act in ("relu", "relu6", "hardswish", "hardsigmoid"):  # exact at ±inf, NaN kept
         torch.testing.assert_close(got, want, equal_nan=True)
     assert torch.isnan(got[torch.isnan(x)]).all()
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_frozen_few_pixels_every_isa(isa, layout, dtype):
+    # A frozen filter with few output pixels takes the packed few-pixel path (all
+    # pixels' im2col packed once, tasks over output-channel panels): partial tiles,
+    # partial panels, three reduction blocks, the stage on top.
+    cnnops.set_cpu_isa(isa)
+    try:
+        g = torch.Generator().manual_seed(21)
+        x = make((2, 64, 5, 7), layout, g, dtype)
+        w = make((40, 64, 3, 3), "channels_last" if layout == "channels_last" else "nchw", g, dtype)
+        b = torch.randn(40, dtype=dtype, generator=g)
+        assert cnnops._C.freeze_filter(w)
+        r = torch.randn(2, 40, 5, 7, dtype=dtype, generator=g)
+        want = reference(x.double(), w.double(), b.double(), 1, 1, 1, 1, "relu", r.double(), "silu")
+        for _ in range(2):  # packs, then reuses the packed form
+            got = conv2d_fused(x, w, b, 1, 1, 1, 1, "relu", r, "silu")
+            tol = 1e-4 if dtype == torch.float32 else 1e-10
+            torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol)
+    finally:
+        cnnops.set_cpu_isa("auto")

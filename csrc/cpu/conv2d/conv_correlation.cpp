@@ -212,7 +212,7 @@ void run_correlation(const Correlation<T>& c) {
     return;
   }
   const MicroKernel<T>& uk = active_microkernel<T>();
-  if (direct_paths_enabled() && run_filter_in_place(c, uk)) return;
+  if (direct_paths_enabled() && (run_filter_in_place(c, uk) || run_packed_few_pixels(c, uk))) return;
   const bool channels_contiguous = c.out_strides[1] == 1 && c.out_strides[3] != 1;
   // A single tap at unit steps is a plain GEMM whose packing is a memcpy: the
   // direct paths' padded copy would only add a pass over the input.

@@ -347,12 +347,81 @@ bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
   return true;
 }
 
+// Few output pixels with a filter that is packed anyway (frozen: its packed form
+// costs nothing per call; or one the in-place path cannot read well): every
+// pixel's im2col is packed once, and each task takes a group of output-channel
+// panels across all the pixel tiles, so each block of the packed filter is read
+// from memory once and used by every tile while in L1. (The im2col path's tasks
+// are pixel blocks, each streaming the whole filter: four times over for 49
+// pixels.) The tile orientation is the channels-on-vector one: pixels on rows.
+template <typename T>
+bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  const int64_t M = c.N * c.P * c.Q, red = reduction_size(c);
+  if (M > kFewPixels || c.G * c.Ko * red < kFewPixelsMinFilter) return false;
+  const int64_t MR = uk.mr, NR = uk.nr, kpad = round_up(c.Ko, NR), npanels = kpad / NR;
+  const int64_t tiles = ceil_div(M, MR), kblocks = ceil_div(red, kKc), tile_block = tiles * MR * kKc;
+  const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR);
+  const std::vector<T> bias = padded_bias(c, NR);
+  AlignedBuffer<T> apack(c.G * kblocks * tile_block);  // [g][kb][tile][kc][MR]
+  for_tasks(c, c.G * kblocks, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t kb0 = t % kblocks * kKc;
+      pack_input_channel_panels(c, t / kblocks, kb0, std::min(kKc, red - kb0), 0, M, MR,
+                                apack.get() + t * tile_block);
+    }
+  });
+  const int64_t* os = c.out_strides;
+  const bool flat = os[1] == 1 && os[2] == c.Q * os[3] && os[0] == c.P * c.Q * os[3];
+  const AccInit first = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
+  const int64_t splits = panel_splits(c.G, npanels, at::get_num_threads());
+  const int64_t split_panels = npanels / splits;
+  for_tasks(c, c.G * splits, [&](int64_t begin, int64_t end) {
+    T tile[32 * 64];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t g = task / splits, np0 = task % splits * split_panels;
+      T* out_g = c.out + g * c.Ko * os[1];
+      for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
+        const int64_t kc = std::min(kKc, red - kb0);
+        const T* a_kb = apack.get() + (g * kblocks + kb0 / kKc) * tile_block;
+        for (int64_t np = np0; np < np0 + split_panels; ++np) {
+          const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
+          const T* bcol = bias.data() + g * kpad + np * NR;
+          const int64_t cols = std::min(NR, c.Ko - np * NR);
+          for (int64_t mp = 0; mp < tiles; ++mp) {
+            const T* a = a_kb + mp * kc * MR;
+            const int64_t rows = std::min(MR, M - mp * MR), m = mp * MR;
+            if (flat && rows == MR && cols == NR) {
+              uk.fn(kc, a, b, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load, bcol);
+              continue;
+            }
+            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
+            int64_t row_off[64], col_src[64], col_off[64];
+            for (int64_t i = 0; i < rows; ++i)
+              row_off[i] =
+                  (m + i) / (c.P * c.Q) * os[0] + (m + i) / c.Q % c.P * os[2] + (m + i) % c.Q * os[3];
+            for (int64_t jj = 0; jj < cols; ++jj) {
+              col_src[jj] = jj;
+              col_off[jj] = jj * os[1];
+            }
+            store_tile(tile, NR, rows, row_off, cols, col_src, col_off, out_g + np * NR * os[1], kb0 > 0,
+                       os[1] < os[3]);
+          }
+        }
+      }
+      finish_pixels(c, 0, M, g * c.Ko + np0 * NR, std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR);
+    }
+  });
+  return true;
+}
+
 template bool run_pixels_direct<float>(const Correlation<float>&, const MicroKernel<float>&);
 template bool run_pixels_direct<double>(const Correlation<double>&, const MicroKernel<double>&);
 template bool run_channels_direct<float>(const Correlation<float>&, const MicroKernel<float>&);
 template bool run_channels_direct<double>(const Correlation<double>&, const MicroKernel<double>&);
 template bool run_filter_in_place<float>(const Correlation<float>&, const MicroKernel<float>&);
 template bool run_filter_in_place<double>(const Correlation<double>&, const MicroKernel<double>&);
+template bool run_packed_few_pixels<float>(const Correlation<float>&, const MicroKernel<float>&);
+template bool run_packed_few_pixels<double>(const Correlation<double>&, const MicroKernel<double>&);
 
 }  // namespace corr
 }  // namespace cpu

@@ -406,6 +406,8 @@ template <typename T>
 bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk);
 template <typename T>
 bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk);
+template <typename T>
+bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk);
 
 }  // namespace corr
 }  // namespace cpu
