@@ -588,3 +588,34 @@ def test_torch_export():
     exported = torch.export.export(opt, (x,))
     with torch.no_grad():
         assert_outputs_close(exported.module()(x), model(x))
+
+
+def test_dtypes_the_kernels_do_not_take_stay_unfused():
+    # bfloat16 / float16 on the CPU: torch runs them, cnnops' CPU kernels do not
+    for dtype in (torch.bfloat16, torch.float16):
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        randomize_batchnorms(model)
+        model = model.to(dtype).eval()
+        opt = cnnops.optimize_for_inference(model)
+        assert not fused_modules(opt)
+        assert any(str(dtype) in why for why in reasons(opt.inference_report).values())
+        x = torch.randn(2, 3, 9, 9, dtype=dtype)
+        with torch.no_grad():
+            assert torch.equal(opt(x), model(x))
+
+
+def test_input_that_requires_grad_gets_the_same_values_and_gradients():
+    # The fused op has no derivative: a call that records a graph takes differentiable ops
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          cnn.SeparableConv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.SiLU())
+    randomize_batchnorms(model)
+    model.eval()
+    opt = cnnops.optimize_for_inference(model)
+    assert len(fused_modules(opt)) == 2
+    x = torch.randn(2, 3, 9, 9, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    y, y2 = opt(x), model(x2)
+    torch.testing.assert_close(y, y2, rtol=1e-4, atol=1e-5)
+    y.square().sum().backward()
+    y2.square().sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)

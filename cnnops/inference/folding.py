@@ -9,6 +9,7 @@ the filter's dtype, so a float32 model loses nothing to the reordering.
 import torch
 from torch import nn
 
+from .. import _C
 from .. import nn as cnn
 from .freeze import _freeze_weight
 from .fused import FusedConv2d, FusedSeparableConv2d
@@ -35,7 +36,21 @@ def conv_refusal(module):
         return f"padding_mode={module.padding_mode!r}"
     if _has_hooks(module):
         return f"{name} has forward hooks"
+    weight = module.pointwise_weight if type(module) is SEPARABLE else module.weight
+    if not _kernels_take(weight):
+        return (f"{weight.dtype} on {weight.device.type}: cnnops' kernels take float32 and "
+                f"float64 on the CPU (also float16 and bfloat16 on CUDA)")
     return None
+
+
+def _kernels_take(weight):
+    """Whether cnnops' kernels run a weight of this dtype on its device."""
+    if weight.device.type == "cpu":
+        return weight.dtype in (torch.float32, torch.float64)
+    if weight.device.type == "cuda":
+        return (weight.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+                and bool(dict(_C.build_info()).get("cuda", False)))
+    return False
 
 
 def conv_out_channels(module):

@@ -56,8 +56,19 @@ def _unfused_tail(y, residual, post_activation):
     return y if post_activation is None else APPLY[post_activation](y)
 
 
+def _activation_fn(name):
+    """The activation `name` as a torch function (the identity for None)."""
+    return (lambda t: t) if name is None else APPLY[name]
+
+
 class _FusedBase(nn.Module):
     """The output stage shared by the fused modules."""
+
+    def _needs_graph(self, x, residual):
+        """A call that records a graph (an input that requires grad, under grad mode): the
+        fused op has no derivative, so the same values come from differentiable ops."""
+        return torch.is_grad_enabled() and (x.requires_grad or (
+            residual is not None and residual.requires_grad))
 
     def _set_stage(self, bias, activation, post_activation, channels_last):
         self.register_buffer("bias", None if bias is None else _private_copy(bias, channels_last))
@@ -101,6 +112,10 @@ class FusedConv2d(_FusedBase):
                      zip(x.shape[-2:], (ph, pw), self.dilation, self.weight.shape[2:], self.stride))
 
     def forward(self, x, residual=None):
+        if self._needs_graph(x, residual):
+            y = _activation_fn(self.activation)(cf.conv2d(x, self.weight, self.bias, self.stride,
+                                                       self.padding, self.dilation, self.groups))
+            return y if residual is None else _activation_fn(self.post_activation)(y + residual)
         if self._fast is not None and x.dim() == 4 and x.shape[1] == self.weight.shape[1] * self.groups:
             if residual is None or _fits((x.shape[0], self.weight.shape[0]) + self._out_hw(x), x,
                                          residual):
@@ -146,6 +161,9 @@ class FusedSeparableConv2d(_FusedBase):
     def forward(self, x, residual=None):
         y = cf.depthwise_conv2d(x, self.depthwise_weight, None, self.stride, self.padding,
                                 self.dilation)
+        if self._needs_graph(y, residual):
+            y = _activation_fn(self.activation)(cf.conv2d(y, self.pointwise_weight, self.bias))
+            return y if residual is None else _activation_fn(self.post_activation)(y + residual)
         if residual is not None:
             y_shape = y.shape[:-3] + (self.pointwise_weight.shape[0],) + y.shape[-2:]
             if not _fits(y_shape, y, residual):
