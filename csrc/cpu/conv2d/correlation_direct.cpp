@@ -110,39 +110,39 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   return true;
 }
 
-// The (image, ph.size, pw.size, C) zero-padded channels-last copy of c's input.
+// Padded row hp (input row hp + ph.lo, zeros outside the input) of image n in
+// channels-last order: pw.size pixels of C channels.
 template <typename T>
-void copy_padded_channels_last(const Correlation<T>& c, const PadAxis& ph, const PadAxis& pw, int64_t C,
-                               T* xpad) {
+void copy_padded_row(const Correlation<T>& c, int64_t n, int64_t hp, const PadAxis& ph, const PadAxis& pw,
+                     int64_t C, T* dst) {
   const int64_t* s = c.in_strides;
-  const int64_t row = pw.size * C;
-  for_tasks(c, c.N * ph.size, [&](int64_t begin, int64_t end) {
-    for (int64_t nh = begin; nh < end; ++nh) {
-      const int64_t n = nh / ph.size, h = nh % ph.size + ph.lo;
-      T* dst = xpad + nh * row;
-      for (int64_t wp = 0; wp < pw.size; ++wp) {
-        const int64_t w = wp + pw.lo;
-        T* d = dst + wp * C;
-        if (h < 0 || h >= c.H || w < 0 || w >= c.W) {
-          std::fill(d, d + C, T(0));
-          continue;
-        }
-        const T* src = c.in + n * s[0] + h * s[2] + w * s[3];
-        if (s[1] == 1) std::copy(src, src + C, d);
-        else
-          for (int64_t ch = 0; ch < C; ++ch) d[ch] = src[ch * s[1]];
-      }
+  const int64_t h = hp + ph.lo;
+  for (int64_t wp = 0; wp < pw.size; ++wp) {
+    const int64_t w = wp + pw.lo;
+    T* d = dst + wp * C;
+    if (h < 0 || h >= c.H || w < 0 || w >= c.W) {
+      std::fill(d, d + C, T(0));
+      continue;
     }
-  });
+    const T* src = c.in + n * s[0] + h * s[2] + w * s[3];
+    if (s[1] == 1) std::copy(src, src + C, d);
+    else
+      for (int64_t ch = 0; ch < C; ++ch) d[ch] = src[ch * s[1]];
+  }
 }
 
-// Channels-last (any steps): one (image, H', W', C) padded copy; a tile is MR
-// consecutive output pixels of one output row, whose taps are rows of the copy
-// at a fixed stride, read in place by the micro-kernel's strided-A variant.
-// When no tap reaches the padding (a strided 1x1, ResNet's downsampling) and
-// the input is dense channels_last, the input itself is read that way, without
-// the copy, provided every tile is full (Q a multiple of MR: a partial tile
-// reads its missing rows, which past the last pixel would leave the tensor).
+// Channels-last (any steps): the input zero-padded in channels-last order; a
+// tile is MR consecutive output pixels of one output row, whose taps are rows
+// of the padded input at a fixed stride, read in place by the micro-kernel's
+// strided-A variant. With one group each task copies just the padded rows its
+// output rows read, into a buffer of its own that stays in cache (one copy of
+// the whole input was a pass through memory at batch 16, and the tiles then
+// read it back from memory); with groups, one copy of the whole input is made
+// first. When no tap reaches the padding (a strided 1x1, ResNet's
+// downsampling) and the input is dense channels_last, the input itself is read
+// that way, without a copy, provided every tile is full (Q a multiple of MR: a
+// partial tile reads its missing rows, which past the last pixel would leave
+// the tensor).
 template <typename T>
 bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t MR = uk.mr, NR = uk.nr, C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
@@ -152,15 +152,19 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const bool in_place = s[1] == 1 && s[3] == C && s[2] == c.W * C && (c.N == 1 || s[0] == c.H * c.W * C) &&
                         ph.lo >= 0 && pw.lo >= 0 && ph.lo + ph.size <= c.H && pw.lo + pw.size <= c.W &&
                         c.Q % MR == 0;
+  const bool per_task = !in_place && c.G == 1;
   const int64_t row = (in_place ? c.W : pw.size) * C, image = (in_place ? c.H * row : ph.size * row);
   const int64_t slack = in_place ? 0 : (MR * c.step_w + pw.size) * C;
-  if (!in_place && (c.N * image + slack) * int64_t(sizeof(T)) > kMaxPadBytes) return false;
+  if (!in_place && !per_task && (c.N * image + slack) * int64_t(sizeof(T)) > kMaxPadBytes) return false;
 
-  AlignedBuffer<T> xpad(in_place ? 0 : c.N * image + slack);
+  AlignedBuffer<T> xpad(in_place || per_task ? 0 : c.N * image + slack);
   const T* base = in_place ? c.in + ph.lo * row + pw.lo * C : xpad.get();  // input pixel (ph.lo, pw.lo)
-  if (!in_place) {
+  if (!in_place && !per_task) {
     std::fill(xpad.get() + c.N * image, xpad.get() + c.N * image + slack, T(0));
-    copy_padded_channels_last(c, ph, pw, C, xpad.get());
+    for_tasks(c, c.N * ph.size, [&](int64_t begin, int64_t end) {
+      for (int64_t nh = begin; nh < end; ++nh)
+        copy_padded_row(c, nh / ph.size, nh % ph.size, ph, pw, C, xpad.get() + nh * row);
+    });
   }
 
   const int64_t red = reduction_size(c), kpad = round_up(c.Ko, NR);
@@ -190,12 +194,26 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t splits = panel_splits(c.N * c.G * row_blocks, npanels, at::get_num_threads());
   const int64_t split_panels = npanels / splits;
   const AccInit init = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
+  // A task's padded rows: its output rows' taps (the padded extent of one output
+  // row, hext, plus step_h per further row).
+  const int64_t hext = ph.size - (c.P - 1) * c.step_h;
+  const int64_t task_rows = (rows_per_task - 1) * c.step_h + hext;
   for_tasks(c, c.N * c.G * row_blocks * splits, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];
+    AlignedBuffer<T> rows_buf(per_task ? task_rows * row + slack : 0);
+    if (per_task) std::fill(rows_buf.get() + task_rows * row, rows_buf.get() + task_rows * row + slack, T(0));
     for (int64_t task = begin; task < end; ++task) {
       const int64_t blk = task / splits, np0 = task % splits * split_panels;
       const int64_t n = blk / (c.G * row_blocks), g = blk / row_blocks % c.G;
       const int64_t p0 = blk % row_blocks * rows_per_task, p1 = std::min(c.P, p0 + rows_per_task);
+      // Output row p's padded rows start at (p - p0) * step_h in the task's copy,
+      // at n * image + p * step_h * row in the whole copy or the input itself.
+      const T* rows_base = base + n * image + p0 * c.step_h * row;
+      if (per_task) {
+        for (int64_t r = 0; r < (p1 - p0 - 1) * c.step_h + hext; ++r)
+          copy_padded_row(c, n, p0 * c.step_h + r, ph, pw, C, rows_buf.get() + r * row);
+        rows_base = rows_buf.get();
+      }
       for (int64_t np = np0; np < np0 + split_panels; ++np) {
         const T* b = filter.get() + g * kpad * red + np * red * NR;
         const T* bcol = bias.data() + g * kpad + np * NR;
@@ -203,7 +221,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         for (int64_t p = p0; p < p1; ++p) {
           for (int64_t qt = 0; qt < qtiles; ++qt) {
             const int64_t q0 = qt * MR, rows = std::min(MR, c.Q - q0);
-            const T* a = base + n * image + p * c.step_h * row + q0 * c.step_w * C + g * c.Ci;
+            const T* a = rows_base + (p - p0) * c.step_h * row + q0 * c.step_w * C + g * c.Ci;
             T* o = c.out + n * os[0] + p * os[2] + q0 * os[3] + (g * c.Ko + np * NR) * os[1];
             if (direct_store && rows == MR && cols == NR) {
               uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol);
