@@ -10,16 +10,19 @@
 
 #include "params.h"
 
+// Always inlined: the CPU's per-ISA units (cpu/util/epilogue_*.cpp) compile
+// these under different target pragmas, and a shared out-of-line copy could
+// run one unit's instructions on a CPU without them (see cpu/isa/isa.h).
 #ifdef __CUDACC__
-#define CNNOPS_HOST_DEVICE __host__ __device__
+#define CNNOPS_ACTIVATION __host__ __device__ __forceinline__
 #else
-#define CNNOPS_HOST_DEVICE
+#define CNNOPS_ACTIVATION inline __attribute__((always_inline))
 #endif
 
 namespace cnnops {
 
 template <typename T>
-CNNOPS_HOST_DEVICE inline T clamp_0_6(T v) {
+CNNOPS_ACTIVATION T clamp_0_6(T v) {
   return v < T(0) ? T(0) : (v > T(6) ? T(6) : v);  // NaN compares false both ways: kept
 }
 
@@ -31,7 +34,7 @@ CNNOPS_HOST_DEVICE inline T clamp_0_6(T v) {
 // no longer a normal float; inf above 88.72). Clamping x first instead made
 // the compiler also evaluate every lane at the clamp value, in denormals,
 // which the CPU handles a hundred times slower.
-inline float exp_vectorisable(float x) {
+CNNOPS_ACTIVATION float exp_vectorisable(float x) {
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float t = x * 1.44269504088896341f + shifter;
   const float n = t - shifter;
@@ -56,7 +59,7 @@ inline float exp_vectorisable(float x) {
 // Chebyshev fit of Numerical Recipes' erfcc (relative error below 1.2e-7 for
 // every x), so the negative side, where 1 + erf(x) = erfc(-x) is small, keeps
 // its relative accuracy instead of cancelling.
-inline float one_plus_erf_vectorisable(float x) {
+CNNOPS_ACTIVATION float one_plus_erf_vectorisable(float x) {
   const float z = x < 0.0f ? -x : x;
   const float t = 1.0f / (1.0f + 0.5f * z);
   float p = 0.17087277f;
@@ -75,26 +78,28 @@ inline float one_plus_erf_vectorisable(float x) {
 
 // tanh(x) = 1 - 2 / (1 + e^(2x)) for float, vectorisable (absolute error about
 // one float ulp of 1, which is what 1 + tanh in GELU's tanh form sees).
-inline float tanh_vectorisable(float x) { return 1.0f - 2.0f / (1.0f + exp_vectorisable(2.0f * x)); }
+CNNOPS_ACTIVATION float tanh_vectorisable(float x) {
+  return 1.0f - 2.0f / (1.0f + exp_vectorisable(2.0f * x));
+}
 
 // The CPU's float activations use the forms above; double, and CUDA, the
 // library's functions.
 template <typename T>
-CNNOPS_HOST_DEVICE inline T exp_for_activation(T x) {
+CNNOPS_ACTIVATION T exp_for_activation(T x) {
 #ifndef __CUDA_ARCH__
   if constexpr (sizeof(T) == sizeof(float)) return exp_vectorisable(x);
 #endif
   return std::exp(x);
 }
 template <typename T>
-CNNOPS_HOST_DEVICE inline T one_plus_erf_for_activation(T x) {
+CNNOPS_ACTIVATION T one_plus_erf_for_activation(T x) {
 #ifndef __CUDA_ARCH__
   if constexpr (sizeof(T) == sizeof(float)) return one_plus_erf_vectorisable(x);
 #endif
   return T(1) + std::erf(x);
 }
 template <typename T>
-CNNOPS_HOST_DEVICE inline T tanh_for_activation(T x) {
+CNNOPS_ACTIVATION T tanh_for_activation(T x) {
 #ifndef __CUDA_ARCH__
   if constexpr (sizeof(T) == sizeof(float)) return tanh_vectorisable(x);
 #endif
@@ -102,7 +107,7 @@ CNNOPS_HOST_DEVICE inline T tanh_for_activation(T x) {
 }
 
 template <Activation A, typename T>
-CNNOPS_HOST_DEVICE inline T activate(T v) {
+CNNOPS_ACTIVATION T activate(T v) {
   if constexpr (A == Activation::ReLU) return v < T(0) ? T(0) : v;
   else if constexpr (A == Activation::ReLU6) return clamp_0_6(v);
   else if constexpr (A == Activation::SiLU) return v / (T(1) + exp_for_activation(-v));
@@ -121,7 +126,7 @@ CNNOPS_HOST_DEVICE inline T activate(T v) {
 // activate<a>(v) for a run-time a (a switch per call: for scalar code; loops
 // switch once outside, see cpu/util/epilogue.h).
 template <typename T>
-CNNOPS_HOST_DEVICE inline T activate(Activation a, T v) {
+CNNOPS_ACTIVATION T activate(Activation a, T v) {
   switch (a) {
     case Activation::ReLU:
       return activate<Activation::ReLU>(v);

@@ -3,95 +3,46 @@
 // for the last time, so the stage reads the block from L1/L2, not memory. The
 // rectangle's contiguous axis (channels for channels_last, columns for NCHW)
 // is walked in runs, in one call per rectangle of a function instantiated for
-// the pair of activations, so the simple ones vectorise. float and double.
+// the pair of activations and built per ISA (epilogue_simd.h), so the
+// activations vectorise at the ISA's width. float and double.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 
-#include "../../common/activation.h"
 #include "../../common/params.h"
+#include "../isa/isa.h"
 
 namespace cnnops {
 namespace cpu {
 
-namespace epilogue_detail {
+// One rectangle's runs: y[i*ys] = B(A(y[i*ys]) + r[i*rs]) for i < n, in `runs`
+// runs at steps run_y (and run_r); r may be null. One instantiation per pair
+// (A, B) and ISA (epilogue_simd.h), looked up by active_finish_runs.
+template <typename T>
+using FinishRuns = void (*)(T* y, int64_t ys, int64_t run_y, const T* r, int64_t rs, int64_t run_r, int64_t n,
+                            int64_t runs);
 
-// y[i*ys] = B(A(y[i*ys]) + r[i*rs]) for i < n, runs of `runs` at steps run_y
-// (and run_r): the whole rectangle in one call, with A and B known at compile
-// time so the contiguous case vectorises.
-template <Activation A, Activation B, typename T>
-void finish_runs(T* y, int64_t ys, int64_t run_y, const T* r, int64_t rs, int64_t run_r, int64_t n,
-                 int64_t runs) {
-  for (int64_t t = 0; t < runs; ++t) {
-    T* __restrict yt = y + t * run_y;
-    const T* __restrict rt = r == nullptr ? nullptr : r + t * run_r;
-    if (ys == 1 && rt == nullptr) {
-      for (int64_t i = 0; i < n; ++i) yt[i] = activate<B>(activate<A>(yt[i]));
-    } else if (ys == 1 && rs == 1) {
-      for (int64_t i = 0; i < n; ++i) yt[i] = activate<B>(activate<A>(yt[i]) + rt[i]);
-    } else {
-      for (int64_t i = 0; i < n; ++i)
-        yt[i * ys] = activate<B>(activate<A>(yt[i * ys]) + (rt == nullptr ? T(0) : rt[i * rs]));
-    }
-  }
-}
+constexpr int kActivations = 8;  // Activation's values, 0 .. 7
 
 template <typename T>
-using FinishRuns = void (*)(T*, int64_t, int64_t, const T*, int64_t, int64_t, int64_t, int64_t);
+struct EpilogueRuns {
+  FinishRuns<T> fn[kActivations][kActivations] = {};  // [act][post]
+};
+using EpilogueRunsSet = ByDtype<EpilogueRuns>;
 
-template <Activation A, typename T>
-FinishRuns<T> finish_runs_for(Activation b) {
-  switch (b) {
-    case Activation::ReLU:
-      return &finish_runs<A, Activation::ReLU, T>;
-    case Activation::ReLU6:
-      return &finish_runs<A, Activation::ReLU6, T>;
-    case Activation::SiLU:
-      return &finish_runs<A, Activation::SiLU, T>;
-    case Activation::Hardswish:
-      return &finish_runs<A, Activation::Hardswish, T>;
-    case Activation::Hardsigmoid:
-      return &finish_runs<A, Activation::Hardsigmoid, T>;
-    case Activation::GELU:
-      return &finish_runs<A, Activation::GELU, T>;
-    case Activation::GELUTanh:
-      return &finish_runs<A, Activation::GELUTanh, T>;
-    default:
-      return &finish_runs<A, Activation::None, T>;
-  }
-}
-
-// The instantiation for the pair (a, b).
+// The per-ISA builds (epilogue_{avx512,avx2,generic}.cpp) and the active one.
+bool epilogue_runs_avx512(EpilogueRunsSet* out);
+bool epilogue_runs_avx2(EpilogueRunsSet* out);
+bool epilogue_runs_generic(EpilogueRunsSet* out);
 template <typename T>
-FinishRuns<T> finish_runs_for(Activation a, Activation b) {
-  switch (a) {
-    case Activation::ReLU:
-      return finish_runs_for<Activation::ReLU, T>(b);
-    case Activation::ReLU6:
-      return finish_runs_for<Activation::ReLU6, T>(b);
-    case Activation::SiLU:
-      return finish_runs_for<Activation::SiLU, T>(b);
-    case Activation::Hardswish:
-      return finish_runs_for<Activation::Hardswish, T>(b);
-    case Activation::Hardsigmoid:
-      return finish_runs_for<Activation::Hardsigmoid, T>(b);
-    case Activation::GELU:
-      return finish_runs_for<Activation::GELU, T>(b);
-    case Activation::GELUTanh:
-      return finish_runs_for<Activation::GELUTanh, T>(b);
-    default:
-      return finish_runs_for<Activation::None, T>(b);
-  }
-}
-
-}  // namespace epilogue_detail
+FinishRuns<T> active_finish_runs(Activation act, Activation post);
 
 // Applies e to y[n, k0:k1, p0:p1, q0:q1] of an output with NCHW-order strides ys.
 template <typename T>
 void apply_epilogue(const Epilogue& e, T* y, const int64_t* ys, int64_t n, int64_t p0, int64_t p1, int64_t q0,
                     int64_t q1, int64_t k0, int64_t k1) {
   if (e.identity() || p0 >= p1 || q0 >= q1 || k0 >= k1) return;
-  const epilogue_detail::FinishRuns<T> finish = epilogue_detail::finish_runs_for<T>(e.act, e.post);
+  const FinishRuns<T> finish = active_finish_runs<T>(e.act, e.post);
   const T* r = static_cast<const T*>(e.residual);
   const int64_t* rs = e.residual_strides;
   const int64_t zero[4] = {0, 0, 0, 0};
