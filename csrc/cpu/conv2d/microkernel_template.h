@@ -15,6 +15,10 @@ namespace cnnops {
 namespace cpu {
 namespace simd {
 
+// Elements of T in a 64-byte cache line.
+template <typename T>
+constexpr int64_t kLineSteps = 64 / sizeof(T);
+
 // MR rows x NV registers of accumulators; NR = NV * V::kWidth columns. The
 // helpers below are always inlined into the three kernels, so the accumulators
 // live in registers.
@@ -100,6 +104,12 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
     const typename V::T* at = a + toff[t];
     for (int64_t k = 0; k < klen; ++k) {
       __builtin_prefetch(b + kPrefetchSteps * NR);
+      // The MR rows of A are MR streams, more than the hardware prefetchers
+      // follow: fetch each row's line after next once per line of steps.
+      if ((k & (kLineSteps<typename V::T> - 1)) == 0) {
+#pragma GCC unroll 32
+        for (int i = 0; i < MR; ++i) __builtin_prefetch(at + i * lda + k + 2 * kLineSteps<typename V::T>);
+      }
       acc_step<V, MR, NV>(acc, at + k, lda, b);
       b += NR;
     }
