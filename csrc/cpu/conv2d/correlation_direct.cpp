@@ -117,14 +117,22 @@ void copy_padded_row(const Correlation<T>& c, int64_t n, int64_t hp, const PadAx
                      int64_t C, T* dst) {
   const int64_t* s = c.in_strides;
   const int64_t h = hp + ph.lo;
-  for (int64_t wp = 0; wp < pw.size; ++wp) {
-    const int64_t w = wp + pw.lo;
+  // Padded columns [wa, wb) lie inside the input; the rest are zeros.
+  const int64_t wa = std::min(pw.size, std::max<int64_t>(0, -pw.lo));
+  const int64_t wb = std::max(wa, std::min(pw.size, c.W - pw.lo));
+  if (h < 0 || h >= c.H || wa == wb) {
+    std::fill(dst, dst + pw.size * C, T(0));
+    return;
+  }
+  std::fill(dst, dst + wa * C, T(0));
+  std::fill(dst + wb * C, dst + pw.size * C, T(0));
+  const T* src = c.in + n * s[0] + h * s[2] + (wa + pw.lo) * s[3];
+  if (s[1] == 1 && s[3] == C) {  // dense channels_last: the row is one run (3-channel stems)
+    std::copy(src, src + (wb - wa) * C, dst + wa * C);
+    return;
+  }
+  for (int64_t wp = wa; wp < wb; ++wp, src += s[3]) {
     T* d = dst + wp * C;
-    if (h < 0 || h >= c.H || w < 0 || w >= c.W) {
-      std::fill(d, d + C, T(0));
-      continue;
-    }
-    const T* src = c.in + n * s[0] + h * s[2] + w * s[3];
     if (s[1] == 1) std::copy(src, src + C, d);
     else
       for (int64_t ch = 0; ch < C; ++ch) d[ch] = src[ch * s[1]];
