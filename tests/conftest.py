@@ -71,6 +71,17 @@ def dtype_params():
 
 # ----------------------------------------------------------------------------- fixtures
 
+@pytest.fixture(params=[True, False], ids=["direct", "im2col"])
+def direct_paths(request):
+    """Every conv test once with the direct (packing-free) CPU paths allowed, once with the
+    im2col paths forced (cnnops._C.set_direct_paths)."""
+    cnnops._C.set_direct_paths(request.param)
+    try:
+        yield request.param
+    finally:
+        cnnops._C.set_direct_paths(True)
+
+
 def supported_isas():
     return [s for s in cnnops.build_info()["cpu_isas"].split(",") if s]
 

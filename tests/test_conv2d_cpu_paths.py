@@ -39,15 +39,6 @@ def _id(cfg):
     return "N{}C{}H{}W{}K{}R{}S{}s{}p{}d{}g{}".format(*cfg)
 
 
-@pytest.fixture(params=[True, False], ids=["direct", "im2col"])
-def direct_paths(request):
-    cnnops._C.set_direct_paths(request.param)
-    try:
-        yield request.param
-    finally:
-        cnnops._C.set_direct_paths(True)
-
-
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=_id)
 def test_all_three_kernels_match_torch(cfg, layout, direct_paths):

@@ -67,15 +67,6 @@ def _cid(c):
     return "N{}C{}H{}W{}K{}R{}S{}s{}p{}d{}g{}".format(*c)
 
 
-@pytest.fixture(params=[True, False], ids=["direct", "im2col"])
-def direct_paths(request):
-    cnnops._C.set_direct_paths(request.param)
-    try:
-        yield request.param
-    finally:
-        cnnops._C.set_direct_paths(True)
-
-
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
 @pytest.mark.parametrize("case", CONV_CASES, ids=_cid)
 def test_conv_paths(case, layout, direct_paths):

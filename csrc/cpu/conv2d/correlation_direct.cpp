@@ -421,16 +421,7 @@ bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk) {
               continue;
             }
             uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
-            int64_t row_off[64], col_src[64], col_off[64];
-            for (int64_t i = 0; i < rows; ++i)
-              row_off[i] =
-                  (m + i) / (c.P * c.Q) * os[0] + (m + i) / c.Q % c.P * os[2] + (m + i) % c.Q * os[3];
-            for (int64_t jj = 0; jj < cols; ++jj) {
-              col_src[jj] = jj;
-              col_off[jj] = jj * os[1];
-            }
-            store_tile(tile, NR, rows, row_off, cols, col_src, col_off, out_g + np * NR * os[1], kb0 > 0,
-                       os[1] < os[3]);
+            store_pixel_rows_tile(c, tile, NR, m, rows, cols, out_g + np * NR * os[1], kb0 > 0);
           }
         }
       }

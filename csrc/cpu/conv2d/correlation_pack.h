@@ -375,6 +375,23 @@ inline void finish_pixels(const Correlation<T>& c, int64_t m0, int64_t mn, int64
     apply_epilogue_pixels(*c.epilogue, c.out, c.out_strides, c.P, c.Q, m0, mn, k0, kn);
 }
 
+// store_tile for the channels-on-vector orientation: tile rows are the flat
+// output pixels m .. m + rows - 1 (over all images), columns `cols` channels
+// from out's channel 0.
+template <typename T>
+void store_pixel_rows_tile(const Correlation<T>& c, const T* tile, int64_t ld, int64_t m, int64_t rows,
+                           int64_t cols, T* out, bool add) {
+  const int64_t* os = c.out_strides;
+  int64_t row_off[64], col_src[64], col_off[64];
+  for (int64_t i = 0; i < rows; ++i)
+    row_off[i] = (m + i) / (c.P * c.Q) * os[0] + (m + i) / c.Q % c.P * os[2] + (m + i) % c.Q * os[3];
+  for (int64_t jj = 0; jj < cols; ++jj) {
+    col_src[jj] = jj;
+    col_off[jj] = jj * os[1];
+  }
+  store_tile(tile, ld, rows, row_off, cols, col_src, col_off, out, add, os[1] < os[3]);
+}
+
 template <typename T>
 void fill_bias_or_zero(const Correlation<T>& c) {
   const int64_t* s = c.out_strides;
