@@ -619,3 +619,10 @@ def test_input_that_requires_grad_gets_the_same_values_and_gradients():
     y.square().sum().backward()
     y2.square().sum().backward()
     torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        cnnops.optimize_for_inference("resnet")
+    with pytest.raises(TypeError, match="channels_last"):
+        cnnops.optimize_for_inference(nn.Conv2d(3, 4, 3), channels_last="yes")

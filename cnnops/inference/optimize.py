@@ -65,6 +65,9 @@ def optimize_for_inference(model, *, channels_last=True, example_inputs=None):
     if not isinstance(model, nn.Module):
         raise TypeError(f"cnnops.optimize_for_inference: expected a torch.nn.Module, "
                         f"got {type(model).__name__}")
+    if not isinstance(channels_last, bool):
+        raise TypeError(f"cnnops.optimize_for_inference: expected channels_last to be a bool, "
+                        f"got {type(channels_last).__name__}")
     net = copy.deepcopy(model)
     if model.training:
         net.eval()
