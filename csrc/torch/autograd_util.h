@@ -26,6 +26,22 @@ c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
 }
 
+// Whether a call must go through its autograd::Function: grad mode is on and a
+// tensor argument requires grad, or one carries a forward-mode tangent. When
+// none does, the autograd kernels run the op below autograd directly: apply()
+// builds a node, a context and its saved data (a few microseconds) even when
+// nothing is recorded, which small layers (batch-1 inference) pay on every call.
+inline bool needs_autograd(std::initializer_list<const at::Tensor*> args) {
+  const bool grad_mode = at::GradMode::is_enabled();
+  for (const at::Tensor* t : args) {
+    if (t == nullptr || !t->defined()) continue;
+    if ((grad_mode && t->requires_grad()) || t->_fw_grad(/*level=*/0).defined()) return true;
+  }
+  return false;
+}
+
+inline const at::Tensor* optional_arg(const std::optional<at::Tensor>& t) { return t ? &*t : nullptr; }
+
 // In a backward: grad mode is on only under create_graph, where the ops called must
 // record their own graph (double backward); otherwise they run below autograd.
 class BelowAutogradUnlessGradMode {

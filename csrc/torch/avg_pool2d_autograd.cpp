@@ -24,17 +24,22 @@ bool is_channels_last(const at::Tensor& t) {
 
 class AvgPool2dFwd : public torch::autograd::Function<AvgPool2dFwd> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, at::IntArrayRef kernel_size,
-                            at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
-                            bool count_include_pad, std::optional<int64_t> divisor_override) {
+  // The op below autograd.
+  static at::Tensor run(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                        at::IntArrayRef padding, bool ceil_mode, bool count_include_pad,
+                        std::optional<int64_t> divisor_override) {
     static const auto op =
         autograd::typed_op<at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef,
                                       bool, bool, std::optional<int64_t>)>("cnnops::avg_pool2d_fwd");
-    at::Tensor y;
-    {
-      at::AutoDispatchBelowADInplaceOrView below;
-      y = op.call(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override);
-    }
+    at::AutoDispatchBelowADInplaceOrView below;
+    return op.call(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override);
+  }
+
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, at::IntArrayRef kernel_size,
+                            at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
+                            bool count_include_pad, std::optional<int64_t> divisor_override) {
+    const at::Tensor y =
+        run(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override);
     ctx->saved_data["input_size"] = input.sym_sizes().slice(2);
     ctx->saved_data["kernel_size"] = kernel_size.vec();
     ctx->saved_data["stride"] = stride.vec();
@@ -65,14 +70,16 @@ class AvgPool2dFwd : public torch::autograd::Function<AvgPool2dFwd> {
 
 class AdaptiveAvgPool2dFwd : public torch::autograd::Function<AdaptiveAvgPool2dFwd> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, c10::SymIntArrayRef output_size) {
+  // The op below autograd.
+  static at::Tensor run(const at::Tensor& input, c10::SymIntArrayRef output_size) {
     static const auto op = autograd::typed_op<at::Tensor(const at::Tensor&, c10::SymIntArrayRef)>(
         "cnnops::adaptive_avg_pool2d_fwd");
-    at::Tensor y;
-    {
-      at::AutoDispatchBelowADInplaceOrView below;
-      y = op.call(input, output_size);
-    }
+    at::AutoDispatchBelowADInplaceOrView below;
+    return op.call(input, output_size);
+  }
+
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, c10::SymIntArrayRef output_size) {
+    const at::Tensor y = run(input, output_size);
     ctx->saved_data["input_size"] = input.sym_sizes().slice(2);
     ctx->saved_data["channels_last"] = is_channels_last(input);
     return y;
@@ -94,11 +101,15 @@ class AdaptiveAvgPool2dFwd : public torch::autograd::Function<AdaptiveAvgPool2dF
 at::Tensor avg_pool2d_fwd_autograd(const at::Tensor& input, at::IntArrayRef kernel_size,
                                    at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
                                    bool count_include_pad, std::optional<int64_t> divisor_override) {
+  if (!autograd::needs_autograd({&input}))
+    return AvgPool2dFwd::run(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                             divisor_override);
   return AvgPool2dFwd::apply(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                              divisor_override);
 }
 
 at::Tensor adaptive_avg_pool2d_fwd_autograd(const at::Tensor& input, c10::SymIntArrayRef output_size) {
+  if (!autograd::needs_autograd({&input})) return AdaptiveAvgPool2dFwd::run(input, output_size);
   return AdaptiveAvgPool2dFwd::apply(input, output_size);
 }
 

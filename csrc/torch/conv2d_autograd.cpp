@@ -115,6 +115,10 @@ bool trains(const at::Tensor& w) { return at::GradMode::is_enabled() && w.requir
 at::Tensor conv2d_fprop_autograd(const at::Tensor& input, const at::Tensor& weight,
                                  const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                  c10::SymIntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+  if (!autograd::needs_autograd({&input, &weight, autograd::optional_arg(bias)})) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    return call_fprop(input, weight, bias, stride, padding, dilation, groups);
+  }
   NoFilterCacheGuard training(trains(weight));
   return Conv2dFprop::apply(input, weight, bias, stride, padding, dilation, groups);
 }
@@ -123,6 +127,10 @@ at::Tensor conv2d_dgrad_autograd(const at::Tensor& grad_output, const at::Tensor
                                  const std::optional<at::Tensor>& bias, c10::SymIntArrayRef input_size,
                                  at::IntArrayRef stride, c10::SymIntArrayRef padding,
                                  at::IntArrayRef dilation, int64_t groups) {
+  if (!autograd::needs_autograd({&grad_output, &weight, autograd::optional_arg(bias)})) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    return call_dgrad(grad_output, weight, bias, input_size, stride, padding, dilation, groups);
+  }
   NoFilterCacheGuard training(trains(weight));
   return Conv2dDgrad::apply(grad_output, weight, bias, input_size, stride, padding, dilation, groups);
 }

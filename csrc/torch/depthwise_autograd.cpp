@@ -90,6 +90,10 @@ class DepthwiseFprop : public torch::autograd::Function<DepthwiseFprop> {
 at::Tensor depthwise_fprop_autograd(const at::Tensor& input, const at::Tensor& weight,
                                     const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                     c10::SymIntArrayRef padding, at::IntArrayRef dilation) {
+  if (!autograd::needs_autograd({&input, &weight, autograd::optional_arg(bias)})) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    return call_fprop(input, weight, bias, stride, padding, dilation);
+  }
   return DepthwiseFprop::apply(input, weight, bias, stride, padding, dilation);
 }
 
