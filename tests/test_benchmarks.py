@@ -1,8 +1,8 @@
 """The benchmark suite's own tests: FLOP/byte counts, the JSON record of a tiny run,
 `compare`, where runs are written (benchmarks/runs, or benchmarks/results with
---canonical), the history lines and the inference rows. Fast: tiny synthetic cases and
-models, a few repetitions, given machine limits (the one real torch.compile takes about
-10 s). The inference rows' tests that need cnnops.optimize_for_inference skip without it."""
+--canonical), the history lines, the layer rows and the sweep. Fast: tiny synthetic cases
+and models, a few repetitions, given machine limits. The inference rows' tests are in
+test_benchmarks_inference.py."""
 import copy
 import json
 import math
