@@ -106,19 +106,14 @@ class FusedConv2d(_FusedBase):
         ph, pw = self.padding
         return depthwise, [ph, ph, pw, pw]
 
-    def _out_hw(self, x):
-        ph, pw = self.padding
-        return tuple((size + 2 * pad - dil * (k - 1) - 1) // st + 1 for size, pad, dil, k, st in
-                     zip(x.shape[-2:], (ph, pw), self.dilation, self.weight.shape[2:], self.stride))
-
     def forward(self, x, residual=None):
         if self._needs_graph(x, residual):
             y = _activation_fn(self.activation)(cf.conv2d(x, self.weight, self.bias, self.stride,
                                                        self.padding, self.dilation, self.groups))
             return y if residual is None else _activation_fn(self.post_activation)(y + residual)
         if self._fast is not None and x.dim() == 4 and x.shape[1] == self.weight.shape[1] * self.groups:
-            if residual is None or _fits((x.shape[0], self.weight.shape[0]) + self._out_hw(x), x,
-                                         residual):
+            if residual is None or _fits((x.shape[0], self.weight.shape[0], *_conv_out_hw(
+                    x, self.weight.shape[2:], self.stride, self.padding, self.dilation)), x, residual):
                 depthwise, pad = self._fast
                 act = self.activation or "none"
                 post = self.post_activation or "none"

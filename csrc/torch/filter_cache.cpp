@@ -132,11 +132,6 @@ class Store {
     return false;
   }
 
-  bool has_frozen() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return !frozen_.empty();
-  }
-
  private:
   // The live entry of key's tensor, its forms emptied if the tensor changed since.
   Entry* find(const TensorKey& key) {
@@ -295,7 +290,7 @@ std::unique_ptr<cpu::FilterCache> filter_cache_for(const at::Tensor& w) {
   if (t_no_cache || !cacheable(w)) return nullptr;
   TensorKey key = key_of(w);
   // A frozen filter unchanged since it was frozen needs no hash.
-  if (!w.is_inference() && store().has_frozen() && store().frozen_content(key, w._version(), &key.content))
+  if (!w.is_inference() && store().frozen_content(key, w._version(), &key.content))
     return std::make_unique<TensorFilterCache>(std::move(key), w, true);
   return std::make_unique<TensorFilterCache>(std::move(key), w);
 }
