@@ -131,6 +131,57 @@ def test_nan_passes_through_relu_like_torch():
         torch.testing.assert_close(got, ACTS[act](x), equal_nan=True)
 
 
+# Shapes with full tiles (14 pixels by 32 float channels on AVX-512, 6 by 16 on AVX2):
+# a stage of ReLU / ReLU6 and a residual with contiguous channels is applied in registers
+# as each full tile is stored (microkernel.h, TileStage), the partial tiles and the other
+# stages after the store, each set of tiles on its own path.
+STAGED_CASES = [
+    (2, 40, 14, 15, 72, 1, 1, 1, 0, 1, 1),   # 1x1 over flat pixels: tiles cross rows and images
+    (1, 24, 9, 28, 70, 3, 3, 1, 1, 1, 1),    # 3x3 channels-last direct, rows of 28 pixels
+    (1, 300, 5, 28, 40, 1, 1, 1, 0, 1, 1),   # 1x1, two reduction blocks: staged on the last
+]
+
+
+def _residual(shape, kind, g, dtype):
+    N, K, P, Q = shape
+    if kind == "channels_last":
+        return make(shape, kind, g, dtype)
+    if kind == "pixel_gaps":  # channels contiguous, pixels 2K apart
+        return torch.randn(N, P, Q, 2 * K, dtype=dtype, generator=g)[..., :K].permute(0, 3, 1, 2)
+    if kind == "row_gaps":  # channels contiguous, every other row: pixels not at one step
+        t = torch.randn(N, 2 * P, Q, K, dtype=dtype, generator=g).permute(0, 3, 1, 2)
+        return t[:, :, ::2]
+    return make(shape, kind, g, dtype)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", STAGED_CASES, ids=_cid)
+def test_stage_in_registers(case, dtype, isa):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+    g = torch.Generator().manual_seed(11)
+    x = make((N, C, H, W), "channels_last", g, dtype)
+    x[0, 3, 2, 5] = float("nan")  # NaN passes through ReLU and ReLU6, as in torch
+    w = make((K, C, R, S), "channels_last", g, dtype)
+    b = torch.randn(K, dtype=dtype, generator=g)
+    shape = (N, K) + tuple(F.conv2d(x, w, b, stride, padding, dilation, groups).shape[2:])
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    cnnops.set_cpu_isa(isa)
+    try:
+        for act, post, kind in [("relu", "relu", "channels_last"), ("relu6", None, None),
+                                (None, "relu6", "pixel_gaps"), ("relu", None, "row_gaps"),
+                                (None, None, "channels_last"), ("relu", "relu", "nchw"),
+                                ("silu", "relu", "channels_last")]:
+            r = None if kind is None else _residual(shape, kind, g, dtype)
+            got = conv2d_fused(x, w, b, stride, padding, dilation, groups, act, r, post)
+            want = reference(x.double(), w.double(), b.double(), stride, padding, dilation, groups,
+                             act, None if r is None else r.double(), post)
+            torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol, equal_nan=True)
+            assert got.isnan().any()
+    finally:
+        cnnops.set_cpu_isa("auto")
+
+
 # (N, C, H, W, M, R, S, stride, padding, dilation): one per depthwise path
 DW_CASES = [
     (2, 19, 12, 13, 1, 3, 3, 1, 1, 1),   # channels_last: 3x3 spans; NCHW: flat planes

@@ -121,6 +121,14 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t splits = std::min(npanels, ceil_div(kMinTasks, c.G * blocks));
   const int64_t split_panels = ceil_div(npanels, splits);
   const int64_t zero_offset = 0;
+  // The fused stage in registers where it can be (tiles stored in place on the
+  // last reduction block); the other tiles get it right after their store.
+  TileStage<T> stage;
+  const bool staged = tile_stage_of(c, true, &stage);
+  // Panels per chunk: a chunk's packed filter for one reduction block stays
+  // within kChunkBytes (of L2).
+  constexpr int64_t kChunkBytes = int64_t(512) << 10;
+  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / (std::min(kKc, red) * NR * int64_t(sizeof(T))));
 
   for_tasks(c, c.G * blocks * splits, [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> panels(kKc * block);
@@ -133,8 +141,13 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
       T* out_g = c.out + g * c.Ko * os[1];
       if (np0 >= np1) continue;
       const int64_t full = in_place ? mn / MR : 0;  // tiles read in place
+      const int64_t kn = std::min(c.Ko, np1 * NR) - np0 * NR;
+      ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, m0, mn, g * c.Ko + np0 * NR, kn,
+                                   staged ? chunk * NR : kn, staged,
+                                   ceil_div(red, kKc) * (np1 - np0) * ceil_div(mn, MR));
       for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
         const int64_t kc = std::min(kKc, red - kb0);
+        const bool last = kb0 + kc == red;
         if (narrow && full * MR < mn) {  // the partial tile's rows, row-major, zero-filled
           const int64_t rows = mn - full * MR;
           std::fill(panels.get(), panels.get() + MR * kc, T(0));
@@ -145,37 +158,51 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
         } else if (full * MR < mn) {
           pack_input_channel_panels(c, g, kb0, kc, m0 + full * MR, mn - full * MR, MR, panels.get());
         }
-        for (int64_t np = np0; np < np1; ++np) {
-          const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
-          const T* bcol = bias.data() + g * kpad + np * NR;
-          const int64_t cols = std::min(NR, c.Ko - np * NR);
+        // Tiles in pixel order, each across a chunk of panels: the output is
+        // written as consecutive runs (the hardware prefetchers follow them; a
+        // panel at a time wrote 32-channel pieces at the pixel stride), while
+        // the chunk's packed filter stays in L2 and the tile's A rows in L1.
+        for (int64_t pc = np0; pc < np1; pc += chunk) {
+          const int64_t pc1 = std::min(np1, pc + chunk);
           for (int64_t mp = 0; mp < ceil_div(mn, MR); ++mp) {
-            const T* a = panels.get() + (mp - full) * kc * MR;
-            const int64_t rows = std::min(MR, mn - mp * MR), m = m0 + mp * MR;
-            if (mp < full) {
-              const T* arow = c.in + m * is[3] + (g * c.Ci + kb0) * is[1];
-              const AccInit init = kb0 == 0 ? first : AccInit::Load;
-              if (flat && cols == NR) {
-                arows(1, kc, &zero_offset, arow, is[3], b, out_g + m * os[3] + np * NR, os[3], init, bcol);
+            for (int64_t np = pc; np < pc1; ++np) {
+              prefetch.step();
+              const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
+              const T* bcol = bias.data() + g * kpad + np * NR;
+              const int64_t cols = std::min(NR, c.Ko - np * NR);
+              const T* a = panels.get() + (mp - full) * kc * MR;
+              const int64_t rows = std::min(MR, mn - mp * MR), m = m0 + mp * MR;
+              if (mp < full) {
+                const T* arow = c.in + m * is[3] + (g * c.Ci + kb0) * is[1];
+                const AccInit init = kb0 == 0 ? first : AccInit::Load;
+                if (flat && cols == NR) {
+                  const TileStage<T> at =
+                      staged && last ? tile_stage_at(c, stage, m, g * c.Ko + np * NR) : stage;
+                  arows(1, kc, &zero_offset, arow, is[3], b, out_g + m * os[3] + np * NR, os[3], init, bcol,
+                        staged && last ? &at : nullptr);
+                  continue;
+                }
+                arows(1, kc, &zero_offset, arow, is[3], b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol,
+                      nullptr);
+              } else if (narrow) {
+                arows(1, kc, &zero_offset, panels.get(), kc, b, tile, NR, kb0 == 0 ? first : AccInit::Zero,
+                      bcol, nullptr);
+              } else if (flat && rows == MR && cols == NR) {
+                uk.fn(kc, a, b, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load, bcol);
+                if (staged && last) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
                 continue;
+              } else {
+                uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
               }
-              arows(1, kc, &zero_offset, arow, is[3], b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
-            } else if (narrow) {
-              arows(1, kc, &zero_offset, panels.get(), kc, b, tile, NR, kb0 == 0 ? first : AccInit::Zero,
-                    bcol);
-            } else if (flat && rows == MR && cols == NR) {
-              uk.fn(kc, a, b, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load, bcol);
-              continue;
-            } else {
-              uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
+              store_pixel_rows_tile(c, tile, NR, m, rows, cols, out_g + np * NR * os[1], kb0 > 0);
+              if (staged && last) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
             }
-            store_pixel_rows_tile(c, tile, NR, m, rows, cols, out_g + np * NR * os[1], kb0 > 0);
           }
         }
       }
-      // The task's whole block at once: with all channels of a dense
+      // Otherwise the task's whole block at once: with all channels of a dense
       // channels_last output, each output row's part is one long run.
-      finish_pixels(c, m0, mn, g * c.Ko + np0 * NR, std::min(c.Ko, np1 * NR) - np0 * NR);
+      if (!staged) finish_pixels(c, m0, mn, g * c.Ko + np0 * NR, kn);
     }
   });
 }

@@ -206,6 +206,10 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // row, hext, plus step_h per further row).
   const int64_t hext = ph.size - (c.P - 1) * c.step_h;
   const int64_t task_rows = (rows_per_task - 1) * c.step_h + hext;
+  // The fused stage in registers on full tiles stored in place; other tiles get
+  // it right after their store.
+  TileStage<T> stage;
+  const bool staged = tile_stage_of(c, false, &stage);
   for_tasks(c, c.N * c.G * row_blocks * splits, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];
     AlignedBuffer<T> rows_buf(per_task ? task_rows * row + slack : 0);
@@ -222,20 +226,28 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
           copy_padded_row(c, n, p0 * c.step_h + r, ph, pw, C, rows_buf.get() + r * row);
         rows_base = rows_buf.get();
       }
+      const int64_t kn = std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR;
+      ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q,
+                                   g * c.Ko + np0 * NR, kn, staged ? NR : kn, staged,
+                                   split_panels * (p1 - p0) * qtiles);
       for (int64_t np = np0; np < np0 + split_panels; ++np) {
         const T* b = filter.get() + g * kpad * red + np * red * NR;
         const T* bcol = bias.data() + g * kpad + np * NR;
         const int64_t cols = std::min(NR, c.Ko - np * NR);
         for (int64_t p = p0; p < p1; ++p) {
           for (int64_t qt = 0; qt < qtiles; ++qt) {
+            prefetch.step();
             const int64_t q0 = qt * MR, rows = std::min(MR, c.Q - q0);
             const T* a = rows_base + (p - p0) * c.step_h * row + q0 * c.step_w * C + g * c.Ci;
             T* o = c.out + n * os[0] + p * os[2] + q0 * os[3] + (g * c.Ko + np * NR) * os[1];
+            const int64_t m = (n * c.P + p) * c.Q + q0;
             if (direct_store && rows == MR && cols == NR) {
-              uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol);
+              const TileStage<T> at = staged ? tile_stage_at(c, stage, m, g * c.Ko + np * NR) : stage;
+              uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol,
+                          staged ? &at : nullptr);
               continue;
             }
-            uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol);
+            uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol, nullptr);
             int64_t row_off[64], col_src[64], col_off[64];
             for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[3];
             for (int64_t jj = 0; jj < cols; ++jj) {
@@ -243,10 +255,12 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
               col_off[jj] = jj * os[1];
             }
             store_tile(tile, NR, rows, row_off, cols, col_src, col_off, o, false, os[1] < os[3]);
+            if (staged) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
           }
         }
       }
-      finish_pixels(c, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q, g * c.Ko + np0 * NR,
+      if (!staged)
+        finish_pixels(c, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q, g * c.Ko + np0 * NR,
                     std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR);
     }
   });
@@ -355,7 +369,7 @@ bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
       }
       for (int64_t panel = 0; panel < panels; ++panel) {
         kernel(runs, run_len, offsets, a, lda, cols.get() + (g * panels + panel) * red * NR, tile, NR, init,
-               bias.data() + g * round_up(c.Ko, MR) + k0);
+               bias.data() + g * round_up(c.Ko, MR) + k0, nullptr);
         const int64_t m0 = panel * NR, mn = std::min(NR, M - m0);
         int64_t row_off[64], col_src[64], col_off[64];
         for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];

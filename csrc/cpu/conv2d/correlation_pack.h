@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -373,6 +374,46 @@ template <typename T>
 inline void finish_pixels(const Correlation<T>& c, int64_t m0, int64_t mn, int64_t k0, int64_t kn) {
   if (c.epilogue != nullptr)
     apply_epilogue_pixels(*c.epilogue, c.out, c.out_strides, c.P, c.Q, m0, mn, k0, kn);
+}
+
+// The correlation's fused stage as a TileStage (microkernel.h), when it has that
+// form (act and post each none, ReLU or ReLU6; the residual, if any, with
+// contiguous channels) and is not the identity; else false, and the caller
+// applies the stage after each block (finish_pixels). `flat_pixels`: the tiles
+// run over flat pixels that may cross output rows and images (the 1x1 GEMM), so
+// the residual's pixels must be at one step as well. The residual pointer is set
+// per tile by tile_stage_at.
+template <typename T>
+bool tile_stage_of(const Correlation<T>& c, bool flat_pixels, TileStage<T>* s) {
+  const Epilogue* e = c.epilogue;
+  if (e == nullptr || e->identity()) return false;
+  auto clamp_of = [](Activation a, bool* on, T* lo, T* hi) {
+    *on = a != Activation::None;
+    *lo = T(0);
+    *hi = a == Activation::ReLU6 ? T(6) : std::numeric_limits<T>::infinity();
+    return a == Activation::None || a == Activation::ReLU || a == Activation::ReLU6;
+  };
+  if (!clamp_of(e->act, &s->act, &s->act_lo, &s->act_hi) || !clamp_of(e->post, &s->post, &s->post_lo, &s->post_hi))
+    return false;
+  if (e->residual != nullptr) {
+    const int64_t* rs = e->residual_strides;
+    if (rs[1] != 1) return false;
+    if (flat_pixels && (rs[2] != c.Q * rs[3] || (c.N > 1 && rs[0] != c.P * rs[2]))) return false;
+    s->ldr = rs[3];
+  }
+  return true;
+}
+
+// `stage` for the tile whose element (0, 0) is flat output pixel m, channel k.
+template <typename T>
+TileStage<T> tile_stage_at(const Correlation<T>& c, const TileStage<T>& stage, int64_t m, int64_t k) {
+  TileStage<T> s = stage;
+  if (c.epilogue->residual != nullptr) {
+    const int64_t* rs = c.epilogue->residual_strides;
+    const int64_t n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
+    s.residual = static_cast<const T*>(c.epilogue->residual) + n * rs[0] + p * rs[2] + q * rs[3] + k;
+  }
+  return s;
 }
 
 // store_tile for the channels-on-vector orientation: tile rows are the flat

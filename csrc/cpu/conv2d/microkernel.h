@@ -32,12 +32,29 @@ template <typename T>
 using MicroKernelBoffFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* boff, T* c, int64_t ldc,
                                    AccInit init, const T* bias);
 
+// The fused output stage (Epilogue in common/params.h) in the forms a tile can
+// apply in registers as it is stored, on its last reduction block:
+//   C[i][j] = post(act(sum) + residual[i*ldr + j])
+// with act and post each a clamp to [lo, hi] (ReLU: [0, inf], ReLU6: [0, 6]) or
+// nothing, and the residual optional. This saves the stage's pass over the
+// output (and, with the residual prefetched, its wait on memory); other
+// activations are applied by the caller after the block (util/epilogue.h).
+template <typename T>
+struct TileStage {
+  bool act = false, post = false;
+  T act_lo = 0, act_hi = 0, post_lo = 0, post_hi = 0;
+  const T* residual = nullptr;  // the tile's element (0, 0); null: no residual
+  int64_t ldr = 0;              // row step of the residual
+};
+
 // Direct variant 2 (packing-free channels_last): the reduction is ntaps runs of
 // klen steps; in run t, A[i][k] = a[toff[t] + i*lda + k] is read in place; b is
-// packed (ntaps*klen steps of NR values).
+// packed (ntaps*klen steps of NR values). stage, when not null, is applied as C
+// is stored (full tiles only: C is written in place).
 template <typename T>
 using MicroKernelArowsFn = void (*)(int64_t ntaps, int64_t klen, const int64_t* toff, const T* a, int64_t lda,
-                                    const T* b, T* c, int64_t ldc, AccInit init, const T* bias);
+                                    const T* b, T* c, int64_t ldc, AccInit init, const T* bias,
+                                    const TileStage<T>* stage);
 
 // Dot-product tile (wgrad of NCHW 1x1): for i < dot_mr, j < dot_nr,
 //   sum_{t < len} a[i*lda + t] * b[j*ldb + t]

@@ -61,6 +61,25 @@ inline void acc_store(typename V::Reg (&acc)[MR][NV], typename V::T* c, int64_t 
   }
 }
 
+// acc_store with the fused stage applied on the way (TileStage).
+template <typename V, int MR, int NV>
+inline void acc_store_staged(typename V::Reg (&acc)[MR][NV], typename V::T* c, int64_t ldc,
+                             const TileStage<typename V::T>& s) {
+  using Reg = typename V::Reg;
+  const Reg alo = V::set1(s.act_lo), ahi = V::set1(s.act_hi), plo = V::set1(s.post_lo), phi = V::set1(s.post_hi);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      Reg x = acc[i][v];
+      if (s.act) x = V::clamp(x, alo, ahi);
+      if (s.residual != nullptr) x = V::add(x, V::load(s.residual + i * s.ldr + v * V::kWidth));
+      if (s.post) x = V::clamp(x, plo, phi);
+      V::store(c + i * ldc + v * V::kWidth, x);
+    }
+  }
+}
+
 template <typename V, int MR, int NV>
 void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typename V::T* c, int64_t ldc,
                  AccInit init, const typename V::T* bias) {
@@ -96,7 +115,7 @@ void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b
 template <typename V, int MR, int NV>
 void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const typename V::T* a, int64_t lda,
                        const typename V::T* b, typename V::T* c, int64_t ldc, AccInit init,
-                       const typename V::T* bias) {
+                       const typename V::T* bias, const TileStage<typename V::T>* stage) {
   constexpr int NR = NV * V::kWidth;
   typename V::Reg acc[MR][NV];
   acc_init<V, MR, NV>(acc, c, ldc, init, bias);
@@ -114,7 +133,8 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
       b += NR;
     }
   }
-  acc_store<V, MR, NV>(acc, c, ldc);
+  if (stage != nullptr) acc_store_staged<V, MR, NV>(acc, c, ldc, *stage);
+  else acc_store<V, MR, NV>(acc, c, ldc);
 }
 
 // MR x NR dot products of contiguous rows (MicroKernelDotFn): one register of

@@ -25,6 +25,10 @@ struct Avx2F32 {
   // Non-temporal store (p 32-byte aligned): the line goes to memory, not into the caches.
   static void stream(T* p, Reg x) { _mm256_stream_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  // lo where x < lo, hi where x > hi, else x (NaN kept: max/min return their
+  // second operand when either is NaN).
+  static Reg clamp(Reg x, Reg lo, Reg hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, x)); }
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static __m256i lanes(uint32_t bits) {
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -50,6 +54,10 @@ struct Avx2F64 {
   static void store(T* p, Reg x) { _mm256_storeu_pd(p, x); }
   static void stream(T* p, Reg x) { _mm256_stream_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }
+  // lo where x < lo, hi where x > hi, else x (NaN kept: max/min return their
+  // second operand when either is NaN).
+  static Reg clamp(Reg x, Reg lo, Reg hi) { return _mm256_min_pd(hi, _mm256_max_pd(lo, x)); }
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static __m256i lanes(uint32_t bits) {
     const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);

@@ -24,6 +24,10 @@ struct Avx512F32 {
   // Non-temporal store (p 64-byte aligned): the line goes to memory, not into the caches.
   static void stream(T* p, Reg x) { _mm512_stream_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  // lo where x < lo, hi where x > hi, else x (NaN kept: max/min return their
+  // second operand when either is NaN).
+  static Reg clamp(Reg x, Reg lo, Reg hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, x)); }
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static Reg load_masked(const T* p, uint32_t bits) { return _mm512_maskz_loadu_ps(__mmask16(bits), p); }
   static void store_masked(T* p, Reg x, uint32_t bits) { _mm512_mask_storeu_ps(p, __mmask16(bits), x); }
@@ -45,6 +49,10 @@ struct Avx512F64 {
   static void store(T* p, Reg x) { _mm512_storeu_pd(p, x); }
   static void stream(T* p, Reg x) { _mm512_stream_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
+  // lo where x < lo, hi where x > hi, else x (NaN kept: max/min return their
+  // second operand when either is NaN).
+  static Reg clamp(Reg x, Reg lo, Reg hi) { return _mm512_min_pd(hi, _mm512_max_pd(lo, x)); }
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static Reg load_masked(const T* p, uint32_t bits) { return _mm512_maskz_loadu_pd(__mmask8(bits), p); }
   static void store_masked(T* p, Reg x, uint32_t bits) { _mm512_mask_storeu_pd(p, __mmask8(bits), x); }
