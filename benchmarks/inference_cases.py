@@ -53,8 +53,10 @@ class InferenceCase:
     op: str = "inference"
     modes = ("fwd",)
     # Few long repetitions (resnet50 at batch 16 is about 130 GFLOP a call, times four
-    # variants): the run's budget capped at 3 s, at least 3 timed calls, one warm-up.
-    budget_seconds = 3.0
+    # variants): the run's budget capped at 5 s (the default budget; it was 3 s, but
+    # whole-model times on our VM swing by 15% and more from one call to the next, and
+    # more calls steady the medians), at least 3 timed calls, one warm-up.
+    budget_seconds = 5.0
     budget_min_reps = 3
     budget_warmup = 1
 

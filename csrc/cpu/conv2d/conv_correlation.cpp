@@ -134,8 +134,10 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
     AlignedBuffer<T> panels(kKc * block);
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t g = task / (blocks * splits), blk = task / splits % blocks;
-      const int64_t np0 = task % splits * split_panels;
+      // Panel groups outermost: consecutive tasks (one thread's share) use the
+      // same filter panels, which then stay in that thread's L2.
+      const int64_t g = task / (blocks * splits), blk = task % blocks;
+      const int64_t np0 = task / blocks % splits * split_panels;
       const int64_t np1 = std::min(npanels, np0 + split_panels);
       const int64_t m0 = blk * block, mn = std::min(block, pixels - m0);
       T* out_g = c.out + g * c.Ko * os[1];

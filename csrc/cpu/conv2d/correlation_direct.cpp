@@ -215,7 +215,9 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
     AlignedBuffer<T> rows_buf(per_task ? task_rows * row + slack : 0);
     if (per_task) std::fill(rows_buf.get() + task_rows * row, rows_buf.get() + task_rows * row + slack, T(0));
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t blk = task / splits, np0 = task % splits * split_panels;
+      // Panel groups outermost: consecutive tasks (one thread's share) use the
+      // same filter panels, which then stay in that thread's L2.
+      const int64_t blk = task % (c.N * c.G * row_blocks), np0 = task / (c.N * c.G * row_blocks) * split_panels;
       const int64_t n = blk / (c.G * row_blocks), g = blk / row_blocks % c.G;
       const int64_t p0 = blk % row_blocks * rows_per_task, p1 = std::min(c.P, p0 + rows_per_task);
       // Output row p's padded rows start at (p - p0) * step_h in the task's copy,
