@@ -40,7 +40,7 @@ def test_inference_cases_plan_budget_family_and_resize():
     assert runner._layouts_of(TINY[0], ("nchw", "channels_last")) == ("nchw", "channels_last")
     assert case.modes == ("fwd",)
     budget = runner.row_budget(case, runner.DEFAULT_BUDGET)
-    assert (budget.seconds, budget.min_reps, budget.warmup) == (3.0, 3, 1)
+    assert (budget.seconds, budget.min_reps, budget.warmup) == (5.0, 3, 1)
     assert history.family_of(dict(case=case.name, op=case.op)) == "inference"
     small = resized(INFERENCE_CASES + [TINY[0]], size=48, max_batch=4)
     assert [c.name for c in small] == ["infer_resnet50_b1_48", "infer_resnet50_b4_48",
