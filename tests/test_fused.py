@@ -154,10 +154,12 @@ def _residual(shape, kind, g, dtype):
     return make(shape, kind, g, dtype)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["stored", "streamed"])
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("case", STAGED_CASES, ids=_cid)
-def test_stage_in_registers(case, dtype, isa):
+def test_stage_in_registers(case, dtype, isa, stream):
+    """streamed: every output written with non-temporal stores (large outputs are)."""
     N, C, H, W, K, R, S, stride, padding, dilation, groups = case
     g = torch.Generator().manual_seed(11)
     x = make((N, C, H, W), "channels_last", g, dtype)
@@ -167,8 +169,9 @@ def test_stage_in_registers(case, dtype, isa):
     shape = (N, K) + tuple(F.conv2d(x, w, b, stride, padding, dilation, groups).shape[2:])
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     cnnops.set_cpu_isa(isa)
+    cnnops._C.set_stream_min_bytes(0 if stream else -1)
     try:
-        for act, post, kind in [("relu", "relu", "channels_last"), ("relu6", None, None),
+        for act, post, kind in [(None, None, None), ("relu", "relu", "channels_last"), ("relu6", None, None),
                                 (None, "relu6", "pixel_gaps"), ("relu", None, "row_gaps"),
                                 (None, None, "channels_last"), ("relu", "relu", "nchw"),
                                 ("silu", "relu", "channels_last")]:
@@ -180,6 +183,7 @@ def test_stage_in_registers(case, dtype, isa):
             assert got.isnan().any()
     finally:
         cnnops.set_cpu_isa("auto")
+        cnnops._C.set_stream_min_bytes(-1)
 
 
 # (N, C, H, W, M, R, S, stride, padding, dilation): one per depthwise path

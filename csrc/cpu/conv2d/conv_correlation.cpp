@@ -122,9 +122,12 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t split_panels = ceil_div(npanels, splits);
   const int64_t zero_offset = 0;
   // The fused stage in registers where it can be (tiles stored in place on the
-  // last reduction block); the other tiles get it right after their store.
+  // last reduction block; a large output also streams there); the other tiles
+  // get it right after their store.
   TileStage<T> stage;
   const bool staged = tile_stage_of(c, true, &stage);
+  stage.stream = stream_tiles(c, staged);
+  const bool in_registers = staged || stage.stream;
   // Panels per chunk: a chunk's packed filter for one reduction block stays
   // within kChunkBytes (of L2).
   constexpr int64_t kChunkBytes = int64_t(512) << 10;
@@ -179,9 +182,9 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
                 const AccInit init = kb0 == 0 ? first : AccInit::Load;
                 if (flat && cols == NR) {
                   const TileStage<T> at =
-                      staged && last ? tile_stage_at(c, stage, m, g * c.Ko + np * NR) : stage;
+                      in_registers && last ? tile_stage_at(c, stage, m, g * c.Ko + np * NR) : stage;
                   arows(1, kc, &zero_offset, arow, is[3], b, out_g + m * os[3] + np * NR, os[3], init, bcol,
-                        staged && last ? &at : nullptr);
+                        in_registers && last ? &at : nullptr);
                   continue;
                 }
                 arows(1, kc, &zero_offset, arow, is[3], b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol,
@@ -206,6 +209,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
       // channels_last output, each output row's part is one long run.
       if (!staged) finish_pixels(c, m0, mn, g * c.Ko + np0 * NR, kn);
     }
+    if (stage.stream) stream_fence();
   });
 }
 

@@ -206,10 +206,12 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // row, hext, plus step_h per further row).
   const int64_t hext = ph.size - (c.P - 1) * c.step_h;
   const int64_t task_rows = (rows_per_task - 1) * c.step_h + hext;
-  // The fused stage in registers on full tiles stored in place; other tiles get
-  // it right after their store.
+  // The fused stage in registers on full tiles stored in place (a large output
+  // also streams there); other tiles get it right after their store.
   TileStage<T> stage;
   const bool staged = tile_stage_of(c, false, &stage);
+  stage.stream = stream_tiles(c, staged);
+  const bool in_registers = staged || stage.stream;
   for_tasks(c, c.N * c.G * row_blocks * splits, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];
     AlignedBuffer<T> rows_buf(per_task ? task_rows * row + slack : 0);
@@ -244,9 +246,9 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
             T* o = c.out + n * os[0] + p * os[2] + q0 * os[3] + (g * c.Ko + np * NR) * os[1];
             const int64_t m = (n * c.P + p) * c.Q + q0;
             if (direct_store && rows == MR && cols == NR) {
-              const TileStage<T> at = staged ? tile_stage_at(c, stage, m, g * c.Ko + np * NR) : stage;
+              const TileStage<T> at = in_registers ? tile_stage_at(c, stage, m, g * c.Ko + np * NR) : stage;
               uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol,
-                          staged ? &at : nullptr);
+                          in_registers ? &at : nullptr);
               continue;
             }
             uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol, nullptr);
@@ -265,6 +267,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         finish_pixels(c, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q, g * c.Ko + np0 * NR,
                     std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR);
     }
+    if (stage.stream) stream_fence();
   });
   return true;
 }

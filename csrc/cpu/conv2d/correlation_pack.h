@@ -16,6 +16,7 @@
 #include "../util/buffer.h"
 #include "../util/copy_row.h"
 #include "../util/epilogue.h"
+#include "../util/stream_stores.h"
 #include "conv2d.h"
 #include "conv_correlation.h"
 #include "microkernel.h"
@@ -404,11 +405,21 @@ bool tile_stage_of(const Correlation<T>& c, bool flat_pixels, TileStage<T>* s) {
   return true;
 }
 
+// Whether the tiles stored in registers stream the output (non-temporal stores,
+// ../util/stream_stores.h): when it is larger than the threads' L2 caches, and
+// the stage, if any, is applied in registers (a stage applied after the block
+// would read the output back).
+template <typename T>
+bool stream_tiles(const Correlation<T>& c, bool staged) {
+  const bool identity = c.epilogue == nullptr || c.epilogue->identity();
+  return (staged || identity) && stream_output(c.N * c.G * c.Ko * c.P * c.Q * int64_t(sizeof(T)));
+}
+
 // `stage` for the tile whose element (0, 0) is flat output pixel m, channel k.
 template <typename T>
 TileStage<T> tile_stage_at(const Correlation<T>& c, const TileStage<T>& stage, int64_t m, int64_t k) {
   TileStage<T> s = stage;
-  if (c.epilogue->residual != nullptr) {
+  if (c.epilogue != nullptr && c.epilogue->residual != nullptr) {
     const int64_t* rs = c.epilogue->residual_strides;
     const int64_t n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
     s.residual = static_cast<const T*>(c.epilogue->residual) + n * rs[0] + p * rs[2] + q * rs[3] + k;

@@ -38,13 +38,17 @@ using MicroKernelBoffFn = void (*)(int64_t kc, const T* a, const T* b, const int
 // with act and post each a clamp to [lo, hi] (ReLU: [0, inf], ReLU6: [0, 6]) or
 // nothing, and the residual optional. This saves the stage's pass over the
 // output (and, with the residual prefetched, its wait on memory); other
-// activations are applied by the caller after the block (util/epilogue.h).
+// activations are applied by the caller after the block (util/epilogue.h). A
+// stage that does nothing but stream serves plain outputs too.
 template <typename T>
 struct TileStage {
   bool act = false, post = false;
   T act_lo = 0, act_hi = 0, post_lo = 0, post_hi = 0;
   const T* residual = nullptr;  // the tile's element (0, 0); null: no residual
   int64_t ldr = 0;              // row step of the residual
+  // Non-temporal stores (../util/stream_stores.h: outputs larger than the
+  // threads' L2 caches); the caller fences after its last tile.
+  bool stream = false;
 };
 
 // Direct variant 2 (packing-free channels_last): the reduction is ntaps runs of

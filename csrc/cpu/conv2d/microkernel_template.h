@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 
+#include "../util/stream_stores.h"
 #include "microkernel.h"
 
 namespace cnnops {
@@ -75,7 +76,7 @@ inline void acc_store_staged(typename V::Reg (&acc)[MR][NV], typename V::T* c, i
       if (s.act) x = V::clamp(x, alo, ahi);
       if (s.residual != nullptr) x = V::add(x, V::load(s.residual + i * s.ldr + v * V::kWidth));
       if (s.post) x = V::clamp(x, plo, phi);
-      V::store(c + i * ldc + v * V::kWidth, x);
+      store_or_stream<V>(c + i * ldc + v * V::kWidth, x, s.stream);
     }
   }
 }
