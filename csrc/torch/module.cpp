@@ -88,6 +88,8 @@ PYBIND11_MODULE(_C, m) {
         py::arg("outer"));
   m.def("_conv_panel_splits", &cnnops::cpu::conv_panel_splits, py::arg("blocks"), py::arg("panels"),
         py::arg("threads"));
+  m.def("_conv_direct_row_blocks", &cnnops::cpu::conv_direct_row_blocks, py::arg("P"), py::arg("qtiles"),
+        py::arg("outer"), py::arg("threads"));
   m.def("set_stream_min_bytes", &cnnops::cpu::set_stream_min_bytes, py::arg("bytes"),
         "Outputs of at least `bytes` use non-temporal stores where a kernel can (0: all); "
         "a negative value restores the automatic threshold (L2 per core x threads)");

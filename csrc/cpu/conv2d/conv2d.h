@@ -53,9 +53,11 @@ bool direct_paths_enabled();
 // The work partitions of the correlation paths, pure functions of the shape and
 // thread count (correlation_pack.h), for tests: pixels per block of `items`
 // cut into panels of `width` with `outer` tasks per block index; panel groups
-// for `blocks` output blocks of `panels` output-channel panels on `threads`.
+// for `blocks` output blocks of `panels` output-channel panels on `threads`;
+// row blocks per image of the channels-last direct path.
 int64_t conv_balanced_block(int64_t items, int64_t width, int64_t outer);
 int64_t conv_panel_splits(int64_t blocks, int64_t panels, int64_t threads);
+int64_t conv_direct_row_blocks(int64_t P, int64_t qtiles, int64_t outer, int64_t threads);
 
 // The active ISA's micro-kernel tile (rows x columns of C per call), for
 // build_info.

@@ -225,6 +225,9 @@ int64_t conv_balanced_block(int64_t items, int64_t width, int64_t outer) {
 int64_t conv_panel_splits(int64_t blocks, int64_t panels, int64_t threads) {
   return corr::panel_splits(blocks, panels, threads);
 }
+int64_t conv_direct_row_blocks(int64_t P, int64_t qtiles, int64_t outer, int64_t threads) {
+  return corr::direct_row_blocks(P, qtiles, outer, threads);
+}
 bool direct_paths_enabled() { return corr::g_direct_paths.load(); }
 
 template <typename T>

@@ -193,10 +193,10 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t* os = c.out_strides;
   const bool direct_store = os[1] == 1;
   const int64_t qtiles = ceil_div(c.Q, MR);
-  // Blocks of about 8 tiles, of equal row counts (14 rows: 7 + 7, not 8 + 6),
-  // and the output-channel panels split where that evens out the threads' shares
-  // (28 rows at batch 1 make 7 blocks: 4 and 3 on two threads, 7 and 7 split in two).
-  const int64_t row_blocks = ceil_div(c.P, std::max<int64_t>(1, 8 / qtiles));
+  // Row blocks of equal row counts (direct_row_blocks), and the output-channel
+  // panels split where that evens out the threads' shares (28 rows at batch 1
+  // make 7 blocks: 4 and 3 on two threads, 7 and 7 split in two).
+  const int64_t row_blocks = direct_row_blocks(c.P, qtiles, c.N * c.G, at::get_num_threads());
   const int64_t rows_per_task = ceil_div(c.P, row_blocks);
   const int64_t npanels = kpad / NR;
   const int64_t splits = panel_splits(c.N * c.G * row_blocks, npanels, at::get_num_threads());

@@ -96,6 +96,22 @@ inline int64_t panel_splits(int64_t blocks, int64_t panels, int64_t threads) {
   return best;
 }
 
+// Row blocks per image for the channels-last direct path: P output rows of
+// qtiles tiles each, `outer` images x groups, on `threads` threads. A task
+// copies the padded input rows its block reads (the block's rows plus the
+// kernel's reach), so long blocks copy less twice: about 48 tiles a block
+// where that leaves at least 8 tasks a thread, else 24, 16, then 8 tiles (the
+// 64-channel 3x3 at 56x56, batch 16: 8 tiles, 2 rows, copied 4 rows a block;
+// 48 tiles, 12 rows, copy 14). Blocks of equal row counts (14 rows: 7 + 7,
+// not 8 + 6). A function of the shape and the thread count only.
+inline int64_t direct_row_blocks(int64_t P, int64_t qtiles, int64_t outer, int64_t threads) {
+  for (const int64_t tiles : {48, 24, 16}) {
+    const int64_t blocks = ceil_div(P, std::max<int64_t>(1, tiles / qtiles));
+    if (outer * blocks >= 8 * threads) return blocks;
+  }
+  return ceil_div(P, std::max<int64_t>(1, 8 / qtiles));
+}
+
 inline int64_t balanced_block(int64_t items, int64_t width, int64_t outer) {
   const int64_t panels = ceil_div(items, width);
   const int64_t blocks =
