@@ -68,12 +68,6 @@ struct RedCursor {
   }
 };
 
-// Pixels per block for `items` pixels cut into panels of `width`, when `outer`
-// (images x groups) tasks share each block index: whole panels, at most
-// kBlockPanels of them, blocks equal to within one panel, and enough blocks for
-// kMinTasks tasks when there are panels enough. at::parallel_for gives each
-// thread an equal count of tasks, so equal tasks keep the threads equally busy
-// (an output of 9 panels was one task of 8 and one of 1).
 // Groups to split `panels` output-channel panels into, for `blocks` blocks of
 // output on `threads` threads: the fewest groups, a divisor of panels (equal
 // groups), that give the threads equal counts of tasks, else the most even
@@ -112,6 +106,12 @@ inline int64_t direct_row_blocks(int64_t P, int64_t qtiles, int64_t outer, int64
   return ceil_div(P, std::max<int64_t>(1, 8 / qtiles));
 }
 
+// Pixels per block for `items` pixels cut into panels of `width`, when `outer`
+// (images x groups) tasks share each block index: whole panels, at most
+// kBlockPanels of them, blocks equal to within one panel, and enough blocks for
+// kMinTasks tasks when there are panels enough. at::parallel_for gives each
+// thread an equal count of tasks, so equal tasks keep the threads equally busy
+// (an output of 9 panels was one task of 8 and one of 1).
 inline int64_t balanced_block(int64_t items, int64_t width, int64_t outer) {
   const int64_t panels = ceil_div(items, width);
   const int64_t blocks =
