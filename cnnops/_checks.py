@@ -31,6 +31,8 @@ def rank(t, dim, op, arg, layout):
 
 
 def float_tensor(t, op, arg):
+    if t.dtype in _CPU_DTYPES:  # float32 and float64: good on every device (the common case first)
+        return
     if t.device.type == "cuda":
         if t.dtype not in _CUDA_DTYPES:
             raise TypeError(f"{op}: expected {arg} to be float32, float64, float16 or bfloat16 "
@@ -74,7 +76,8 @@ def fprop_padding(padding, op):
 
 
 def nonempty_feature_dims(t, op, arg):
-    if t.shape[1] == 0 or t.shape[2] == 0 or t.shape[3] == 0:
+    _, c, h, w = t.shape
+    if c == 0 or h == 0 or w == 0:
         raise ValueError(f"{op}: expected {arg} to have non-zero channel and spatial sizes "
                          f"(only the batch may be empty), got shape {list(t.shape)}")
 

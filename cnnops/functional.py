@@ -8,7 +8,7 @@ import numbers
 import torch
 
 from . import _checks as check
-from ._ops import ops
+from ._ops import direct, ops
 from ._shape import conv_transpose_out_size, same_padding2d
 
 
@@ -99,9 +99,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     _check_tensor(weight, "weight", fn)
     pad = conv_padding(padding, x, weight, stride, dilation, fn)
     if _is_depthwise(x, weight, bias, groups):
-        y = ops.depthwise_fprop(x, weight, bias, stride, pad, dilation)
+        y = direct.depthwise_fprop(x, weight, bias, stride, pad, dilation)
     else:
-        y = ops.conv2d_fprop(x, weight, bias, stride, pad, dilation, groups)
+        y = direct.conv2d_fprop(x, weight, bias, stride, pad, dilation, groups)
     return y.squeeze(0) if unbatched else y
 
 
@@ -119,7 +119,13 @@ def _is_depthwise(x, weight, bias, groups):
 
 def conv_transpose_output_size(input, weight, stride, padding, output_padding, dilation, fn):
     """[H_out, W_out] of a transposed convolution, checking output_padding like torch."""
-    size = []
+    _, _, h, w = input.shape
+    kh, kw = weight.shape[2], weight.shape[3]
+    size = [conv_transpose_out_size(h, kh, padding[0], output_padding[0], stride[0], dilation[0]),
+            conv_transpose_out_size(w, kw, padding[1], output_padding[1], stride[1], dilation[1])]
+    if (size[0] >= 1 and size[1] >= 1 and 0 <= output_padding[0] < max(stride[0], dilation[0])
+            and 0 <= output_padding[1] < max(stride[1], dilation[1])):
+        return size  # the common case, in one test
     for axis in range(2):
         if output_padding[axis] < 0:
             raise ValueError(f"cnnops.{fn}: expected output_padding to be non-negative, "
@@ -127,14 +133,11 @@ def conv_transpose_output_size(input, weight, stride, padding, output_padding, d
         if output_padding[axis] >= max(stride[axis], dilation[axis]):
             raise ValueError(f"cnnops.{fn}: output_padding {output_padding} must be smaller than "
                              f"either stride {stride} or dilation {dilation} in each dimension")
-        out = conv_transpose_out_size(input.shape[2 + axis], weight.shape[2 + axis], padding[axis],
-                                      output_padding[axis], stride[axis], dilation[axis])
-        if out < 1:
-            raise ValueError(f"cnnops.{fn}: the computed output size would be {out} along "
+        if size[axis] < 1:
+            raise ValueError(f"cnnops.{fn}: the computed output size would be {size[axis]} along "
                              f"{'HW'[axis]} (input {list(input.shape)}, weight "
                              f"{list(weight.shape)}, stride {stride}, padding {padding}, "
                              f"dilation {dilation}); expected a positive size")
-        size.append(out)
     return size
 
 
@@ -156,19 +159,21 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     _check_tensor(weight, "weight", fn)
     # The op is conv2d_dgrad, whose messages would call the input 'grad_output': check the
     # input here, under its own name.
-    check.float_tensor(x, f"cnnops.{fn}", "input")
-    check.nonempty_feature_dims(x, f"cnnops.{fn}", "input")
+    op = "cnnops.conv_transpose2d"
+    check.float_tensor(x, op, "input")
+    check.nonempty_feature_dims(x, op, "input")
     if weight.dim() != 4:
-        raise ValueError(f"cnnops.{fn}: expected weight to be a 4-D tensor (in_channels, "
+        raise ValueError(f"{op}: expected weight to be a 4-D tensor (in_channels, "
                          f"out_channels/groups, kH, kW), got {getattr(weight, 'shape', weight)!r}")
-    if x.shape[1] != weight.shape[0]:
-        raise ValueError(f"cnnops.{fn}: expected input to have weight.size(0) = {weight.shape[0]} "
-                         f"channels, got {x.shape[1]} (input shape {list(x.shape)})")
+    channels, in_channels = x.shape[1], weight.shape[0]
+    if channels != in_channels:
+        raise ValueError(f"{op}: expected input to have weight.size(0) = {in_channels} "
+                         f"channels, got {channels} (input shape {list(x.shape)})")
     if x.dtype != weight.dtype:
         raise TypeError(f"cnnops.{fn}: expected weight to have the same dtype as input "
                         f"({check.dtype_name(x.dtype)}), got {check.dtype_name(weight.dtype)}")
     size = conv_transpose_output_size(x, weight, stride, padding, output_padding, dilation, fn)
-    y = ops.conv2d_dgrad(x, weight, bias, size, stride, padding, dilation, groups)
+    y = direct.conv2d_dgrad(x, weight, bias, size, stride, padding, dilation, groups)
     return y.squeeze(0) if unbatched else y
 
 
@@ -207,9 +212,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
             raise ValueError(f"cnnops.{fn}: expected {name} to be positive, got {v}")
     pad = _pool_padding(padding, x, kernel_size, stride, dilation, fn)
     if not return_indices and not (torch.is_grad_enabled() and x.requires_grad):
-        y = ops.max_pool2d_values(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
+        y = direct.max_pool2d_values(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
         return y.squeeze(0) if unbatched else y
-    y, ind = ops.max_pool2d_fwd(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
+    y, ind = direct.max_pool2d_fwd(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
     if unbatched:
         y, ind = y.squeeze(0), ind.squeeze(0)
     return (y, ind) if return_indices else y
@@ -288,7 +293,7 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     dilation = _pair(dilation, "dilation", fn)
     _check_tensor(weight, "weight", fn)
     pad = conv_padding(padding, x, weight, stride, dilation, fn)
-    y = ops.depthwise_fprop(x, weight, bias, stride, pad, dilation)
+    y = direct.depthwise_fprop(x, weight, bias, stride, pad, dilation)
     return y.squeeze(0) if unbatched else y
 
 
@@ -344,8 +349,8 @@ def conv2d_fused(input, weight, bias=None, stride=1, padding=0, dilation=1, grou
             residual = residual.unsqueeze(0)
     pad = conv_padding(padding, x, weight, stride, dilation, fn)
     if _is_depthwise(x, weight, bias, groups):
-        y = ops.depthwise_fprop_fused(x, weight, bias, stride, pad, dilation, act, residual, post)
+        y = direct.depthwise_fprop_fused(x, weight, bias, stride, pad, dilation, act, residual, post)
     else:
-        y = ops.conv2d_fprop_fused(x, weight, bias, stride, pad, dilation, groups, act, residual,
+        y = direct.conv2d_fprop_fused(x, weight, bias, stride, pad, dilation, groups, act, residual,
                                    post)
     return y.squeeze(0) if unbatched else y

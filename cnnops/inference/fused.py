@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from .. import functional as cf
+from .._ops import direct
 from .._shape import conv_out_size, same_padding
 from .activations import APPLY
 
-_ops = torch.ops.cnnops
 
 
 def _private_copy(tensor, channels_last):
@@ -118,9 +118,9 @@ class FusedConv2d(_FusedBase):
                 act = self.activation or "none"
                 post = self.post_activation or "none"
                 if depthwise:
-                    return _ops.depthwise_fprop_fused(x, self.weight, self.bias, self.stride, pad,
+                    return direct.depthwise_fprop_fused(x, self.weight, self.bias, self.stride, pad,
                                                       self.dilation, act, residual, post)
-                return _ops.conv2d_fprop_fused(x, self.weight, self.bias, self.stride, pad,
+                return direct.conv2d_fprop_fused(x, self.weight, self.bias, self.stride, pad,
                                                self.dilation, self.groups, act, residual, post)
         if residual is not None:
             y_shape = x.shape[:-3] + (self.weight.shape[0],) + tuple(

@@ -1,9 +1,12 @@
-// The autograd kernel of cnnops::max_pool2d_fwd, in C++ for the per-call cost (see
-// autograd_util.h). Its backward is max_pool2d_bwd at the saved indices (an output,
-// not differentiable); max_pool2d_bwd keeps its Python autograd (cnnops/_ops/
-// max_pool2d.py), which double backward reaches through the dispatcher.
-// max_pool2d_values has no autograd: cnnops.max_pool2d calls it only when no gradient
-// is needed.
+// The autograd kernels of cnnops::max_pool2d_fwd and max_pool2d_values, in C++ for
+// the per-call cost (see autograd_util.h): a call that records no graph runs the op
+// below autograd. max_pool2d_fwd's backward is max_pool2d_bwd at the saved indices
+// (an output, not differentiable); max_pool2d_bwd keeps its Python autograd
+// (cnnops/_ops/max_pool2d.py), which double backward reaches through the dispatcher.
+// cnnops.max_pool2d calls max_pool2d_values only when no gradient is needed; a call
+// of it that needs one gets max_pool2d_fwd's values, with their gradient (without this
+// kernel, torch's boxed fallback for ops without autograd also cost about a
+// microsecond a call).
 #include <torch/library.h>
 
 #include "autograd_util.h"
@@ -64,12 +67,33 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd_autograd(const at::Tensor& inp
                                                            at::IntArrayRef kernel_size,
                                                            at::IntArrayRef stride, at::IntArrayRef padding,
                                                            at::IntArrayRef dilation, bool ceil_mode) {
+  if (!autograd::needs_autograd({&input})) {
+    static const auto op = autograd::typed_op<std::tuple<at::Tensor, at::Tensor>(
+        const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, bool)>(
+        "cnnops::max_pool2d_fwd");
+    at::AutoDispatchBelowADInplaceOrView below;
+    return op.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+  }
   variable_list out = MaxPool2dFwd::apply(input, kernel_size, stride, padding, dilation, ceil_mode);
   return {out[0], out[1]};
 }
 
+at::Tensor max_pool2d_values_autograd(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                      at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  if (autograd::needs_autograd({&input}))
+    return MaxPool2dFwd::apply(input, kernel_size, stride, padding, dilation, ceil_mode)[0];
+  static const auto op =
+      autograd::typed_op<at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef,
+                                    at::IntArrayRef, bool)>("cnnops::max_pool2d_values");
+  at::AutoDispatchBelowADInplaceOrView below;
+  return op.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(cnnops, Autograd, m) { m.impl("max_pool2d_fwd", &max_pool2d_fwd_autograd); }
+TORCH_LIBRARY_IMPL(cnnops, Autograd, m) {
+  m.impl("max_pool2d_fwd", &max_pool2d_fwd_autograd);
+  m.impl("max_pool2d_values", &max_pool2d_values_autograd);
+}
 
 }  // namespace cnnops

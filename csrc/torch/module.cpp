@@ -72,7 +72,12 @@ py::tuple balanced_for_trace(int64_t count, int64_t slow_us) {
 
 }  // namespace
 
+namespace cnnops {
+void bind_direct_calls(pybind11::module& m);  // direct_calls.cpp
+}  // namespace cnnops
+
 PYBIND11_MODULE(_C, m) {
+  cnnops::bind_direct_calls(m);
   m.doc() = "cnnops kernels (ops are registered under torch.ops.cnnops)";
   m.def("build_info", &build_info, "What this build of cnnops contains");
   m.def("cpu_peak_gflops", &cpu_peak_gflops, py::arg("float64") = false, py::arg("iters") = 20000000,

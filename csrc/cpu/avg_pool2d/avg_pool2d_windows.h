@@ -9,6 +9,7 @@
 
 #include "../../common/params.h"
 #include "../../common/shape.h"
+#include "../util/buffer.h"
 
 namespace cnnops {
 namespace cpu {
@@ -80,13 +81,6 @@ struct Windows {
 
 // Whether a tensor's channels are its innermost dimension (channels_last).
 inline bool channels_inner(const int64_t* s, int64_t C) { return C > 1 && s[1] == 1; }
-
-// at::parallel_for's grain for tasks of `work` elements each: tasks of tiny
-// problems share one thread (waking another costs more than it saves).
-inline int64_t grain_for(int64_t work) {
-  constexpr int64_t kMinWork = int64_t(1) << 15;
-  return std::max<int64_t>(1, kMinWork / std::max<int64_t>(1, work));
-}
 
 // The paths. global_* return false, doing nothing, unless the tensors are
 // contiguous NCHW or channels_last planes (then the caller runs the others).

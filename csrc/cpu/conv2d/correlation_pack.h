@@ -180,15 +180,20 @@ void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* d
         const int64_t valid = std::max<int64_t>(0, std::min(width, c.Ko - panel * width));
         const T* wp = c.wt + g * c.wt_group + panel * width * c.wt_out;
         T* dg = dst + g * kpad * red;
+        const bool one_block = red <= block;  // most filters: no division per element
         for (int64_t ci = 0; ci < c.Ci; ++ci)
           for (int64_t x = 0; x < width; ++x)
             for (int64_t tr = 0; tr < TR; ++tr)
               for (int64_t ts = 0; ts < TS; ++ts) {
                 const int64_t kk = order == ReduceOrder::ChannelsOuter ? (ci * TR + tr) * TS + ts
                                                                        : (tr * TS + ts) * c.Ci + ci;
+                const T v = x < valid ? wp[x * c.wt_out + ci * c.wt_in + c.rtap[tr] * c.wt_r + c.stap[ts]] : T(0);
+                if (one_block) {
+                  dg[(panel * red + kk) * width + x] = v;
+                  continue;
+                }
                 const int64_t kb0 = kk / block * block, kc = std::min(block, red - kb0);
-                dg[kb0 * kpad + panel * kc * width + (kk - kb0) * width + x] =
-                    x < valid ? wp[x * c.wt_out + ci * c.wt_in + c.rtap[tr] * c.wt_r + c.stap[ts]] : T(0);
+                dg[kb0 * kpad + panel * kc * width + (kk - kb0) * width + x] = v;
               }
         continue;
       }

@@ -33,6 +33,7 @@
 
 #include "max_pool2d.h"
 #include "max_pool2d_kernels.h"
+#include "../util/buffer.h"
 #include "../util/phase_rows.h"
 #include "../util/stream_stores.h"
 #include "../../common/shape.h"
@@ -66,7 +67,7 @@ void fwd_planes(const MaxPool2dParams& p) {
   std::vector<int64_t> wfirst(p.Q);
   for (int64_t q = 0; q < p.Q; ++q) wfirst[q] = pool_first_valid(q * sw - p.pad_w, p.dil_w);
   const PoolKernels<T>& vk = active_pool_kernels<T>();
-  at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, p.N * p.C, grain_for(p.H * p.W + p.P * p.Q), [&](int64_t begin, int64_t end) {
     std::vector<T> phases(band_rows * row_len), ybuf(direct ? 0 : p.Q);
     std::vector<int64_t> ibuf(direct ? 0 : p.Q), init(p.Q), base(RS);
     std::vector<const T*> rows(RS);
@@ -211,7 +212,7 @@ bool bwd_planes(const MaxPool2dParams& p) {
   const EmptyWindows empty(p);
   const PoolKernels<T>& vk = active_pool_kernels<T>();
   std::atomic<bool> ok{true};
-  at::parallel_for(0, p.N * p.C, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, p.N * p.C, grain_for(p.H * p.W + p.P * p.Q), [&](int64_t begin, int64_t end) {
     std::vector<T> acc(sw * nphase_max), dybuf(PQ);
     std::vector<int64_t> ibuf(PQ);
     bool good = true;
@@ -258,7 +259,7 @@ bool bwd_channels_last(const MaxPool2dParams& p) {
   const EmptyWindows empty(p);
   const PoolKernels<T>& vk = active_pool_kernels<T>();
   std::atomic<bool> ok{true};
-  at::parallel_for(0, p.N * p.P, 1, [&](int64_t begin, int64_t end) {  // index check
+  at::parallel_for(0, p.N * p.P, grain_for(p.Q * C), [&](int64_t begin, int64_t end) {  // index check
     bool good = true;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / p.P, pp = row % p.P;
@@ -286,7 +287,7 @@ bool bwd_channels_last(const MaxPool2dParams& p) {
     most_rows = std::max(most_rows, phi - plo + 1);
   }
   const bool stream = stream_output(p.N * p.H * p.W * C * int64_t(sizeof(T)));
-  at::parallel_for(0, p.N * p.H, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, p.N * p.H, grain_for(p.W * C), [&](int64_t begin, int64_t end) {
     std::vector<const int64_t*> win_idx(most_rows * most_cols);  // one input pixel's windows
     std::vector<const T*> win_dy(most_rows * most_cols);
     for (int64_t row = begin; row < end; ++row) {
