@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -289,3 +290,15 @@ def check_low_precision(ours, theirs, tensors, kwargs=None, factor=2.0):
         assert math.isfinite(e_ours) and e_ours <= factor * e_torch + 1e-6, (
             f"{what}: cnnops' {dtype} error {e_ours:.3e} is over {factor}x torch's {e_torch:.3e}")
     return errors
+
+
+class OpNames(TorchDispatchMode):
+    """Records the name of every op dispatched (tests that check which op a call reaches)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.seen.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, note
 from hypothesis import strategies as st
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnops
 from conftest import (
+    OpNames,
     check_against_torch,
     check_low_precision,
     device_params,
@@ -395,15 +395,6 @@ def test_compile_inductor_backward():
     (ge,) = torch.autograd.grad(net(x).sum(), x)
     torch.testing.assert_close(g, ge)
 
-
-class OpNames(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.seen.append(str(func.overloadpacket))
-        return func(*args, **(kwargs or {}))
 
 
 def test_every_flop_in_cnnops_ops():

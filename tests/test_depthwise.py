@@ -62,14 +62,7 @@ def test_float32_via_conv2d(device, layout, shape, M, stride):
 
 
 def test_conv2d_dispatches_to_depthwise():
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class OpNames(TorchDispatchMode):
-        seen = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.seen.append(str(func.overloadpacket))
-            return func(*args, **(kwargs or {}))
+    from conftest import OpNames
 
     x, w = torch.randn(1, 4, 5, 5), torch.randn(8, 1, 3, 3)
     with OpNames() as rec:

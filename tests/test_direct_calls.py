@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnops
 from cnnops._ops import direct
+from conftest import OpNames
 
 pytestmark = [pytest.mark.conv2d, pytest.mark.max_pool2d]
 ops = torch.ops.cnnops
@@ -50,15 +50,6 @@ def _args(dtype=torch.float64):
             torch.randn(8, 8, 3, 3, dtype=dtype, generator=g),
             torch.randn(8, dtype=dtype, generator=g))
 
-
-class OpNames(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.seen.append(str(func.overloadpacket))
-        return func(*args, **(kwargs or {}))
 
 
 class Seen(TorchFunctionMode):

@@ -8,10 +8,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, note
 from hypothesis import strategies as st
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnops
-from conftest import device_params, low_precision_params, memory_format_of
+from conftest import OpNames, device_params, low_precision_params, memory_format_of
 
 ops = torch.ops.cnnops
 CL = torch.channels_last
@@ -320,17 +319,6 @@ def test_window_without_input_positions():
         torch.ops.cnnops.max_pool2d_bwd(torch.ones(1, 1, 1, 1, dtype=torch.float64),
                                         torch.tensor([[[[5]]]]), [1, 1], [1, 1], [1, 1], [0, 0], [1, 1])
 
-
-class OpNames(TorchDispatchMode):
-    """Records the name of every op dispatched."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.seen.append(str(func.overloadpacket))
-        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("grad,return_indices,expected", [
