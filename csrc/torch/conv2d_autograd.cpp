@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include "autograd_util.h"
+#include "op_signatures.h"
 #include "filter_cache.h"
 
 #include <optional>
@@ -25,19 +26,14 @@ using autograd::variable_list;
 at::Tensor call_fprop(const at::Tensor& input, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                       c10::SymIntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
-  static const auto op =
-      autograd::typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef, int64_t)>(
-          "cnnops::conv2d_fprop");
+  static const auto op = autograd::typed_op<sig::Conv2dFprop>("cnnops::conv2d_fprop");
   return op.call(input, weight, bias, stride, padding, dilation, groups);
 }
 
 at::Tensor call_dgrad(const at::Tensor& dy, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                       c10::SymIntArrayRef input_size, at::IntArrayRef stride, c10::SymIntArrayRef pad,
                       at::IntArrayRef dilation, int64_t groups) {
-  static const auto op = autograd::typed_op<at::Tensor(
-      const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::SymIntArrayRef,
-      at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef, int64_t)>("cnnops::conv2d_dgrad");
+  static const auto op = autograd::typed_op<sig::Conv2dDgrad>("cnnops::conv2d_dgrad");
   return op.call(dy, weight, bias, input_size, stride, pad, dilation, groups);
 }
 

@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include "autograd_util.h"
+#include "op_signatures.h"
 
 #include <optional>
 #include <tuple>
@@ -23,10 +24,7 @@ using autograd::variable_list;
 at::Tensor call_fprop(const at::Tensor& input, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                       c10::SymIntArrayRef padding, at::IntArrayRef dilation) {
-  static const auto op =
-      autograd::typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef)>(
-          "cnnops::depthwise_fprop");
+  static const auto op = autograd::typed_op<sig::DepthwiseFprop>("cnnops::depthwise_fprop");
   return op.call(input, weight, bias, stride, padding, dilation);
 }
 

@@ -16,85 +16,66 @@
 #include <vector>
 
 #include "autograd_util.h"
+#include "op_signatures.h"
 
 namespace cnnops {
 namespace {
 
-namespace py = pybind11;
 using autograd::typed_op;
-using Opt = std::optional<at::Tensor>;
+using Ints = std::vector<int64_t>;
+using Opt = sig::OptTensor;
 
-std::vector<c10::SymInt> sym(const std::vector<int64_t>& v) { return {v.begin(), v.end()}; }
+// SymInt[] arguments from plain ints, without a copy.
+c10::SymIntArrayRef sym(const Ints& v) { return c10::fromIntArrayRefSlow(v); }
 
-at::Tensor conv2d_fprop(const at::Tensor& x, const at::Tensor& w, const Opt& b, const std::vector<int64_t>& stride,
-                        const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups) {
-  static const auto op = typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const Opt&, at::IntArrayRef,
-                                             c10::SymIntArrayRef, at::IntArrayRef, int64_t)>("cnnops::conv2d_fprop");
+at::Tensor conv2d_fprop(const at::Tensor& x, const at::Tensor& w, const Opt& b, const Ints& stride,
+                        const Ints& padding, const Ints& dilation, int64_t groups) {
+  static const auto op = typed_op<sig::Conv2dFprop>("cnnops::conv2d_fprop");
   return op.call(x, w, b, stride, sym(padding), dilation, groups);
 }
 
-at::Tensor conv2d_dgrad(const at::Tensor& dy, const at::Tensor& w, const Opt& b, const std::vector<int64_t>& size,
-                        const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
-                        const std::vector<int64_t>& dilation, int64_t groups) {
-  static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const Opt&, c10::SymIntArrayRef, at::IntArrayRef,
-                          c10::SymIntArrayRef, at::IntArrayRef, int64_t)>("cnnops::conv2d_dgrad");
+at::Tensor conv2d_dgrad(const at::Tensor& dy, const at::Tensor& w, const Opt& b, const Ints& size,
+                        const Ints& stride, const Ints& padding, const Ints& dilation, int64_t groups) {
+  static const auto op = typed_op<sig::Conv2dDgrad>("cnnops::conv2d_dgrad");
   return op.call(dy, w, b, sym(size), stride, sym(padding), dilation, groups);
 }
 
-at::Tensor depthwise_fprop(const at::Tensor& x, const at::Tensor& w, const Opt& b, const std::vector<int64_t>& stride,
-                           const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation) {
-  static const auto op = typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const Opt&, at::IntArrayRef,
-                                             c10::SymIntArrayRef, at::IntArrayRef)>("cnnops::depthwise_fprop");
+at::Tensor depthwise_fprop(const at::Tensor& x, const at::Tensor& w, const Opt& b, const Ints& stride,
+                           const Ints& padding, const Ints& dilation) {
+  static const auto op = typed_op<sig::DepthwiseFprop>("cnnops::depthwise_fprop");
   return op.call(x, w, b, stride, sym(padding), dilation);
 }
 
-at::Tensor conv2d_fprop_fused(const at::Tensor& x, const at::Tensor& w, const Opt& b,
-                              const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
-                              const std::vector<int64_t>& dilation, int64_t groups, const std::string& act,
+at::Tensor conv2d_fprop_fused(const at::Tensor& x, const at::Tensor& w, const Opt& b, const Ints& stride,
+                              const Ints& padding, const Ints& dilation, int64_t groups, const std::string& act,
                               const Opt& residual, const std::string& post) {
-  static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const Opt&, at::IntArrayRef, c10::SymIntArrayRef,
-                          at::IntArrayRef, int64_t, c10::string_view, const Opt&, c10::string_view)>(
-          "cnnops::conv2d_fprop_fused");
+  static const auto op = typed_op<sig::Conv2dFpropFused>("cnnops::conv2d_fprop_fused");
   return op.call(x, w, b, stride, sym(padding), dilation, groups, act, residual, post);
 }
 
-at::Tensor depthwise_fprop_fused(const at::Tensor& x, const at::Tensor& w, const Opt& b,
-                                 const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
-                                 const std::vector<int64_t>& dilation, const std::string& act, const Opt& residual,
-                                 const std::string& post) {
-  static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const Opt&, at::IntArrayRef, c10::SymIntArrayRef,
-                          at::IntArrayRef, c10::string_view, const Opt&, c10::string_view)>(
-          "cnnops::depthwise_fprop_fused");
+at::Tensor depthwise_fprop_fused(const at::Tensor& x, const at::Tensor& w, const Opt& b, const Ints& stride,
+                                 const Ints& padding, const Ints& dilation, const std::string& act,
+                                 const Opt& residual, const std::string& post) {
+  static const auto op = typed_op<sig::DepthwiseFpropFused>("cnnops::depthwise_fprop_fused");
   return op.call(x, w, b, stride, sym(padding), dilation, act, residual, post);
 }
 
-using PoolSignature = at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef,
-                                 bool);
-using PoolIndicesSignature = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, at::IntArrayRef, at::IntArrayRef,
-                                                                at::IntArrayRef, at::IntArrayRef, bool);
-
-at::Tensor max_pool2d_values(const at::Tensor& x, const std::vector<int64_t>& kernel,
-                             const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
-                             const std::vector<int64_t>& dilation, bool ceil_mode) {
-  static const auto op = typed_op<PoolSignature>("cnnops::max_pool2d_values");
+at::Tensor max_pool2d_values(const at::Tensor& x, const Ints& kernel, const Ints& stride, const Ints& padding,
+                             const Ints& dilation, bool ceil_mode) {
+  static const auto op = typed_op<sig::MaxPool2dValues>("cnnops::max_pool2d_values");
   return op.call(x, kernel, stride, padding, dilation, ceil_mode);
 }
 
-std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& x, const std::vector<int64_t>& kernel,
-                                                  const std::vector<int64_t>& stride,
-                                                  const std::vector<int64_t>& padding,
-                                                  const std::vector<int64_t>& dilation, bool ceil_mode) {
-  static const auto op = typed_op<PoolIndicesSignature>("cnnops::max_pool2d_fwd");
+std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& x, const Ints& kernel, const Ints& stride,
+                                                  const Ints& padding, const Ints& dilation, bool ceil_mode) {
+  static const auto op = typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
   return op.call(x, kernel, stride, padding, dilation, ceil_mode);
 }
 
 }  // namespace
 
-void bind_direct_calls(py::module& m) {
-  py::module d = m.def_submodule("direct", "typed dispatcher calls of the hot ops (cnnops/_ops/direct.py)");
+void bind_direct_calls(pybind11::module& m) {
+  pybind11::module d = m.def_submodule("direct", "typed dispatcher calls of the hot ops (cnnops/_ops/direct.py)");
   d.def("conv2d_fprop", &conv2d_fprop);
   d.def("conv2d_dgrad", &conv2d_dgrad);
   d.def("depthwise_fprop", &depthwise_fprop);

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "autograd_util.h"
+#include "op_signatures.h"
 #include "checks.h"
 #include "fused_stage.h"
 
@@ -98,11 +99,7 @@ at::Tensor conv2d_fprop_fused_autograd(const at::Tensor& input, const at::Tensor
                                        c10::string_view post_activation) {
   check_no_grad("cnnops::conv2d_fprop_fused",
                 {{"input", &input}, {"weight", &weight}, {"bias", opt(bias)}, {"residual", opt(residual)}});
-  static const auto op =
-      autograd::typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef, int64_t,
-                                    c10::string_view, const std::optional<at::Tensor>&, c10::string_view)>(
-          "cnnops::conv2d_fprop_fused");
+  static const auto op = autograd::typed_op<sig::Conv2dFpropFused>("cnnops::conv2d_fprop_fused");
   at::AutoDispatchBelowADInplaceOrView below;
   return op.call(input, weight, bias, stride, padding, dilation, groups, activation, residual,
                  post_activation);
@@ -116,11 +113,7 @@ at::Tensor depthwise_fprop_fused_autograd(const at::Tensor& input, const at::Ten
                                           c10::string_view post_activation) {
   check_no_grad("cnnops::depthwise_fprop_fused",
                 {{"input", &input}, {"weight", &weight}, {"bias", opt(bias)}, {"residual", opt(residual)}});
-  static const auto op =
-      autograd::typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                    at::IntArrayRef, c10::SymIntArrayRef, at::IntArrayRef, c10::string_view,
-                                    const std::optional<at::Tensor>&, c10::string_view)>(
-          "cnnops::depthwise_fprop_fused");
+  static const auto op = autograd::typed_op<sig::DepthwiseFpropFused>("cnnops::depthwise_fprop_fused");
   at::AutoDispatchBelowADInplaceOrView below;
   return op.call(input, weight, bias, stride, padding, dilation, activation, residual, post_activation);
 }

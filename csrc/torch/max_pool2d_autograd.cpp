@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include "autograd_util.h"
+#include "op_signatures.h"
 
 #include <tuple>
 #include <vector>
@@ -25,9 +26,7 @@ class MaxPool2dFwd : public torch::autograd::Function<MaxPool2dFwd> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& input, at::IntArrayRef kernel_size,
                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                                bool ceil_mode) {
-    static const auto op = autograd::typed_op<std::tuple<at::Tensor, at::Tensor>(
-        const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, bool)>(
-        "cnnops::max_pool2d_fwd");
+    static const auto op = autograd::typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
     at::Tensor y, ind;
     {
       at::AutoDispatchBelowADInplaceOrView below;
@@ -68,9 +67,7 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd_autograd(const at::Tensor& inp
                                                            at::IntArrayRef stride, at::IntArrayRef padding,
                                                            at::IntArrayRef dilation, bool ceil_mode) {
   if (!autograd::needs_autograd({&input})) {
-    static const auto op = autograd::typed_op<std::tuple<at::Tensor, at::Tensor>(
-        const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, bool)>(
-        "cnnops::max_pool2d_fwd");
+    static const auto op = autograd::typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
     at::AutoDispatchBelowADInplaceOrView below;
     return op.call(input, kernel_size, stride, padding, dilation, ceil_mode);
   }
@@ -82,9 +79,7 @@ at::Tensor max_pool2d_values_autograd(const at::Tensor& input, at::IntArrayRef k
                                       at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
   if (autograd::needs_autograd({&input}))
     return MaxPool2dFwd::apply(input, kernel_size, stride, padding, dilation, ceil_mode)[0];
-  static const auto op =
-      autograd::typed_op<at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef,
-                                    at::IntArrayRef, bool)>("cnnops::max_pool2d_values");
+  static const auto op = autograd::typed_op<sig::MaxPool2dValues>("cnnops::max_pool2d_values");
   at::AutoDispatchBelowADInplaceOrView below;
   return op.call(input, kernel_size, stride, padding, dilation, ceil_mode);
 }

@@ -124,10 +124,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // The fused stage in registers where it can be (tiles stored in place on the
   // last reduction block; a large output also streams there); the other tiles
   // get it right after their store.
-  TileStage<T> stage;
-  const bool staged = tile_stage_of(c, true, &stage);
-  stage.stream = stream_tiles(c, staged);
-  const bool in_registers = staged || stage.stream;
+  const TileStores<T> stores = tile_stores(c, true);
   // Panels per chunk: a chunk's packed filter for one reduction block stays
   // within kChunkBytes (of L2).
   constexpr int64_t kChunkBytes = int64_t(512) << 10;
@@ -148,7 +145,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
       const int64_t full = in_place ? mn / MR : 0;  // tiles read in place
       const int64_t kn = std::min(c.Ko, np1 * NR) - np0 * NR;
       ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, m0, mn, g * c.Ko + np0 * NR, kn,
-                                   staged ? chunk * NR : kn, staged,
+                                   stores.staged ? chunk * NR : kn, stores.staged,
                                    ceil_div(red, kKc) * (np1 - np0) * ceil_div(mn, MR));
       for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
         const int64_t kc = std::min(kKc, red - kb0);
@@ -170,21 +167,20 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
         for (int64_t pc = np0; pc < np1; pc += chunk) {
           const int64_t pc1 = std::min(np1, pc + chunk);
           for (int64_t mp = 0; mp < ceil_div(mn, MR); ++mp) {
+            const T* a = panels.get() + (mp - full) * kc * MR;
+            const int64_t rows = std::min(MR, mn - mp * MR), m = m0 + mp * MR;
+            const T* arow = c.in + m * is[3] + (g * c.Ci + kb0) * is[1];  // when read in place
             for (int64_t np = pc; np < pc1; ++np) {
               prefetch.step();
               const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
               const T* bcol = bias.data() + g * kpad + np * NR;
               const int64_t cols = std::min(NR, c.Ko - np * NR);
-              const T* a = panels.get() + (mp - full) * kc * MR;
-              const int64_t rows = std::min(MR, mn - mp * MR), m = m0 + mp * MR;
               if (mp < full) {
-                const T* arow = c.in + m * is[3] + (g * c.Ci + kb0) * is[1];
                 const AccInit init = kb0 == 0 ? first : AccInit::Load;
                 if (flat && cols == NR) {
-                  const TileStage<T> at =
-                      in_registers && last ? tile_stage_at(c, stage, m, g * c.Ko + np * NR) : stage;
+                  TileStage<T> at;
                   arows(1, kc, &zero_offset, arow, is[3], b, out_g + m * os[3] + np * NR, os[3], init, bcol,
-                        in_registers && last ? &at : nullptr);
+                        last ? stores.at(c, m, g * c.Ko + np * NR, &at) : nullptr);
                   continue;
                 }
                 arows(1, kc, &zero_offset, arow, is[3], b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol,
@@ -194,22 +190,22 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
                       bcol, nullptr);
               } else if (flat && rows == MR && cols == NR) {
                 uk.fn(kc, a, b, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load, bcol);
-                if (staged && last) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
+                if (stores.staged && last) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
                 continue;
               } else {
                 uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
               }
               store_pixel_rows_tile(c, tile, NR, m, rows, cols, out_g + np * NR * os[1], kb0 > 0);
-              if (staged && last) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
+              if (stores.staged && last) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
             }
           }
         }
       }
       // Otherwise the task's whole block at once: with all channels of a dense
       // channels_last output, each output row's part is one long run.
-      if (!staged) finish_pixels(c, m0, mn, g * c.Ko + np0 * NR, kn);
+      if (!stores.staged) finish_pixels(c, m0, mn, g * c.Ko + np0 * NR, kn);
     }
-    if (stage.stream) stream_fence();
+    if (stores.stage.stream) stream_fence();
   });
 }
 

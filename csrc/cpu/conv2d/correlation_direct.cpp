@@ -212,10 +212,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t task_rows = (rows_per_task - 1) * c.step_h + hext;
   // The fused stage in registers on full tiles stored in place (a large output
   // also streams there); other tiles get it right after their store.
-  TileStage<T> stage;
-  const bool staged = tile_stage_of(c, false, &stage);
-  stage.stream = stream_tiles(c, staged);
-  const bool in_registers = staged || stage.stream;
+  const TileStores<T> stores = tile_stores(c, false);
   for_tasks(c, c.N * c.G * row_blocks * splits, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];
     AlignedBuffer<T> rows_buf(per_task ? task_rows * row + slack : 0);
@@ -236,7 +233,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
       }
       const int64_t kn = std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR;
       ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q,
-                                   g * c.Ko + np0 * NR, kn, staged ? NR : kn, staged,
+                                   g * c.Ko + np0 * NR, kn, stores.staged ? NR : kn, stores.staged,
                                    split_panels * (p1 - p0) * qtiles);
       for (int64_t np = np0; np < np0 + split_panels; ++np) {
         const T* b = filter.get() + g * kpad * red + np * red * NR;
@@ -250,9 +247,9 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
             T* o = c.out + n * os[0] + p * os[2] + q0 * os[3] + (g * c.Ko + np * NR) * os[1];
             const int64_t m = (n * c.P + p) * c.Q + q0;
             if (direct_store && rows == MR && cols == NR) {
-              const TileStage<T> at = in_registers ? tile_stage_at(c, stage, m, g * c.Ko + np * NR) : stage;
+              TileStage<T> at;
               uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol,
-                          in_registers ? &at : nullptr);
+                          stores.at(c, m, g * c.Ko + np * NR, &at));
               continue;
             }
             uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol, nullptr);
@@ -263,15 +260,13 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
               col_off[jj] = jj * os[1];
             }
             store_tile(tile, NR, rows, row_off, cols, col_src, col_off, o, false, os[1] < os[3]);
-            if (staged) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
+            if (stores.staged) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
           }
         }
       }
-      if (!staged)
-        finish_pixels(c, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q, g * c.Ko + np0 * NR,
-                    std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR);
+      if (!stores.staged) finish_pixels(c, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q, g * c.Ko + np0 * NR, kn);
     }
-    if (stage.stream) stream_fence();
+    if (stores.stage.stream) stream_fence();
   });
   return true;
 }

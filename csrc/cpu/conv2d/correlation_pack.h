@@ -400,13 +400,11 @@ inline void finish_pixels(const Correlation<T>& c, int64_t m0, int64_t mn, int64
 
 // The correlation's fused stage as a TileStage (microkernel.h), when it has that
 // form (act and post each none, ReLU or ReLU6; the residual, if any, with
-// contiguous channels) and is not the identity; else false, and the caller
-// applies the stage after each block (finish_pixels). `flat_pixels`: the tiles
-// run over flat pixels that may cross output rows and images (the 1x1 GEMM), so
-// the residual's pixels must be at one step as well. The residual pointer is set
-// per tile by tile_stage_at.
+// contiguous channels) and is not the identity; else false. `flat_pixels`: the
+// tiles run over flat pixels that may cross output rows and images (the 1x1
+// GEMM), so the residual's pixels must be at one step as well.
 template <typename T>
-bool tile_stage_of(const Correlation<T>& c, bool flat_pixels, TileStage<T>* s) {
+bool tile_stage_form(const Correlation<T>& c, bool flat_pixels, TileStage<T>* s) {
   const Epilogue* e = c.epilogue;
   if (e == nullptr || e->identity()) return false;
   auto clamp_of = [](Activation a, bool* on, T* lo, T* hi) {
@@ -426,26 +424,40 @@ bool tile_stage_of(const Correlation<T>& c, bool flat_pixels, TileStage<T>* s) {
   return true;
 }
 
-// Whether the tiles stored in registers stream the output (non-temporal stores,
-// ../util/stream_stores.h): when it is larger than the threads' L2 caches, and
-// the stage, if any, is applied in registers (a stage applied after the block
-// would read the output back).
+// How the channels-last paths store a full tile in place on its last reduction
+// block: through `stage` in registers when the fused stage has a TileStage form
+// (`staged`; otherwise the caller applies it after each block, finish_pixels),
+// and with non-temporal stores (stage.stream, ../util/stream_stores.h) when the
+// output is larger than the threads' L2 caches and no stage is left to apply
+// after the block (it would read the output back).
 template <typename T>
-bool stream_tiles(const Correlation<T>& c, bool staged) {
-  const bool identity = c.epilogue == nullptr || c.epilogue->identity();
-  return (staged || identity) && stream_output(c.N * c.G * c.Ko * c.P * c.Q * int64_t(sizeof(T)));
-}
+struct TileStores {
+  TileStage<T> stage;
+  bool staged = false;
+  bool in_registers = false;  // staged or streamed: full tiles store through `stage`
 
-// `stage` for the tile whose element (0, 0) is flat output pixel m, channel k.
-template <typename T>
-TileStage<T> tile_stage_at(const Correlation<T>& c, const TileStage<T>& stage, int64_t m, int64_t k) {
-  TileStage<T> s = stage;
-  if (c.epilogue != nullptr && c.epilogue->residual != nullptr) {
-    const int64_t* rs = c.epilogue->residual_strides;
-    const int64_t n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
-    s.residual = static_cast<const T*>(c.epilogue->residual) + n * rs[0] + p * rs[2] + q * rs[3] + k;
+  // The stage of the full tile whose element (0, 0) is flat output pixel m,
+  // channel k (its residual pointer filled in), in *buf; null: plain stores.
+  const TileStage<T>* at(const Correlation<T>& c, int64_t m, int64_t k, TileStage<T>* buf) const {
+    if (!in_registers) return nullptr;
+    *buf = stage;
+    if (c.epilogue != nullptr && c.epilogue->residual != nullptr) {
+      const int64_t* rs = c.epilogue->residual_strides;
+      const int64_t n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
+      buf->residual = static_cast<const T*>(c.epilogue->residual) + n * rs[0] + p * rs[2] + q * rs[3] + k;
+    }
+    return buf;
   }
-  return s;
+};
+
+template <typename T>
+TileStores<T> tile_stores(const Correlation<T>& c, bool flat_pixels) {
+  TileStores<T> t;
+  t.staged = tile_stage_form(c, flat_pixels, &t.stage);
+  const bool identity = c.epilogue == nullptr || c.epilogue->identity();
+  t.stage.stream = (t.staged || identity) && stream_output(c.N * c.G * c.Ko * c.P * c.Q * int64_t(sizeof(T)));
+  t.in_registers = t.staged || t.stage.stream;
+  return t;
 }
 
 // store_tile for the channels-on-vector orientation: tile rows are the flat
