@@ -8,7 +8,9 @@ averages the gradients, and metric sums are all-reduced, so N processes with --b
 B follow one process with --batch-size N*B. Only rank 0 prints and writes files.
 """
 import datetime
+import gc
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -55,11 +57,18 @@ def setup(device):
 def cleanup(wait_for_peers=True):
     """Leaves the process group, after a barrier unless this process failed: tearing gloo
     down while a peer still talks to it can abort the peer ("terminate called without an
-    active exception", seen once in CI); after a failure the peers may never arrive."""
+    active exception", seen twice in CI); after a failure the peers may never arrive.
+
+    DistributedDataParallel's reducer keeps the process group alive and sits in reference
+    cycles, so without a collection here the group's C++ threads would be torn down during
+    interpreter finalization, where gloo can abort the process; collecting first ends
+    them while Python is whole."""
     if is_enabled():
         if wait_for_peers:
             dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def wrap(model, device):
@@ -126,6 +135,12 @@ def _spawned(index, world, port, fn, args):
         cleanup(wait_for_peers=False)
         raise
     cleanup()
+    # A worker that succeeded ends here, without interpreter finalization: gloo's threads
+    # and the TCP store of rank 0 then cannot race the teardown of Python objects (the
+    # parent only reads the exit code; fn's results are in files it wrote).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def spawn(fn, args, nprocs, port):
