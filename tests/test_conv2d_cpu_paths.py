@@ -95,6 +95,29 @@ def test_isas_agree_with_torch(isa, dtype):
         cnnops.set_cpu_isa("auto")
 
 
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("Q", [1, 5, 14, 17, 31, 40])
+def test_nchw_output_of_channels_tiles_every_isa(isa, dtype, Q):
+    # Strided NCHW convolutions compute channels-on-vector tiles (pixels x channels)
+    # and store each channel's pixels as one run (the ISA's gathering store): tile
+    # rows below, at and above the vector width, channel tails, and bias, on every ISA.
+    g = torch.Generator().manual_seed(Q)
+    x = torch.randn(2, 3, 9, 2 * Q + 1, dtype=torch.float64, generator=g)
+    w = torch.randn(37, 3, 3, 3, dtype=torch.float64, generator=g)
+    b = torch.randn(37, dtype=torch.float64, generator=g)
+    ref = F.conv2d(x, w, b, 2, 1)
+    assert ref.shape[-1] == Q + 1 and ref.is_contiguous()
+    cnnops.set_cpu_isa(isa)
+    try:
+        got = ops.conv2d_fprop(x.to(dtype), w.to(dtype), b.to(dtype), [2, 2], [1] * 4, [1, 1], 1)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    assert got.is_contiguous()
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got.double(), ref, **tol)
+
+
 def test_conv_transpose_stride_phases_without_taps():
     # stride 3 > kernel 2: some output phases receive no tap and must be the bias.
     x = torch.randn(2, 4, 5, 6, dtype=torch.float64)

@@ -197,6 +197,10 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t* os = c.out_strides;
   const bool direct_store = os[1] == 1;
   const int64_t qtiles = ceil_div(c.Q, MR);
+  // NCHW-like outputs (the strided stem): a whole output row of tiles goes to a
+  // buffer, and then each channel's row is written as one run; per tile, each of
+  // NR channel planes got a run of MR pixels, on as many pages.
+  const bool row_store = !direct_store && os[3] == 1;
   // Row blocks of equal row counts (direct_row_blocks), and the output-channel
   // panels split where that evens out the threads' shares (28 rows at batch 1
   // make 7 blocks: 4 and 3 on two threads, 7 and 7 split in two).
@@ -216,6 +220,12 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   for_tasks(c, c.N * c.G * row_blocks * splits, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];
     AlignedBuffer<T> rows_buf(per_task ? task_rows * row + slack : 0);
+    AlignedBuffer<T> out_row(row_store ? qtiles * MR * NR : 0);
+    int64_t col_src[64], col_off[64];
+    for (int64_t jj = 0; jj < NR; ++jj) {
+      col_src[jj] = jj;
+      col_off[jj] = jj * os[1];
+    }
     if (per_task) std::fill(rows_buf.get() + task_rows * row, rows_buf.get() + task_rows * row + slack, T(0));
     for (int64_t task = begin; task < end; ++task) {
       // Panel groups outermost: consecutive tasks (one thread's share) use the
@@ -240,6 +250,15 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         const T* bcol = bias.data() + g * kpad + np * NR;
         const int64_t cols = std::min(NR, c.Ko - np * NR);
         for (int64_t p = p0; p < p1; ++p) {
+          if (row_store) {
+            for (int64_t qt = 0; qt < qtiles; ++qt, prefetch.step())
+              uk.fn_arows(runs, run_len, toff.data(), rows_base + (p - p0) * c.step_h * row + qt * MR * c.step_w * C + g * c.Ci,
+                          c.step_w * C, b, out_row.get() + qt * MR * NR, NR, init, bcol, nullptr);
+            uk.store_columns(out_row.get(), NR, c.Q, cols, col_src, col_off,
+                             c.out + n * os[0] + p * os[2] + (g * c.Ko + np * NR) * os[1]);
+            if (stores.staged) finish_pixels(c, (n * c.P + p) * c.Q, c.Q, g * c.Ko + np * NR, cols);
+            continue;
+          }
           for (int64_t qt = 0; qt < qtiles; ++qt) {
             prefetch.step();
             const int64_t q0 = qt * MR, rows = std::min(MR, c.Q - q0);
@@ -253,12 +272,8 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
               continue;
             }
             uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol, nullptr);
-            int64_t row_off[64], col_src[64], col_off[64];
+            int64_t row_off[64];
             for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[3];
-            for (int64_t jj = 0; jj < cols; ++jj) {
-              col_src[jj] = jj;
-              col_off[jj] = jj * os[1];
-            }
             store_tile(tile, NR, rows, row_off, cols, col_src, col_off, o, false, os[1] < os[3]);
             if (stores.staged) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
           }

@@ -357,9 +357,18 @@ void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, 
   }
 }
 
+// Whether row_off[i] = row_off[0] + i: the tile's rows go to consecutive addresses.
+inline bool contiguous_rows(const int64_t* row_off, int64_t rows) {
+  for (int64_t i = 1; i < rows; ++i)
+    if (row_off[i] != row_off[0] + i) return false;
+  return true;
+}
+
 // Writes (or, with `add`, adds) a rows x n tile (row stride ld) to
 // out[row_off[i] + col_off[t]], reading tile column col_src[t]. The loop over
-// whichever of rows and columns is contiguous in the output runs innermost.
+// whichever of rows and columns is contiguous in the output runs innermost;
+// columns that become contiguous runs (NCHW-like outputs) take the active
+// ISA's gathering store.
 template <typename T>
 void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off, int64_t n,
                 const int64_t* col_src, const int64_t* col_off, T* out, bool add, bool columns_inner) {
@@ -374,6 +383,8 @@ void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off,
       else
         for (int64_t t = 0; t < n; ++t) dst[t] = src[t];
     }
+  } else if (!add && !columns_inner && rows > 0 && contiguous_rows(row_off, rows)) {
+    active_microkernel<T>().store_columns(tile, ld, rows, n, col_src, col_off, out + row_off[0]);
   } else if (columns_inner) {
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t t = 0; t < n; ++t) {

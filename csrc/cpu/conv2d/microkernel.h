@@ -69,6 +69,15 @@ template <typename T>
 using MicroKernelDotFn = void (*)(int64_t len, const T* a, int64_t lda, const T* b, int64_t ldb, T* partial,
                                   bool accumulate);
 
+// A tile's columns stored as contiguous runs (a channels-on-vector tile into an
+// NCHW-like output): for t < n, i < rows, out[col_off[t] + i] = tile[i*ld + col_src[t]].
+// Each run is read down the tile's column with vector gathers and written with
+// (masked) vector stores: an element-wise copy (two loads of offsets, a load and
+// a store per element) took a large share of the strided NCHW stem's time.
+template <typename T>
+using StoreColumnsFn = void (*)(const T* tile, int64_t ld, int64_t rows, int64_t n, const int64_t* col_src,
+                                const int64_t* col_off, T* out);
+
 constexpr int64_t kPrefetchSteps = 8;
 
 template <typename T>
@@ -84,6 +93,7 @@ struct MicroKernel {
   MicroKernelArowsFn<T> narrow_arows = nullptr;
   int64_t dot_mr = 0, dot_nr = 0, dot_width = 0;
   MicroKernelDotFn<T> dot = nullptr;
+  StoreColumnsFn<T> store_columns = nullptr;
 };
 
 // The micro-kernels of one ISA build (microkernel_{avx512,avx2,generic}.cpp).

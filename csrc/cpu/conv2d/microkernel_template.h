@@ -173,6 +173,21 @@ void microkernel_dot(int64_t len, const typename V::T* a, int64_t lda, const typ
     for (int j = 0; j < NR; ++j) V::store(partial + (i * NR + j) * W, acc[i][j]);
 }
 
+// StoreColumnsFn: each column run by kWidth-row gathers down the tile.
+template <typename V>
+void store_columns(const typename V::T* tile, int64_t ld, int64_t rows, int64_t n, const int64_t* col_src,
+                   const int64_t* col_off, typename V::T* out) {
+  constexpr int W = V::kWidth;
+  const uint32_t all = (uint32_t(1) << W) - 1, last = (uint32_t(1) << (rows % W)) - 1;
+  for (int64_t t = 0; t < n; ++t) {
+    const typename V::T* src = tile + col_src[t];
+    typename V::T* dst = out + col_off[t];
+    int64_t i = 0;
+    for (; i + W <= rows; i += W) V::store(dst + i, V::gather(src + i * ld, int32_t(ld), all));
+    if (i < rows) V::store_masked(dst + i, V::gather(src + i * ld, int32_t(ld), last), last);
+  }
+}
+
 }  // namespace simd
 
 // MR x NV registers for the main tile, MR2 x NV2 for the narrow one, DMR x DNR
@@ -192,6 +207,7 @@ MicroKernel<typename V::T> make_microkernel() {
   k.dot_nr = DNR;
   k.dot_width = V::kWidth;
   k.dot = &simd::microkernel_dot<V, DMR, DNR>;
+  k.store_columns = &simd::store_columns<V>;
   return k;
 }
 

@@ -36,6 +36,11 @@ struct Avx2F32 {
   }
   static Reg load_masked(const T* p, uint32_t bits) { return _mm256_maskload_ps(p, lanes(bits)); }
   static void store_masked(T* p, Reg x, uint32_t bits) { _mm256_maskstore_ps(p, lanes(bits), x); }
+  // Lane i = p[i * step] where bit i of `bits` is set (else 0, not read).
+  static Reg gather(const T* p, int32_t step, uint32_t bits) {
+    const __m256i index = _mm256_mullo_epi32(_mm256_set1_epi32(step), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, index, _mm256_castsi256_ps(lanes(bits)), sizeof(T));
+  }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     const Reg take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
@@ -65,6 +70,11 @@ struct Avx2F64 {
   }
   static Reg load_masked(const T* p, uint32_t bits) { return _mm256_maskload_pd(p, lanes(bits)); }
   static void store_masked(T* p, Reg x, uint32_t bits) { _mm256_maskstore_pd(p, lanes(bits), x); }
+  // Lane i = p[i * step] where bit i of `bits` is set (else 0, not read).
+  static Reg gather(const T* p, int32_t step, uint32_t bits) {
+    const __m128i index = _mm_mullo_epi32(_mm_set1_epi32(step), _mm_setr_epi32(0, 1, 2, 3));
+    return _mm256_mask_i32gather_pd(_mm256_setzero_pd(), p, index, _mm256_castsi256_pd(lanes(bits)), sizeof(T));
+  }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     const Reg take = _mm256_or_pd(_mm256_cmp_pd(v, m, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));

@@ -31,6 +31,12 @@ struct Avx512F32 {
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static Reg load_masked(const T* p, uint32_t bits) { return _mm512_maskz_loadu_ps(__mmask16(bits), p); }
   static void store_masked(T* p, Reg x, uint32_t bits) { _mm512_mask_storeu_ps(p, __mmask16(bits), x); }
+  // Lane i = p[i * step] where bit i of `bits` is set (else 0, not read).
+  static Reg gather(const T* p, int32_t step, uint32_t bits) {
+    const __m512i index = _mm512_mullo_epi32(_mm512_set1_epi32(step),
+                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(bits), index, p, sizeof(T));
+  }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     const auto take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -56,6 +62,11 @@ struct Avx512F64 {
   // Lanes whose bit is set in `bits`; the others read as 0 and are not touched.
   static Reg load_masked(const T* p, uint32_t bits) { return _mm512_maskz_loadu_pd(__mmask8(bits), p); }
   static void store_masked(T* p, Reg x, uint32_t bits) { _mm512_mask_storeu_pd(p, __mmask8(bits), x); }
+  // Lane i = p[i * step] where bit i of `bits` is set (else 0, not read).
+  static Reg gather(const T* p, int32_t step, uint32_t bits) {
+    const __m256i index = _mm256_mullo_epi32(_mm256_set1_epi32(step), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm512_mask_i32gather_pd(_mm512_setzero_pd(), __mmask8(bits), index, p, sizeof(T));
+  }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     const auto take = _mm512_cmp_pd_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);

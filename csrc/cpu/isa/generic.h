@@ -26,6 +26,7 @@ struct ScalarTraits {
   static void store_masked(T* p, Reg x, uint32_t bits) {
     if (bits & 1) *p = x;
   }
+  static Reg gather(const T* p, int32_t, uint32_t bits) { return (bits & 1) ? *p : Scalar(0); }
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     if (v > m || v != v) {
       m = v;
