@@ -2,16 +2,24 @@
 // torch.library.register_autograd wraps every call in Python, a fixed cost per call
 // that dominates small layers (batch-1 inference, small models).
 //
-// Each kernel is a torch::autograd::Function registered for the Autograd dispatch key.
-// Its forward runs the op below autograd; its backward calls the other cnnops ops
-// through the dispatcher, so that with create_graph their own autograd kernels
-// (C++ here, or Python in cnnops/_ops/) record a double backward, while without grad
-// mode they run below autograd (BelowAutogradUnlessGradMode).
+// A kernel runs its op below autograd and, when a graph is being recorded, makes the
+// output the output of a graph node: ConvBackward here for the convolution family, a
+// node of its own for max_pool2d. These are plain torch::autograd::Node subclasses with
+// typed fields, as torch's own generated nodes are; a torch::autograd::Function
+// (avg_pool2d's) also works, but its context keeps hyper-parameters in a map of
+// IValues, and its setup cost more than the whole forward of a small layer. A node's
+// backward calls the other cnnops ops through the dispatcher, so that with
+// create_graph their own autograd kernels (C++ here, or Python in cnnops/_ops/) record
+// a double backward, while without grad mode they run below autograd
+// (BelowAutogradUnlessGradMode). Forward-mode AD is refused, by name.
 #pragma once
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/function.h>
 
+#include <array>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace cnnops::autograd {
@@ -26,11 +34,11 @@ c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
 }
 
-// Whether a call must go through its autograd::Function: grad mode is on and a
-// tensor argument requires grad, or one carries a forward-mode tangent. When
-// none does, the autograd kernels run the op below autograd directly: apply()
-// builds a node, a context and its saved data (a few microseconds) even when
-// nothing is recorded, which small layers (batch-1 inference) pay on every call.
+// Whether a call must record a graph: grad mode is on and a tensor argument
+// requires grad, or one carries a forward-mode tangent (refused). When none does,
+// the autograd kernels only run the op below autograd: an autograd::Function's
+// apply() builds a node, a context and its saved data even when nothing is
+// recorded, which small layers (batch-1 inference) would pay on every call.
 inline bool needs_autograd(std::initializer_list<const at::Tensor*> args) {
   const bool grad_mode = at::GradMode::is_enabled();
   for (const at::Tensor* t : args) {
@@ -62,42 +70,64 @@ struct ConvConfig {
   int64_t groups = 1;
 };
 
-inline ConvConfig load_conv_config(AutogradContext* ctx) {
-  return {ctx->saved_data["stride"].toIntVector(),
-          ctx->saved_data["dilation"].toIntVector(),
-          {ctx->saved_data["pad_top"].toSymInt(), ctx->saved_data["pad_left"].toSymInt()},
-          ctx->saved_data["groups"].toInt()};
+// Refuses a forward-mode tangent on any of `args` (the kernels have no jvp).
+inline void check_no_forward_grad(std::initializer_list<const at::Tensor*> args, const char* op) {
+  for (const at::Tensor* t : args)
+    TORCH_CHECK(t == nullptr || !t->defined() || !t->_fw_grad(/*level=*/0).defined(), op,
+                ": forward-mode automatic differentiation is not supported");
 }
 
-// The forward of a convolution's autograd kernel: `run` (the op) below autograd, then
-// what any gradient could need: the op's two tensors a and b, the hyper-parameters and
-// whether a bias was given. Of padding, the begin padding is kept: padding[0] (top) and
-// padding[left] (left: 2 of (top, bottom, left, right), 1 of (top, left)), read only
-// after the op has checked its length.
-template <class Run>
-at::Tensor conv_forward(AutogradContext* ctx, const Run& run, const at::Tensor& a, const at::Tensor& b,
-                        const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                        c10::SymIntArrayRef padding, size_t left, at::IntArrayRef dilation,
-                        int64_t groups = 1) {
-  at::Tensor y;
-  {
-    at::AutoDispatchBelowADInplaceOrView below;
-    y = run();
+// The graph node of a convolution-family call (conv2d_fprop, conv2d_dgrad,
+// depthwise_fprop) over its two tensors a, b and an optional bias: it saves a, b
+// and the hyper-parameters, and its backward is `fn`, given which of the three
+// gradients the graph task needs.
+struct ConvBackward final : torch::autograd::Node {
+  using Fn = variable_list (*)(const at::Tensor& a, const at::Tensor& b, const at::Tensor& grad,
+                               const ConvConfig& cfg, const std::array<bool, 3>& needs);
+  ConvBackward(const char* name, Fn fn) : name_(name), fn_(fn) {}
+
+  torch::autograd::SavedVariable a, b;
+  ConvConfig cfg;
+
+  std::string name() const override { return name_; }
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    a.reset_data();
+    b.reset_data();
   }
-  ctx->save_for_backward({a, b});
-  ctx->saved_data["stride"] = stride.vec();
-  ctx->saved_data["dilation"] = dilation.vec();
-  ctx->saved_data["pad_top"] = padding[0];
-  ctx->saved_data["pad_left"] = padding[left];
-  ctx->saved_data["groups"] = groups;
-  ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
-  return y;
-}
+  variable_list apply(variable_list&& grads) override {
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    const std::array<bool, 3> needs{task_should_compute_output(0), task_should_compute_output(1),
+                                    task_should_compute_output(2)};
+    at::Tensor ta, tb;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ta = a.unpack(getptr());
+      tb = b.unpack(getptr());
+    }
+    return fn_(ta, tb, grads[0], cfg, needs);
+  }
 
-// needs_input_grad counts only the tensor arguments present: an optional bias has an
-// index (`index`, after the tensors before it) only when given.
-inline bool needs_bias_grad(AutogradContext* ctx, size_t index) {
-  return ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(index);
+ private:
+  const char* name_;
+  Fn fn_;
+};
+
+// Makes y (computed below autograd) the output of a ConvBackward node over a, b and
+// bias. Of padding, the begin padding is kept: padding[0] (top) and padding[left]
+// (left: 2 of (top, bottom, left, right), 1 of (top, left)), read only after the op
+// has checked its length.
+inline at::Tensor record_conv(at::Tensor y, const char* name, ConvBackward::Fn fn, const at::Tensor& a,
+                              const at::Tensor& b, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                              c10::SymIntArrayRef padding, size_t left, at::IntArrayRef dilation,
+                              int64_t groups = 1) {
+  auto node = c10::make_intrusive<ConvBackward>(name, fn);
+  node->set_next_edges(torch::autograd::collect_next_edges(a, b, bias));
+  node->a = torch::autograd::SavedVariable(a, /*is_output=*/false);
+  node->b = torch::autograd::SavedVariable(b, /*is_output=*/false);
+  node->cfg = {stride.vec(), dilation.vec(), {padding[0], padding[left]}, groups};
+  torch::autograd::create_gradient_edge(y, std::move(node));
+  return y;
 }
 
 // The end padding with which a convolution over `size` inputs (begin padding

@@ -13,13 +13,13 @@
 #include "op_signatures.h"
 #include "filter_cache.h"
 
+#include <array>
 #include <optional>
 #include <vector>
 
 namespace cnnops {
 namespace {
 
-using autograd::AutogradContext;
 using autograd::ConvConfig;
 using autograd::variable_list;
 
@@ -45,64 +45,35 @@ at::Tensor call_wgrad(const at::Tensor& dy, const at::Tensor& input, at::IntArra
   return op.call(dy, input, kernel_size, cfg.stride, cfg.pad, cfg.dilation, cfg.groups);
 }
 
-class Conv2dFprop : public torch::autograd::Function<Conv2dFprop> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
-                            const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                            c10::SymIntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
-    return autograd::conv_forward(ctx, [&] {
-      return call_fprop(input, weight, bias, stride, padding, dilation, groups);
-    }, input, weight, bias, stride, padding, 2, dilation, groups);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &input = saved[0], &weight = saved[1], &dy = grads[0];
-    const ConvConfig cfg = autograd::load_conv_config(ctx);
-    at::Tensor dx, dw, db;
-    if (dy.defined()) {
-      autograd::BelowAutogradUnlessGradMode below;
-      NoFilterCacheGuard no_cache(weight.requires_grad());
-      if (ctx->needs_input_grad(0))
-        dx = call_dgrad(dy, weight, std::nullopt, input.sym_sizes().slice(2), cfg.stride, cfg.pad,
-                        cfg.dilation, cfg.groups);
-      if (ctx->needs_input_grad(1)) dw = call_wgrad(dy, input, weight.sizes().slice(2), cfg);
-      if (autograd::needs_bias_grad(ctx, 2)) db = autograd::call_bias_grad(dy);
-    }
-    return {dx, dw, db, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
-  }
-};
+// conv2d_fprop(input, weight, bias, ...): its derivatives are conv2d_dgrad (for
+// input), conv2d_wgrad (for weight) and the bias gradient.
+variable_list fprop_backward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& dy,
+                             const ConvConfig& cfg, const std::array<bool, 3>& needs) {
+  at::Tensor dx, dw, db;
+  autograd::BelowAutogradUnlessGradMode below;
+  NoFilterCacheGuard no_cache(weight.requires_grad());
+  if (needs[0])
+    dx = call_dgrad(dy, weight, std::nullopt, input.sym_sizes().slice(2), cfg.stride, cfg.pad, cfg.dilation,
+                    cfg.groups);
+  if (needs[1]) dw = call_wgrad(dy, input, weight.sizes().slice(2), cfg);
+  if (needs[2]) db = autograd::call_bias_grad(dy);
+  return {dx, dw, db};
+}
 
 // conv2d_dgrad(grad_output, weight, bias, ...): its derivatives are conv2d_fprop of the
 // incoming gradient (for grad_output), conv2d_wgrad (for weight) and the bias gradient.
-class Conv2dDgrad : public torch::autograd::Function<Conv2dDgrad> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_output, const at::Tensor& weight,
-                            const std::optional<at::Tensor>& bias, c10::SymIntArrayRef input_size,
-                            at::IntArrayRef stride, c10::SymIntArrayRef padding, at::IntArrayRef dilation,
-                            int64_t groups) {
-    return autograd::conv_forward(ctx, [&] {
-      return call_dgrad(grad_output, weight, bias, input_size, stride, padding, dilation, groups);
-    }, grad_output, weight, bias, stride, padding, 1, dilation, groups);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &dy = saved[0], &weight = saved[1], &grad = grads[0];
-    const ConvConfig cfg = autograd::load_conv_config(ctx);
-    at::Tensor d_dy, d_w, d_b;
-    if (grad.defined()) {
-      autograd::BelowAutogradUnlessGradMode below;
-      NoFilterCacheGuard no_cache(weight.requires_grad());
-      if (ctx->needs_input_grad(0))
-        d_dy = call_fprop(grad, weight, std::nullopt, cfg.stride,
-                          autograd::fprop_padding(dy, grad, weight, cfg), cfg.dilation, cfg.groups);
-      if (ctx->needs_input_grad(1)) d_w = call_wgrad(dy, grad, weight.sizes().slice(2), cfg);
-      if (autograd::needs_bias_grad(ctx, 2)) d_b = autograd::call_bias_grad(grad);
-    }
-    return {d_dy, d_w, d_b, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
-  }
-};
+variable_list dgrad_backward(const at::Tensor& dy, const at::Tensor& weight, const at::Tensor& grad,
+                             const ConvConfig& cfg, const std::array<bool, 3>& needs) {
+  at::Tensor d_dy, d_w, d_b;
+  autograd::BelowAutogradUnlessGradMode below;
+  NoFilterCacheGuard no_cache(weight.requires_grad());
+  if (needs[0])
+    d_dy = call_fprop(grad, weight, std::nullopt, cfg.stride, autograd::fprop_padding(dy, grad, weight, cfg),
+                      cfg.dilation, cfg.groups);
+  if (needs[1]) d_w = call_wgrad(dy, grad, weight.sizes().slice(2), cfg);
+  if (needs[2]) d_b = autograd::call_bias_grad(grad);
+  return {d_dy, d_w, d_b};
+}
 
 // Whether this call trains `w`: a graph is recorded and w will get a gradient
 // (a frozen filter, one that requires no gradient, still uses the cache).
@@ -115,8 +86,15 @@ at::Tensor conv2d_fprop_autograd(const at::Tensor& input, const at::Tensor& weig
     at::AutoDispatchBelowADInplaceOrView below;
     return call_fprop(input, weight, bias, stride, padding, dilation, groups);
   }
-  NoFilterCacheGuard training(trains(weight));
-  return Conv2dFprop::apply(input, weight, bias, stride, padding, dilation, groups);
+  autograd::check_no_forward_grad({&input, &weight, autograd::optional_arg(bias)}, "cnnops::conv2d_fprop");
+  at::Tensor y;
+  {
+    NoFilterCacheGuard training(trains(weight));
+    at::AutoDispatchBelowADInplaceOrView below;
+    y = call_fprop(input, weight, bias, stride, padding, dilation, groups);
+  }
+  return autograd::record_conv(y, "Conv2dFpropBackward", &fprop_backward, input, weight, bias, stride, padding,
+                               2, dilation, groups);
 }
 
 at::Tensor conv2d_dgrad_autograd(const at::Tensor& grad_output, const at::Tensor& weight,
@@ -127,8 +105,15 @@ at::Tensor conv2d_dgrad_autograd(const at::Tensor& grad_output, const at::Tensor
     at::AutoDispatchBelowADInplaceOrView below;
     return call_dgrad(grad_output, weight, bias, input_size, stride, padding, dilation, groups);
   }
-  NoFilterCacheGuard training(trains(weight));
-  return Conv2dDgrad::apply(grad_output, weight, bias, input_size, stride, padding, dilation, groups);
+  autograd::check_no_forward_grad({&grad_output, &weight, autograd::optional_arg(bias)}, "cnnops::conv2d_dgrad");
+  at::Tensor y;
+  {
+    NoFilterCacheGuard training(trains(weight));
+    at::AutoDispatchBelowADInplaceOrView below;
+    y = call_dgrad(grad_output, weight, bias, input_size, stride, padding, dilation, groups);
+  }
+  return autograd::record_conv(y, "Conv2dDgradBackward", &dgrad_backward, grad_output, weight, bias, stride,
+                               padding, 1, dilation, groups);
 }
 
 }  // namespace

@@ -11,13 +11,13 @@
 #include "autograd_util.h"
 #include "op_signatures.h"
 
+#include <array>
 #include <optional>
 #include <tuple>
 
 namespace cnnops {
 namespace {
 
-using autograd::AutogradContext;
 using autograd::ConvConfig;
 using autograd::variable_list;
 
@@ -53,37 +53,20 @@ at::Tensor call_wgrad(const at::Tensor& dy, const at::Tensor& x, at::IntArrayRef
   return op.call(dy, x, kernel_size, cfg.stride, cfg.pad, cfg.dilation);
 }
 
-class DepthwiseFprop : public torch::autograd::Function<DepthwiseFprop> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
-                            const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                            c10::SymIntArrayRef padding, at::IntArrayRef dilation) {
-    return autograd::conv_forward(ctx, [&] {
-      return call_fprop(input, weight, bias, stride, padding, dilation);
-    }, input, weight, bias, stride, padding, 2, dilation);
+variable_list fprop_backward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& dy,
+                             const ConvConfig& cfg, const std::array<bool, 3>& needs) {
+  at::Tensor dx, dw, db;
+  autograd::BelowAutogradUnlessGradMode below;
+  if (needs[0] && needs[1]) {
+    std::tie(dx, dw) = call_backward(dy, input, weight, cfg);
+  } else if (needs[0]) {
+    dx = call_dgrad(dy, weight, input.size(1), input.sym_sizes().slice(2), cfg);
+  } else if (needs[1]) {
+    dw = call_wgrad(dy, input, weight.sizes().slice(2), cfg);
   }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &input = saved[0], &weight = saved[1], &dy = grads[0];
-    const ConvConfig cfg = autograd::load_conv_config(ctx);
-    const bool need_x = ctx->needs_input_grad(0), need_w = ctx->needs_input_grad(1),
-               need_b = autograd::needs_bias_grad(ctx, 2);
-    at::Tensor dx, dw, db;
-    if (dy.defined()) {
-      autograd::BelowAutogradUnlessGradMode below;
-      if (need_x && need_w) {
-        std::tie(dx, dw) = call_backward(dy, input, weight, cfg);
-      } else if (need_x) {
-        dx = call_dgrad(dy, weight, input.size(1), input.sym_sizes().slice(2), cfg);
-      } else if (need_w) {
-        dw = call_wgrad(dy, input, weight.sizes().slice(2), cfg);
-      }
-      if (need_b) db = autograd::call_bias_grad(dy);
-    }
-    return {dx, dw, db, at::Tensor(), at::Tensor(), at::Tensor()};
-  }
-};
+  if (needs[2]) db = autograd::call_bias_grad(dy);
+  return {dx, dw, db};
+}
 
 at::Tensor depthwise_fprop_autograd(const at::Tensor& input, const at::Tensor& weight,
                                     const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
@@ -92,7 +75,14 @@ at::Tensor depthwise_fprop_autograd(const at::Tensor& input, const at::Tensor& w
     at::AutoDispatchBelowADInplaceOrView below;
     return call_fprop(input, weight, bias, stride, padding, dilation);
   }
-  return DepthwiseFprop::apply(input, weight, bias, stride, padding, dilation);
+  autograd::check_no_forward_grad({&input, &weight, autograd::optional_arg(bias)}, "cnnops::depthwise_fprop");
+  at::Tensor y;
+  {
+    at::AutoDispatchBelowADInplaceOrView below;
+    y = call_fprop(input, weight, bias, stride, padding, dilation);
+  }
+  return autograd::record_conv(y, "DepthwiseFpropBackward", &fprop_backward, input, weight, bias, stride, padding,
+                               2, dilation);
 }
 
 }  // namespace

@@ -18,67 +18,72 @@
 namespace cnnops {
 namespace {
 
-using autograd::AutogradContext;
 using autograd::variable_list;
 
-class MaxPool2dFwd : public torch::autograd::Function<MaxPool2dFwd> {
- public:
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& input, at::IntArrayRef kernel_size,
-                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                               bool ceil_mode) {
-    static const auto op = autograd::typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
-    at::Tensor y, ind;
-    {
-      at::AutoDispatchBelowADInplaceOrView below;
-      std::tie(y, ind) = op.call(input, kernel_size, stride, padding, dilation, ceil_mode);
-    }
-    ctx->save_for_backward({ind});
-    ctx->mark_non_differentiable({ind});
-    ctx->set_materialize_grads(false);  // no int64 zeros for the indices' (absent) gradient
-    ctx->saved_data["input_size"] = input.sym_sizes().slice(2);
-    ctx->saved_data["kernel_size"] = kernel_size.vec();
-    ctx->saved_data["stride"] = stride.vec();
-    // The op above has checked that padding is (top, bottom, left, right).
-    ctx->saved_data["pad"] = std::vector<int64_t>{padding[0], padding[2]};
-    ctx->saved_data["dilation"] = dilation.vec();
-    return {y, ind};
-  }
+// The graph node of a max_pool2d_fwd call that records one (see autograd_util.h).
+struct MaxPool2dBackward final : torch::autograd::Node {
+  torch::autograd::SavedVariable indices;
+  std::vector<c10::SymInt> input_size;  // (H, W)
+  std::vector<int64_t> kernel_size, stride, pad, dilation;  // pad: (top, left)
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  std::string name() const override { return "MaxPool2dBackward"; }
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    indices.reset_data();
+  }
+  variable_list apply(variable_list&& grads) override {
     static const auto op =
         autograd::typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef,
                                       at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef)>(
             "cnnops::max_pool2d_bwd");
-    const at::Tensor& dy = grads[0];
     at::Tensor dx;
-    if (ctx->needs_input_grad(0) && dy.defined()) {
-      const at::Tensor indices = ctx->get_saved_variables()[0];
+    if (task_should_compute_output(0) && grads[0].defined()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      const at::Tensor ind = indices.unpack(getptr());
       autograd::BelowAutogradUnlessGradMode below;
-      dx = op.call(dy, indices, ctx->saved_data["input_size"].toSymIntVector(),
-                   ctx->saved_data["kernel_size"].toIntVector(), ctx->saved_data["stride"].toIntVector(),
-                   ctx->saved_data["pad"].toIntVector(), ctx->saved_data["dilation"].toIntVector());
+      dx = op.call(grads[0], ind, input_size, kernel_size, stride, pad, dilation);
     }
-    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dx};
   }
 };
+
+// Runs the op below autograd and, when a graph is being recorded, makes y the
+// output of a MaxPool2dBackward node (the indices are not differentiable).
+std::tuple<at::Tensor, at::Tensor> max_pool2d_recorded(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                       at::IntArrayRef stride, at::IntArrayRef padding,
+                                                       at::IntArrayRef dilation, bool ceil_mode) {
+  static const auto op = autograd::typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
+  at::Tensor y, ind;
+  {
+    at::AutoDispatchBelowADInplaceOrView below;
+    std::tie(y, ind) = op.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+  }
+  if (!autograd::needs_autograd({&input})) return {y, ind};
+  autograd::check_no_forward_grad({&input}, "cnnops::max_pool2d_fwd");
+  auto node = c10::make_intrusive<MaxPool2dBackward>();
+  node->set_next_edges(torch::autograd::collect_next_edges(input));
+  node->indices = torch::autograd::SavedVariable(ind, /*is_output=*/false);
+  node->input_size = input.sym_sizes().slice(2).vec();
+  node->kernel_size = kernel_size.vec();
+  node->stride = stride.vec();
+  // The op has checked that padding is (top, bottom, left, right).
+  node->pad = {padding[0], padding[2]};
+  node->dilation = dilation.vec();
+  torch::autograd::create_gradient_edge(y, std::move(node));
+  return {y, ind};
+}
 
 std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd_autograd(const at::Tensor& input,
                                                            at::IntArrayRef kernel_size,
                                                            at::IntArrayRef stride, at::IntArrayRef padding,
                                                            at::IntArrayRef dilation, bool ceil_mode) {
-  if (!autograd::needs_autograd({&input})) {
-    static const auto op = autograd::typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
-    at::AutoDispatchBelowADInplaceOrView below;
-    return op.call(input, kernel_size, stride, padding, dilation, ceil_mode);
-  }
-  variable_list out = MaxPool2dFwd::apply(input, kernel_size, stride, padding, dilation, ceil_mode);
-  return {out[0], out[1]};
+  return max_pool2d_recorded(input, kernel_size, stride, padding, dilation, ceil_mode);
 }
 
 at::Tensor max_pool2d_values_autograd(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                       at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
   if (autograd::needs_autograd({&input}))
-    return MaxPool2dFwd::apply(input, kernel_size, stride, padding, dilation, ceil_mode)[0];
+    return std::get<0>(max_pool2d_recorded(input, kernel_size, stride, padding, dilation, ceil_mode));
   static const auto op = autograd::typed_op<sig::MaxPool2dValues>("cnnops::max_pool2d_values");
   at::AutoDispatchBelowADInplaceOrView below;
   return op.call(input, kernel_size, stride, padding, dilation, ceil_mode);
