@@ -157,6 +157,11 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     if padding[0] < 0 or padding[1] < 0:
         raise ValueError(f"cnnops.{fn}: expected padding to be non-negative, got {padding}")
     _check_tensor(weight, "weight", fn)
+    # Arguments that need no message go straight to the op (checked in C++); the
+    # checks below name what is wrong with the others.
+    y = direct.conv_transpose2d(x, weight, bias, stride, padding, output_padding, dilation, groups)
+    if y is not None:
+        return y.squeeze(0) if unbatched else y
     # The op is conv2d_dgrad, whose messages would call the input 'grad_output': check the
     # input here, under its own name.
     op = "cnnops.conv_transpose2d"
@@ -201,6 +206,17 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     cells never chosen. A call that needs no gradient and no indices skips computing them
     (max_pool2d_values).
     """
+    if (type(kernel_size) is int and type(padding) is int and type(dilation) is int
+            and (stride is None or type(stride) is int) and type(input) is torch.Tensor
+            and input.dim() == 4 and not return_indices):
+        # The common call (ints, a batch, values only) without the general checks:
+        # the per-call cost of small layers. Any value out of range goes below.
+        s = kernel_size if stride is None else stride
+        if kernel_size > 0 and s > 0 and dilation > 0 and 0 <= padding <= kernel_size // 2:
+            k, st, d, pad = [kernel_size] * 2, [s] * 2, [dilation] * 2, [padding] * 4
+            if torch.is_grad_enabled() and input.requires_grad:
+                return direct.max_pool2d_fwd(input, k, st, pad, d, bool(ceil_mode))[0]
+            return direct.max_pool2d_values(input, k, st, pad, d, bool(ceil_mode))
     fn = "max_pool2d"
     x, unbatched = _batched(input, fn)
     kernel_size = _pair(kernel_size, "kernel_size", fn)

@@ -75,3 +75,33 @@ def test_max_pool2d_channels_last_backward_every_isa(isa, dtype, C, kernel, stri
     assert torch.equal(y, yt) and torch.equal(i, it)
     assert x.grad.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(x.grad, xt.grad)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "strided"])
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode",
+                         [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False), (2, 3, 1, 1, True)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_max_pool2d_tiny_problems(layout, kernel, stride, padding, dilation, ceil_mode, dtype):
+    # Problems of at most a few thousand taps, not channels_last, take one plain loop
+    # (fwd_tiny): torch's values and indices with NaN, -inf windows, ties, padding,
+    # dilation and ceil_mode, from contiguous and strided inputs.
+    x = torch.randn(2, 3, 9, 16 if layout == "strided" else 8, dtype=dtype)
+    if layout == "strided":
+        x = x[..., ::2]
+    x[0, 0, 0, :3] = float("nan")
+    x[0, 1, 2, 2] = float("nan")
+    x[1, 2, :, :] = float("-inf")
+    x[1, 0] = 1.0
+    kw = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
+              ceil_mode=ceil_mode)
+    xc, xt = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, i = cnnops.max_pool2d(xc, return_indices=True, **kw)
+    ty, ti = F.max_pool2d(xt, return_indices=True, **kw)
+    assert torch.equal(i, ti)
+    assert same_bits(y, ty)
+    with torch.no_grad():
+        assert same_bits(cnnops.max_pool2d(x, **kw), ty.detach())
+    dy = torch.randn_like(ty)
+    y.backward(dy)
+    ty.backward(dy)
+    assert torch.equal(xc.grad, xt.grad)

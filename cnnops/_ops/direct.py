@@ -47,6 +47,14 @@ def conv2d_dgrad(dy, w, b, input_size, stride, padding, dilation, groups):
     return ops.conv2d_dgrad(dy, w, b, input_size, stride, padding, dilation, groups)
 
 
+def conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups):
+    """conv_transpose2d's forward, or None when a direct call does not apply or an
+    argument needs checking (csrc/torch/direct_calls.cpp says which arguments pass)."""
+    if usable(x, w, b):
+        return _direct.conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups)
+    return None
+
+
 def depthwise_fprop(x, w, b, stride, padding, dilation):
     if usable(x, w, b):
         return _direct.depthwise_fprop(x, w, b, stride, padding, dilation)

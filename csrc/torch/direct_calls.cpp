@@ -11,6 +11,8 @@
 // traces torch.ops instead).
 #include <torch/extension.h>
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -72,12 +74,39 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& x, const Int
   return op.call(x, kernel, stride, padding, dilation, ceil_mode);
 }
 
+// conv_transpose2d's forward (conv2d_dgrad of the input) when its arguments need
+// no message: 4-D float32/float64 input and weight of one dtype, non-empty feature
+// dims, input channels = weight.size(0), output_padding below max(stride, dilation)
+// on each axis and a positive output size (torch's rules); stride, padding,
+// output_padding and dilation are pairs, padding non-negative (the Python side has
+// normalised them). Anything else returns None, and cnnops.conv_transpose2d then
+// runs its checks in Python, which name what is wrong.
+std::optional<at::Tensor> conv_transpose2d(const at::Tensor& x, const at::Tensor& w, const Opt& b,
+                                           const Ints& stride, const Ints& padding, const Ints& output_padding,
+                                           const Ints& dilation, int64_t groups) {
+  const auto dtype = x.scalar_type();
+  if (x.dim() != 4 || w.dim() != 4 || w.scalar_type() != dtype ||
+      (dtype != at::kFloat && dtype != at::kDouble) || x.size(1) == 0 || x.size(2) == 0 || x.size(3) == 0 ||
+      x.size(1) != w.size(0))
+    return std::nullopt;
+  Ints size(2);
+  for (int axis = 0; axis < 2; ++axis) {
+    if (output_padding[axis] < 0 || output_padding[axis] >= std::max(stride[axis], dilation[axis]))
+      return std::nullopt;
+    size[axis] = (x.size(2 + axis) - 1) * stride[axis] - 2 * padding[axis] + dilation[axis] * (w.size(2 + axis) - 1) +
+                 output_padding[axis] + 1;
+    if (size[axis] < 1) return std::nullopt;
+  }
+  return conv2d_dgrad(x, w, b, size, stride, padding, dilation, groups);
+}
+
 }  // namespace
 
 void bind_direct_calls(pybind11::module& m) {
   pybind11::module d = m.def_submodule("direct", "typed dispatcher calls of the hot ops (cnnops/_ops/direct.py)");
   d.def("conv2d_fprop", &conv2d_fprop);
   d.def("conv2d_dgrad", &conv2d_dgrad);
+  d.def("conv_transpose2d", &conv_transpose2d);
   d.def("depthwise_fprop", &depthwise_fprop);
   d.def("conv2d_fprop_fused", &conv2d_fprop_fused);
   d.def("depthwise_fprop_fused", &depthwise_fprop_fused);

@@ -181,13 +181,20 @@ void pack_filter(const Correlation<T>& c, ReduceOrder order, int64_t width, T* d
         const T* wp = c.wt + g * c.wt_group + panel * width * c.wt_out;
         T* dg = dst + g * kpad * red;
         const bool one_block = red <= block;  // most filters: no division per element
+        // A partial panel (the last one; the only one of a filter with few output
+        // channels) is zeroed first, and only its valid channels are placed.
+        if (valid < width)
+          for (int64_t kb0 = 0; kb0 < red; kb0 += block) {
+            const int64_t kc = std::min(block, red - kb0);
+            std::fill_n(dg + kb0 * kpad + panel * kc * width, kc * width, T(0));
+          }
         for (int64_t ci = 0; ci < c.Ci; ++ci)
-          for (int64_t x = 0; x < width; ++x)
+          for (int64_t x = 0; x < valid; ++x)
             for (int64_t tr = 0; tr < TR; ++tr)
               for (int64_t ts = 0; ts < TS; ++ts) {
                 const int64_t kk = order == ReduceOrder::ChannelsOuter ? (ci * TR + tr) * TS + ts
                                                                        : (tr * TS + ts) * c.Ci + ci;
-                const T v = x < valid ? wp[x * c.wt_out + ci * c.wt_in + c.rtap[tr] * c.wt_r + c.stap[ts]] : T(0);
+                const T v = wp[x * c.wt_out + ci * c.wt_in + c.rtap[tr] * c.wt_r + c.stap[ts]];
                 if (one_block) {
                   dg[(panel * red + kk) * width + x] = v;
                   continue;

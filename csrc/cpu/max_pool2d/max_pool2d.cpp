@@ -1,6 +1,6 @@
 // Max pooling on the CPU, forward and backward, bit-for-bit as torch's.
 //
-// Forward, two paths; both run the ISA-dispatched vector kernel max_taps
+// Forward, two paths (and a plain loop for tiny problems, fwd_tiny); both run the ISA-dispatched vector kernel max_taps
 // (max_pool2d_kernels.h), which keeps a block of (max, index) lanes over all the
 // taps of a window:
 //   planes (any strides, NCHW the fast case): parallel over (n, c) planes. The
@@ -47,6 +47,47 @@ bool channels_inner(const int64_t* s, int64_t C) { return C > 1 && s[1] == 1; }
 bool all_channels_inner(const MaxPool2dParams& p) {
   return channels_inner(p.x_strides, p.C) && channels_inner(p.y_strides, p.C) &&
          (p.indices == nullptr || channels_inner(p.i_strides, p.C));
+}
+
+// Tiny problems not channels_last (a few thousand taps in all: batch-1 layers of
+// small models): one plain loop over every output and tap, any strides, on the
+// calling thread. The planes path's per-row calls, phase rows and buffers cost
+// more there than the arithmetic (the channels_last path's vectors do not). Same rule and first-valid-tap start as the vector kernels.
+constexpr int64_t kTinyTaps = 8192;
+
+template <typename T>
+void fwd_tiny(const MaxPool2dParams& p) {
+  const T* x = static_cast<const T*>(p.x);
+  T* y = static_cast<T*>(p.y);
+  int64_t* ind = static_cast<int64_t*>(p.indices);
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t c = 0; c < p.C; ++c) {
+      const T* xp = x + n * p.x_strides[0] + c * p.x_strides[1];
+      for (int64_t pp = 0; pp < p.P; ++pp) {
+        const int64_t hs = pp * p.stride_h - p.pad_h;
+        for (int64_t q = 0; q < p.Q; ++q) {
+          const int64_t ws = q * p.stride_w - p.pad_w;
+          T best = -std::numeric_limits<T>::infinity();
+          int64_t tap = pool_first_valid(hs, p.dil_h) * p.W + pool_first_valid(ws, p.dil_w);
+          for (int64_t r = 0; r < p.R; ++r) {
+            const int64_t h = hs + r * p.dil_h;
+            if (h < 0 || h >= p.H) continue;
+            for (int64_t s = 0; s < p.S; ++s) {
+              const int64_t w = ws + s * p.dil_w;
+              if (w < 0 || w >= p.W) continue;
+              const T v = xp[h * p.x_strides[2] + w * p.x_strides[3]];
+              if (v > best || v != v) {
+                best = v;
+                tap = h * p.W + w;
+              }
+            }
+          }
+          y[n * p.y_strides[0] + c * p.y_strides[1] + pp * p.y_strides[2] + q * p.y_strides[3]] = best;
+          if (ind != nullptr)
+            ind[n * p.i_strides[0] + c * p.i_strides[1] + pp * p.i_strides[2] + q * p.i_strides[3]] = tap;
+        }
+      }
+    }
 }
 
 // Output rows are done in bands; each input row a band needs is split into
@@ -316,6 +357,11 @@ bool bwd_channels_last(const MaxPool2dParams& p) {
 
 void max_pool2d_fwd(const MaxPool2dParams& p) {
   const bool cl = all_channels_inner(p);
+  if (!cl && p.N * p.C * p.P * p.Q * p.R * p.S <= kTinyTaps) {
+    if (p.dtype == DType::Float64) fwd_tiny<double>(p);
+    else fwd_tiny<float>(p);
+    return;
+  }
   if (p.dtype == DType::Float64) cl ? fwd_channels_last<double>(p) : fwd_planes<double>(p);
   else cl ? fwd_channels_last<float>(p) : fwd_planes<float>(p);
 }
