@@ -154,7 +154,12 @@ void copy_padded_row(const Correlation<T>& c, int64_t n, int64_t hp, const PadAx
 // the tensor).
 template <typename T>
 bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
-  const int64_t MR = uk.mr, NR = uk.nr, C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
+  // Few output channels (8, 16: small models' layers) take the narrow tile when it
+  // wastes fewer columns, as the 1x1 path does.
+  const bool narrow = round_up(c.Ko, uk.narrow_nr) < round_up(c.Ko, uk.nr);
+  const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
+  const MicroKernelArowsFn<T> arows = narrow ? uk.narrow_arows : uk.fn_arows;
+  const int64_t C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
   // Tiles mostly empty (short rows) waste FMAs; a tiny problem has few to waste, and
   // the im2col path's packing costs it more (a (1, 8, 8, 8) 3x3 on the dispatcher's
   // typed call: 15.4 us against 7.7).
@@ -252,7 +257,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         for (int64_t p = p0; p < p1; ++p) {
           if (row_store) {
             for (int64_t qt = 0; qt < qtiles; ++qt, prefetch.step())
-              uk.fn_arows(runs, run_len, toff.data(), rows_base + (p - p0) * c.step_h * row + qt * MR * c.step_w * C + g * c.Ci,
+              arows(runs, run_len, toff.data(), rows_base + (p - p0) * c.step_h * row + qt * MR * c.step_w * C + g * c.Ci,
                           c.step_w * C, b, out_row.get() + qt * MR * NR, NR, init, bcol, nullptr);
             uk.store_columns(out_row.get(), NR, c.Q, cols, col_src, col_off,
                              c.out + n * os[0] + p * os[2] + (g * c.Ko + np * NR) * os[1]);
@@ -267,11 +272,11 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
             const int64_t m = (n * c.P + p) * c.Q + q0;
             if (direct_store && rows == MR && cols == NR) {
               TileStage<T> at;
-              uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol,
+              arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol,
                           stores.at(c, m, g * c.Ko + np * NR, &at));
               continue;
             }
-            uk.fn_arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol, nullptr);
+            arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol, nullptr);
             int64_t row_off[64];
             for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[3];
             store_tile(tile, NR, rows, row_off, cols, col_src, col_off, o, false, os[1] < os[3]);
