@@ -24,6 +24,8 @@ namespace cpu {
 namespace corr {
 namespace {
 
+constexpr int64_t kGroupPanels = 8;
+
 template <typename T>
 void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t MR = uk.mr, NR = uk.nr;
@@ -57,36 +59,45 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
         if (full * NR < jn)
           pack_input_pixel_panels(c, n, g, kb0, kc, j0 + full * NR, jn - full * NR, NR, panels.get());
         const T* in_place_b = c.in + n * is[0] + (g * c.Ci + kb0) * is[1];
-        // The B panel (kc x NR pixels) stays in L1 while the filter panels stream.
-        for (int64_t np = 0; np < ceil_div(jn, NR); ++np) {
+        // One tile: filter panel mp over pixel panel np.
+        auto run_tile = [&](int64_t mp, int64_t np) {
           const T* b = panels.get() + (np - full) * kc * NR;
           const int64_t cols = std::min(NR, jn - np * NR), j = j0 + np * NR;
-          for (int64_t mp = 0; mp < kpad / MR; ++mp) {
-            const T* a = filter.get() + g * kpad * red + kb0 * kpad + mp * kc * MR;
-            const T* brow = bias.data() + g * kpad + mp * MR;
-            const int64_t rows = std::min(MR, c.Ko - mp * MR);
-            const AccInit init = kb0 == 0 ? first : AccInit::Load;
-            if (np < full) {
-              T* o = flat && rows == MR ? out_ng + mp * MR * os[1] + j : tile;
-              uk.fn_boff(kc, a, in_place_b + j, boff.data(), o, o == tile ? NR : os[1],
-                         o == tile && kb0 > 0 ? AccInit::Zero : init, brow);
-              if (o != tile) continue;
-            } else if (flat && rows == MR && cols == NR) {
-              uk.fn(kc, a, b, out_ng + mp * MR * os[1] + j, os[1], init, brow);
-              continue;
-            } else {
-              uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, brow);
-            }
-            int64_t row_off[64], col_src[64], col_off[64];
-            for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];
-            for (int64_t jj = 0; jj < cols; ++jj) {
-              col_src[jj] = jj;
-              col_off[jj] = (j + jj) / c.Q * os[2] + (j + jj) % c.Q * os[3];
-            }
-            store_tile(tile, NR, rows, row_off, cols, col_src, col_off, out_ng + mp * MR * os[1], kb0 > 0,
-                       os[3] < os[1]);
+          const T* a = filter.get() + g * kpad * red + kb0 * kpad + mp * kc * MR;
+          const T* brow = bias.data() + g * kpad + mp * MR;
+          const int64_t rows = std::min(MR, c.Ko - mp * MR);
+          const AccInit init = kb0 == 0 ? first : AccInit::Load;
+          if (np < full) {
+            T* o = flat && rows == MR ? out_ng + mp * MR * os[1] + j : tile;
+            uk.fn_boff(kc, a, in_place_b + j, boff.data(), o, o == tile ? NR : os[1],
+                       o == tile && kb0 > 0 ? AccInit::Zero : init, brow);
+            if (o != tile) return;
+          } else if (flat && rows == MR && cols == NR) {
+            uk.fn(kc, a, b, out_ng + mp * MR * os[1] + j, os[1], init, brow);
+            return;
+          } else {
+            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, brow);
           }
-          if (kb0 + kc == red) finish_pixels(c, n * pixels + j, cols, g * c.Ko, c.Ko);
+          int64_t row_off[64], col_src[64], col_off[64];
+          for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];
+          for (int64_t jj = 0; jj < cols; ++jj) {
+            col_src[jj] = jj;
+            col_off[jj] = (j + jj) / c.Q * os[2] + (j + jj) % c.Q * os[3];
+          }
+          store_tile(tile, NR, rows, row_off, cols, col_src, col_off, out_ng + mp * MR * os[1], kb0 > 0,
+                     os[3] < os[1]);
+        };
+        // Groups of kGroupPanels B panels (kc x NR pixels each) stay in cache while
+        // each filter panel runs over them: an NCHW output is then written as runs
+        // of the group's pixels in each of MR planes, rather than NR pixels in each
+        // of Ko planes (as many write streams, each line a miss).
+        const int64_t npanels = ceil_div(jn, NR);
+        for (int64_t g0 = 0; g0 < npanels; g0 += kGroupPanels) {
+          const int64_t g1 = std::min(npanels, g0 + kGroupPanels);
+          for (int64_t mp = 0; mp < kpad / MR; ++mp)
+            for (int64_t np = g0; np < g1; ++np) run_tile(mp, np);
+          if (kb0 + kc == red)
+            finish_pixels(c, n * pixels + j0 + g0 * NR, std::min(jn, g1 * NR) - g0 * NR, g * c.Ko, c.Ko);
         }
       }
     }
