@@ -24,7 +24,7 @@ namespace cpu {
 namespace corr {
 namespace {
 
-constexpr int64_t kGroupPanels = 8;
+constexpr int64_t kGroupPanels = 8;  // pixel panels each filter panel runs over in turn
 
 template <typename T>
 void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
