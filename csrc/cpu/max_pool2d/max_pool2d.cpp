@@ -1,6 +1,6 @@
 // Max pooling on the CPU, forward and backward, bit-for-bit as torch's.
 //
-// Forward, two paths (and a plain loop for tiny problems, fwd_tiny); both run the ISA-dispatched vector kernel max_taps
+// Forward, two paths (and plain loops for tiny problems, fwd_tiny/bwd_tiny); both run the ISA-dispatched vector kernel max_taps
 // (max_pool2d_kernels.h), which keeps a block of (max, index) lanes over all the
 // taps of a window:
 //   planes (any strides, NCHW the fast case): parallel over (n, c) planes. The
@@ -88,6 +88,42 @@ void fwd_tiny(const MaxPool2dParams& p) {
         }
       }
     }
+}
+
+// The backward of fwd_tiny's problems: a scatter in output order, which is the
+// order the gather below sums in, with its rules: an index counts only for an
+// input position inside its window's extent, and one outside [0, H*W) fails the
+// call unless its window has no input position.
+template <typename T>
+bool bwd_tiny(const MaxPool2dParams& p) {
+  T* dx = static_cast<T*>(p.x);
+  const T* dy = static_cast<const T*>(p.y);
+  const int64_t* ind = static_cast<const int64_t*>(p.indices);
+  const int64_t eh = effective_kernel(p.R, p.dil_h), ew = effective_kernel(p.S, p.dil_w), HW = p.H * p.W;
+  bool ok = true;
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t c = 0; c < p.C; ++c) {
+      T* dxp = dx + n * p.x_strides[0] + c * p.x_strides[1];
+      for (int64_t h = 0; h < p.H; ++h)
+        for (int64_t w = 0; w < p.W; ++w) dxp[h * p.x_strides[2] + w * p.x_strides[3]] = T(0);
+      for (int64_t pp = 0; pp < p.P; ++pp) {
+        const int64_t hs = pp * p.stride_h - p.pad_h;
+        const bool row_empty = pool_window_empty(hs, p.R, p.dil_h, p.H);
+        for (int64_t q = 0; q < p.Q; ++q) {
+          const int64_t ws = q * p.stride_w - p.pad_w;
+          const int64_t i = ind[n * p.i_strides[0] + c * p.i_strides[1] + pp * p.i_strides[2] + q * p.i_strides[3]];
+          if (i < 0 || i >= HW) {
+            ok &= row_empty || pool_window_empty(ws, p.S, p.dil_w, p.W);
+            continue;
+          }
+          const int64_t h = i / p.W, w = i % p.W;
+          if (h >= hs && h < hs + eh && w >= ws && w < ws + ew)
+            dxp[h * p.x_strides[2] + w * p.x_strides[3]] +=
+                dy[n * p.y_strides[0] + c * p.y_strides[1] + pp * p.y_strides[2] + q * p.y_strides[3]];
+        }
+      }
+    }
+  return ok;
 }
 
 // Output rows are done in bands; each input row a band needs is split into
@@ -368,6 +404,8 @@ void max_pool2d_fwd(const MaxPool2dParams& p) {
 
 bool max_pool2d_bwd(const MaxPool2dParams& p) {
   const bool cl = all_channels_inner(p);
+  if (!cl && p.N * p.C * p.P * p.Q * p.R * p.S <= kTinyTaps)
+    return p.dtype == DType::Float64 ? bwd_tiny<double>(p) : bwd_tiny<float>(p);
   if (p.dtype == DType::Float64) return cl ? bwd_channels_last<double>(p) : bwd_planes<double>(p);
   return cl ? bwd_channels_last<float>(p) : bwd_planes<float>(p);
 }
