@@ -118,6 +118,27 @@ def test_nchw_output_of_channels_tiles_every_isa(isa, dtype, Q):
     torch.testing.assert_close(got.double(), ref, **tol)
 
 
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_nchw_output_accumulated_over_reduction_blocks_every_isa(isa, dtype):
+    # Few pixels per image (3 x 5) with an NCHW output take channels-on-vector tiles;
+    # 40 channels x 9 taps are two reduction blocks, so the second adds its tile to the
+    # output through the gathering store (and a tile crossing images takes the scalar one).
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 40, 3, 5, dtype=torch.float64, generator=g)
+    w = torch.randn(37, 40, 3, 3, dtype=torch.float64, generator=g)
+    b = torch.randn(37, dtype=torch.float64, generator=g)
+    ref = F.conv2d(x, w, b, 1, 1)
+    cnnops.set_cpu_isa(isa)
+    try:
+        got = ops.conv2d_fprop(x.to(dtype), w.to(dtype), b.to(dtype), [1, 1], [1] * 4, [1, 1], 1)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    assert got.is_contiguous()
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got.double(), ref, **tol)
+
+
 def test_conv_transpose_stride_phases_without_taps():
     # stride 3 > kernel 2: some output phases receive no tap and must be the bias.
     x = torch.randn(2, 4, 5, 6, dtype=torch.float64)

@@ -260,7 +260,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
               arows(runs, run_len, toff.data(), rows_base + (p - p0) * c.step_h * row + qt * MR * c.step_w * C + g * c.Ci,
                           c.step_w * C, b, out_row.get() + qt * MR * NR, NR, init, bcol, nullptr);
             uk.store_columns(out_row.get(), NR, c.Q, cols, col_src, col_off,
-                             c.out + n * os[0] + p * os[2] + (g * c.Ko + np * NR) * os[1]);
+                             c.out + n * os[0] + p * os[2] + (g * c.Ko + np * NR) * os[1], false);
             if (stores.staged) finish_pixels(c, (n * c.P + p) * c.Q, c.Q, g * c.Ko + np * NR, cols);
             continue;
           }

@@ -390,8 +390,8 @@ void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off,
       else
         for (int64_t t = 0; t < n; ++t) dst[t] = src[t];
     }
-  } else if (!add && !columns_inner && rows > 0 && contiguous_rows(row_off, rows)) {
-    active_microkernel<T>().store_columns(tile, ld, rows, n, col_src, col_off, out + row_off[0]);
+  } else if (!columns_inner && rows > 0 && contiguous_rows(row_off, rows)) {
+    active_microkernel<T>().store_columns(tile, ld, rows, n, col_src, col_off, out + row_off[0], add);
   } else if (columns_inner) {
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t t = 0; t < n; ++t) {

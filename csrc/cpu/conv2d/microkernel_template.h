@@ -176,15 +176,21 @@ void microkernel_dot(int64_t len, const typename V::T* a, int64_t lda, const typ
 // StoreColumnsFn: each column run by kWidth-row gathers down the tile.
 template <typename V>
 void store_columns(const typename V::T* tile, int64_t ld, int64_t rows, int64_t n, const int64_t* col_src,
-                   const int64_t* col_off, typename V::T* out) {
+                   const int64_t* col_off, typename V::T* out, bool add) {
   constexpr int W = V::kWidth;
   const uint32_t all = (uint32_t(1) << W) - 1, last = (uint32_t(1) << (rows % W)) - 1;
   for (int64_t t = 0; t < n; ++t) {
     const typename V::T* src = tile + col_src[t];
     typename V::T* dst = out + col_off[t];
     int64_t i = 0;
-    for (; i + W <= rows; i += W) V::store(dst + i, V::gather(src + i * ld, int32_t(ld), all));
-    if (i < rows) V::store_masked(dst + i, V::gather(src + i * ld, int32_t(ld), last), last);
+    for (; i + W <= rows; i += W) {
+      const auto v = V::gather(src + i * ld, int32_t(ld), all);
+      V::store(dst + i, add ? V::add(V::load(dst + i), v) : v);
+    }
+    if (i < rows) {
+      const auto v = V::gather(src + i * ld, int32_t(ld), last);
+      V::store_masked(dst + i, add ? V::add(V::load_masked(dst + i, last), v) : v, last);
+    }
   }
 }
 
