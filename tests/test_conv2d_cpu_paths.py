@@ -32,6 +32,7 @@ CONFIGS = [
     (1, 8, 11, 57, 12, 3, 3, 2, 0, 1, 1),     # 3x3 'valid', stride 2, Q = 28: the same
     (3, 8, 6, 5, 10, 3, 3, 3, 2, 1, 2),       # tiny spatial, stride 3, padding 2
     (2, 8, 24, 23, 12, 3, 3, 1, 1, 1, 1),     # >= 1024 output pixels: NCHW wgrad transposes x
+    (2, 8, 64, 63, 12, 1, 1, 2, 0, 1, 1),     # ...a strided 1x1: only the pixels it reads
 ]
 
 

@@ -282,8 +282,19 @@ void wgrad(const Conv2dParams& p) {
     return;
   }
   Conv2dParams q = p;
-  AlignedBuffer<T> x(p.N * p.C * p.H * p.W), dy(p.N * p.K * p.P * p.Q);
-  to_channels_last(static_cast<const T*>(p.x), p.x_strides, p.N, p.C, p.H, p.W, x.get(), q.x_strides);
+  // A strided 1x1 without padding reads only the input pixels (p*stride_h,
+  // q*stride_w): those alone are copied, as a stride-1 problem (ResNet's and
+  // Xception's downsampling 1x1s copied 4x what they read).
+  int64_t xs[4] = {p.x_strides[0], p.x_strides[1], p.x_strides[2], p.x_strides[3]};
+  if (p.R == 1 && p.S == 1 && p.pad_h == 0 && p.pad_w == 0) {
+    xs[2] *= p.stride_h;
+    xs[3] *= p.stride_w;
+    q.H = p.P;
+    q.W = p.Q;
+    q.stride_h = q.stride_w = 1;
+  }
+  AlignedBuffer<T> x(q.N * q.C * q.H * q.W), dy(p.N * p.K * p.P * p.Q);
+  to_channels_last(static_cast<const T*>(p.x), xs, q.N, q.C, q.H, q.W, x.get(), q.x_strides);
   to_channels_last(static_cast<const T*>(p.y), p.y_strides, p.N, p.K, p.P, p.Q, dy.get(), q.y_strides);
   q.x = x.get();
   q.y = dy.get();

@@ -499,6 +499,17 @@ template <typename T>
 void fill_bias_or_zero(const Correlation<T>& c) {
   const int64_t* s = c.out_strides;
   const int64_t K = c.G * c.Ko;
+  if (s[1] < s[3]) {  // channels inner (channels_last): pixel by pixel, in address order
+    for_tasks(c, c.N * c.P, [&](int64_t begin, int64_t end) {
+      for (int64_t np = begin; np < end; ++np) {
+        T* row = c.out + np / c.P * s[0] + np % c.P * s[2];
+        for (int64_t j = 0; j < c.Q; ++j)
+          for (int64_t k = 0; k < K; ++k) row[j * s[3] + k * s[1]] = c.bias != nullptr ? c.bias[k] : T(0);
+        finish_pixels(c, np * c.Q, c.Q, 0, K);
+      }
+    });
+    return;
+  }
   for_tasks(c, c.N * K, [&](int64_t begin, int64_t end) {
     for (int64_t nk = begin; nk < end; ++nk) {
       const int64_t n = nk / K, k = nk % K;
