@@ -499,8 +499,10 @@ template <typename T>
 void fill_bias_or_zero(const Correlation<T>& c) {
   const int64_t* s = c.out_strides;
   const int64_t K = c.G * c.Ko;
+  // A bandwidth pass (a strided dgrad's phases without taps): grains by elements,
+  // not by the correlation's FLOPs, which are none.
   if (s[1] < s[3]) {  // channels inner (channels_last): pixel by pixel, in address order
-    for_tasks(c, c.N * c.P, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, c.N * c.P, grain_for(c.Q * K), [&](int64_t begin, int64_t end) {
       for (int64_t np = begin; np < end; ++np) {
         T* row = c.out + np / c.P * s[0] + np % c.P * s[2];
         for (int64_t j = 0; j < c.Q; ++j)
@@ -510,7 +512,7 @@ void fill_bias_or_zero(const Correlation<T>& c) {
     });
     return;
   }
-  for_tasks(c, c.N * K, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, c.N * K, grain_for(c.P * c.Q), [&](int64_t begin, int64_t end) {
     for (int64_t nk = begin; nk < end; ++nk) {
       const int64_t n = nk / K, k = nk % K;
       const T v = c.bias != nullptr ? c.bias[k] : T(0);
