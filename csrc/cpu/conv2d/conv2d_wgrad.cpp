@@ -11,8 +11,9 @@
 // channels-last but a transpose of every im2col element (R*S times more work)
 // in NCHW. With few pixels that im2col is small and NCHW is packed as it is.
 //
-// Parallelism: tasks are (group, block of columns, chunk of pixels). The number
-// of pixel chunks depends only on the problem size, each chunk accumulates into
+// Parallelism: tasks are (group, block of columns, chunk of pixels, and, when
+// that makes too few, block of rows). The number of pixel chunks depends only on
+// the problem size, each chunk accumulates into
 // its own zero-padded partial buffer, and the partials are summed in chunk order,
 // so results do not depend on scheduling (no atomics).
 #include <ATen/Parallel.h>
@@ -348,9 +349,15 @@ void wgrad_impl(const Conv2dParams& p) {
   const bool direct_dw = chunks == 1 && in_order;
   AlignedBuffer<T> partial(direct_dw ? 0 : chunks * G * kpad * npad);
 
+  // Few pixels give few chunks (a 1x1 of 512 -> 2048 channels at 4x4, batch 16: one
+  // task): the rows of dw (output channels) are then split too.
+  const int64_t row_panels = kpad / MR;
+  const int64_t wanted_rows = std::min(row_panels, std::max<int64_t>(1, ceil_div(kMinTasks, G * col_blocks * chunks)));
+  const int64_t block_rows = ceil_div(row_panels, wanted_rows), row_blocks = ceil_div(row_panels, block_rows);
+  const int64_t tasks = G * col_blocks * chunks * row_blocks;
+
   const bool direct_b = channels_last && xs[1] == 1 && Cg % NR == 0;
-  at::parallel_for(0, G * col_blocks * chunks, task_grain(G * col_blocks * chunks, 2.0 * p.K * cols * pixels),
-                   [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, tasks, task_grain(tasks, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> a_panels(kpad * kKc);
     AlignedBuffer<T> b_panels(direct_b ? 0 : kKc * block_panels * NR);
     AlignedBuffer<T> zeros(direct_b ? NR : 0);
@@ -360,8 +367,10 @@ void wgrad_impl(const Conv2dParams& p) {
     const int64_t zero_off = direct_b ? zeros.get() - x : 0;
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t g = task / (col_blocks * chunks);
-      const int64_t cb = task / chunks % col_blocks, chunk = task % chunks;
+      const int64_t rb = task % row_blocks, t = task / row_blocks;
+      const int64_t g = t / (col_blocks * chunks);
+      const int64_t cb = t / chunks % col_blocks, chunk = t % chunks;
+      const int64_t mp0 = rb * block_rows, mp1 = std::min(row_panels, mp0 + block_rows);
       const int64_t panel0 = cb * block_panels;
       const int64_t panels = std::min(block_panels, npad / NR - panel0);
       const int64_t m_begin = chunk * chunk_len, m_end = std::min(pixels, m_begin + chunk_len);
@@ -384,20 +393,20 @@ void wgrad_impl(const Conv2dParams& p) {
             c[i * ldc + j] = init == AccInit::Load ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
       };
       if (m_begin >= m_end) {
-        for (int64_t k = 0; k < kpad; ++k)
+        for (int64_t k = mp0 * MR; k < mp1 * MR; ++k)
           for (int64_t j = 0; j < panels * NR; ++j) c_block[k * npad + j] = T(0);
         continue;
       }
       for (int64_t kb0 = m_begin; kb0 < m_end; kb0 += kKc) {
         const int64_t kc = std::min(kKc, m_end - kb0);
-        pack_dy_panels(p, dy, g * Kg, Kg, kpad, MR, kb0, kc, a_panels.get());
+        pack_dy_panels(p, dy, g * Kg + mp0 * MR, Kg - mp0 * MR, (mp1 - mp0) * MR, MR, kb0, kc, a_panels.get());
         const AccInit init = kb0 == m_begin ? AccInit::Zero : AccInit::Load;
         if (direct_b) {
           for (int64_t np = 0; np < panels; ++np) {
             direct_x_offsets<T>(p, column[(panel0 + np) * NR], g * Cg, kb0, kc, zero_off, boff.data());
-            for (int64_t mp = 0; mp < kpad / MR; ++mp)
+            for (int64_t mp = mp0; mp < mp1; ++mp)
               run(mp, np, init, [&](T* c, int64_t ld, AccInit in) {
-                uk.fn_boff(kc, a_panels.get() + mp * kc * MR, x, boff.data(), c, ld, in, nullptr);
+                uk.fn_boff(kc, a_panels.get() + (mp - mp0) * kc * MR, x, boff.data(), c, ld, in, nullptr);
               });
           }
           continue;
@@ -405,9 +414,9 @@ void wgrad_impl(const Conv2dParams& p) {
         pack_x_panels(p, x, g * Cg, column, panel0 * NR, panels * NR, NR, kb0, kc, channels_last,
                       b_panels.get());
         for (int64_t np = 0; np < panels; ++np)
-          for (int64_t mp = 0; mp < kpad / MR; ++mp)
+          for (int64_t mp = mp0; mp < mp1; ++mp)
             run(mp, np, init, [&](T* c, int64_t ld, AccInit in) {
-              uk.fn(kc, a_panels.get() + mp * kc * MR, b_panels.get() + np * kc * NR, c, ld, in, nullptr);
+              uk.fn(kc, a_panels.get() + (mp - mp0) * kc * MR, b_panels.get() + np * kc * NR, c, ld, in, nullptr);
             });
       }
     }
