@@ -364,12 +364,7 @@ void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, 
   }
 }
 
-// Whether row_off[i] = row_off[0] + i: the tile's rows go to consecutive addresses.
-inline bool contiguous_rows(const int64_t* row_off, int64_t rows) {
-  for (int64_t i = 1; i < rows; ++i)
-    if (row_off[i] != row_off[0] + i) return false;
-  return true;
-}
+constexpr int64_t kMinColumnRun = 4;  // shorter runs of rows are stored element by element
 
 // Writes (or, with `add`, adds) a rows x n tile (row stride ld) to
 // out[row_off[i] + col_off[t]], reading tile column col_src[t]. The loop over
@@ -390,8 +385,6 @@ void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off,
       else
         for (int64_t t = 0; t < n; ++t) dst[t] = src[t];
     }
-  } else if (!columns_inner && rows > 0 && contiguous_rows(row_off, rows)) {
-    active_microkernel<T>().store_columns(tile, ld, rows, n, col_src, col_off, out + row_off[0], add);
   } else if (columns_inner) {
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t t = 0; t < n; ++t) {
@@ -399,11 +392,21 @@ void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off,
         o = add ? o + tile[i * ld + col_src[t]] : tile[i * ld + col_src[t]];
       }
   } else {
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < rows; ++i) {
-        T& o = out[row_off[i] + col_off[t]];
-        o = add ? o + tile[i * ld + col_src[t]] : tile[i * ld + col_src[t]];
+    // Runs of rows at consecutive addresses (pixels of one NCHW plane: a tile of
+    // flat pixels breaks only where it crosses an image) take the gathering store.
+    for (int64_t i0 = 0, i1; i0 < rows; i0 = i1) {
+      for (i1 = i0 + 1; i1 < rows && row_off[i1] == row_off[i0] + (i1 - i0);) ++i1;
+      if (i1 - i0 >= kMinColumnRun) {
+        active_microkernel<T>().store_columns(tile + i0 * ld, ld, i1 - i0, n, col_src, col_off, out + row_off[i0],
+                                              add);
+        continue;
       }
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t i = i0; i < i1; ++i) {
+          T& o = out[row_off[i] + col_off[t]];
+          o = add ? o + tile[i * ld + col_src[t]] : tile[i * ld + col_src[t]];
+        }
+    }
   }
 }
 
