@@ -96,6 +96,20 @@ def test_isas_agree_with_torch(isa, dtype):
         cnnops.set_cpu_isa("auto")
 
 
+def _fprop_on_isa_matches(isa, dtype, x, w, b, stride, padding, rtol32):
+    """conv2d_fprop of float64 x, w, b cast to dtype, on `isa`, against F.conv2d in
+    float64; the output NCHW-contiguous, as the input."""
+    ref = F.conv2d(x, w, b, stride, padding)
+    cnnops.set_cpu_isa(isa)
+    try:
+        got = ops.conv2d_fprop(x.to(dtype), w.to(dtype), b.to(dtype), [stride] * 2, [padding] * 4, [1, 1], 1)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    assert got.is_contiguous()
+    tol = dict(rtol=rtol32, atol=rtol32) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got.double(), ref, **tol)
+
+
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("Q", [1, 5, 14, 17, 31, 40])
@@ -107,16 +121,8 @@ def test_nchw_output_of_channels_tiles_every_isa(isa, dtype, Q):
     x = torch.randn(2, 3, 9, 2 * Q + 1, dtype=torch.float64, generator=g)
     w = torch.randn(37, 3, 3, 3, dtype=torch.float64, generator=g)
     b = torch.randn(37, dtype=torch.float64, generator=g)
-    ref = F.conv2d(x, w, b, 2, 1)
-    assert ref.shape[-1] == Q + 1 and ref.is_contiguous()
-    cnnops.set_cpu_isa(isa)
-    try:
-        got = ops.conv2d_fprop(x.to(dtype), w.to(dtype), b.to(dtype), [2, 2], [1] * 4, [1, 1], 1)
-    finally:
-        cnnops.set_cpu_isa("auto")
-    assert got.is_contiguous()
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(got.double(), ref, **tol)
+    assert F.conv2d(x, w, b, 2, 1).shape[-1] == Q + 1
+    _fprop_on_isa_matches(isa, dtype, x, w, b, 2, 1, 1e-5)
 
 
 @pytest.mark.parametrize("isa", supported_isas())
@@ -129,15 +135,7 @@ def test_nchw_output_accumulated_over_reduction_blocks_every_isa(isa, dtype):
     x = torch.randn(3, 40, 3, 5, dtype=torch.float64, generator=g)
     w = torch.randn(37, 40, 3, 3, dtype=torch.float64, generator=g)
     b = torch.randn(37, dtype=torch.float64, generator=g)
-    ref = F.conv2d(x, w, b, 1, 1)
-    cnnops.set_cpu_isa(isa)
-    try:
-        got = ops.conv2d_fprop(x.to(dtype), w.to(dtype), b.to(dtype), [1, 1], [1] * 4, [1, 1], 1)
-    finally:
-        cnnops.set_cpu_isa("auto")
-    assert got.is_contiguous()
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(got.double(), ref, **tol)
+    _fprop_on_isa_matches(isa, dtype, x, w, b, 1, 1, 1e-4)
 
 
 def test_conv_transpose_stride_phases_without_taps():
