@@ -197,26 +197,17 @@ def _pool_padding(padding, input, kernel_size, stride, dilation, fn):
     return pad
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
-    """Drop-in for torch.nn.functional.max_pool2d (values and int64 indices as torch's).
-
-    Beyond torch, padding='same' gives TensorFlow/Keras MaxPooling2D semantics for any
-    stride: output size ceil(H / stride), the odd padding pixel at the bottom/right, padded
-    cells never chosen. A call that needs no gradient and no indices skips computing them
-    (max_pool2d_values).
-    """
+def _max_pool2d_args(input, kernel_size, stride, padding, dilation):
+    """(input as 4-D, whether it was unbatched, kernel_size, stride, padding (top, bottom,
+    left, right), dilation), checked."""
     if (type(kernel_size) is int and type(padding) is int and type(dilation) is int
             and (stride is None or type(stride) is int) and type(input) is torch.Tensor
-            and input.dim() == 4 and not return_indices):
-        # The common call (ints, a batch, values only) without the general checks:
-        # the per-call cost of small layers. Any value out of range goes below.
+            and input.dim() == 4):
+        # The common call (ints and a batch) without the general normalisation: the
+        # per-call cost of small layers. Any value out of range goes below.
         s = kernel_size if stride is None else stride
         if kernel_size > 0 and s > 0 and dilation > 0 and 0 <= padding <= kernel_size // 2:
-            k, st, d, pad = [kernel_size] * 2, [s] * 2, [dilation] * 2, [padding] * 4
-            if torch.is_grad_enabled() and input.requires_grad:
-                return direct.max_pool2d_fwd(input, k, st, pad, d, bool(ceil_mode))[0]
-            return direct.max_pool2d_values(input, k, st, pad, d, bool(ceil_mode))
+            return input, False, [kernel_size] * 2, [s] * 2, [padding] * 4, [dilation] * 2
     fn = "max_pool2d"
     x, unbatched = _batched(input, fn)
     kernel_size = _pair(kernel_size, "kernel_size", fn)
@@ -227,6 +218,20 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         if v[0] <= 0 or v[1] <= 0:
             raise ValueError(f"cnnops.{fn}: expected {name} to be positive, got {v}")
     pad = _pool_padding(padding, x, kernel_size, stride, dilation, fn)
+    return x, unbatched, kernel_size, stride, pad, dilation
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Drop-in for torch.nn.functional.max_pool2d (values and int64 indices as torch's).
+
+    Beyond torch, padding='same' gives TensorFlow/Keras MaxPooling2D semantics for any
+    stride: output size ceil(H / stride), the odd padding pixel at the bottom/right, padded
+    cells never chosen. A call that needs no gradient and no indices skips computing them
+    (max_pool2d_values).
+    """
+    x, unbatched, kernel_size, stride, pad, dilation = _max_pool2d_args(input, kernel_size, stride,
+                                                                        padding, dilation)
     if not return_indices and not (torch.is_grad_enabled() and x.requires_grad):
         y = direct.max_pool2d_values(x, kernel_size, stride, pad, dilation, bool(ceil_mode))
         return y.squeeze(0) if unbatched else y
@@ -368,5 +373,5 @@ def conv2d_fused(input, weight, bias=None, stride=1, padding=0, dilation=1, grou
         y = direct.depthwise_fprop_fused(x, weight, bias, stride, pad, dilation, act, residual, post)
     else:
         y = direct.conv2d_fprop_fused(x, weight, bias, stride, pad, dilation, groups, act, residual,
-                                   post)
+                                      post)
     return y.squeeze(0) if unbatched else y

@@ -15,7 +15,6 @@ from .._shape import conv_out_size, same_padding
 from .activations import APPLY
 
 
-
 def _private_copy(tensor, channels_last):
     """A detached copy of `tensor` that nothing else shares, in the layout the kernels read:
     channels_last for 4-D filters when asked for, else contiguous."""
@@ -119,9 +118,9 @@ class FusedConv2d(_FusedBase):
                 post = self.post_activation or "none"
                 if depthwise:
                     return direct.depthwise_fprop_fused(x, self.weight, self.bias, self.stride, pad,
-                                                      self.dilation, act, residual, post)
+                                                        self.dilation, act, residual, post)
                 return direct.conv2d_fprop_fused(x, self.weight, self.bias, self.stride, pad,
-                                               self.dilation, self.groups, act, residual, post)
+                                                 self.dilation, self.groups, act, residual, post)
         if residual is not None:
             y_shape = x.shape[:-3] + (self.weight.shape[0],) + tuple(
                 _conv_out_hw(x, self.weight.shape[2:], self.stride, self.padding, self.dilation))

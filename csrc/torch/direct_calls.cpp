@@ -17,6 +17,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../common/shape.h"
 #include "autograd_util.h"
 #include "op_signatures.h"
 
@@ -93,8 +94,8 @@ std::optional<at::Tensor> conv_transpose2d(const at::Tensor& x, const at::Tensor
   for (int axis = 0; axis < 2; ++axis) {
     if (output_padding[axis] < 0 || output_padding[axis] >= std::max(stride[axis], dilation[axis]))
       return std::nullopt;
-    size[axis] = (x.size(2 + axis) - 1) * stride[axis] - 2 * padding[axis] + dilation[axis] * (w.size(2 + axis) - 1) +
-                 output_padding[axis] + 1;
+    size[axis] = (x.size(2 + axis) - 1) * stride[axis] - 2 * padding[axis] +
+                 effective_kernel(w.size(2 + axis), dilation[axis]) + output_padding[axis];
     if (size[axis] < 1) return std::nullopt;
   }
   return conv2d_dgrad(x, w, b, size, stride, padding, dilation, groups);

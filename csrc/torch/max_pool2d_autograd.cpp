@@ -36,22 +36,22 @@ struct MaxPool2dBackward final : torch::autograd::Node {
         autograd::typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef,
                                       at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef)>(
             "cnnops::max_pool2d_bwd");
-    at::Tensor dx;
-    if (task_should_compute_output(0) && grads[0].defined()) {
+    if (!task_should_compute_output(0) || !grads[0].defined()) return {at::Tensor()};
+    at::Tensor ind;
+    {
       std::lock_guard<std::mutex> lock(mutex_);
-      const at::Tensor ind = indices.unpack(getptr());
-      autograd::BelowAutogradUnlessGradMode below;
-      dx = op.call(grads[0], ind, input_size, kernel_size, stride, pad, dilation);
+      ind = indices.unpack(getptr());
     }
-    return {dx};
+    autograd::BelowAutogradUnlessGradMode below;
+    return {op.call(grads[0], ind, input_size, kernel_size, stride, pad, dilation)};
   }
 };
 
 // Runs the op below autograd and, when a graph is being recorded, makes y the
 // output of a MaxPool2dBackward node (the indices are not differentiable).
-std::tuple<at::Tensor, at::Tensor> max_pool2d_recorded(const at::Tensor& input, at::IntArrayRef kernel_size,
-                                                       at::IntArrayRef stride, at::IntArrayRef padding,
-                                                       at::IntArrayRef dilation, bool ceil_mode) {
+std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd_autograd(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                           at::IntArrayRef stride, at::IntArrayRef padding,
+                                                           at::IntArrayRef dilation, bool ceil_mode) {
   static const auto op = autograd::typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
   at::Tensor y, ind;
   {
@@ -73,17 +73,10 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_recorded(const at::Tensor& input, 
   return {y, ind};
 }
 
-std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd_autograd(const at::Tensor& input,
-                                                           at::IntArrayRef kernel_size,
-                                                           at::IntArrayRef stride, at::IntArrayRef padding,
-                                                           at::IntArrayRef dilation, bool ceil_mode) {
-  return max_pool2d_recorded(input, kernel_size, stride, padding, dilation, ceil_mode);
-}
-
 at::Tensor max_pool2d_values_autograd(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                       at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
   if (autograd::needs_autograd({&input}))
-    return std::get<0>(max_pool2d_recorded(input, kernel_size, stride, padding, dilation, ceil_mode));
+    return std::get<0>(max_pool2d_fwd_autograd(input, kernel_size, stride, padding, dilation, ceil_mode));
   static const auto op = autograd::typed_op<sig::MaxPool2dValues>("cnnops::max_pool2d_values");
   at::AutoDispatchBelowADInplaceOrView below;
   return op.call(input, kernel_size, stride, padding, dilation, ceil_mode);

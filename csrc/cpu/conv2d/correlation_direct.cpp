@@ -256,9 +256,11 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         const int64_t cols = std::min(NR, c.Ko - np * NR);
         for (int64_t p = p0; p < p1; ++p) {
           if (row_store) {
-            for (int64_t qt = 0; qt < qtiles; ++qt, prefetch.step())
-              arows(runs, run_len, toff.data(), rows_base + (p - p0) * c.step_h * row + qt * MR * c.step_w * C + g * c.Ci,
-                          c.step_w * C, b, out_row.get() + qt * MR * NR, NR, init, bcol, nullptr);
+            for (int64_t qt = 0; qt < qtiles; ++qt, prefetch.step()) {
+              const T* a = rows_base + (p - p0) * c.step_h * row + qt * MR * c.step_w * C + g * c.Ci;
+              arows(runs, run_len, toff.data(), a, c.step_w * C, b, out_row.get() + qt * MR * NR, NR, init, bcol,
+                    nullptr);
+            }
             uk.store_columns(out_row.get(), NR, c.Q, cols, col_src, col_off,
                              c.out + n * os[0] + p * os[2] + (g * c.Ko + np * NR) * os[1], false);
             if (stores.staged) finish_pixels(c, (n * c.P + p) * c.Q, c.Q, g * c.Ko + np * NR, cols);
@@ -273,7 +275,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
             if (direct_store && rows == MR && cols == NR) {
               TileStage<T> at;
               arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol,
-                          stores.at(c, m, g * c.Ko + np * NR, &at));
+                    stores.at(c, m, g * c.Ko + np * NR, &at));
               continue;
             }
             arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol, nullptr);

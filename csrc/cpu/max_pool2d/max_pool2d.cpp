@@ -1,8 +1,8 @@
 // Max pooling on the CPU, forward and backward, bit-for-bit as torch's.
 //
-// Forward, two paths (and plain loops for tiny problems, fwd_tiny/bwd_tiny); both run the ISA-dispatched vector kernel max_taps
-// (max_pool2d_kernels.h), which keeps a block of (max, index) lanes over all the
-// taps of a window:
+// Forward, two paths (and plain loops for tiny problems, fwd_tiny/bwd_tiny); both
+// run the ISA-dispatched vector kernel max_taps (max_pool2d_kernels.h), which keeps
+// a block of (max, index) lanes over all the taps of a window:
 //   planes (any strides, NCHW the fast case): parallel over (n, c) planes. The
 //     lanes are an output row; each tap reads a contiguous phase row
 //     (phase_rows.h, padding as -inf) and its index is base + q*stride_w.
@@ -52,8 +52,11 @@ bool all_channels_inner(const MaxPool2dParams& p) {
 // Tiny problems not channels_last (a few thousand taps in all: batch-1 layers of
 // small models): one plain loop over every output and tap, any strides, on the
 // calling thread. The planes path's per-row calls, phase rows and buffers cost
-// more there than the arithmetic (the channels_last path's vectors do not). Same rule and first-valid-tap start as the vector kernels.
+// more there than the arithmetic (the channels_last path's vectors do not). Same
+// rule and first-valid-tap start as the vector kernels.
 constexpr int64_t kTinyTaps = 8192;
+
+bool tiny(const MaxPool2dParams& p, bool cl) { return !cl && p.N * p.C * p.P * p.Q * p.R * p.S <= kTinyTaps; }
 
 template <typename T>
 void fwd_tiny(const MaxPool2dParams& p) {
@@ -393,7 +396,7 @@ bool bwd_channels_last(const MaxPool2dParams& p) {
 
 void max_pool2d_fwd(const MaxPool2dParams& p) {
   const bool cl = all_channels_inner(p);
-  if (!cl && p.N * p.C * p.P * p.Q * p.R * p.S <= kTinyTaps) {
+  if (tiny(p, cl)) {
     if (p.dtype == DType::Float64) fwd_tiny<double>(p);
     else fwd_tiny<float>(p);
     return;
@@ -404,8 +407,7 @@ void max_pool2d_fwd(const MaxPool2dParams& p) {
 
 bool max_pool2d_bwd(const MaxPool2dParams& p) {
   const bool cl = all_channels_inner(p);
-  if (!cl && p.N * p.C * p.P * p.Q * p.R * p.S <= kTinyTaps)
-    return p.dtype == DType::Float64 ? bwd_tiny<double>(p) : bwd_tiny<float>(p);
+  if (tiny(p, cl)) return p.dtype == DType::Float64 ? bwd_tiny<double>(p) : bwd_tiny<float>(p);
   if (p.dtype == DType::Float64) return cl ? bwd_channels_last<double>(p) : bwd_planes<double>(p);
   return cl ? bwd_channels_last<float>(p) : bwd_planes<float>(p);
 }
