@@ -1,6 +1,6 @@
-"""balanced_for (csrc/cpu/util/balanced_for.h): every unit runs exactly once; a thread that
-finishes its share takes units from the back of a slow thread's share; with the switch
-off, the shares stay fixed. The kernels' bits with and without it are compared in
+"""balanced_for and balanced_for_ranges (csrc/cpu/util/balanced_for.h; the second runs the
+convolutions' tasks): every unit runs exactly once; a thread that finishes its share takes
+units from the back of a slow thread's share; with the switch off, the shares stay fixed. The kernels' bits with and without it are compared in
 test_depthwise_cpu_paths.py (test_depthwise_cl3x3_bands_and_spans_every_isa)."""
 import pytest
 import torch
@@ -19,20 +19,22 @@ def two_threads():
     cnnops._C.set_balanced_for(True)
 
 
+@pytest.mark.parametrize("ranges", [False, True])
 @pytest.mark.parametrize("count", [1, 2, 7, 40, 333])
 @pytest.mark.parametrize("slow_us", [0, 200])
-def test_every_unit_runs_once(two_threads, count, slow_us):
-    runs, thread = trace(count, slow_us)
+def test_every_unit_runs_once(two_threads, count, slow_us, ranges):
+    runs, thread = trace(count, slow_us, ranges)
     assert runs == [1] * count
     assert set(thread) <= {0, 1}
 
 
-def test_fast_thread_takes_units_from_the_back_of_the_slow_share(two_threads):
+@pytest.mark.parametrize("ranges", [False, True])
+def test_fast_thread_takes_units_from_the_back_of_the_slow_share(two_threads, ranges):
     # Thread 0 sleeps 2 ms per unit: thread 1 runs its own half, then takes
     # thread 0's units from the back; thread 0's units are a run from the front
-    # of its share.
+    # of its share (with ranges, a quarter of it at a time).
     count = 40
-    runs, thread = trace(count, 2000)
+    runs, thread = trace(count, 2000, ranges)
     assert runs == [1] * count
     first_half = thread[:count // 2]
     assert thread[count // 2:] == [1] * (count // 2)
@@ -41,10 +43,11 @@ def test_fast_thread_takes_units_from_the_back_of_the_slow_share(two_threads):
     assert ran_by_0 == list(range(len(ran_by_0)))
 
 
-def test_switched_off_keeps_fixed_shares(two_threads):
+@pytest.mark.parametrize("ranges", [False, True])
+def test_switched_off_keeps_fixed_shares(two_threads, ranges):
     cnnops._C.set_balanced_for(False)
     count = 40
-    runs, thread = trace(count, 300)
+    runs, thread = trace(count, 300, ranges)
     assert runs == [1] * count
     assert thread == [0] * (count // 2) + [1] * (count // 2)
 

@@ -33,7 +33,10 @@ CONFIGS = [
     (3, 8, 6, 5, 10, 3, 3, 3, 2, 1, 2),       # tiny spatial, stride 3, padding 2
     (2, 8, 24, 23, 12, 3, 3, 1, 1, 1, 1),     # >= 1024 output pixels: NCHW wgrad transposes x
     (2, 8, 64, 63, 12, 1, 1, 2, 0, 1, 1),     # ...a strided 1x1: only the pixels it reads
+    (2, 16, 11, 9, 20, 3, 3, 1, 1, 1, 1),     # rows of 9: tiles along flat padded rows, every ISA
+    (2, 16, 10, 9, 12, 3, 3, 1, 1, 1, 1),     # ...with the narrow tile
 ]
+ISA_CONFIGS = CONFIGS[:4] + CONFIGS[-2:]
 
 
 def _id(cfg):
@@ -75,7 +78,7 @@ def test_all_three_kernels_match_torch(cfg, layout, direct_paths):
 def test_isas_agree_with_torch(isa, dtype):
     cnnops.set_cpu_isa(isa)
     try:
-        for cfg, cl in itertools.product(CONFIGS[:4], [False, True]):
+        for cfg, cl in itertools.product(ISA_CONFIGS, [False, True]):
             N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
             x = torch.randn(N, C, H, W, dtype=dtype)
             w = torch.randn(K, C // groups, R, S, dtype=dtype)

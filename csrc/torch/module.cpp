@@ -53,18 +53,26 @@ double cpu_peak_gflops(bool float64, int64_t iters) {
   return total / seconds * 1e-9;
 }
 
-// For the scheduler's tests: runs balanced_for over `count` units, thread 0
-// sleeping `slow_us` in each of its units; returns (times each unit ran,
-// the thread that ran it).
-py::tuple balanced_for_trace(int64_t count, int64_t slow_us) {
+// For the scheduler's tests: runs balanced_for (or, with `ranges`,
+// balanced_for_ranges with a grain of 1) over `count` units, thread 0 sleeping
+// `slow_us` in each of its units; returns (times each unit ran, the thread that
+// ran it).
+py::tuple balanced_for_trace(int64_t count, int64_t slow_us, bool ranges) {
   std::vector<std::atomic<int64_t>> runs(count);
   std::vector<int64_t> thread(count, -1);
-  cnnops::cpu::balanced_for(count, [&](int64_t u) {
+  auto unit = [&](int64_t u) {
     const int t = at::get_thread_num();
     if (t == 0 && slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
     runs[u].fetch_add(1);
     thread[u] = t;
-  });
+  };
+  if (ranges) {
+    cnnops::cpu::balanced_for_ranges(count, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t u = begin; u < end; ++u) unit(u);
+    });
+  } else {
+    cnnops::cpu::balanced_for(count, unit);
+  }
   std::vector<int64_t> run_counts(count);
   for (int64_t u = 0; u < count; ++u) run_counts[u] = runs[u].load();
   return py::make_tuple(run_counts, thread);
@@ -88,7 +96,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_balanced_for", &cnnops::cpu::set_balanced_for, py::arg("enabled"),
         "Let threads that finish early take work units from the others (default) or keep "
         "at::parallel_for's fixed shares (kernels that use balanced_for.h)");
-  m.def("_balanced_for_trace", &balanced_for_trace, py::arg("count"), py::arg("slow_us"));
+  m.def("_balanced_for_trace", &balanced_for_trace, py::arg("count"), py::arg("slow_us"),
+        py::arg("ranges") = false);
   m.def("_conv_balanced_block", &cnnops::cpu::conv_balanced_block, py::arg("items"), py::arg("width"),
         py::arg("outer"));
   m.def("_conv_panel_splits", &cnnops::cpu::conv_panel_splits, py::arg("blocks"), py::arg("panels"),

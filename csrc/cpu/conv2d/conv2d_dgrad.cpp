@@ -19,6 +19,7 @@
 #include <string>
 
 #include "../../common/shape.h"
+#include "../util/balanced_for.h"
 #include "../util/buffer.h"
 #include "../util/copy_row.h"
 #include "conv2d.h"
@@ -67,8 +68,8 @@ void dgrad_col2im(const Conv2dParams& p) {
       }
   });
 
-  at::parallel_for(0, p.N * G, task_grain(p.N * G, 2.0 * p.N * p.K * rows * pixels),
-                   [&](int64_t begin, int64_t end) {
+  balanced_for_ranges(p.N * G, task_grain(p.N * G, 2.0 * p.N * p.K * rows * pixels),
+                      [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> b(kKc * block);
     AlignedBuffer<T> cols(rpad * block);
     AlignedBuffer<T> row(block);

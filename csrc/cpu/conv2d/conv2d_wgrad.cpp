@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../util/balanced_for.h"
 #include "../util/buffer.h"
 #include "../util/copy_row.h"
 #include "conv2d.h"
@@ -224,8 +225,8 @@ bool wgrad_nchw_1x1(const Conv2dParams& p) {
   T* dw = static_cast<T*>(p.w);
   const int64_t* ws = p.w_strides;
   const int64_t tasks = G * kblocks * cblocks;
-  at::parallel_for(0, tasks, task_grain(tasks, 2.0 * p.K * Cg * pixels * p.N),
-                   [&](int64_t begin, int64_t end) {
+  balanced_for_ranges(tasks, task_grain(tasks, 2.0 * p.K * Cg * pixels * p.N),
+                      [&](int64_t begin, int64_t end) {
     // Lane sums of every tile of the block, [k tile][c tile][DM*DN registers].
     AlignedBuffer<T> sums(8 * 8 * tile);
     // Edge tiles (fewer than DM rows or DN columns left) read zero-padded copies.
@@ -357,7 +358,7 @@ void wgrad_impl(const Conv2dParams& p) {
   const int64_t tasks = G * col_blocks * chunks * row_blocks;
 
   const bool direct_b = channels_last && xs[1] == 1 && Cg % NR == 0;
-  at::parallel_for(0, tasks, task_grain(tasks, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
+  balanced_for_ranges(tasks, task_grain(tasks, 2.0 * p.K * cols * pixels), [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> a_panels(kpad * kKc);
     AlignedBuffer<T> b_panels(direct_b ? 0 : kKc * block_panels * NR);
     AlignedBuffer<T> zeros(direct_b ? NR : 0);

@@ -25,6 +25,9 @@ namespace corr {
 namespace {
 
 constexpr int64_t kGroupPanels = 8;  // pixel panels each filter panel runs over in turn
+// Output channels per group from which grouped NCHW-like problems take the
+// channels-on-vector direct path (4 per group ran at 0.66x the pixels path).
+constexpr int64_t kMinGroupLanes = 16;
 
 template <typename T>
 void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
@@ -255,6 +258,11 @@ void run_correlation(const Correlation<T>& c) {
   if (channels_contiguous || c.P * c.Q < uk.nr) {
     if (!direct || !run_channels_direct(c, uk)) run_channels_on_vector(c, uk);
   } else if (c.step_h == 1 && c.step_w == 1) {
+    // NCHW-like at unit steps: the channels-last direct path, fed by a transposing
+    // copy of its padded rows, beats the pixels-on-vector one wherever its rows fill
+    // tiles, except with few output channels per group (their lanes mostly empty).
+    const bool channel_lanes = c.G == 1 || c.Ko >= kMinGroupLanes;
+    if (direct && channel_lanes && run_channels_direct(c, uk)) return;
     if (!direct || !run_pixels_direct(c, uk)) run_pixels_on_vector(c, uk);
   } else {  // strided NCHW (the stem): the channels-last copy serves any layout,
     // except for a single tap (a strided 1x1), whose im2col is a plain gather

@@ -1,7 +1,8 @@
 // The correlation's paths that pack no input (see conv_correlation.h): the direct
 // paths read a zero-padded copy of the input in place (NCHW planes at unit steps
-// through per-step offsets; channels_last rows at any steps through the strided-A
-// micro-kernel), and the few-pixel path reads the filter in place. Each is a
+// through per-step offsets; channels-last rows at any steps through the strided-A
+// micro-kernel, copied from any input layout: NCHW channel rows are transposed
+// into them with vector gathers), and the few-pixel path reads the filter in place. Each is a
 // parallel loop over its own tasks on at::parallel_for; float and double.
 #include <algorithm>
 #include <vector>
@@ -19,6 +20,8 @@ namespace corr {
 constexpr double kMinTileUse = 0.75;  // below this fraction of useful lanes: im2col path
 constexpr double kTinyFlops = 5e5;    // ...unless the whole problem is smaller than this
 constexpr int64_t kMaxPadBytes = int64_t(1) << 30;
+// Channel strides whose gathers' int32 offsets (16 lanes) cannot overflow.
+constexpr int64_t kMaxGatherStride = (int64_t(1) << 31) / 64;
 
 // The padded extent along one axis: padded index i' holds input index i' + lo.
 struct PadAxis {
@@ -132,12 +135,34 @@ void copy_padded_row(const Correlation<T>& c, int64_t n, int64_t hp, const PadAx
     std::copy(src, src + (wb - wa) * C, dst + wa * C);
     return;
   }
+  if (s[3] == 1 && s[1] != 1 && s[1] < kMaxGatherStride) {  // NCHW-like: each channel's row is contiguous
+    active_microkernel<T>().gather_columns(src, s[1], C, wb - wa, dst + wa * C, C);
+    return;
+  }
   for (int64_t wp = wa; wp < wb; ++wp, src += s[3]) {
     T* d = dst + wp * C;
     if (s[1] == 1) std::copy(src, src + C, d);
     else
       for (int64_t ch = 0; ch < C; ++ch) d[ch] = src[ch * s[1]];
   }
+}
+
+// Whether the channels-last direct path should run its tiles along flat padded
+// rows: unit steps and one group (per-task row copies), and the flat rows fill
+// more lanes than whole output rows do. Output pixel (p, q) is then computed at
+// flat padded position p * pw.size + q, so a tile of MR consecutive positions
+// reads its A rows at one stride across row ends; the positions q >= Q are
+// computed and dropped. Only while a tile's input span (MR pixels plus the
+// kernel's rows) stays within L1: deeper spans stream from L2 (7x7 planes of
+// 512 channels: 0.8x the im2col path; 8x8 of 256: 0.93x).
+constexpr int64_t kFlatSpanBytes = int64_t(32) << 10;
+
+template <typename T>
+bool flat_rows_pay(const Correlation<T>& c, const PadAxis& ph, const PadAxis& pw, int64_t MR, double row_use) {
+  if (c.step_h != 1 || c.step_w != 1 || c.G != 1) return false;
+  const double flat_use = double(c.Q) / pw.size;
+  const int64_t span = (MR + (ph.size - c.P) * pw.size + pw.size - c.Q) * c.Ci * int64_t(sizeof(T));
+  return flat_use > row_use + 0.05 && flat_use >= kMinTileUse && span <= kFlatSpanBytes;
 }
 
 // Channels-last (any steps): the input zero-padded in channels-last order; a
@@ -151,7 +176,8 @@ void copy_padded_row(const Correlation<T>& c, int64_t n, int64_t hp, const PadAx
 // downsampling) and the input is dense channels_last, the input itself is read
 // that way, without a copy, provided every tile is full (Q a multiple of MR: a
 // partial tile reads its missing rows, which past the last pixel would leave
-// the tensor).
+// the tensor). Unit steps with short rows (16, 19, 32 pixels) run their
+// tiles along flat padded rows instead (flat_rows_pay).
 template <typename T>
 bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // Few output channels (8, 16: small models' layers) take the narrow tile when it
@@ -163,12 +189,14 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // Tiles mostly empty (short rows) waste FMAs; a tiny problem has few to waste, and
   // the im2col path's packing costs it more (a (1, 8, 8, 8) 3x3 on the dispatcher's
   // typed call: 15.4 us against 7.7).
-  if (double(c.Q) / round_up(c.Q, MR) < kMinTileUse && correlation_flops(c) >= kTinyFlops) return false;
   const PadAxis ph = pad_axis(c.hoff, c.P, c.step_h), pw = pad_axis(c.woff, c.Q, c.step_w);
+  const double row_use = double(c.Q) / round_up(c.Q, MR);
+  const bool flat = flat_rows_pay(c, ph, pw, MR, row_use);
+  if (!flat && row_use < kMinTileUse && correlation_flops(c) >= kTinyFlops) return false;
   const int64_t* s = c.in_strides;
   const bool in_place = s[1] == 1 && s[3] == C && s[2] == c.W * C && (c.N == 1 || s[0] == c.H * c.W * C) &&
                         ph.lo >= 0 && pw.lo >= 0 && ph.lo + ph.size <= c.H && pw.lo + pw.size <= c.W &&
-                        c.Q % MR == 0;
+                        c.Q % MR == 0 && !flat;
   const bool per_task = !in_place && c.G == 1;
   const int64_t row = (in_place ? c.W : pw.size) * C, image = (in_place ? c.H * row : ph.size * row);
   const int64_t slack = in_place ? 0 : (MR * c.step_w + pw.size) * C;
@@ -201,11 +229,11 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
 
   const int64_t* os = c.out_strides;
   const bool direct_store = os[1] == 1;
-  const int64_t qtiles = ceil_div(c.Q, MR);
+  const int64_t qtiles = ceil_div(flat ? pw.size : c.Q, MR);
   // NCHW-like outputs (the strided stem): a whole output row of tiles goes to a
   // buffer, and then each channel's row is written as one run; per tile, each of
   // NR channel planes got a run of MR pixels, on as many pages.
-  const bool row_store = !direct_store && os[3] == 1;
+  const bool row_store = !flat && !direct_store && os[3] == 1;
   // Row blocks of equal row counts (direct_row_blocks), and the output-channel
   // panels split where that evens out the threads' shares (28 rows at batch 1
   // make 7 blocks: 4 and 3 on two threads, 7 and 7 split in two).
@@ -247,13 +275,34 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         rows_base = rows_buf.get();
       }
       const int64_t kn = std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR;
+      // Flat padded positions [0, flat_end) cover the task's output rows.
+      const int64_t flat_end = (p1 - p0 - 1) * pw.size + c.Q, flat_tiles = ceil_div(flat_end, MR);
       ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q,
                                    g * c.Ko + np0 * NR, kn, stores.staged ? NR : kn, stores.staged,
-                                   split_panels * (p1 - p0) * qtiles);
+                                   split_panels * (flat ? flat_tiles : (p1 - p0) * qtiles));
       for (int64_t np = np0; np < np0 + split_panels; ++np) {
         const T* b = filter.get() + g * kpad * red + np * red * NR;
         const T* bcol = bias.data() + g * kpad + np * NR;
         const int64_t cols = std::min(NR, c.Ko - np * NR);
+        if (flat) {  // tiles along the flat padded rows; each row's run of valid pixels stored
+          for (int64_t j = 0; j < flat_end; j += MR) {
+            prefetch.step();
+            arows(runs, run_len, toff.data(), rows_base + j * C, C, b, tile, NR, init, bcol, nullptr);
+            for (int64_t i0 = 0; i0 < std::min(MR, flat_end - j);) {
+              const int64_t p = p0 + (j + i0) / pw.size, q0 = (j + i0) % pw.size;
+              const int64_t len = std::min({MR - i0, flat_end - j - i0, c.Q - q0});
+              if (len > 0) {
+                int64_t row_off[64];
+                for (int64_t i = 0; i < len; ++i) row_off[i] = i * os[3];
+                store_tile(tile + i0 * NR, NR, len, row_off, cols, col_src, col_off,
+                           c.out + n * os[0] + p * os[2] + q0 * os[3] + np * NR * os[1], false, os[1] < os[3]);
+                if (stores.staged) finish_pixels(c, (n * c.P + p) * c.Q + q0, len, np * NR, cols);
+              }
+              i0 += std::max<int64_t>(len, 0) + (len > 0 ? 0 : pw.size - q0);
+            }
+          }
+          continue;
+        }
         for (int64_t p = p0; p < p1; ++p) {
           if (row_store) {
             for (int64_t qt = 0; qt < qtiles; ++qt, prefetch.step()) {

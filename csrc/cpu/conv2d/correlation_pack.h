@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../util/balanced_for.h"
 #include "../util/buffer.h"
 #include "../util/copy_row.h"
 #include "../util/epilogue.h"
@@ -129,10 +130,13 @@ double correlation_flops(const Correlation<T>& c) {
   return 2.0 * c.N * c.G * c.Ko * c.P * c.Q * reduction_size(c);
 }
 
-// parallel_for over `tasks` tasks of this correlation (one thread if tiny).
+// The tasks of this correlation on balanced_for_ranges (one thread if tiny):
+// tasks a slow core has not started are taken by the other threads (on our
+// shared 2-core VM: resnet50 at batch 1 under optimize_for_inference 13%
+// faster, Xception 8.5%).
 template <typename T, typename F>
 void for_tasks(const Correlation<T>& c, int64_t tasks, const F& f) {
-  at::parallel_for(0, tasks, task_grain(tasks, correlation_flops(c)), f);
+  balanced_for_ranges(tasks, task_grain(tasks, correlation_flops(c)), f);
 }
 
 // The reduction order in which the filter is contiguous (every tap, in order),

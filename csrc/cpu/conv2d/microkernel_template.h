@@ -194,6 +194,20 @@ void store_columns(const typename V::T* tile, int64_t ld, int64_t rows, int64_t 
   }
 }
 
+// GatherColumnsFn: each column of src gathered kWidth rows at a time.
+template <typename V>
+void gather_columns(const typename V::T* src, int64_t lds, int64_t rows, int64_t cols, typename V::T* dst,
+                    int64_t ldd) {
+  constexpr int W = V::kWidth;
+  const uint32_t all = (uint32_t(1) << W) - 1, last = (uint32_t(1) << (rows % W)) - 1;
+  for (int64_t j = 0; j < cols; ++j) {
+    typename V::T* d = dst + j * ldd;
+    int64_t i = 0;
+    for (; i + W <= rows; i += W) V::store(d + i, V::gather(src + i * lds + j, int32_t(lds), all));
+    if (i < rows) V::store_masked(d + i, V::gather(src + i * lds + j, int32_t(lds), last), last);
+  }
+}
+
 }  // namespace simd
 
 // MR x NV registers for the main tile, MR2 x NV2 for the narrow one, DMR x DNR
@@ -214,6 +228,7 @@ MicroKernel<typename V::T> make_microkernel() {
   k.dot_width = V::kWidth;
   k.dot = &simd::microkernel_dot<V, DMR, DNR>;
   k.store_columns = &simd::store_columns<V>;
+  k.gather_columns = &simd::gather_columns<V>;
   return k;
 }
 

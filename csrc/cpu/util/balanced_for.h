@@ -44,6 +44,20 @@ int64_t take(std::atomic<uint64_t>& share) {
   }
 }
 
+// The next n units (or fewer) from a share's front: [*begin, return value).
+inline int64_t take_front(std::atomic<uint64_t>& share, int64_t n, int64_t* begin) {
+  uint64_t cur = share.load(std::memory_order_relaxed);
+  for (;;) {
+    const int64_t front = int64_t(cur >> 32), back = int64_t(cur & 0xffffffffu);
+    if (front >= back) return *begin = front;
+    const int64_t end = std::min(back, front + n);
+    if (share.compare_exchange_weak(cur, pack(end, back), std::memory_order_relaxed)) {
+      *begin = front;
+      return end;
+    }
+  }
+}
+
 }  // namespace balanced_detail
 
 template <typename F>
@@ -64,6 +78,36 @@ void balanced_for(int64_t count, const F& body) {
       while ((u = balanced_detail::take<false>(shares[t])) >= 0) body(u);
       for (int64_t other = 1; other < threads; ++other)
         while ((u = balanced_detail::take<true>(shares[(t + other) % threads])) >= 0) body(u);
+    }
+  });
+}
+
+// balanced_for for bodies that take ranges, body(begin, end), as
+// at::parallel_for's do (a body sets up its scratch once per call): a thread
+// takes its own share from the front a quarter at a time, then single units
+// from the back of the others' shares. A grain of at least `count` (a tiny
+// problem) runs body(0, count) on the calling thread.
+template <typename F>
+void balanced_for_ranges(int64_t count, int64_t grain, const F& body) {
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), count);
+  if (count <= 0) return;
+  if (grain >= count || threads <= 1 || !balanced_for_enabled() || count >= (int64_t(1) << 31) ||
+      at::in_parallel_region()) {
+    at::parallel_for(0, count, grain, body);
+    return;
+  }
+  std::unique_ptr<std::atomic<uint64_t>[]> shares(new std::atomic<uint64_t>[threads]);
+  for (int64_t t = 0; t < threads; ++t)
+    shares[t].store(balanced_detail::pack(t * count / threads, (t + 1) * count / threads));
+  at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
+    for (int64_t t = first; t < last; ++t) {
+      const int64_t chunk = std::max<int64_t>(1, ((t + 1) * count / threads - t * count / threads) / 4);
+      int64_t begin, end;
+      while ((end = balanced_detail::take_front(shares[t], chunk, &begin)) > begin) body(begin, end);
+      for (int64_t other = 1; other < threads; ++other) {
+        int64_t u;
+        while ((u = balanced_detail::take<true>(shares[(t + other) % threads])) >= 0) body(u, u + 1);
+      }
     }
   });
 }
