@@ -33,10 +33,11 @@ CONFIGS = [
     (3, 8, 6, 5, 10, 3, 3, 3, 2, 1, 2),       # tiny spatial, stride 3, padding 2
     (2, 8, 24, 23, 12, 3, 3, 1, 1, 1, 1),     # >= 1024 output pixels: NCHW wgrad transposes x
     (2, 8, 64, 63, 12, 1, 1, 2, 0, 1, 1),     # ...a strided 1x1: only the pixels it reads
-    (2, 16, 11, 9, 20, 3, 3, 1, 1, 1, 1),     # rows of 9: tiles along flat padded rows, every ISA
-    (2, 16, 10, 9, 12, 3, 3, 1, 1, 1, 1),     # ...with the narrow tile
+    (2, 16, 11, 10, 20, 3, 3, 1, 1, 1, 1),    # rows of 10: a shorter tile (10 rows on AVX-512, 5 on AVX2)
+    (2, 16, 10, 9, 12, 3, 3, 1, 1, 1, 1),     # rows of 9, few output channels: the narrow tile
+    (1, 8, 15, 47, 24, 1, 1, 2, 0, 1, 1),     # strided 1x1, Q = 24: a 12-row tile read in place
 ]
-ISA_CONFIGS = CONFIGS[:4] + CONFIGS[-2:]
+ISA_CONFIGS = CONFIGS[:4] + CONFIGS[-3:]
 
 
 def _id(cfg):

@@ -147,23 +147,14 @@ void copy_padded_row(const Correlation<T>& c, int64_t n, int64_t hp, const PadAx
   }
 }
 
-// Whether the channels-last direct path should run its tiles along flat padded
-// rows: unit steps and one group (per-task row copies), and the flat rows fill
-// more lanes than whole output rows do. Output pixel (p, q) is then computed at
-// flat padded position p * pw.size + q, so a tile of MR consecutive positions
-// reads its A rows at one stride across row ends; the positions q >= Q are
-// computed and dropped. Only while a tile's input span (MR pixels plus the
-// kernel's rows) stays within L1: deeper spans stream from L2 (7x7 planes of
-// 512 channels: 0.8x the im2col path; 8x8 of 256: 0.93x).
-constexpr int64_t kFlatSpanBytes = int64_t(32) << 10;
-
-template <typename T>
-bool flat_rows_pay(const Correlation<T>& c, const PadAxis& ph, const PadAxis& pw, int64_t MR, double row_use) {
-  if (c.step_h != 1 || c.step_w != 1 || c.G != 1) return false;
-  const double flat_use = double(c.Q) / pw.size;
-  const int64_t span = (MR + (ph.size - c.P) * pw.size + pw.size - c.Q) * c.Ci * int64_t(sizeof(T));
-  return flat_use > row_use + 0.05 && flat_use >= kMinTileUse && span <= kFlatSpanBytes;
-}
+// A shorter tile's speed per useful lane against the main tile's (measured in
+// L1 on AVX-512: 12 and 10 of 14 rows as fast, 8 rows 0.92-1.0; smaller tiles
+// read the filter panel more often per FMA), and the gain in useful lanes it
+// must bring to be taken. (Tiles of 7 rows for rows of 7 pixels ran at
+// 0.95-0.98x the im2col path: deep reductions, whose filter panels then stream
+// from L2.)
+inline double short_tile_speed(int64_t mr, int64_t main_mr) { return mr * 10 >= main_mr * 7 ? 1.0 : 0.95; }
+constexpr double kShortTileGain = 0.02;
 
 // Channels-last (any steps): the input zero-padded in channels-last order; a
 // tile is MR consecutive output pixels of one output row, whose taps are rows
@@ -176,27 +167,42 @@ bool flat_rows_pay(const Correlation<T>& c, const PadAxis& ph, const PadAxis& pw
 // downsampling) and the input is dense channels_last, the input itself is read
 // that way, without a copy, provided every tile is full (Q a multiple of MR: a
 // partial tile reads its missing rows, which past the last pixel would leave
-// the tensor). Unit steps with short rows (16, 19, 32 pixels) run their
-// tiles along flat padded rows instead (flat_rows_pay).
+// the tensor). Rows that the main tile height divides badly (8, 12, 16, 24, 32
+// or 48 pixels) take a shorter tile of the same width (MicroKernel::short_mr).
 template <typename T>
 bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // Few output channels (8, 16: small models' layers) take the narrow tile when it
   // wastes fewer columns, as the 1x1 path does.
   const bool narrow = round_up(c.Ko, uk.narrow_nr) < round_up(c.Ko, uk.nr);
-  const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
-  const MicroKernelArowsFn<T> arows = narrow ? uk.narrow_arows : uk.fn_arows;
+  int64_t MR = narrow ? uk.narrow_mr : uk.mr;
+  const int64_t NR = narrow ? uk.narrow_nr : uk.nr;
+  MicroKernelArowsFn<T> arows = narrow ? uk.narrow_arows : uk.fn_arows;
+  // The tile height whose tiles leave fewest lanes empty along a row (weighed by
+  // the shorter tiles' speed), unless the main one does about as well.
+  double row_use = double(c.Q) / round_up(c.Q, MR);
+  if (!narrow) {
+    const double main_use = row_use;
+    for (int i = 0; i < MicroKernel<T>::kShortTiles && uk.short_mr[i] > 0; ++i) {
+      const int64_t mr = uk.short_mr[i];
+      if (mr > c.Q) continue;  // one part-empty tile per row (rows of 7 in 8): the im2col path does better
+      const double use = double(c.Q) / round_up(c.Q, mr) * short_tile_speed(mr, uk.mr);
+      if (use > row_use && use > main_use + kShortTileGain) {
+        row_use = use;
+        MR = mr;
+        arows = uk.short_arows[i];
+      }
+    }
+  }
   const int64_t C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
   // Tiles mostly empty (short rows) waste FMAs; a tiny problem has few to waste, and
   // the im2col path's packing costs it more (a (1, 8, 8, 8) 3x3 on the dispatcher's
   // typed call: 15.4 us against 7.7).
   const PadAxis ph = pad_axis(c.hoff, c.P, c.step_h), pw = pad_axis(c.woff, c.Q, c.step_w);
-  const double row_use = double(c.Q) / round_up(c.Q, MR);
-  const bool flat = flat_rows_pay(c, ph, pw, MR, row_use);
-  if (!flat && row_use < kMinTileUse && correlation_flops(c) >= kTinyFlops) return false;
+  if (row_use < kMinTileUse && correlation_flops(c) >= kTinyFlops) return false;
   const int64_t* s = c.in_strides;
   const bool in_place = s[1] == 1 && s[3] == C && s[2] == c.W * C && (c.N == 1 || s[0] == c.H * c.W * C) &&
                         ph.lo >= 0 && pw.lo >= 0 && ph.lo + ph.size <= c.H && pw.lo + pw.size <= c.W &&
-                        c.Q % MR == 0 && !flat;
+                        c.Q % MR == 0;
   const bool per_task = !in_place && c.G == 1;
   const int64_t row = (in_place ? c.W : pw.size) * C, image = (in_place ? c.H * row : ph.size * row);
   const int64_t slack = in_place ? 0 : (MR * c.step_w + pw.size) * C;
@@ -229,11 +235,11 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
 
   const int64_t* os = c.out_strides;
   const bool direct_store = os[1] == 1;
-  const int64_t qtiles = ceil_div(flat ? pw.size : c.Q, MR);
+  const int64_t qtiles = ceil_div(c.Q, MR);
   // NCHW-like outputs (the strided stem): a whole output row of tiles goes to a
   // buffer, and then each channel's row is written as one run; per tile, each of
   // NR channel planes got a run of MR pixels, on as many pages.
-  const bool row_store = !flat && !direct_store && os[3] == 1;
+  const bool row_store = !direct_store && os[3] == 1;
   // Row blocks of equal row counts (direct_row_blocks), and the output-channel
   // panels split where that evens out the threads' shares (28 rows at batch 1
   // make 7 blocks: 4 and 3 on two threads, 7 and 7 split in two).
@@ -275,34 +281,13 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         rows_base = rows_buf.get();
       }
       const int64_t kn = std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR;
-      // Flat padded positions [0, flat_end) cover the task's output rows.
-      const int64_t flat_end = (p1 - p0 - 1) * pw.size + c.Q, flat_tiles = ceil_div(flat_end, MR);
       ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q,
                                    g * c.Ko + np0 * NR, kn, stores.staged ? NR : kn, stores.staged,
-                                   split_panels * (flat ? flat_tiles : (p1 - p0) * qtiles));
+                                   split_panels * (p1 - p0) * qtiles);
       for (int64_t np = np0; np < np0 + split_panels; ++np) {
         const T* b = filter.get() + g * kpad * red + np * red * NR;
         const T* bcol = bias.data() + g * kpad + np * NR;
         const int64_t cols = std::min(NR, c.Ko - np * NR);
-        if (flat) {  // tiles along the flat padded rows; each row's run of valid pixels stored
-          for (int64_t j = 0; j < flat_end; j += MR) {
-            prefetch.step();
-            arows(runs, run_len, toff.data(), rows_base + j * C, C, b, tile, NR, init, bcol, nullptr);
-            for (int64_t i0 = 0; i0 < std::min(MR, flat_end - j);) {
-              const int64_t p = p0 + (j + i0) / pw.size, q0 = (j + i0) % pw.size;
-              const int64_t len = std::min({MR - i0, flat_end - j - i0, c.Q - q0});
-              if (len > 0) {
-                int64_t row_off[64];
-                for (int64_t i = 0; i < len; ++i) row_off[i] = i * os[3];
-                store_tile(tile + i0 * NR, NR, len, row_off, cols, col_src, col_off,
-                           c.out + n * os[0] + p * os[2] + q0 * os[3] + np * NR * os[1], false, os[1] < os[3]);
-                if (stores.staged) finish_pixels(c, (n * c.P + p) * c.Q + q0, len, np * NR, cols);
-              }
-              i0 += std::max<int64_t>(len, 0) + (len > 0 ? 0 : pw.size - q0);
-            }
-          }
-          continue;
-        }
         for (int64_t p = p0; p < p1; ++p) {
           if (row_store) {
             for (int64_t qt = 0; qt < qtiles; ++qt, prefetch.step()) {

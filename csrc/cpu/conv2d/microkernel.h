@@ -101,6 +101,12 @@ struct MicroKernel {
   // columns (deep layers at small batch, where a wide tile would be mostly empty).
   int64_t narrow_mr = 0, narrow_nr = 0;
   MicroKernelArowsFn<T> narrow_arows = nullptr;
+  // Shorter tiles of the main width with the fn_arows contract, for rows of
+  // output pixels that the main height divides badly (the direct path: rows of
+  // 8, 12, 16, 24 or 48 pixels); heights in short_mr, 0 past the last.
+  static constexpr int kShortTiles = 4;
+  int64_t short_mr[kShortTiles] = {};
+  MicroKernelArowsFn<T> short_arows[kShortTiles] = {};
   int64_t dot_mr = 0, dot_nr = 0, dot_width = 0;
   MicroKernelDotFn<T> dot = nullptr;
   StoreColumnsFn<T> store_columns = nullptr;

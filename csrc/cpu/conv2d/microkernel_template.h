@@ -232,5 +232,13 @@ MicroKernel<typename V::T> make_microkernel() {
   return k;
 }
 
+// Adds the shorter tiles MRs... (NV registers wide, as the main tile) to k.
+template <typename V, int NV, int... MRs>
+void add_short_tiles(MicroKernel<typename V::T>* k) {
+  static_assert(sizeof...(MRs) <= MicroKernel<typename V::T>::kShortTiles, "too many short tiles");
+  int i = 0;
+  ((k->short_mr[i] = MRs, k->short_arows[i++] = &simd::microkernel_arows<V, MRs, NV>), ...);
+}
+
 }  // namespace cpu
 }  // namespace cnnops
