@@ -8,9 +8,13 @@
 // namespace simd, so no ISA unit's copy is shared (see ../isa/isa.h).
 #pragma once
 #include <cstdint>
+#include <utility>
 
 #include "../util/stream_stores.h"
 #include "microkernel.h"
+#if defined(__x86_64__)
+#include "../isa/x86_rows.h"
+#endif
 
 namespace cnnops {
 namespace cpu {
@@ -113,22 +117,74 @@ void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b
   acc_store<V, MR, NV>(acc, c, ldc);
 }
 
+// acc[i][:] += A[i][k] * b[:] for the MR rows of A at base[i / 5] + (i % 5) * lda
+// (x86_rows.h: a few base pointers and two stride registers, not MR pointers).
+#if defined(__x86_64__)
+template <typename V, int MR, int NV, int... I>
+inline void acc_step_rows(typename V::Reg (&acc)[MR][NV], const typename V::T* const* base, int64_t k, int64_t L,
+                          int64_t L3, const typename V::T* b, std::integer_sequence<int, I...>) {
+  using Reg = typename V::Reg;
+  Reg bv[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::kWidth);
+  auto row = [&](auto i, Reg ai) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[decltype(i)::value][v] = V::fma(ai, bv[v], acc[decltype(i)::value][v]);
+  };
+  (row(std::integral_constant<int, I>(), x86::broadcast_row<Reg, typename V::T, I % 5>(base[I / 5] + k, L, L3)),
+   ...);
+}
+
+template <int... I>
+inline void prefetch_rows(const void* const* base, int64_t L, int64_t L3, std::integer_sequence<int, I...>) {
+  (x86::prefetch_row<I % 5>(base[I / 5], L, L3), ...);
+}
+#endif
+
 template <typename V, int MR, int NV>
 void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const typename V::T* a, int64_t lda,
                        const typename V::T* b, typename V::T* c, int64_t ldc, AccInit init,
                        const typename V::T* bias, const TileStage<typename V::T>* stage) {
+  using T = typename V::T;
   constexpr int NR = NV * V::kWidth;
+  constexpr int64_t kLine = kLineSteps<T>;
   typename V::Reg acc[MR][NV];
   acc_init<V, MR, NV>(acc, c, ldc, init, bias);
   for (int64_t t = 0; t < ntaps; ++t) {
-    const typename V::T* at = a + toff[t];
+    const T* at = a + toff[t];
+#if defined(__x86_64__)
+    if constexpr (V::kWidth > 1) {  // the vector builds
+      constexpr int kGroups = (MR + 4) / 5;
+      const int64_t L = lda * int64_t(sizeof(T)), L3 = 3 * L;
+      const T* base[kGroups];
+#pragma GCC unroll 4
+      for (int g = 0; g < kGroups; ++g) base[g] = at + 5 * g * lda;
+      int64_t k = 0;
+      for (; k + kLine <= klen; k += kLine) {
+        // The MR rows of A are MR streams, more than the hardware prefetchers
+        // follow: fetch each row's line after next once per line of steps.
+        const void* line[kGroups];
+#pragma GCC unroll 4
+        for (int g = 0; g < kGroups; ++g) line[g] = base[g] + k;
+        prefetch_rows(line, L, L3, std::make_integer_sequence<int, MR>());
+#pragma GCC unroll 16
+        for (int64_t u = 0; u < kLine; ++u) {
+          // Panels stream from L2: fetch a few steps ahead.
+          __builtin_prefetch(b + kPrefetchSteps * NR);
+          acc_step_rows<V, MR, NV>(acc, base, k + u, L, L3, b, std::make_integer_sequence<int, MR>());
+          b += NR;
+        }
+      }
+      for (; k < klen; ++k, b += NR)
+        acc_step_rows<V, MR, NV>(acc, base, k, L, L3, b, std::make_integer_sequence<int, MR>());
+      continue;
+    }
+#endif
     for (int64_t k = 0; k < klen; ++k) {
       __builtin_prefetch(b + kPrefetchSteps * NR);
-      // The MR rows of A are MR streams, more than the hardware prefetchers
-      // follow: fetch each row's line after next once per line of steps.
-      if ((k & (kLineSteps<typename V::T> - 1)) == 0) {
+      if ((k & (kLine - 1)) == 0) {
 #pragma GCC unroll 32
-        for (int i = 0; i < MR; ++i) __builtin_prefetch(at + i * lda + k + 2 * kLineSteps<typename V::T>);
+        for (int i = 0; i < MR; ++i) __builtin_prefetch(at + i * lda + k + 2 * kLine);
       }
       acc_step<V, MR, NV>(acc, at + k, lda, b);
       b += NR;
