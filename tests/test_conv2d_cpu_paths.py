@@ -36,8 +36,9 @@ CONFIGS = [
     (2, 16, 11, 10, 20, 3, 3, 1, 1, 1, 1),    # rows of 10: a shorter tile (10 rows on AVX-512, 5 on AVX2)
     (2, 16, 10, 9, 12, 3, 3, 1, 1, 1, 1),     # rows of 9, few output channels: the narrow tile
     (1, 8, 15, 47, 24, 1, 1, 2, 0, 1, 1),     # strided 1x1, Q = 24: a 12-row tile read in place
+    (1, 512, 4, 16, 40, 3, 3, 1, 1, 1, 1),    # a deep filter panel (> 512 KiB): panels outermost
 ]
-ISA_CONFIGS = CONFIGS[:4] + CONFIGS[-3:]
+ISA_CONFIGS = CONFIGS[:4] + CONFIGS[-4:]
 
 
 def _id(cfg):

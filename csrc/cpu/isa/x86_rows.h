@@ -16,7 +16,7 @@ namespace x86 {
 
 // Reg with every lane = the T at base + J*L bytes.
 template <typename Reg, typename T, int J>
-inline Reg broadcast_row(const T* base, int64_t L, int64_t L3) {
+__attribute__((always_inline)) inline Reg broadcast_row(const T* base, int64_t L, int64_t L3) {
   static_assert(sizeof(T) == 4 || sizeof(T) == 8, "float or double");
   static_assert(J >= 0 && J < 5, "five rows per base");
   Reg r;
@@ -40,7 +40,7 @@ inline Reg broadcast_row(const T* base, int64_t L, int64_t L3) {
 
 // Prefetch (into L1) the line two lines past base + J*L bytes.
 template <int J>
-inline void prefetch_row(const void* base, int64_t L, int64_t L3) {
+__attribute__((always_inline)) inline void prefetch_row(const void* base, int64_t L, int64_t L3) {
   if constexpr (J == 0) asm volatile("prefetcht0 128(%0)" : : "r"(base));
   else if constexpr (J == 1) asm volatile("prefetcht0 128(%0,%1,1)" : : "r"(base), "r"(L));
   else if constexpr (J == 2) asm volatile("prefetcht0 128(%0,%1,2)" : : "r"(base), "r"(L));
