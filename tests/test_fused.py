@@ -341,18 +341,24 @@ def test_float32_activations_match_torch(act):
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_frozen_few_pixels_every_isa(isa, layout, dtype):
+@pytest.mark.parametrize("N,H,W", [
+    (2, 5, 7),    # 70 pixels: 5 main tiles on AVX-512, 14 short tiles of 5 on AVX2
+    (1, 7, 7),    # 49: short tiles of 10 rows (AVX-512) or 5 (AVX2), the last one partial
+    (1, 10, 10),  # 100: 10 short tiles of 10 on AVX-512
+])
+def test_frozen_few_pixels_every_isa(isa, layout, dtype, N, H, W):
     # A frozen filter with few output pixels takes the packed few-pixel path (all
     # pixels' im2col packed once, tasks over output-channel panels): partial tiles,
-    # partial panels, three reduction blocks, the stage on top.
+    # partial panels, three reduction blocks, the stage on top; the tile height that
+    # leaves fewest rows empty (a short tile reads a row-major pack).
     cnnops.set_cpu_isa(isa)
     try:
         g = torch.Generator().manual_seed(21)
-        x = make((2, 64, 5, 7), layout, g, dtype)
+        x = make((N, 64, H, W), layout, g, dtype)
         w = make((40, 64, 3, 3), "channels_last" if layout == "channels_last" else "nchw", g, dtype)
         b = torch.randn(40, dtype=dtype, generator=g)
         assert cnnops._C.freeze_filter(w)
-        r = torch.randn(2, 40, 5, 7, dtype=dtype, generator=g)
+        r = torch.randn(N, 40, H, W, dtype=dtype, generator=g)
         want = reference(x.double(), w.double(), b.double(), 1, 1, 1, 1, "relu", r.double(), "silu")
         for _ in range(2):  # packs, then reuses the packed form
             got = conv2d_fused(x, w, b, 1, 1, 1, 1, "relu", r, "silu")

@@ -11,7 +11,8 @@
 // across calls when the glue passes a filter cache); each task packs its own
 // slice of the input (zero-filling padding) per reduction block of kKc and runs
 // the micro-kernel over it, except that a 1x1 convolution without padding reads
-// its input in place. Tasks run on at::parallel_for. Full tiles of a flat output
+// its input in place (channels-last: in one reduction block of up to 2048).
+// Tasks run on at::parallel_for. Full tiles of a flat output
 // are written in place; edge tiles and strided outputs go through a tile buffer.
 // run_correlation picks the path; the packing-free ones (direct, few pixels)
 // are in correlation_direct.cpp, what the paths share in correlation_pack.h.
@@ -28,6 +29,9 @@ constexpr int64_t kGroupPanels = 8;  // pixel panels each filter panel runs over
 // Output channels per group from which grouped NCHW-like problems take the
 // channels-on-vector direct path (4 per group ran at 0.66x the pixels path).
 constexpr int64_t kMinGroupLanes = 16;
+// Longest reduction block of an in-place 1x1 convolution (a 14-row tile of A is
+// then at most 112 KiB, in L2).
+constexpr int64_t kInPlaceKc = 2048;
 
 template <typename T>
 void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
@@ -120,8 +124,12 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
   const MicroKernelArowsFn<T> arows = narrow ? uk.narrow_arows : uk.fn_arows;
   const int64_t red = reduction_size(c);
+  // Reading A in place, a tile sums its whole reduction (up to kInPlaceKc) in one
+  // block and stores each output once; blocks of kKc loaded and stored every output
+  // tile once per block, with cold lines (a 1x1 layer's output is rarely in cache).
+  const int64_t kc_block = in_place ? ceil_div(red, ceil_div(red, kInPlaceKc)) : kKc;
   const int64_t kpad = round_up(c.Ko, NR);
-  const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR);
+  const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR, kc_block);
   const std::vector<T> bias = padded_bias(c, NR);
   const int64_t* os = c.out_strides;
   const bool flat = os[1] == 1 && os[2] == c.Q * os[3] && os[0] == c.P * c.Q * os[3];
@@ -142,10 +150,11 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // Panels per chunk: a chunk's packed filter for one reduction block stays
   // within kChunkBytes (of L2).
   constexpr int64_t kChunkBytes = int64_t(512) << 10;
-  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / (std::min(kKc, red) * NR * int64_t(sizeof(T))));
+  const int64_t chunk =
+      std::max<int64_t>(1, kChunkBytes / (std::min(kc_block, red) * NR * int64_t(sizeof(T))));
 
   for_tasks(c, c.G * blocks * splits, [&](int64_t begin, int64_t end) {
-    AlignedBuffer<T> panels(kKc * block);
+    AlignedBuffer<T> panels(kc_block * block);
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
       // Panel groups outermost: consecutive tasks (one thread's share) use the
@@ -160,9 +169,9 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
       const int64_t kn = std::min(c.Ko, np1 * NR) - np0 * NR;
       ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, m0, mn, g * c.Ko + np0 * NR, kn,
                                    stores.staged ? chunk * NR : kn, stores.staged,
-                                   ceil_div(red, kKc) * (np1 - np0) * ceil_div(mn, MR));
-      for (int64_t kb0 = 0; kb0 < red; kb0 += kKc) {
-        const int64_t kc = std::min(kKc, red - kb0);
+                                   ceil_div(red, kc_block) * (np1 - np0) * ceil_div(mn, MR));
+      for (int64_t kb0 = 0; kb0 < red; kb0 += kc_block) {
+        const int64_t kc = std::min(kc_block, red - kb0);
         const bool last = kb0 + kc == red;
         if (narrow && full * MR < mn) {  // the partial tile's rows, row-major, zero-filled
           const int64_t rows = mn - full * MR;

@@ -155,6 +155,27 @@ void copy_padded_row(const Correlation<T>& c, int64_t n, int64_t hp, const PadAx
 // from L2.)
 inline double short_tile_speed(int64_t mr, int64_t main_mr) { return mr * 10 >= main_mr * 7 ? 1.0 : 0.95; }
 constexpr double kShortTileGain = 0.02;
+
+// The tile height for `rows` rows: the short tile whose tiles leave fewest lanes
+// empty (weighed by its speed), or the main one (-1) unless a short one does
+// better by kShortTileGain; *use gets the chosen tile's lane use. With
+// `not_taller`, no tile taller than the rows.
+template <typename T>
+int best_short_tile(const MicroKernel<T>& uk, int64_t rows, bool not_taller, double* use) {
+  const double main_use = double(rows) / round_up(rows, uk.mr);
+  int best = -1;
+  *use = main_use;
+  for (int i = 0; i < MicroKernel<T>::kShortTiles && uk.short_mr[i] > 0; ++i) {
+    const int64_t mr = uk.short_mr[i];
+    if (not_taller && mr > rows) continue;
+    const double u = double(rows) / round_up(rows, mr) * short_tile_speed(mr, uk.mr);
+    if (u > *use && u > main_use + kShortTileGain) {
+      *use = u;
+      best = i;
+    }
+  }
+  return best;
+}
 constexpr int64_t kTilesOuterBytes = int64_t(512) << 10;
 
 // Channels-last (any steps): the input zero-padded in channels-last order; a
@@ -178,20 +199,15 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   int64_t MR = narrow ? uk.narrow_mr : uk.mr;
   const int64_t NR = narrow ? uk.narrow_nr : uk.nr;
   MicroKernelArowsFn<T> arows = narrow ? uk.narrow_arows : uk.fn_arows;
-  // The tile height whose tiles leave fewest lanes empty along a row (weighed by
-  // the shorter tiles' speed), unless the main one does about as well.
+  // The tile height whose tiles leave fewest lanes empty along a row; none taller
+  // than a row (one part-empty tile per row, rows of 7 in 8: the im2col path does
+  // better).
   double row_use = double(c.Q) / round_up(c.Q, MR);
   if (!narrow) {
-    const double main_use = row_use;
-    for (int i = 0; i < MicroKernel<T>::kShortTiles && uk.short_mr[i] > 0; ++i) {
-      const int64_t mr = uk.short_mr[i];
-      if (mr > c.Q) continue;  // one part-empty tile per row (rows of 7 in 8): the im2col path does better
-      const double use = double(c.Q) / round_up(c.Q, mr) * short_tile_speed(mr, uk.mr);
-      if (use > row_use && use > main_use + kShortTileGain) {
-        row_use = use;
-        MR = mr;
-        arows = uk.short_arows[i];
-      }
+    const int i = best_short_tile(uk, c.Q, true, &row_use);
+    if (i >= 0) {
+      MR = uk.short_mr[i];
+      arows = uk.short_arows[i];
     }
   }
   const int64_t C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
@@ -474,11 +490,17 @@ bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
 // from memory once and used by every tile while in L1. (The im2col path's tasks
 // are pixel blocks, each streaming the whole filter: four times over for 49
 // pixels.) The tile orientation is the channels-on-vector one: pixels on rows.
+// The tile height is the one that leaves fewest rows empty (49 pixels: 5 tiles
+// of 10 rows rather than 4 of 14 on AVX-512); a short tile has the strided-A
+// form only, and reads a row-major pack.
 template <typename T>
 bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t M = c.N * c.P * c.Q, red = reduction_size(c);
   if (M > kFewPixels || c.G * c.Ko * red < kFewPixelsMinFilter) return false;
-  const int64_t MR = uk.mr, NR = uk.nr, kpad = round_up(c.Ko, NR), npanels = kpad / NR;
+  double use;
+  const int short_tile = best_short_tile(uk, M, false, &use);
+  const int64_t MR = short_tile >= 0 ? uk.short_mr[short_tile] : uk.mr;
+  const int64_t NR = uk.nr, kpad = round_up(c.Ko, NR), npanels = kpad / NR;
   const int64_t tiles = ceil_div(M, MR), kblocks = ceil_div(red, kKc), tile_block = tiles * MR * kKc;
   const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR);
   const std::vector<T> bias = padded_bias(c, NR);
@@ -487,7 +509,7 @@ bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t kb0 = t % kblocks * kKc;
       pack_input_channel_panels(c, t / kblocks, kb0, std::min(kKc, red - kb0), 0, M, MR,
-                                apack.get() + t * tile_block);
+                                apack.get() + t * tile_block, short_tile >= 0);
     }
   });
   const int64_t* os = c.out_strides;
@@ -495,6 +517,7 @@ bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const AccInit first = c.bias != nullptr ? AccInit::ColBias : AccInit::Zero;
   const int64_t splits = panel_splits(c.G, npanels, at::get_num_threads());
   const int64_t split_panels = npanels / splits;
+  const int64_t zero_offset = 0;
   for_tasks(c, c.G * splits, [&](int64_t begin, int64_t end) {
     T tile[32 * 64];
     for (int64_t task = begin; task < end; ++task) {
@@ -507,14 +530,20 @@ bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk) {
           const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
           const T* bcol = bias.data() + g * kpad + np * NR;
           const int64_t cols = std::min(NR, c.Ko - np * NR);
+          auto run_tile = [&](const T* a, T* o, int64_t ldo, AccInit init) {
+            if (short_tile >= 0)
+              uk.short_arows[short_tile](1, kc, &zero_offset, a, kc, b, o, ldo, init, bcol, nullptr);
+            else
+              uk.fn(kc, a, b, o, ldo, init, bcol);
+          };
           for (int64_t mp = 0; mp < tiles; ++mp) {
             const T* a = a_kb + mp * kc * MR;
             const int64_t rows = std::min(MR, M - mp * MR), m = mp * MR;
             if (flat && rows == MR && cols == NR) {
-              uk.fn(kc, a, b, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load, bcol);
+              run_tile(a, out_g + m * os[3] + np * NR, os[3], kb0 == 0 ? first : AccInit::Load);
               continue;
             }
-            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
+            run_tile(a, tile, NR, kb0 == 0 ? first : AccInit::Zero);
             store_pixel_rows_tile(c, tile, NR, m, rows, cols, out_g + np * NR * os[1], kb0 > 0);
           }
         }

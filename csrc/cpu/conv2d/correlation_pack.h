@@ -329,19 +329,21 @@ void pack_input_pixel_panels(const Correlation<T>& c, int64_t n, int64_t g, int6
 }
 
 // Channels-on-vector im2col panels for group g, reduction [kb0, kb0+kc) and
-// flat pixels m0 .. m0+mn over (n, p, q): dst[panel][kk][MR].
+// flat pixels m0 .. m0+mn over (n, p, q): dst[panel][kk][MR], or with
+// `rows_major` dst[panel][MR][kk] (the strided-A micro-kernels' rows).
 template <typename T>
 void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, int64_t kc, int64_t m0,
-                               int64_t mn, int64_t mr, T* dst) {
+                               int64_t mn, int64_t mr, T* dst, bool rows_major = false) {
   const int64_t* s = c.in_strides;
   const int64_t TS = c.woff.size();
   const int64_t panels = ceil_div(mn, mr);
+  const int64_t kstep = rows_major ? 1 : mr;
   for (int64_t panel = 0; panel < panels; ++panel) {
     for (int64_t ii = 0; ii < mr; ++ii) {
-      T* d = dst + panel * kc * mr + ii;
+      T* d = dst + panel * kc * mr + (rows_major ? ii * kc : ii);
       const int64_t m = m0 + panel * mr + ii;
       if (panel * mr + ii >= mn) {
-        for (int64_t kk = 0; kk < kc; ++kk) d[kk * mr] = T(0);
+        for (int64_t kk = 0; kk < kc; ++kk) d[kk * kstep] = T(0);
         continue;
       }
       const int64_t n = m / (c.P * c.Q), p = m / c.Q % c.P, q = m % c.Q;
@@ -353,9 +355,9 @@ void pack_input_channel_panels(const Correlation<T>& c, int64_t g, int64_t kb0, 
         const int64_t w = q * c.step_w + c.woff[cur.ts];
         if (h >= 0 && h < c.H && w >= 0 && w < c.W) {
           const T* src = image + h * s[2] + w * s[3] + cur.ci * s[1];
-          for (int64_t t = 0; t < run; ++t) d[(kk + t) * mr] = src[t * s[1]];
+          for (int64_t t = 0; t < run; ++t) d[(kk + t) * kstep] = src[t * s[1]];
         } else {
-          for (int64_t t = 0; t < run; ++t) d[(kk + t) * mr] = T(0);
+          for (int64_t t = 0; t < run; ++t) d[(kk + t) * kstep] = T(0);
         }
         kk += run;
         cur.ci = 0;
