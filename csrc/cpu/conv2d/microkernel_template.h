@@ -187,8 +187,11 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
         prefetch_rows(line, L, L3, std::make_integer_sequence<int, MR>());
 #pragma GCC unroll 16
         for (int64_t u = 0; u < kLine; ++u) {
-          // Panels stream from L2: fetch a few steps ahead.
+          // Panels stream from L2: fetch a few steps ahead, every line of the
+          // step (only the first of a 128-byte step's two left every other line
+          // to miss L1: 3x3 and 1x1 layers 0.5-2% faster).
           __builtin_prefetch(b + kPrefetchSteps * NR);
+          if constexpr (NR * sizeof(T) > 64) __builtin_prefetch(b + kPrefetchSteps * NR + 64 / sizeof(T));
           acc_step_rows<V, MR, NV>(acc, base, k + u, L, L3, b, std::make_integer_sequence<int, MR>());
           b += NR;
         }
