@@ -58,6 +58,13 @@ inline int64_t take_front(std::atomic<uint64_t>& share, int64_t n, int64_t* begi
   }
 }
 
+// Thread t's share of `count` units: [t * count / threads, (t + 1) * count / threads).
+inline std::unique_ptr<std::atomic<uint64_t>[]> even_shares(int64_t count, int64_t threads) {
+  std::unique_ptr<std::atomic<uint64_t>[]> shares(new std::atomic<uint64_t>[threads]);
+  for (int64_t t = 0; t < threads; ++t) shares[t].store(pack(t * count / threads, (t + 1) * count / threads));
+  return shares;
+}
+
 }  // namespace balanced_detail
 
 template <typename F>
@@ -69,9 +76,7 @@ void balanced_for(int64_t count, const F& body) {
     });
     return;
   }
-  std::unique_ptr<std::atomic<uint64_t>[]> shares(new std::atomic<uint64_t>[threads]);
-  for (int64_t t = 0; t < threads; ++t)
-    shares[t].store(balanced_detail::pack(t * count / threads, (t + 1) * count / threads));
+  const auto shares = balanced_detail::even_shares(count, threads);
   at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
     for (int64_t t = first; t < last; ++t) {
       int64_t u;
@@ -96,9 +101,7 @@ void balanced_for_ranges(int64_t count, int64_t grain, const F& body) {
     at::parallel_for(0, count, grain, body);
     return;
   }
-  std::unique_ptr<std::atomic<uint64_t>[]> shares(new std::atomic<uint64_t>[threads]);
-  for (int64_t t = 0; t < threads; ++t)
-    shares[t].store(balanced_detail::pack(t * count / threads, (t + 1) * count / threads));
+  const auto shares = balanced_detail::even_shares(count, threads);
   at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
     for (int64_t t = first; t < last; ++t) {
       const int64_t chunk = std::max<int64_t>(1, ((t + 1) * count / threads - t * count / threads) / 4);
