@@ -218,8 +218,8 @@ def test_few_pixels_split_over_output_channel_panels(isa, cl):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "cl_channel_slice", "nchw_batch_view"])
 @pytest.mark.parametrize("N,C,H,W,K,groups", [
-    (2, 300, 5, 7, 45, 1),   # NCHW: two reduction blocks; pixel and channel tails
-    (1, 2100, 12, 12, 40, 1),  # channels_last: two reduction blocks read in place (kInPlaceKc)
+    (2, 300, 5, 7, 45, 1),   # one reduction block of 300; pixel and channel tails
+    (1, 2100, 12, 12, 40, 1),  # two reduction blocks read in place (of kInPlaceKc at most)
     (1, 40, 9, 9, 66, 2),    # grouped; 81 pixels: NR and MR tails
     (3, 16, 1, 1, 20, 1),    # one pixel per image
 ])
