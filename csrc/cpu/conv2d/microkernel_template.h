@@ -180,11 +180,13 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
       int64_t k = 0;
       for (; k + kLine <= klen; k += kLine) {
         // The MR rows of A are MR streams, more than the hardware prefetchers
-        // follow: fetch each row's line after next once per line of steps.
+        // follow: fetch each row's line after next once per line of steps
+        // (not for rows of at most 4 lines, which that would fetch past: 1x1
+        // layers of 64 channels 2-4% faster without).
         const void* line[kGroups];
 #pragma GCC unroll 4
         for (int g = 0; g < kGroups; ++g) line[g] = base[g] + k;
-        prefetch_rows(line, L, L3, std::make_integer_sequence<int, MR>());
+        if (klen > 4 * kLine) prefetch_rows(line, L, L3, std::make_integer_sequence<int, MR>());
 #pragma GCC unroll 16
         for (int64_t u = 0; u < kLine; ++u) {
           // Panels stream from L2: fetch a few steps ahead, every line of the
