@@ -34,18 +34,24 @@ constexpr int64_t kMinGroupLanes = 16;
 // in L2).
 constexpr int64_t kInPlaceKc = 2048;
 
+// The reduction block of a GEMM path: a 1x1 read in place sums its whole
+// reduction (up to kInPlaceKc; longer ones in equal blocks) in one block and so
+// stores each output tile once (blocks of kKc loaded and stored every tile once
+// per block, with cold lines: a 1x1 layer's output is rarely in cache).
+inline int64_t reduction_block(int64_t red, bool in_place) {
+  return in_place ? ceil_div(red, ceil_div(red, kInPlaceKc)) : kKc;
+}
+
 template <typename T>
 void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t MR = uk.mr, NR = uk.nr;
   const int64_t red = reduction_size(c);
   const int64_t kpad = round_up(c.Ko, MR);
   // Flat NCHW planes of a 1x1 convolution: each B row (one channel's NR pixels)
-  // is read in place; only a plane's last, partial panel is packed. Read in
-  // place, the whole reduction (up to kInPlaceKc) is one block, as in the
-  // channels-last 1x1 below (NCHW 1x1s of 512-2048 channels 1-8% faster).
+  // is read in place; only a plane's last, partial panel is packed.
   const int64_t* is = c.in_strides;
   const bool in_place = single_tap_in_place(c) && is[3] == 1 && is[2] == c.W;
-  const int64_t kc_block = in_place ? ceil_div(red, ceil_div(red, kInPlaceKc)) : kKc;
+  const int64_t kc_block = reduction_block(red, in_place);
   const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::ChannelsOuter, MR, kc_block);
   const std::vector<T> bias = padded_bias(c, MR);
   const int64_t* os = c.out_strides;
@@ -128,10 +134,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
   const MicroKernelArowsFn<T> arows = narrow ? uk.narrow_arows : uk.fn_arows;
   const int64_t red = reduction_size(c);
-  // Reading A in place, a tile sums its whole reduction (up to kInPlaceKc) in one
-  // block and stores each output once; blocks of kKc loaded and stored every output
-  // tile once per block, with cold lines (a 1x1 layer's output is rarely in cache).
-  const int64_t kc_block = in_place ? ceil_div(red, ceil_div(red, kInPlaceKc)) : kKc;
+  const int64_t kc_block = reduction_block(red, in_place);
   const int64_t kpad = round_up(c.Ko, NR);
   const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR, kc_block);
   const std::vector<T> bias = padded_bias(c, NR);

@@ -158,22 +158,23 @@ constexpr double kShortTileGain = 0.02;
 
 // The tile height for `rows` rows: the short tile whose tiles leave fewest lanes
 // empty (weighed by its speed), or the main one (-1) unless a short one does
-// better by kShortTileGain; *use gets the chosen tile's lane use. With
-// `not_taller`, no tile taller than the rows.
+// better by kShortTileGain; *use (when given) gets the chosen tile's lane use.
+// With `not_taller`, no tile taller than the rows.
 template <typename T>
-int best_short_tile(const MicroKernel<T>& uk, int64_t rows, bool not_taller, double* use) {
+int best_short_tile(const MicroKernel<T>& uk, int64_t rows, bool not_taller, double* use = nullptr) {
   const double main_use = double(rows) / round_up(rows, uk.mr);
   int best = -1;
-  *use = main_use;
+  double best_use = main_use;
   for (int i = 0; i < MicroKernel<T>::kShortTiles && uk.short_mr[i] > 0; ++i) {
     const int64_t mr = uk.short_mr[i];
     if (not_taller && mr > rows) continue;
     const double u = double(rows) / round_up(rows, mr) * short_tile_speed(mr, uk.mr);
-    if (u > *use && u > main_use + kShortTileGain) {
-      *use = u;
+    if (u > best_use && u > main_use + kShortTileGain) {
+      best_use = u;
       best = i;
     }
   }
+  if (use != nullptr) *use = best_use;
   return best;
 }
 constexpr int64_t kTilesOuterBytes = int64_t(512) << 10;
@@ -497,8 +498,7 @@ template <typename T>
 bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t M = c.N * c.P * c.Q, red = reduction_size(c);
   if (M > kFewPixels || c.G * c.Ko * red < kFewPixelsMinFilter) return false;
-  double use;
-  const int short_tile = best_short_tile(uk, M, false, &use);
+  const int short_tile = best_short_tile(uk, M, false);
   const int64_t MR = short_tile >= 0 ? uk.short_mr[short_tile] : uk.mr;
   const int64_t NR = uk.nr, kpad = round_up(c.Ko, NR), npanels = kpad / NR;
   const int64_t tiles = ceil_div(M, MR), kblocks = ceil_div(red, kKc), tile_block = tiles * MR * kKc;
