@@ -2,15 +2,19 @@
 # The whole GPU check in one call, for a lent GPU machine whose time is short
 # (about 15 minutes per task, at most 10 per command):
 #   bash scripts/gpu_check.sh [OUT_DIR]       (default: $OUT if set, else build/gpu_check)
-# Stages, each under its own time limit (180 + 140 + 100 + 110 s at most, so under 9
+# Stages, each under its own time limit (170 + 130 + 90 + 150 s at most, under 9.5
 # minutes in all):
-#   1. build with every core (scripts/setup.sh, CUDA included when torch has CUDA);
+#   1. build with every core (scripts/setup.sh, CUDA included when torch has CUDA; only
+#      the GPU's own architecture unless TORCH_CUDA_ARCH_LIST says otherwise);
 #   2. the CUDA tests (pytest -k cuda; pytest-xdist spreads them when installed; the
-#      nvcc compile-check is left out: the build compiled every CUDA source);
-#   3. compute-sanitizer memcheck on the conv, depthwise and pool CUDA tests, and
-#      racecheck on the depthwise and pool ones: one test file per process, side by
-#      side (under pytest-xdist the sanitizer stalled), few hypothesis examples;
-#   4. the CUDA benchmark rows (bfloat16, channels_last), written to OUT_DIR.
+#      nvcc compile-check is left out: the build compiled every CUDA source), and beside
+#      them compute-sanitizer memcheck on the test files in SANITIZE (default: the ones
+#      whose CUDA code has no sanitizer log yet), one file per process (under
+#      pytest-xdist the sanitizer stalled), few hypothesis examples;
+#   3. the CUDA benchmark rows (bfloat16, channels_last), written to OUT_DIR;
+#   4. the CPU suite on every core (--threads $(nproc): the engine's scaling past the
+#      2-core development machine), without the per-layer rows and the sweep, in
+#      OUT_DIR/cpu.
 # Every stage's log lands in OUT_DIR, with summary.txt saying how each one ended.
 # A stage that fails or times out does not stop the later ones; the exit status is
 # non-zero when any stage failed.
@@ -45,37 +49,37 @@ stage() {  # stage NAME SECONDS COMMAND...: runs COMMAND with a limit, logs to O
   echo "cpu cores: $CORES"
 } | tee -a "$summary"
 
-if ! stage build 180 env MAX_JOBS="$CORES" bash scripts/setup.sh; then
+arch=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())" 2>/dev/null || true)
+if ! stage build 170 env MAX_JOBS="$CORES" TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-${arch:-8.0;9.0}}" \
+  bash scripts/setup.sh; then
   echo "build failed: nothing else can run" | tee -a "$summary"
   exit 1
 fi
 "$PY" -c "import torch, cnnops; print('torch', torch.__version__, 'cuda', torch.version.cuda, cnnops.build_info())" \
   | tee -a "$summary"
 
-xdist=()
-if "$PY" -c "import xdist" >/dev/null 2>&1; then xdist=(-n "$((CORES > 12 ? 12 : CORES))"); fi
-stage cuda_tests 140 env OMP_NUM_THREADS=1 "$PY" -m pytest tests -q -p no:cacheprovider -k "cuda and not cuda_compile" -rfE --tb=short "${xdist[@]}"
-
-# Sanitizer runs in the background, one file per process; the benchmark waits for them.
-sanitize() {  # sanitize TOOL FILE
-  local tool=$1 file=$2 base
-  base=$(basename "$file" .py)
-  stage "${tool}-${base#test_}" 100 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 HYPOTHESIS_MAX_EXAMPLES=3 \
-    compute-sanitizer --tool "$tool" --error-exitcode 99 --target-processes all \
-    "$PY" -m pytest -q -p no:cacheprovider -x "$file" -k cuda
+# compute-sanitizer memcheck beside the tests, one file per process.
+sanitize() {  # sanitize FILE
+  local base
+  base=$(basename "$1" .py)
+  stage "memcheck-${base#test_}" 130 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 HYPOTHESIS_MAX_EXAMPLES=3 \
+    compute-sanitizer --tool memcheck --error-exitcode 99 --target-processes all \
+    "$PY" -m pytest -q -p no:cacheprovider -x "$1" -k cuda
 }
 pids=()
-for f in tests/test_conv2d.py tests/test_conv_transpose2d.py tests/test_depthwise.py tests/test_max_pool2d.py \
-  tests/test_avg_pool2d.py; do
-  [ -f "$f" ] && { sanitize memcheck "$f" & pids+=($!); }
+for f in ${SANITIZE:-tests/test_fused.py tests/test_avg_pool2d.py}; do
+  [ -f "$f" ] && { sanitize "$f" & pids+=($!); }
 done
-for f in tests/test_depthwise.py tests/test_max_pool2d.py; do
-  [ -f "$f" ] && { sanitize racecheck "$f" & pids+=($!); }
-done
+xdist=()
+if "$PY" -c "import xdist" >/dev/null 2>&1; then xdist=(-n "$((CORES > 12 ? 12 : CORES))"); fi
+stage cuda_tests 130 env OMP_NUM_THREADS=1 "$PY" -m pytest tests -q -p no:cacheprovider -k "cuda and not cuda_compile" -rfE --tb=short "${xdist[@]}"
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 
-stage benchmarks 110 "$PY" -m benchmarks --device cuda --dtype bfloat16 --layout channels_last \
+stage benchmarks 90 "$PY" -m benchmarks --device cuda --dtype bfloat16 --layout channels_last \
   --quick --no-progress --out "$OUT_DIR"
+
+stage cpu_threads 150 "$PY" -m benchmarks --device cpu --threads "$CORES" --quick --no-layers --no-sweep \
+  --no-compile --no-progress --out "$OUT_DIR/cpu"
 
 echo "gpu_check: $([ $status -eq 0 ] && echo all stages ok || echo some stage FAILED) (logs in $OUT_DIR)" | tee -a "$summary"
 exit $status

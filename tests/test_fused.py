@@ -366,3 +366,43 @@ def test_frozen_few_pixels_every_isa(isa, layout, dtype, N, H, W):
             torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol)
     finally:
         cnnops.set_cpu_isa("auto")
+
+
+# ----------------------------------------------------------------------------- CUDA
+# On CUDA the stage is one pass after the convolution kernel (csrc/cuda/epilogue): every
+# dtype, both layouts, a residual in the other layout, conv and depthwise, against float64.
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16],
+                         ids=lambda d: str(d).split(".")[-1])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_cuda_stage(layout, dtype):
+    dw_as_conv = [(N, C, H, W, C * M, R, S, st, p, d, C) for N, C, H, W, M, R, S, st, p, d in DW_CASES]
+    for case in CONV_CASES + dw_as_conv:
+        N, C, H, W, K, R, S, stride, padding, dilation, groups = case
+        g = torch.Generator().manual_seed(13)
+        x = make((N, C, H, W), layout, g)
+        w = make((K, C // groups, R, S), layout, g)
+        b = torch.randn(K, dtype=torch.float64, generator=g)
+        shape = F.conv2d(x, w, b, stride, padding, dilation, groups).shape
+        other = "nchw" if layout == "channels_last" else "channels_last"
+        for act, post, r in [("relu", None, None), ("silu", "relu6", make(shape, other, g)),
+                             ("hardswish", "gelu", make(shape, layout, g))]:
+            want = reference(x, w, b, stride, padding, dilation, groups, act, r, post)
+            dev = [None if t is None else t.to("cuda", dtype) for t in (x, w, b, r)]
+            got = conv2d_fused(dev[0], dev[1], dev[2], stride, padding, dilation, groups, act,
+                               dev[3], post)
+            assert got.dtype == dtype and got.shape == want.shape
+            err = (got.double().cpu() - want).abs().max().item()
+            if dtype == torch.float64:
+                bound = 1e-10
+            elif dtype == torch.float32:
+                bound = 1e-4 * max(1.0, want.abs().max().item())
+            else:  # at most 2x torch's own error in this dtype (plus one rounding of the stage)
+                mine = reference(*dev[:3], stride, padding, dilation, groups, act, dev[3], post)
+                bound = 2 * (mine.double().cpu() - want).abs().max().item() + \
+                    2 * torch.finfo(dtype).eps * want.abs().max().item()
+            assert err <= bound, f"{_cid(case)} {act}/{post}: error {err:.3e} > {bound:.3e}"

@@ -626,3 +626,13 @@ def test_bad_arguments_are_named():
         cnnops.optimize_for_inference("resnet")
     with pytest.raises(TypeError, match="channels_last"):
         cnnops.optimize_for_inference(nn.Conv2d(3, 4, 3), channels_last="yes")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["resnet18", "xception", "segmentation_fcn"])
+def test_cuda_model(name):
+    build, channels, size, counts, left = ZOO[name]
+    model = randomize_batchnorms(build()).eval().cuda()
+    opt = check(model, [x.cuda() for x in inputs(channels, size)])
+    assert opt.inference_report.counts == counts, str(opt.inference_report)
+    assert all(m.weight.is_cuda for m in fused_modules(opt))
