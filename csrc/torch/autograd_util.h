@@ -18,8 +18,11 @@
 #include <torch/csrc/autograd/function.h>
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace cnnops::autograd {
@@ -61,6 +64,18 @@ class BelowAutogradUnlessGradMode {
  private:
   std::optional<at::AutoDispatchBelowAutograd> below_;
 };
+
+// A new graph node of type T, held the way this torch holds nodes: torch 2.13 keeps
+// them in c10::intrusive_ptr, earlier releases (2.11, the GPU machine's) in
+// std::shared_ptr. Edge::function has the type of the release compiled against.
+template <class T, class... Args>
+auto make_node(Args&&... args) {
+  using NodePtr = decltype(torch::autograd::Edge::function);
+  if constexpr (std::is_same_v<NodePtr, std::shared_ptr<torch::autograd::Node>>)
+    return std::make_shared<T>(std::forward<Args>(args)...);
+  else
+    return c10::make_intrusive<T>(std::forward<Args>(args)...);
+}
 
 // The hyper-parameters a convolution's backward needs: stride, dilation and the begin
 // padding (top, left) of the backward ops; groups where the op has them (else 1).
@@ -121,7 +136,7 @@ inline at::Tensor record_conv(at::Tensor y, const char* name, ConvBackward::Fn f
                               const at::Tensor& b, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                               c10::SymIntArrayRef padding, size_t left, at::IntArrayRef dilation,
                               int64_t groups = 1) {
-  auto node = c10::make_intrusive<ConvBackward>(name, fn);
+  auto node = make_node<ConvBackward>(name, fn);
   node->set_next_edges(torch::autograd::collect_next_edges(a, b, bias));
   node->a = torch::autograd::SavedVariable(a, /*is_output=*/false);
   node->b = torch::autograd::SavedVariable(b, /*is_output=*/false);

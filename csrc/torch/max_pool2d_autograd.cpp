@@ -60,7 +60,7 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd_autograd(const at::Tensor& inp
   }
   if (!autograd::needs_autograd({&input})) return {y, ind};
   autograd::check_no_forward_grad({&input}, "cnnops::max_pool2d_fwd");
-  auto node = c10::make_intrusive<MaxPool2dBackward>();
+  auto node = autograd::make_node<MaxPool2dBackward>();
   node->set_next_edges(torch::autograd::collect_next_edges(input));
   node->indices = torch::autograd::SavedVariable(ind, /*is_output=*/false);
   node->input_size = input.sym_sizes().slice(2).vec();
