@@ -131,6 +131,10 @@ class AvgPoolCase:
     op: str = "avg_pool2d"
     grad_names = ("grad_input",)
     memory_bound = True
+    # The float32 reference of half-precision rows runs in NCHW: torch 2.11's CUDA
+    # channels_last backward ignores the padding (pytorch/pytorch#188344, fixed in
+    # #188345), and its gradients then differ from NCHW's and the CPU's by O(1).
+    nchw_reference = True
 
     def call(self, lib, x):
         return lib.avg_pool2d(x, self.kernel_size, self.stride, self.padding)

@@ -96,9 +96,11 @@ class Workload:
                 t.requires_grad_(True)
         return cls(case, mode, inputs, dy)
 
-    def cast(self, dtype):
-        """The same values in another dtype (for the float32 reference of half types)."""
-        inputs = [t.detach().to(dtype) for t in self.inputs]
+    def cast(self, dtype, contiguous=False):
+        """The same values in another dtype (for the float32 reference of half types);
+        contiguous: in NCHW whatever the row's layout (values, not layouts, are compared)."""
+        fmt = torch.contiguous_format if contiguous else torch.preserve_format
+        inputs = [t.detach().to(dtype, memory_format=fmt) for t in self.inputs]
         if self.mode == "fwd+bwd":
             for t in inputs:
                 t.requires_grad_(True)
@@ -142,7 +144,8 @@ def _same_strides_copy(t):
 def correctness(workload, dtype):
     ours, theirs = workload.step(cnnops)(), workload.step(F)()
     if dtype in check.HALF_TYPES:
-        ref = workload.cast(torch.float32).step(F)()
+        nchw = getattr(workload.case, "nchw_reference", False)
+        ref = workload.cast(torch.float32, contiguous=nchw).step(F)()
         return check.half_check(ours, theirs, ref, workload.names)
     if getattr(workload.case, "deep", False) and dtype == torch.float32:
         ref = workload.cast(torch.float64).step(F)()
