@@ -197,6 +197,33 @@ def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups,
 
 
 @pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("view", ["contiguous", "batch_of_wider", "every_other_column"])
+def test_wgrad_nchw_transposed_every_isa(isa, dtype, view):
+    # NCHW wgrad with >= 1024 output pixels first copies x and dy into channels-last
+    # buffers: rows of unit step through the ISA's transposing gather, channel counts
+    # that are not a multiple of the vector width (19, 21); other strides element-wise.
+    C, K = 19, 21
+    if view == "contiguous":
+        x = torch.randn(3, C, 17, 23, dtype=dtype)
+    elif view == "batch_of_wider":  # channel planes 2x apart, rows of unit step
+        x = torch.randn(3, 2 * C, 17, 23, dtype=dtype)[:, ::2]
+    else:
+        x = torch.randn(3, C, 17, 46, dtype=dtype)[..., ::2]
+    w = torch.randn(K, C, 3, 3, dtype=dtype)
+    dy = torch.randn_like(F.conv2d(x, w, None, 1, 1))
+    want = torch.ops.aten.convolution_backward(dy.double(), x.double(), w.double(), None, [1, 1], [1, 1],
+                                               [1, 1], False, [0, 0], 1, [False, True, False])[1]
+    cnnops.set_cpu_isa(isa)
+    try:
+        got = torch.ops.cnnops.conv2d_wgrad(dy, x, [3, 3], [1, 1], [1, 1], [1, 1], 1)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(got.double(), want, **tol)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
 def test_few_pixels_split_over_output_channel_panels(isa, cl):
     # Deep layers at batch 1 (here 3x3 pixels) have one pixel block: the channels path

@@ -180,7 +180,23 @@ void direct_x_offsets(const Conv2dParams& p, const Column& cc, int64_t c0, int64
 template <typename T>
 void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int64_t H, int64_t W, T* dst,
                       int64_t* strides) {
-  at::parallel_for(0, N * H, task_grain(N * H, 16.0 * N * C * H * W), [&](int64_t begin, int64_t end) {
+  strides[0] = H * W * C;
+  strides[1] = 1;
+  strides[2] = W * C;
+  strides[3] = C;
+  const int64_t grain = task_grain(N * H, 16.0 * N * C * H * W);
+  // Unit-step rows: each (n, h) row of channels is one transposing gather (the ISA's
+  // vector gathers and stores; 3x3 layers of 128-256 channels 3-5% faster than the
+  // element-wise tiles below).
+  const auto gather = active_microkernel<T>().gather_columns;
+  if (s[3] == 1 && gather != nullptr && s[1] <= (int64_t(1) << 31) / 64) {
+    at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t nh = begin; nh < end; ++nh)
+        gather(src + nh / H * s[0] + nh % H * s[2], s[1], C, W, dst + nh * W * C, C);
+    });
+    return;
+  }
+  at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
     constexpr int64_t B = 16;  // 16 x 16 tiles: both sides touch whole cache lines
     for (int64_t nh = begin; nh < end; ++nh) {
       const T* in = src + nh / H * s[0] + nh % H * s[2];
@@ -193,10 +209,6 @@ void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int6
         }
     }
   });
-  strides[0] = H * W * C;
-  strides[1] = 1;
-  strides[2] = W * C;
-  strides[3] = C;
 }
 
 // NCHW 1x1 without padding or stride, large images: dw[k, c] = sum over images and pixels of
@@ -369,7 +381,9 @@ void wgrad_impl(const Conv2dParams& p) {
     AlignedBuffer<T> a_panels(kpad * kKc);
     AlignedBuffer<T> b_panels(direct_b ? 0 : kKc * block_panels * NR);
     AlignedBuffer<T> zeros(direct_b ? NR : 0);
-    std::vector<int64_t> boff(direct_b ? kKc + kPrefetchSteps : 0);
+    // Each column panel's x offsets for the chunk's pixels, kKc + kPrefetchSteps apiece.
+    const int64_t boff_step = kKc + kPrefetchSteps;
+    std::vector<int64_t> boff(direct_b ? block_panels * boff_step : 0);
     if (direct_b) std::fill(zeros.get(), zeros.get() + NR, T(0));
     // The zero row as an offset from x (both in this process's flat address space).
     const int64_t zero_off = direct_b ? zeros.get() - x : 0;
@@ -410,13 +424,18 @@ void wgrad_impl(const Conv2dParams& p) {
         pack_dy_panels(p, dy, g * Kg + mp0 * MR, Kg - mp0 * MR, (mp1 - mp0) * MR, MR, kb0, kc, a_panels.get());
         const AccInit init = kb0 == m_begin ? AccInit::Zero : AccInit::Load;
         if (direct_b) {
-          for (int64_t np = 0; np < panels; ++np) {
-            direct_x_offsets<T>(p, column[(panel0 + np) * NR], g * Cg, kb0, kc, zero_off, boff.data());
-            for (int64_t mp = mp0; mp < mp1; ++mp)
+          // Row panels outer: a task's A panel (14 KB) stays in L1 while the x rows
+          // of its column panels stream past (the other order kept the x rows and
+          // re-read the A panels: 3x3 layers of 128-256 channels 5-6% slower).
+          for (int64_t np = 0; np < panels; ++np)
+            direct_x_offsets<T>(p, column[(panel0 + np) * NR], g * Cg, kb0, kc, zero_off,
+                                boff.data() + np * boff_step);
+          for (int64_t mp = mp0; mp < mp1; ++mp)
+            for (int64_t np = 0; np < panels; ++np)
               run(mp, np, init, [&](T* c, int64_t ld, AccInit in) {
-                uk.fn_boff(kc, a_panels.get() + (mp - mp0) * kc * MR, x, boff.data(), c, ld, in, nullptr);
+                uk.fn_boff(kc, a_panels.get() + (mp - mp0) * kc * MR, x, boff.data() + np * boff_step, c, ld,
+                           in, nullptr);
               });
-          }
           continue;
         }
         pack_x_panels(p, x, g * Cg, column, panel0 * NR, panels * NR, NR, kb0, kc, channels_last,
