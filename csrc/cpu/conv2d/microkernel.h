@@ -81,10 +81,12 @@ using StoreColumnsFn = void (*)(const T* tile, int64_t ld, int64_t rows, int64_t
 
 // The transpose of a block of rows (an NCHW-like input's channel rows into
 // channels-last pixels): for i < rows, j < cols, dst[j*ldd + i] = src[i*lds + j].
-// Each pixel's channels are read with vector gathers down src's column j (lds
-// times the vector width must fit in int32; the caller checks) and written with
-// (masked) vector stores: the element-wise copy was a fifth of the channels-last
-// direct path's time on NCHW inputs.
+// Where the ISA's traits have an in-register transpose (AVX-512), W x W blocks
+// are loaded row by row, transposed and stored pixel by pixel; elsewhere each
+// pixel's channels are read with vector gathers down src's column j (lds times
+// the vector width must fit in int32; the caller checks). Both write (masked)
+// vector stores: the element-wise copy was a fifth of the channels-last direct
+// path's time on NCHW inputs.
 template <typename T>
 using GatherColumnsFn = void (*)(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd);
 

@@ -37,6 +37,32 @@ struct Avx512F32 {
                                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(bits), index, p, sizeof(T));
   }
+  // The 16 x 16 transpose of r[0..15] (rows in, columns out), in registers: pairs,
+  // then quads interleaved, then 128-bit lanes in two shuffle rounds.
+  static constexpr bool kTranspose = true;
+  static void transpose(Reg (&r)[kWidth]) {
+    Reg t[kWidth];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    auto pd = [](Reg x) { return _mm512_castps_pd(x); };
+    for (int i = 0; i < 16; i += 4) {
+      r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[i]), pd(t[i + 2])));
+      r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[i]), pd(t[i + 2])));
+      r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[i + 1]), pd(t[i + 3])));
+      r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[i + 1]), pd(t[i + 3])));
+    }
+    for (int h = 0; h < 16; h += 8)
+      for (int i = 0; i < 4; ++i) {
+        t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+        t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+      }
+    for (int i = 0; i < 8; ++i) {
+      r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+      r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+  }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
     const auto take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -66,6 +92,25 @@ struct Avx512F64 {
   static Reg gather(const T* p, int32_t step, uint32_t bits) {
     const __m256i index = _mm256_mullo_epi32(_mm256_set1_epi32(step), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     return _mm512_mask_i32gather_pd(_mm512_setzero_pd(), __mmask8(bits), index, p, sizeof(T));
+  }
+  // The 8 x 8 transpose of r[0..7] in registers (as Avx512F32's, one round fewer).
+  static constexpr bool kTranspose = true;
+  static void transpose(Reg (&r)[kWidth]) {
+    Reg t[kWidth];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    }
+    for (int h = 0; h < 8; h += 4)
+      for (int i = 0; i < 2; ++i) {
+        r[h + i] = _mm512_shuffle_f64x2(t[h + i], t[h + i + 2], 0x88);
+        r[h + i + 2] = _mm512_shuffle_f64x2(t[h + i], t[h + i + 2], 0xdd);
+      }
+    for (int i = 0; i < 4; ++i) {
+      t[i] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0x88);
+      t[i + 4] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0xdd);
+    }
+    for (int i = 0; i < 8; ++i) r[i] = t[i];
   }
   // Where v > m or v is NaN (torch's max-pool rule): m = v, tap = t.
   static void max_update(Reg v, Reg t, Reg& m, Reg& tap) {
