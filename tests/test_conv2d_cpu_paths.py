@@ -198,13 +198,18 @@ def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups,
 
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("view", ["contiguous", "batch_of_wider", "every_other_column"])
+@pytest.mark.parametrize("view", ["contiguous", "batch_of_wider", "every_other_column", "few_pixels"])
 def test_wgrad_nchw_transposed_every_isa(isa, dtype, view):
-    # NCHW wgrad with >= 1024 output pixels first copies x and dy into channels-last
-    # buffers: rows of unit step through the ISA's transposing gather, channel counts
-    # that are not a multiple of the vector width (19, 21); other strides element-wise.
+    # NCHW wgrad (3x3) first copies x and dy into channels-last buffers when it has at
+    # least K / 2 output pixels: rows of unit step through the ISA's transposing copy,
+    # channel counts that are not a multiple of the vector width (19, 21); other
+    # strides element-wise. With fewer pixels (few_pixels: 12 for K = 40) NCHW x is
+    # packed as it is.
     C, K = 19, 21
-    if view == "contiguous":
+    if view == "few_pixels":
+        K = 40
+        x = torch.randn(1, C, 3, 4, dtype=dtype)
+    elif view == "contiguous":
         x = torch.randn(3, C, 17, 23, dtype=dtype)
     elif view == "batch_of_wider":  # channel planes 2x apart, rows of unit step
         x = torch.randn(3, 2 * C, 17, 23, dtype=dtype)[:, ::2]
