@@ -198,6 +198,41 @@ def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups,
 
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw", "nchw_x_cl_dy", "sliced_x"])
+@pytest.mark.parametrize("C,K,R,stride,padding,dilation", [
+    (3, 64, 3, 1, 1, 1),   # the first layer: 27 columns in two 14-row tiles
+    (3, 64, 7, 2, 3, 1),   # ResNet's stem: 147 columns
+    (3, 32, 3, 2, 0, 1),   # Xception's
+    (5, 64, 3, 1, 2, 2),   # dilated: taps not one run of x
+    (3, 40, 3, 1, 1, 1),   # output channels not a multiple of the width: the usual path
+    (8, 64, 3, 1, 1, 1),   # 8 input channels: the usual path
+])
+def test_wgrad_few_columns_every_isa(isa, dtype, layout, C, K, R, stride, padding, dilation):
+    # Fewer than 8 input channels and dy with contiguous channels: the transposed
+    # GEMM with dy read in place (conv2d_wgrad_few_columns.cpp).
+    x = torch.randn(2, C, 19, 23, dtype=dtype)
+    if layout == "sliced_x":
+        x = torch.randn(2, C, 19, 46, dtype=dtype)[..., ::2]
+    w = torch.randn(K, C, R, R, dtype=dtype)
+    dy = torch.randn_like(F.conv2d(x, w, None, stride, padding, dilation))
+    if layout in ("channels_last", "sliced_x", "nchw_x_cl_dy"):
+        dy = dy.contiguous(memory_format=torch.channels_last)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    want = torch.ops.aten.convolution_backward(dy.double(), x.double(), w.double(), None, [stride] * 2,
+                                               [padding] * 2, [dilation] * 2, False, [0, 0], 1,
+                                               [False, True, False])[1]
+    cnnops.set_cpu_isa(isa)
+    try:
+        got = torch.ops.cnnops.conv2d_wgrad(dy, x, [R, R], [stride] * 2, [padding] * 2, [dilation] * 2, 1)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(got.double(), want, **tol)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("view", ["contiguous", "batch_of_wider", "every_other_column", "few_pixels"])
 def test_wgrad_nchw_transposed_every_isa(isa, dtype, view):
     # NCHW wgrad (3x3) first copies x and dy into channels-last buffers when it has at

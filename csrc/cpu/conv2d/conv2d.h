@@ -29,8 +29,10 @@
 // - conv2d_wgrad (conv2d_wgrad.cpp): an implicit GEMM per group over pixel
 //   chunks summed in a fixed order; the x side read in place for
 //   channels_last with channels per group a multiple of the micro-kernel's
-//   width, else packed (NCHW x with many pixels first copied to channels-last);
-//   NCHW 1x1 over large images as a grid of dot products read in place.
+//   width, else packed (NCHW x with enough pixels first copied to channels-last);
+//   NCHW 1x1 over large images as a grid of dot products read in place; fewer
+//   than 8 input channels (the first layer) as the transposed GEMM with dy read
+//   in place (conv2d_wgrad_few_columns.cpp).
 // - conv2d_bias_grad (conv2d_bias_grad.cpp): per-channel sums in double.
 #pragma once
 #include <cstdint>

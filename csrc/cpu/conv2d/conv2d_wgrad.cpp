@@ -27,6 +27,7 @@
 #include "../util/buffer.h"
 #include "../util/copy_row.h"
 #include "conv2d.h"
+#include "conv2d_wgrad_few_columns.h"
 #include "microkernel.h"
 
 namespace cnnops {
@@ -341,6 +342,10 @@ void wgrad_impl(const Conv2dParams& p) {
   const MicroKernel<T>& uk = active_microkernel<T>();
   const int64_t MR = uk.mr, NR = uk.nr;
   const int64_t G = p.groups, Kg = p.K / G, Cg = p.C / G;
+  // x not read in place and fewer than 8 input channels (the first layer): dy is
+  // read in place instead (conv2d_wgrad_few_columns.cpp).
+  const bool x_in_place = p.x_strides[1] == 1 && p.x_strides[3] != 1 && Cg % NR == 0;
+  if (!x_in_place && conv2d_wgrad_few_columns(p)) return;
   const int64_t cols = Cg * p.R * p.S;
   const int64_t kpad = round_up(Kg, MR), npad = round_up(cols, NR);
   const int64_t pixels = p.N * p.P * p.Q;
