@@ -198,6 +198,31 @@ def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups,
 
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("K", [1, 3, 5])
+@pytest.mark.parametrize("R", [1, 3])
+def test_few_output_channels_every_isa(isa, dtype, layout, K, R):
+    # 1-5 output channels (segmentation heads): tiles of flat pixels that cross rows
+    # and images, stored a few columns at a time (offsets walked pixel by pixel); one
+    # output channel from a channels-last input takes the channels-last path.
+    x = torch.randn(3, 32, 7, 11, dtype=dtype)
+    w = torch.randn(K, 32, R, R, dtype=dtype)
+    b = torch.randn(K, dtype=dtype)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+        w = w.contiguous(memory_format=torch.channels_last)
+    want = F.conv2d(x.double(), w.double(), b.double(), 1, R // 2)
+    cnnops.set_cpu_isa(isa)
+    try:
+        got = cnnops.conv2d(x, w, b, 1, R // 2)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got.double(), want, **tol)
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("layout", ["channels_last", "nchw", "nchw_x_cl_dy", "sliced_x"])
 @pytest.mark.parametrize("C,K,R,stride,padding,dilation", [
     (3, 64, 3, 1, 1, 1),   # the first layer: 27 columns in two 14-row tiles

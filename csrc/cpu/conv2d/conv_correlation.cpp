@@ -266,7 +266,10 @@ void run_correlation(const Correlation<T>& c) {
   }
   const MicroKernel<T>& uk = active_microkernel<T>();
   if (direct_paths_enabled() && (run_filter_in_place(c, uk) || run_packed_few_pixels(c, uk))) return;
-  const bool channels_contiguous = c.out_strides[1] == 1 && c.out_strides[3] != 1;
+  // One output channel is both layouts: with a channels-last input it goes the
+  // channels-last way (a 1x1 to 1 channel from 32: 0.76 -> 0.2 ms at 96x96, batch 2).
+  const bool channels_contiguous = (c.out_strides[1] == 1 && c.out_strides[3] != 1) ||
+                                   (c.G * c.Ko == 1 && c.in_strides[1] == 1 && c.in_strides[3] != 1);
   // A single tap at unit steps is a plain GEMM whose packing is a memcpy: the
   // direct paths' padded copy would only add a pass over the input.
   const bool plain_gemm = c.hoff.size() * c.woff.size() == 1 && c.step_h == 1 && c.step_w == 1;

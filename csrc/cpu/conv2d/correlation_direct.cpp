@@ -470,11 +470,8 @@ bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
         const int64_t m0 = panel * NR, mn = std::min(NR, M - m0);
         int64_t row_off[64], col_src[64], col_off[64];
         for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];
-        for (int64_t jj = 0; jj < mn; ++jj) {
-          const int64_t m = m0 + jj;
-          col_src[jj] = jj;
-          col_off[jj] = m / (c.P * c.Q) * os[0] + m / c.Q % c.P * os[2] + m % c.Q * os[3];
-        }
+        pixel_offsets(m0, mn, c.P, c.Q, os, col_off);
+        for (int64_t jj = 0; jj < mn; ++jj) col_src[jj] = jj;
         store_tile(tile, NR, rows, row_off, mn, col_src, col_off, c.out + (g * c.Ko + k0) * os[1], false,
                    os[3] < os[1]);
       }
