@@ -198,6 +198,28 @@ def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups,
 
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("stride,groups,W", [(2, 1, 34), (2, 2, 33), (3, 1, 23)])
+def test_strided_dgrad_into_nchw_long_rows_every_isa(isa, dtype, stride, groups, W):
+    # conv_transpose2d (a strided dgrad with bias) into NCHW rows of at least 64
+    # pixels: the phases write a channels-last buffer, transposed into dx (the
+    # ISA's transposing copy), channels not a multiple of the vector width.
+    x = torch.randn(2, 20, 5, W, dtype=dtype)
+    w = torch.randn(20, 18 // groups, 3, 3, dtype=dtype)
+    b = torch.randn(18, dtype=dtype)
+    want = F.conv_transpose2d(x.double(), w.double(), b.double(), stride, 1, stride - 1, groups)
+    assert want.shape[-1] >= 64
+    cnnops.set_cpu_isa(isa)
+    try:
+        got = cnnops.conv_transpose2d(x, w, b, stride, 1, stride - 1, groups)
+    finally:
+        cnnops.set_cpu_isa("auto")
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got.double(), want, **tol)
+    assert got.is_contiguous()
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 @pytest.mark.parametrize("K", [1, 3, 5])
 @pytest.mark.parametrize("R", [1, 3])
