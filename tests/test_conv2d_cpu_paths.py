@@ -171,11 +171,16 @@ def test_wgrad_does_not_depend_on_thread_count():
     assert torch.equal(results[0], results[1])
 
 
-@pytest.mark.parametrize("isa", supported_isas())
+def close_in_dtype(got, want, dtype, atol32):
+    """got (float32 or float64) against a float64 reference, at its dtype's tolerance."""
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=atol32)
+    torch.testing.assert_close(got.double(), want, **tol)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("channels,groups,stride,padding,dilation",
                          [(64, 1, 1, 1, 1), (64, 2, 2, 1, 1), (32, 1, 1, 2, 2), (96, 3, 1, 0, 1)])
-def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups, stride, padding,
+def test_wgrad_direct_channels_last_rows_every_isa(cpu_isa, dtype, channels, groups, stride, padding,
                                                    dilation):
     # channels_last wgrad reads x in place when the channels per group are a multiple of
     # the micro-kernel's NR (8, 16 or 32 by ISA and dtype); padding pixels read a zero row.
@@ -186,20 +191,14 @@ def test_wgrad_direct_channels_last_rows_every_isa(isa, dtype, channels, groups,
     want = torch.ops.aten.convolution_backward(dy.double(), x.double(), w.double(), None,
                                                [stride] * 2, [padding] * 2, [dilation] * 2, False,
                                                [0, 0], groups, [False, True, False])[1]
-    cnnops.set_cpu_isa(isa)
-    try:
-        got = torch.ops.cnnops.conv2d_wgrad(dy, x, [3, 3], [stride] * 2, [padding] * 2,
+    got = torch.ops.cnnops.conv2d_wgrad(dy, x, [3, 3], [stride] * 2, [padding] * 2,
                                             [dilation] * 2, groups)
-    finally:
-        cnnops.set_cpu_isa("auto")
-    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
-    torch.testing.assert_close(got.double(), want, **tol)
+    close_in_dtype(got, want, dtype, atol32=1e-3)
 
 
-@pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("stride,groups,W", [(2, 1, 34), (2, 2, 33), (3, 1, 23)])
-def test_strided_dgrad_into_nchw_long_rows_every_isa(isa, dtype, stride, groups, W):
+def test_strided_dgrad_into_nchw_long_rows_every_isa(cpu_isa, dtype, stride, groups, W):
     # conv_transpose2d (a strided dgrad with bias) into NCHW rows of at least 64
     # pixels: the phases write a channels-last buffer, transposed into dx (the
     # ISA's transposing copy), channels not a multiple of the vector width.
@@ -208,22 +207,16 @@ def test_strided_dgrad_into_nchw_long_rows_every_isa(isa, dtype, stride, groups,
     b = torch.randn(18, dtype=dtype)
     want = F.conv_transpose2d(x.double(), w.double(), b.double(), stride, 1, stride - 1, groups)
     assert want.shape[-1] >= 64
-    cnnops.set_cpu_isa(isa)
-    try:
-        got = cnnops.conv_transpose2d(x, w, b, stride, 1, stride - 1, groups)
-    finally:
-        cnnops.set_cpu_isa("auto")
-    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(got.double(), want, **tol)
+    got = cnnops.conv_transpose2d(x, w, b, stride, 1, stride - 1, groups)
+    close_in_dtype(got, want, dtype, atol32=1e-4)
     assert got.is_contiguous()
 
 
-@pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 @pytest.mark.parametrize("K", [1, 3, 5])
 @pytest.mark.parametrize("R", [1, 3])
-def test_few_output_channels_every_isa(isa, dtype, layout, K, R):
+def test_few_output_channels_every_isa(cpu_isa, dtype, layout, K, R):
     # 1-5 output channels (segmentation heads): tiles of flat pixels that cross rows
     # and images, stored a few columns at a time (offsets walked pixel by pixel); one
     # output channel from a channels-last input takes the channels-last path.
@@ -234,16 +227,10 @@ def test_few_output_channels_every_isa(isa, dtype, layout, K, R):
         x = x.contiguous(memory_format=torch.channels_last)
         w = w.contiguous(memory_format=torch.channels_last)
     want = F.conv2d(x.double(), w.double(), b.double(), 1, R // 2)
-    cnnops.set_cpu_isa(isa)
-    try:
-        got = cnnops.conv2d(x, w, b, 1, R // 2)
-    finally:
-        cnnops.set_cpu_isa("auto")
-    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(got.double(), want, **tol)
+    got = cnnops.conv2d(x, w, b, 1, R // 2)
+    close_in_dtype(got, want, dtype, atol32=1e-4)
 
 
-@pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("layout", ["channels_last", "nchw", "nchw_x_cl_dy", "sliced_x"])
 @pytest.mark.parametrize("C,K,R,stride,padding,dilation", [
@@ -254,7 +241,7 @@ def test_few_output_channels_every_isa(isa, dtype, layout, K, R):
     (3, 40, 3, 1, 1, 1),   # output channels not a multiple of the width: the usual path
     (8, 64, 3, 1, 1, 1),   # 8 input channels: the usual path
 ])
-def test_wgrad_few_columns_every_isa(isa, dtype, layout, C, K, R, stride, padding, dilation):
+def test_wgrad_few_columns_every_isa(cpu_isa, dtype, layout, C, K, R, stride, padding, dilation):
     # Fewer than 8 input channels and dy with contiguous channels: the transposed
     # GEMM with dy read in place (conv2d_wgrad_few_columns.cpp).
     x = torch.randn(2, C, 19, 23, dtype=dtype)
@@ -269,19 +256,13 @@ def test_wgrad_few_columns_every_isa(isa, dtype, layout, C, K, R, stride, paddin
     want = torch.ops.aten.convolution_backward(dy.double(), x.double(), w.double(), None, [stride] * 2,
                                                [padding] * 2, [dilation] * 2, False, [0, 0], 1,
                                                [False, True, False])[1]
-    cnnops.set_cpu_isa(isa)
-    try:
-        got = torch.ops.cnnops.conv2d_wgrad(dy, x, [R, R], [stride] * 2, [padding] * 2, [dilation] * 2, 1)
-    finally:
-        cnnops.set_cpu_isa("auto")
-    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
-    torch.testing.assert_close(got.double(), want, **tol)
+    got = torch.ops.cnnops.conv2d_wgrad(dy, x, [R, R], [stride] * 2, [padding] * 2, [dilation] * 2, 1)
+    close_in_dtype(got, want, dtype, atol32=1e-3)
 
 
-@pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("view", ["contiguous", "batch_of_wider", "every_other_column", "few_pixels"])
-def test_wgrad_nchw_transposed_every_isa(isa, dtype, view):
+def test_wgrad_nchw_transposed_every_isa(cpu_isa, dtype, view):
     # NCHW wgrad (3x3) first copies x and dy into channels-last buffers when it has at
     # least K / 2 output pixels: rows of unit step through the ISA's transposing copy,
     # channel counts that are not a multiple of the vector width (19, 21); other
@@ -301,13 +282,8 @@ def test_wgrad_nchw_transposed_every_isa(isa, dtype, view):
     dy = torch.randn_like(F.conv2d(x, w, None, 1, 1))
     want = torch.ops.aten.convolution_backward(dy.double(), x.double(), w.double(), None, [1, 1], [1, 1],
                                                [1, 1], False, [0, 0], 1, [False, True, False])[1]
-    cnnops.set_cpu_isa(isa)
-    try:
-        got = torch.ops.cnnops.conv2d_wgrad(dy, x, [3, 3], [1, 1], [1, 1], [1, 1], 1)
-    finally:
-        cnnops.set_cpu_isa("auto")
-    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
-    torch.testing.assert_close(got.double(), want, **tol)
+    got = torch.ops.cnnops.conv2d_wgrad(dy, x, [3, 3], [1, 1], [1, 1], [1, 1], 1)
+    close_in_dtype(got, want, dtype, atol32=1e-3)
 
 
 @pytest.mark.parametrize("isa", supported_isas())
