@@ -192,7 +192,7 @@ def test_wgrad_direct_channels_last_rows_every_isa(cpu_isa, dtype, channels, gro
                                                [stride] * 2, [padding] * 2, [dilation] * 2, False,
                                                [0, 0], groups, [False, True, False])[1]
     got = torch.ops.cnnops.conv2d_wgrad(dy, x, [3, 3], [stride] * 2, [padding] * 2,
-                                            [dilation] * 2, groups)
+                                        [dilation] * 2, groups)
     close_in_dtype(got, want, dtype, atol32=1e-3)
 
 
