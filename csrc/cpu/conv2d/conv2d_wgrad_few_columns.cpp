@@ -48,8 +48,10 @@ bool few_columns(const Conv2dParams& p) {
   if (p.groups != 1 || p.C > kMaxChannels || ys[1] != 1 || K % NR != 0 || uk.fn_boff == nullptr)
     return false;
   const int64_t rows = round_up(cols, MR), pixels = p.N * p.P * p.Q;
+  // A multiple of kMinChunks (8), so that 2, 4 or 8 threads get equal shares.
   const int64_t chunks = std::max<int64_t>(
-      1, std::min({kMaxChunks, std::max(pixels / kPixelsPerChunk, kMinChunks), ceil_div(pixels, kBlockPixels)}));
+      1, std::min({kMaxChunks, round_up(std::max(pixels / kPixelsPerChunk, kMinChunks), kMinChunks),
+                   ceil_div(pixels, kBlockPixels)}));
   const int64_t chunk_len = ceil_div(pixels, chunks);
   const T* x = static_cast<const T*>(p.x);
   const T* dy = static_cast<const T*>(p.y);
