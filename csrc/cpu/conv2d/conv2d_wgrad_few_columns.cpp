@@ -66,6 +66,13 @@ bool few_columns(const Conv2dParams& p) {
     dw_offset[col] = c * ws[1] + r * ws[2] + s * ws[3];
   }
   const bool contiguous_taps = xs[1] == 1 && xs[3] == p.C && p.dil_w == 1;
+  // Output column q's taps inside the input row: s in [first_tap[q], end_tap[q]).
+  std::vector<int64_t> first_tap(p.Q), end_tap(p.Q);
+  for (int64_t q = 0; q < p.Q; ++q) {
+    const int64_t wb = q * p.stride_w - p.pad_w;
+    first_tap[q] = std::min(p.S, wb >= 0 ? 0 : ceil_div(-wb, p.dil_w));
+    end_tap[q] = std::max(first_tap[q], std::min(p.S, wb < p.W ? ceil_div(p.W - wb, p.dil_w) : 0));
+  }
   AlignedBuffer<T> partial(chunks * rows * K);
   balanced_for_ranges(chunks, task_grain(chunks, 2.0 * K * cols * pixels), [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> a(rows * kBlockPixels);
@@ -87,22 +94,23 @@ bool few_columns(const Conv2dParams& p) {
           for (int64_t u = 0; u < len; ++u, ++t) {
             const int64_t q = q0 + u, hb = pp * p.stride_h - p.pad_h, wb = q * p.stride_w - p.pad_w;
             boff[t] = n * ys[0] + pp * ys[2] + q * ys[3];
-            // The pixel's im2col row (columns (r, s, c)), then its tiles' pieces.
+            // The pixel's im2col row (columns (r, s, c)), then its tiles' pieces
+            // (plain loops: the runs are 9-21 values, too short for library calls).
+            const int64_t s0 = first_tap[q], s1 = end_tap[q];
             for (int64_t r = 0; r < p.R; ++r) {
               T* dst = row.data() + r * p.S * p.C;
               const int64_t h = hb + r * p.dil_h;
               if (h < 0 || h >= p.H) {
-                std::fill(dst, dst + p.S * p.C, T(0));
+                for (int64_t i = 0; i < p.S * p.C; ++i) dst[i] = T(0);
                 continue;
               }
               const T* src = x + n * xs[0] + h * xs[2];
-              // Taps s0 .. s1 fall inside the row (any dilation: w = wb + s * dil_w).
-              const int64_t s0 = std::min(p.S, wb >= 0 ? 0 : ceil_div(-wb, p.dil_w));
-              const int64_t s1 = std::max(s0, std::min(p.S, wb < p.W ? ceil_div(p.W - wb, p.dil_w) : 0));
-              std::fill(dst, dst + s0 * p.C, T(0));
-              std::fill(dst + s1 * p.C, dst + p.S * p.C, T(0));
+              for (int64_t i = 0; i < s0 * p.C; ++i) dst[i] = T(0);
+              for (int64_t i = s1 * p.C; i < p.S * p.C; ++i) dst[i] = T(0);
               if (contiguous_taps) {  // channels-last, unit dilation: one run
-                std::copy(src + (wb + s0) * xs[3], src + (wb + s0) * xs[3] + (s1 - s0) * p.C, dst + s0 * p.C);
+                const T* run = src + (wb + s0) * xs[3];
+                T* d = dst + s0 * p.C;
+                for (int64_t i = 0; i < (s1 - s0) * p.C; ++i) d[i] = run[i];
                 continue;
               }
               for (int64_t s = s0; s < s1; ++s) {
@@ -110,8 +118,10 @@ bool few_columns(const Conv2dParams& p) {
                 for (int64_t c = 0; c < p.C; ++c) dst[s * p.C + c] = px[c * xs[1]];
               }
             }
-            for (int64_t mp = 0; mp < rows / MR; ++mp)
-              std::copy(row.data() + mp * MR, row.data() + (mp + 1) * MR, a.get() + mp * kc * MR + t * MR);
+            const T* rp = row.data();
+            T* ap = a.get() + t * MR;
+            for (int64_t mp = 0; mp < rows / MR; ++mp, rp += MR, ap += kc * MR)
+              for (int64_t i = 0; i < MR; ++i) ap[i] = rp[i];
           }
         });
         for (int64_t k = kc; k < kc + kPrefetchSteps; ++k) boff[k] = boff[kc - 1];
