@@ -122,50 +122,9 @@ void dgrad_col2im(const Conv2dParams& p) {
   });
 }
 
+// One correlation per stride phase of dx (see the top of this file).
 template <typename T>
-void dgrad(const Conv2dParams& p);
-
-// A strided dgrad into an NCHW-like dx (unit w step) with long rows: each phase's
-// output pixels are stride_w apart in dx's rows, so the correlation would store
-// them one at a time; instead the phases write a channels-last buffer (whole
-// channel vectors per pixel), which is then transposed into dx by the ISA's
-// transposing copy, a row of pixels at a time. Measured at batch 2, stride 2:
-// 64 -> 32 channels to 96x96 (a segmentation decoder's conv_transpose2d) 1.64 ->
-// 1.08 ms, 64 channels to 96x96 3.1 -> 1.9 ms; rows of 48 or fewer pixels
-// (128-256 channels at 24x24 and 48x48) were 7-14% slower this way, so they keep
-// the strided stores.
-constexpr int64_t kChannelsLastMinRow = 64;
-template <typename T>
-bool dgrad_via_channels_last(const Conv2dParams& p) {
-  const int64_t* xs = p.x_strides;
-  const auto transpose = active_microkernel<T>().gather_columns;
-  if (p.stride_h * p.stride_w == 1 || p.W < kChannelsLastMinRow || xs[3] != 1 || xs[1] == 1 ||
-      transpose == nullptr || p.C > (int64_t(1) << 31) / 64)
-    return false;
-  AlignedBuffer<T> buffer(p.N * p.H * p.W * p.C);
-  Conv2dParams q = p;
-  q.x = buffer.get();
-  q.x_strides[0] = p.H * p.W * p.C;
-  q.x_strides[1] = 1;
-  q.x_strides[2] = p.W * p.C;
-  q.x_strides[3] = p.C;
-  dgrad<T>(q);
-  // dx[n, c, h, w] = buffer[n, h, w, c]: per (n, h), the W x C block transposed.
-  T* dx = static_cast<T*>(p.x);
-  at::parallel_for(0, p.N * p.H, task_grain(p.N * p.H, 4.0 * p.N * p.C * p.H * p.W), [&](int64_t b, int64_t e) {
-    for (int64_t nh = b; nh < e; ++nh)
-      transpose(buffer.get() + nh * p.W * p.C, p.C, p.W, p.C, dx + nh / p.H * xs[0] + nh % p.H * xs[2], xs[1]);
-  });
-  return true;
-}
-
-template <typename T>
-void dgrad(const Conv2dParams& p) {
-  if (p.C / p.groups < kFewChannels) {
-    dgrad_col2im<T>(p);
-    return;
-  }
-  if (dgrad_via_channels_last<T>(p)) return;
+void dgrad_phases(const Conv2dParams& p) {
   for (int64_t a = 0; a < p.stride_h && a < p.H; ++a) {
     for (int64_t b = 0; b < p.stride_w && b < p.W; ++b) {
       Correlation<T> c;
@@ -207,6 +166,46 @@ void dgrad(const Conv2dParams& p) {
       run_correlation(c);
     }
   }
+}
+
+// A strided dgrad into an NCHW-like dx (unit w step) with long rows: each phase's
+// output pixels are stride_w apart in dx's rows, so the correlation would store
+// them one at a time; instead the phases write a channels-last buffer (whole
+// channel vectors per pixel), which is then transposed into dx by the ISA's
+// transposing copy, a row of pixels at a time. Measured at batch 2, stride 2:
+// 64 -> 32 channels to 96x96 (a segmentation decoder's conv_transpose2d) 1.64 ->
+// 1.08 ms, 64 channels to 96x96 3.1 -> 1.9 ms; rows of 48 or fewer pixels
+// (128-256 channels at 24x24 and 48x48) were 7-14% slower this way, so they keep
+// the strided stores.
+constexpr int64_t kChannelsLastMinRow = 64;
+template <typename T>
+bool dgrad_via_channels_last(const Conv2dParams& p) {
+  const int64_t* xs = p.x_strides;
+  const auto transpose = active_microkernel<T>().gather_columns;
+  if (p.stride_h * p.stride_w == 1 || p.W < kChannelsLastMinRow || xs[3] != 1 || xs[1] == 1 ||
+      transpose == nullptr || p.C > (int64_t(1) << 31) / 64)
+    return false;
+  AlignedBuffer<T> buffer(p.N * p.H * p.W * p.C);
+  Conv2dParams q = p;
+  q.x = buffer.get();
+  q.x_strides[0] = p.H * p.W * p.C;
+  q.x_strides[1] = 1;
+  q.x_strides[2] = p.W * p.C;
+  q.x_strides[3] = p.C;
+  dgrad_phases<T>(q);
+  // dx[n, c, h, w] = buffer[n, h, w, c]: per (n, h), the W x C block transposed.
+  T* dx = static_cast<T*>(p.x);
+  at::parallel_for(0, p.N * p.H, task_grain(p.N * p.H, 4.0 * p.N * p.C * p.H * p.W), [&](int64_t b, int64_t e) {
+    for (int64_t nh = b; nh < e; ++nh)
+      transpose(buffer.get() + nh * p.W * p.C, p.C, p.W, p.C, dx + nh / p.H * xs[0] + nh % p.H * xs[2], xs[1]);
+  });
+  return true;
+}
+
+template <typename T>
+void dgrad(const Conv2dParams& p) {
+  if (p.C / p.groups < kFewChannels) dgrad_col2im<T>(p);
+  else if (!dgrad_via_channels_last<T>(p)) dgrad_phases<T>(p);
 }
 
 }  // namespace

@@ -342,20 +342,21 @@ void wgrad_impl(const Conv2dParams& p) {
   const MicroKernel<T>& uk = active_microkernel<T>();
   const int64_t MR = uk.mr, NR = uk.nr;
   const int64_t G = p.groups, Kg = p.K / G, Cg = p.C / G;
-  // x not read in place and fewer than 8 input channels (the first layer): dy is
-  // read in place instead (conv2d_wgrad_few_columns.cpp).
-  const bool x_in_place = p.x_strides[1] == 1 && p.x_strides[3] != 1 && Cg % NR == 0;
-  if (!x_in_place && conv2d_wgrad_few_columns(p)) return;
+  // x read in place: channels_last with channels per group a multiple of NR.
+  const int64_t* xs = p.x_strides;
+  const bool channels_last = xs[1] == 1 && xs[3] != 1;
+  const bool direct_b = channels_last && Cg % NR == 0;
+  // Otherwise, with fewer than 8 input channels (the first layer), dy is read in
+  // place instead (conv2d_wgrad_few_columns.cpp).
+  if (!direct_b && conv2d_wgrad_few_columns(p)) return;
   const int64_t cols = Cg * p.R * p.S;
   const int64_t kpad = round_up(Kg, MR), npad = round_up(cols, NR);
   const int64_t pixels = p.N * p.P * p.Q;
   const T* x = static_cast<const T*>(p.x);
   const T* dy = static_cast<const T*>(p.y);
   T* dw = static_cast<T*>(p.w);
-  const int64_t* xs = p.x_strides;
   const int64_t* ws = p.w_strides;
 
-  const bool channels_last = xs[1] == 1 && xs[3] != 1;
   std::vector<Column> column(cols);
   for (int64_t col = 0; col < cols; ++col) {
     int64_t c, r, s;
@@ -378,7 +379,6 @@ void wgrad_impl(const Conv2dParams& p) {
   // its chunk's dy again, and two blocks repacked it for 6-11% of the time (3x3
   // 64 -> 64 at 56x56, batch 8: 1.11-1.15x faster in one block; 128 -> 128 at
   // 28x28, batch 16: 1.08x).
-  const bool direct_b = channels_last && xs[1] == 1 && Cg % NR == 0;
   const bool one_block = direct_b && kpad * npad * int64_t(sizeof(T)) <= kOneBlockBytes;
   const int64_t col_blocks = one_block ? 1 : ceil_div(npad / NR, kPanelsPerBlock);
   const int64_t block_panels = ceil_div(npad / NR, col_blocks);

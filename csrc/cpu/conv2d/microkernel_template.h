@@ -7,8 +7,8 @@
 // ISA's target pragma and traits (../isa/). The kernels are templates on V in
 // namespace simd, so no ISA unit's copy is shared (see ../isa/isa.h).
 #pragma once
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
@@ -280,7 +280,6 @@ void store_columns(const typename V::T* tile, int64_t ld, int64_t rows, int64_t 
   }
 }
 
-// GatherColumnsFn: each column of src gathered kWidth rows at a time.
 // Whether the traits V have an in-register square transpose (V::transpose).
 template <typename V, typename = void>
 struct HasTranspose : std::false_type {};
@@ -289,15 +288,16 @@ struct HasTranspose<V, std::void_t<decltype(V::kTranspose)>> : std::bool_constan
 template <typename V>
 constexpr bool has_transpose() { return HasTranspose<V>::value; }
 
+// GatherColumnsFn: W x W blocks through the registers where V has a transpose,
+// else each column of src gathered kWidth rows at a time.
 template <typename V>
 void gather_columns(const typename V::T* src, int64_t lds, int64_t rows, int64_t cols, typename V::T* dst,
                     int64_t ldd) {
   constexpr int W = V::kWidth;
   const uint32_t all = (uint32_t(1) << W) - 1, last = (uint32_t(1) << (rows % W)) - 1;
   if constexpr (has_transpose<V>()) {
-    // W x W blocks through the registers: W rows loaded (masked past the last
-    // column; zero past the last row), transposed, stored as W pixel pieces
-    // (masked past the last row): 2-3x the gathers' speed.
+    // W rows loaded (masked past the last column; zero past the last row),
+    // transposed, stored as W pixel pieces (masked past the last row).
     using Reg = typename V::Reg;
     for (int64_t i0 = 0; i0 < rows; i0 += W) {
       const int64_t ni = std::min<int64_t>(W, rows - i0);
