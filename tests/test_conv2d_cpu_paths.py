@@ -197,6 +197,35 @@ def test_wgrad_direct_channels_last_rows_every_isa(cpu_isa, dtype, channels, gro
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_short_tiles_for_every_remainder_every_isa(cpu_isa, dtype, layout):
+    # Rows of output pixels (channels-last direct path) and output channels (the
+    # row panels of NCHW forwards and of wgrad) that the main tile height does not
+    # divide: each remainder 1..13 (AVX-512's 14 rows; AVX2's 6 among them) ends
+    # with the shortest tile that covers it, fused residual and ReLU included.
+    for extra in range(1, 14):
+        W, K = 14 + extra, 28 + extra
+        x = torch.randn(2, 32, 3, W, dtype=dtype)
+        w = torch.randn(K, 32, 3, 3, dtype=dtype)
+        b = torch.randn(K, dtype=dtype)
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        ref = F.conv2d(x.double(), w.double(), b.double(), 1, 1)
+        res = torch.randn_like(ref).to(dtype)
+        want = torch.relu(ref + res.double())
+        with torch.no_grad():
+            got = cnnops.functional.conv2d_fused(x, w, b, 1, 1, residual=res, post_activation="relu")
+        close_in_dtype(got, want, dtype, atol32=1e-4)
+        close_in_dtype(cnnops.conv2d(x, w, b, 1, 1), ref, dtype, atol32=1e-4)
+        dy = torch.randn_like(ref).to(dtype)
+        want_dw = torch.ops.aten.convolution_backward(dy.double(), x.double(), w.double(), None, [1, 1],
+                                                      [1, 1], [1, 1], False, [0, 0], 1,
+                                                      [False, True, False])[1]
+        got_dw = ops.conv2d_wgrad(dy, x, [3, 3], [1, 1], [1, 1], [1, 1], 1)
+        close_in_dtype(got_dw, want_dw, dtype, atol32=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("stride,groups,W", [(2, 1, 34), (2, 2, 33), (3, 1, 23)])
 def test_strided_dgrad_into_nchw_long_rows_every_isa(cpu_isa, dtype, stride, groups, W):
     # conv_transpose2d (a strided dgrad with bias) into NCHW rows of at least 64

@@ -99,7 +99,7 @@ void dgrad_col2im(const Conv2dParams& p) {
           }
           for (int64_t np = 0; np < panels; ++np)
             for (int64_t mp = 0; mp < rpad / MR; ++mp)
-              uk.fn(kc, a.get() + g * rpad * Kg + kb0 * rpad + mp * kc * MR, b.get() + np * kc * NR,
+              row_panel_kernels(uk, rows - mp * MR).fn(kc, a.get() + g * rpad * Kg + kb0 * rpad + mp * kc * MR, b.get() + np * kc * NR,
                     cols.get() + mp * MR * block + np * NR, block, kb0 == 0 ? AccInit::Zero : AccInit::Load,
                     nullptr);
         }

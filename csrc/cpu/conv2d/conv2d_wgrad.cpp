@@ -425,17 +425,19 @@ void wgrad_impl(const Conv2dParams& p) {
       const int64_t ldc = direct_dw ? ws[0] : npad;
       T* c_block = direct_dw ? dw + g * Kg * ws[0] + panel0 * NR
                              : partial.get() + (chunk * G + g) * kpad * npad + panel0 * NR;
-      // Runs one tile: in place, or (dw's edge: rows past Kg, columns past cols)
+      // Runs one tile (row panel mp's kernels: a short tile for a last panel of
+      // few rows): in place, or (dw's edge: rows past Kg, columns past cols)
       // through `tile`, of which only the valid part is kept.
       auto run = [&](int64_t mp, int64_t np, AccInit init, const auto& kernel) {
+        const RowPanelKernels<T> k = row_panel_kernels(uk, Kg - mp * MR);
         T* c = c_block + mp * MR * ldc + np * NR;
-        const int64_t rows = direct_dw ? std::min(MR, Kg - mp * MR) : MR;
+        const int64_t rows = direct_dw ? std::min(k.mr, Kg - mp * MR) : k.mr;
         const int64_t n = direct_dw ? std::min(NR, cols - (panel0 + np) * NR) : NR;
-        if (rows == MR && n == NR) {
-          kernel(c, ldc, init);
+        if (rows == k.mr && n == NR) {
+          kernel(k, c, ldc, init);
           return;
         }
-        kernel(tile, NR, AccInit::Zero);
+        kernel(k, tile, NR, AccInit::Zero);
         for (int64_t i = 0; i < rows; ++i)
           for (int64_t j = 0; j < n; ++j)
             c[i * ldc + j] = init == AccInit::Load ? c[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
@@ -467,9 +469,9 @@ void wgrad_impl(const Conv2dParams& p) {
           // re-read the A panels: 3x3 layers of 128-256 channels 5-6% slower).
           for (int64_t mp = mp0; mp < mp1; ++mp)
             for (int64_t np = 0; np < panels; ++np)
-              run(mp, np, init, [&](T* c, int64_t ld, AccInit in) {
+              run(mp, np, init, [&](const RowPanelKernels<T>& k, T* c, int64_t ld, AccInit in) {
                 const T* b = x + g * Cg + column[(panel0 + np) * NR].c;  // x's channel stride is 1
-                uk.fn_boff(kc, a_panels.get() + (mp - mp0) * kc * MR, b, boff.data() + slot[np] * boff_step, c,
+                k.fn_boff(kc, a_panels.get() + (mp - mp0) * kc * MR, b, boff.data() + slot[np] * boff_step, c,
                            ld, in, nullptr);
               });
           continue;
@@ -478,8 +480,8 @@ void wgrad_impl(const Conv2dParams& p) {
                       b_panels.get());
         for (int64_t np = 0; np < panels; ++np)
           for (int64_t mp = mp0; mp < mp1; ++mp)
-            run(mp, np, init, [&](T* c, int64_t ld, AccInit in) {
-              uk.fn(kc, a_panels.get() + (mp - mp0) * kc * MR, b_panels.get() + np * kc * NR, c, ld, in, nullptr);
+            run(mp, np, init, [&](const RowPanelKernels<T>& k, T* c, int64_t ld, AccInit in) {
+              k.fn(kc, a_panels.get() + (mp - mp0) * kc * MR, b_panels.get() + np * kc * NR, c, ld, in, nullptr);
             });
       }
     }

@@ -83,17 +83,18 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
           const T* a = filter.get() + g * kpad * red + kb0 * kpad + mp * kc * MR;
           const T* brow = bias.data() + g * kpad + mp * MR;
           const int64_t rows = std::min(MR, c.Ko - mp * MR);
+          const RowPanelKernels<T> k = row_panel_kernels(uk, rows);  // a short tile for a last panel of few rows
           const AccInit init = kb0 == 0 ? first : AccInit::Load;
           if (np < full) {
-            T* o = flat && rows == MR ? out_ng + mp * MR * os[1] + j : tile;
-            uk.fn_boff(kc, a, in_place_b + j, boff.data(), o, o == tile ? NR : os[1],
-                       o == tile && kb0 > 0 ? AccInit::Zero : init, brow);
+            T* o = flat && rows == k.mr ? out_ng + mp * MR * os[1] + j : tile;
+            k.fn_boff(kc, a, in_place_b + j, boff.data(), o, o == tile ? NR : os[1],
+                      o == tile && kb0 > 0 ? AccInit::Zero : init, brow);
             if (o != tile) return;
-          } else if (flat && rows == MR && cols == NR) {
-            uk.fn(kc, a, b, out_ng + mp * MR * os[1] + j, os[1], init, brow);
+          } else if (flat && rows == k.mr && cols == NR) {
+            k.fn(kc, a, b, out_ng + mp * MR * os[1] + j, os[1], init, brow);
             return;
           } else {
-            uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, brow);
+            k.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, brow);
           }
           int64_t row_off[64], col_src[64], col_off[64];
           for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[1];
@@ -223,7 +224,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
                 if (stores.staged && last) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);
                 continue;
               } else {
-                uk.fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
+                row_panel_kernels(uk, rows).fn(kc, a, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol);
               }
               store_pixel_rows_tile(c, tile, NR, m, rows, cols, out_g + np * NR * os[1], kb0 > 0);
               if (stores.staged && last) finish_pixels(c, m, rows, g * c.Ko + np * NR, cols);

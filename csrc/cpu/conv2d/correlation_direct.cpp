@@ -85,8 +85,8 @@ bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         const int64_t j = j0 + np * NR, cols = std::min(NR, jn - np * NR);
         for (int64_t mp = 0; mp < kpad / MR; ++mp) {
           const int64_t rows = std::min(MR, c.Ko - mp * MR);
-          uk.fn_boff(red, filter.get() + g * kpad * red + mp * red * MR, in_ng + j, koff.data(), tile, NR,
-                     init, bias.data() + g * kpad + mp * MR);
+          row_panel_kernels(uk, rows).fn_boff(red, filter.get() + g * kpad * red + mp * red * MR, in_ng + j,
+                                              koff.data(), tile, NR, init, bias.data() + g * kpad + mp * MR);
           // Columns q >= Q of the padded rows were computed only to keep taps at fixed offsets.
           int64_t p = j / pw.size, q = j % pw.size, n_valid = 0;
           int64_t row_off[64], col_src[64], col_off[64];
@@ -211,6 +211,22 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
       arows = uk.short_arows[i];
     }
   }
+  const int64_t qtiles = ceil_div(c.Q, MR);
+  // A row of main tiles and a part-full last one: the shortest tile that covers
+  // the rest, if shorter (rows of 25: 14 + 12 lanes, not 14 + 14).
+  int64_t tail_mr = MR;
+  MicroKernelArowsFn<T> tail_arows = arows;
+  if (!narrow && qtiles > 1 && c.Q % MR != 0) {
+    const int64_t rest = c.Q - (qtiles - 1) * MR;
+    for (int i = 0; i < MicroKernel<T>::kShortTiles && uk.short_mr[i] > 0; ++i)
+      if (uk.short_mr[i] >= rest && uk.short_mr[i] < tail_mr) {
+        tail_mr = uk.short_mr[i];
+        tail_arows = uk.short_arows[i];
+      }
+    row_use = double(c.Q) / ((qtiles - 1) * MR + tail_mr);
+  }
+  // Every tile full: no tile reads rows past the end of its output row.
+  const bool full_tiles = (qtiles - 1) * MR + tail_mr == c.Q;
   const int64_t C = c.G * c.Ci, TR = c.hoff.size(), TS = c.woff.size();
   // Tiles mostly empty (short rows) waste FMAs; a tiny problem has few to waste, and
   // the im2col path's packing costs it more (a (1, 8, 8, 8) 3x3 on the dispatcher's
@@ -220,7 +236,7 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t* s = c.in_strides;
   const bool in_place = s[1] == 1 && s[3] == C && s[2] == c.W * C && (c.N == 1 || s[0] == c.H * c.W * C) &&
                         ph.lo >= 0 && pw.lo >= 0 && ph.lo + ph.size <= c.H && pw.lo + pw.size <= c.W &&
-                        c.Q % MR == 0;
+                        full_tiles;
   const bool per_task = !in_place && c.G == 1;
   const int64_t row = (in_place ? c.W : pw.size) * C, image = (in_place ? c.H * row : ph.size * row);
   const int64_t slack = in_place ? 0 : (MR * c.step_w + pw.size) * C;
@@ -253,7 +269,6 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
 
   const int64_t* os = c.out_strides;
   const bool direct_store = os[1] == 1;
-  const int64_t qtiles = ceil_div(c.Q, MR);
   // NCHW-like outputs (the strided stem): a whole output row of tiles goes to a
   // buffer, and then each channel's row is written as one run; per tile, each of
   // NR channel planes got a run of MR pixels, on as many pages.
@@ -317,16 +332,18 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         const T* bcol = bias.data() + g * kpad + np * NR;
         const int64_t cols = std::min(NR, c.Ko - np * NR);
         const int64_t q0 = qt * MR, rows = std::min(MR, c.Q - q0);
+        const bool last = qt == qtiles - 1;
+        const MicroKernelArowsFn<T> kernel = last ? tail_arows : arows;
         const T* a = rows_base + (p - p0) * c.step_h * row + q0 * c.step_w * C + g * c.Ci;
         T* o = c.out + n * os[0] + p * os[2] + q0 * os[3] + (g * c.Ko + np * NR) * os[1];
         const int64_t m = (n * c.P + p) * c.Q + q0;
-        if (direct_store && rows == MR && cols == NR) {
+        if (direct_store && rows == (last ? tail_mr : MR) && cols == NR) {
           TileStage<T> at;
-          arows(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol,
-                stores.at(c, m, g * c.Ko + np * NR, &at));
+          kernel(runs, run_len, toff.data(), a, c.step_w * C, b, o, os[3], init, bcol,
+                 stores.at(c, m, g * c.Ko + np * NR, &at));
           return;
         }
-        arows(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol, nullptr);
+        kernel(runs, run_len, toff.data(), a, c.step_w * C, b, tile, NR, init, bcol, nullptr);
         int64_t row_off[64];
         for (int64_t i = 0; i < rows; ++i) row_off[i] = i * os[3];
         store_tile(tile, NR, rows, row_off, cols, col_src, col_off, o, false, os[1] < os[3]);
@@ -348,8 +365,8 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
           for (int64_t p = p0; p < p1; ++p) {
             for (int64_t qt = 0; qt < qtiles; ++qt, prefetch.step()) {
               const T* a = rows_base + (p - p0) * c.step_h * row + qt * MR * c.step_w * C + g * c.Ci;
-              arows(runs, run_len, toff.data(), a, c.step_w * C, b, out_row.get() + qt * MR * NR, NR, init, bcol,
-                    nullptr);
+              (qt == qtiles - 1 ? tail_arows : arows)(runs, run_len, toff.data(), a, c.step_w * C, b,
+                                                      out_row.get() + qt * MR * NR, NR, init, bcol, nullptr);
             }
             uk.store_columns(out_row.get(), NR, c.Q, cols, col_src, col_off,
                              c.out + n * os[0] + p * os[2] + (g * c.Ko + np * NR) * os[1], false);

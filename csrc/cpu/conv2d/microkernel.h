@@ -109,11 +109,33 @@ struct MicroKernel {
   static constexpr int kShortTiles = 4;
   int64_t short_mr[kShortTiles] = {};
   MicroKernelArowsFn<T> short_arows[kShortTiles] = {};
+  // The same heights as fn and fn_boff over A panels packed mr wide (their
+  // first short_mr rows): the last row panel of a GEMM whose rows mr divides
+  // badly (64 output channels: 4 x 14 + 8, not 5 x 14).
+  MicroKernelFn<T> short_fn[kShortTiles] = {};
+  MicroKernelBoffFn<T> short_boff[kShortTiles] = {};
   int64_t dot_mr = 0, dot_nr = 0, dot_width = 0;
   MicroKernelDotFn<T> dot = nullptr;
   StoreColumnsFn<T> store_columns = nullptr;
   GatherColumnsFn<T> gather_columns = nullptr;
 };
+
+// The packed kernels (fn, fn_boff) for a row panel with `rows` valid rows: the
+// shortest tile that covers them (the main one when none does), and its height.
+template <typename T>
+struct RowPanelKernels {
+  int64_t mr;
+  MicroKernelFn<T> fn;
+  MicroKernelBoffFn<T> fn_boff;
+};
+template <typename T>
+RowPanelKernels<T> row_panel_kernels(const MicroKernel<T>& uk, int64_t rows) {
+  RowPanelKernels<T> best{uk.mr, uk.fn, uk.fn_boff};
+  for (int i = 0; i < MicroKernel<T>::kShortTiles && uk.short_mr[i] > 0; ++i)
+    if (uk.short_fn[i] != nullptr && uk.short_mr[i] >= rows && uk.short_mr[i] < best.mr)
+      best = {uk.short_mr[i], uk.short_fn[i], uk.short_boff[i]};
+  return best;
+}
 
 // The micro-kernels of one ISA build (microkernel_{avx512,avx2,generic}.cpp).
 using MicroKernelSet = ByDtype<MicroKernel>;

@@ -18,8 +18,8 @@ namespace cpu {
 bool microkernels_avx2(MicroKernelSet* out) {
   out->f32 = make_microkernel<Avx2F32, 6, 2, 12, 1, 3, 4>();
   out->f64 = make_microkernel<Avx2F64, 6, 2, 12, 1, 3, 4>();
-  add_short_tiles<Avx2F32, 2, 5, 4>(&out->f32);
-  add_short_tiles<Avx2F64, 2, 5, 4>(&out->f64);
+  add_short_tiles<Avx2F32, 6, 2, 5, 4>(&out->f32);
+  add_short_tiles<Avx2F64, 6, 2, 5, 4>(&out->f64);
   return true;
 }
 

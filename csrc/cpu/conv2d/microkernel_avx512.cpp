@@ -20,8 +20,8 @@ namespace cpu {
 bool microkernels_avx512(MicroKernelSet* out) {
   out->f32 = make_microkernel<Avx512F32, 14, 2, 12, 1, 4, 6>();
   out->f64 = make_microkernel<Avx512F64, 14, 2, 12, 1, 4, 6>();
-  add_short_tiles<Avx512F32, 2, 12, 10, 8>(&out->f32);
-  add_short_tiles<Avx512F64, 2, 12, 10, 8>(&out->f64);
+  add_short_tiles<Avx512F32, 14, 2, 12, 10, 8>(&out->f32);
+  add_short_tiles<Avx512F64, 14, 2, 12, 10, 8>(&out->f64);
   return true;
 }
 

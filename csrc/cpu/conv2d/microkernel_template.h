@@ -104,7 +104,10 @@ __attribute__((always_inline)) inline void prefetch_far(const typename V::T* b) 
   if constexpr (step_bytes > 64) __builtin_prefetch(p + 64, 0, 2);
 }
 
-template <typename V, int MR, int NV>
+// A panels hold AS >= MR values per step (AS > MR: a short tile over the first
+// MR rows of a main-height panel, the last one of a GEMM whose rows MR divides
+// badly).
+template <typename V, int MR, int NV, int AS = MR>
 void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typename V::T* c, int64_t ldc,
                  AccInit init, const typename V::T* bias) {
   constexpr int NR = NV * V::kWidth;
@@ -115,9 +118,9 @@ void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typ
     // fit in L1).
     __builtin_prefetch(b + kPrefetchSteps * NR);
     prefetch_far<V, NR>(b);
-    __builtin_prefetch(a + 2 * kPrefetchSteps * MR);
+    __builtin_prefetch(a + 2 * kPrefetchSteps * AS);
     acc_step<V, MR, NV>(acc, a, 1, b);
-    a += MR;
+    a += AS;
     b += NR;
   }
   acc_store<V, MR, NV>(acc, c, ldc);
@@ -125,7 +128,7 @@ void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typ
 
 // B rows at per-step offsets; a row of more than one cache line has each of its
 // lines prefetched (the second missed L1: channels-last wgrad 1-8% faster).
-template <typename V, int MR, int NV>
+template <typename V, int MR, int NV, int AS = MR>
 void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b, const int64_t* boff,
                       typename V::T* c, int64_t ldc, AccInit init, const typename V::T* bias) {
   typename V::Reg acc[MR][NV];
@@ -135,9 +138,9 @@ void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b
     const char* ahead = reinterpret_cast<const char*>(b + boff[k + kPrefetchSteps]);
     __builtin_prefetch(ahead);
     if constexpr (two_lines) __builtin_prefetch(ahead + 64);
-    __builtin_prefetch(a + 2 * kPrefetchSteps * MR);
+    __builtin_prefetch(a + 2 * kPrefetchSteps * AS);
     acc_step<V, MR, NV>(acc, a, 1, b + boff[k]);
-    a += MR;
+    a += AS;
   }
   acc_store<V, MR, NV>(acc, c, ldc);
 }
@@ -353,12 +356,16 @@ MicroKernel<typename V::T> make_microkernel() {
   return k;
 }
 
-// Adds the shorter tiles MRs... (NV registers wide, as the main tile) to k.
-template <typename V, int NV, int... MRs>
+// Adds the shorter tiles MRs... (NV registers wide, as the main tile of MR rows)
+// to k: strided-A kernels, and packed ones over MR-wide panels.
+template <typename V, int MR, int NV, int... MRs>
 void add_short_tiles(MicroKernel<typename V::T>* k) {
   static_assert(sizeof...(MRs) <= MicroKernel<typename V::T>::kShortTiles, "too many short tiles");
+  static_assert(((MRs < MR) && ...), "short tiles are shorter than the main one");
   int i = 0;
-  ((k->short_mr[i] = MRs, k->short_arows[i++] = &simd::microkernel_arows<V, MRs, NV>), ...);
+  ((k->short_mr[i] = MRs, k->short_arows[i] = &simd::microkernel_arows<V, MRs, NV>,
+    k->short_fn[i] = &simd::microkernel<V, MRs, NV, MR>, k->short_boff[i++] = &simd::microkernel_boff<V, MRs, NV, MR>),
+   ...);
 }
 
 }  // namespace cpu
