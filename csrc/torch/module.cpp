@@ -93,6 +93,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_direct_paths", &cnnops::cpu::set_direct_paths, py::arg("enabled"),
         "Allow (default) or forbid the packing-free direct CPU conv paths");
   m.def("direct_paths_enabled", &cnnops::cpu::direct_paths_enabled);
+  m.def("set_winograd", &cnnops::cpu::set_winograd, py::arg("enabled"),
+        "Allow (default) or forbid Winograd F(2x2, 3x3) for 3x3 unit-step CPU convolutions");
+  m.def("winograd_enabled", &cnnops::cpu::winograd_enabled);
   m.def("set_balanced_for", &cnnops::cpu::set_balanced_for, py::arg("enabled"),
         "Let threads that finish early take work units from the others (default) or keep "
         "at::parallel_for's fixed shares (kernels that use balanced_for.h)");

@@ -51,6 +51,10 @@ void conv2d_bias_grad(const BiasGradParams& p);  // db[k] = sum_{n,p,q} dy[n,k,p
 // it off to cover the im2col paths, and benchmarks to compare the two.
 void set_direct_paths(bool enabled);
 bool direct_paths_enabled();
+// Whether 3x3 unit-step layers may use Winograd's F(2x2, 3x3) (a direct path:
+// off with them too); on by default. Tests compare it with the direct GEMMs.
+void set_winograd(bool enabled);
+bool winograd_enabled();
 
 // The work partitions of the correlation paths, pure functions of the shape and
 // thread count (correlation_pack.h), for tests: pixels per block of `items`

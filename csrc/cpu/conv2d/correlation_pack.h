@@ -566,6 +566,9 @@ template <typename T>
 bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk);
 template <typename T>
 bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk);
+// correlation_winograd.cpp: 3x3 unit-step channels-last cases, or false.
+template <typename T>
+bool run_winograd(const Correlation<T>& c, const MicroKernel<T>& uk);
 
 }  // namespace corr
 }  // namespace cpu

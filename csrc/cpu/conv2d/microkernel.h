@@ -90,6 +90,18 @@ using StoreColumnsFn = void (*)(const T* tile, int64_t ld, int64_t rows, int64_t
 template <typename T>
 using GatherColumnsFn = void (*)(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd);
 
+// Winograd F(2x2, 3x3) transforms over channels-last pixels (winograd_template.h,
+// correlation_winograd.cpp). Input: the 4x4 patch at in + i*rs + j*ps (zeros where
+// bit 4i+j of valid is clear) -> 16 positions of C channels at dst + pos*ld.
+// Output: 16 positions of K sums at m + pos*ld -> the 2x2 pixels (+ bias) at
+// out + i*rs + j*ps whose bit 2i+j of valid is set.
+template <typename T>
+using WinogradInputFn = void (*)(const T* in, int64_t rs, int64_t ps, uint32_t valid, int64_t C, T* dst,
+                                 int64_t ld);
+template <typename T>
+using WinogradOutputFn = void (*)(const T* m, int64_t ld, const T* bias, int64_t K, uint32_t valid, T* out,
+                                  int64_t rs, int64_t ps);
+
 constexpr int64_t kPrefetchSteps = 8;
 
 template <typename T>
@@ -118,6 +130,8 @@ struct MicroKernel {
   MicroKernelDotFn<T> dot = nullptr;
   StoreColumnsFn<T> store_columns = nullptr;
   GatherColumnsFn<T> gather_columns = nullptr;
+  WinogradInputFn<T> winograd_input = nullptr;
+  WinogradOutputFn<T> winograd_output = nullptr;
 };
 
 // The packed kernels (fn, fn_boff) for a row panel with `rows` valid rows: the

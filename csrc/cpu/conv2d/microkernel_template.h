@@ -14,6 +14,7 @@
 
 #include "../util/stream_stores.h"
 #include "microkernel.h"
+#include "winograd_template.h"
 #if defined(__x86_64__)
 #include "../isa/x86_rows.h"
 #endif
@@ -353,6 +354,8 @@ MicroKernel<typename V::T> make_microkernel() {
   k.dot = &simd::microkernel_dot<V, DMR, DNR>;
   k.store_columns = &simd::store_columns<V>;
   k.gather_columns = &simd::gather_columns<V>;
+  k.winograd_input = &simd::winograd_input<V>;
+  k.winograd_output = &simd::winograd_output<V>;
   return k;
 }
 

@@ -26,6 +26,7 @@ struct Avx2F32 {
   static void stream(T* p, Reg x) { _mm256_stream_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
   // lo where x < lo, hi where x > hi, else x (NaN kept: max/min return their
   // second operand when either is NaN).
   static Reg clamp(Reg x, Reg lo, Reg hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, x)); }
@@ -60,6 +61,7 @@ struct Avx2F64 {
   static void stream(T* p, Reg x) { _mm256_stream_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm256_sub_pd(a, b); }
   // lo where x < lo, hi where x > hi, else x (NaN kept: max/min return their
   // second operand when either is NaN).
   static Reg clamp(Reg x, Reg lo, Reg hi) { return _mm256_min_pd(hi, _mm256_max_pd(lo, x)); }

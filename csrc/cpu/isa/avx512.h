@@ -25,6 +25,7 @@ struct Avx512F32 {
   static void stream(T* p, Reg x) { _mm512_stream_ps(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
   // lo where x < lo, hi where x > hi, else x (NaN kept: max/min return their
   // second operand when either is NaN).
   static Reg clamp(Reg x, Reg lo, Reg hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, x)); }
@@ -82,6 +83,7 @@ struct Avx512F64 {
   static void stream(T* p, Reg x) { _mm512_stream_pd(p, x); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm512_sub_pd(a, b); }
   // lo where x < lo, hi where x > hi, else x (NaN kept: max/min return their
   // second operand when either is NaN).
   static Reg clamp(Reg x, Reg lo, Reg hi) { return _mm512_min_pd(hi, _mm512_max_pd(lo, x)); }

@@ -21,6 +21,7 @@ struct ScalarTraits {
   static void stream(T* p, Reg x) { *p = x; }  // no non-temporal store here
   static Reg fma(Reg a, Reg b, Reg c) { return a * b + c; }
   static Reg add(Reg a, Reg b) { return a + b; }
+  static Reg sub(Reg a, Reg b) { return a - b; }
   static Reg clamp(Reg x, Reg lo, Reg hi) { return x < lo ? lo : (x > hi ? hi : x); }  // NaN kept
   static Reg load_masked(const T* p, uint32_t bits) { return (bits & 1) ? *p : Scalar(0); }
   static void store_masked(T* p, Reg x, uint32_t bits) {

@@ -6,7 +6,7 @@
 // How a family is built per ISA: its SIMD code is written once as templates
 // on a vector-traits type V (avx512.h, avx2.h, generic.h):
 //   V::T, V::Reg, V::kWidth (elements per register), zero/set1/load/store/
-//   stream/fma, load_masked/store_masked (lanes by bit mask) and max_update
+//   stream/fma/add/sub, load_masked/store_masked (lanes by bit mask) and max_update
 //   (NaN-propagating max with a payload register).
 // One .cpp per ISA and family sets the ISA's `#pragma GCC target(...)`,
 // includes the traits header and the family's templates, and fills the

@@ -1,0 +1,244 @@
+// Winograd's F(2x2, 3x3) for the correlation's 3x3 unit-step cases over
+// channels-last input and output, one group: conv2d's fprop, and its dgrad at
+// stride 1 (so conv_transpose2d at stride 1 too). A 2x2 output tile costs 16
+// products per channel pair instead of 36: 2.25x fewer FLOPs in the GEMMs,
+// which are most of the work once channels are many.
+//
+// Parallelism: tasks are blocks of TB output tiles (flat over images, tile rows
+// and tile columns; TB a multiple of the micro-kernel's MR), each computed by
+// one thread in three steps that keep its buffers in L2:
+//   1. input transform (the ISA's adds and subtracts along channels,
+//      winograd_template.h): each tile's 4x4 input patch, zeros in the padding,
+//      becomes 16 positions x C values, v[pos][tile][C];
+//   2. one GEMM per position, m[pos] (TB x K) = v[pos] (TB x C) * u[pos] (C x K),
+//      by the strided-A micro-kernel reading v's tile rows in place; u is the
+//      transformed filter, packed once into the micro-kernel's panels (cached
+//      with the filter like the other packed forms);
+//   3. output transform of each tile's 16 x K sums into its 2x2 pixels (+ bias,
+//      the last row and column dropped past the output's edge), then the
+//      fused stage (finish_pixels).
+// Every output is written once by one task, in a fixed order: results do not
+// depend on the thread count. float and double.
+//
+// Accuracy: the data transforms add and subtract (coefficients 0 and +-1); the
+// filter's (coefficients 0, +-1/2, 1) is computed in double. Tests compare
+// against float64 references at the direct paths' tolerances.
+#include <algorithm>
+
+#include "correlation_pack.h"
+
+namespace cnnops {
+namespace cpu {
+namespace corr {
+namespace {
+
+constexpr int kPos = 16;                            // 4 x 4 transformed positions
+constexpr int64_t kMinChannels = 16;                // fewer input or output channels: transforms dominate
+constexpr int64_t kMinTiles = 16;                   // fewer: one tile panel per GEMM, half empty
+// Flops a filter's transform must save per (input, output) channel pair when it
+// is made per call (no filter cache: training): about its cost, 9-10 ns per pair
+// on two threads (the 3x3 512-channel layer at 7x7 broke even at batch 4, 1480).
+constexpr int64_t kUncachedSavedFlops = 1536;
+constexpr int64_t kBlockBytes = int64_t(1) << 20;  // a task's v and m (half of a 2 MiB L2)
+constexpr int64_t kMaxBlockPanels = 8;
+constexpr int64_t kTasksPerThread = 4;
+
+// The three taps of one axis at consecutive input offsets lo, lo+1, lo+2 (in
+// either order: dgrad's run backwards), as the filter index of each offset.
+struct Taps3 {
+  int64_t lo = 0, filter[3] = {0, 0, 0};
+};
+
+bool consecutive_taps(const std::vector<int64_t>& off, const std::vector<int64_t>& tap, Taps3* t) {
+  if (off.size() != 3) return false;
+  t->lo = *std::min_element(off.begin(), off.end());
+  bool seen[3] = {false, false, false};
+  for (int i = 0; i < 3; ++i) {
+    const int64_t d = off[i] - t->lo;
+    if (d > 2 || seen[d]) return false;
+    seen[d] = true;
+    t->filter[d] = tap[i];
+  }
+  return true;
+}
+
+// The transformed filter, u[pos][panel][ci][NR] (output channels past Ko zero):
+// U = G g G^T for each 3x3 filter g (rows and columns in input-offset order),
+// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double. One item is a panel's
+// NR output channels at one input channel: their 9 taps are gathered into
+// lane-contiguous rows so the transform runs along the lanes and each position's
+// NR values are stored as one run (per filter, 15 ns as scalar code, 2-3 ns so).
+template <typename T>
+void transform_filter(const Correlation<T>& c, const Taps3& rows, const Taps3& cols, int64_t NR, T* dst) {
+  constexpr int64_t kMaxLanes = 64;
+  const int64_t kpad = round_up(c.Ko, NR), panels = kpad / NR;
+  for_tasks(c, panels * c.Ci, [&](int64_t begin, int64_t end) {
+    double g[3][3][kMaxLanes], gg[4][3][kMaxLanes];
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t panel = item / c.Ci, ci = item % c.Ci, lanes = std::min(NR, c.Ko - panel * NR);
+      for (int r = 0; r < 3; ++r)
+        for (int s = 0; s < 3; ++s) {
+          const T* src = c.wt + panel * NR * c.wt_out + ci * c.wt_in + rows.filter[r] * c.wt_r +
+                         cols.filter[s] * c.wt_s;
+          for (int64_t j = 0; j < lanes; ++j) g[r][s][j] = src[j * c.wt_out];
+          for (int64_t j = lanes; j < NR; ++j) g[r][s][j] = 0;
+        }
+      for (int s = 0; s < 3; ++s)
+        for (int64_t j = 0; j < NR; ++j) {
+          gg[0][s][j] = g[0][s][j];
+          gg[1][s][j] = 0.5 * (g[0][s][j] + g[1][s][j] + g[2][s][j]);
+          gg[2][s][j] = 0.5 * (g[0][s][j] - g[1][s][j] + g[2][s][j]);
+          gg[3][s][j] = g[2][s][j];
+        }
+      for (int i = 0; i < 4; ++i) {
+        T* u[4];
+        for (int k = 0; k < 4; ++k) u[k] = dst + ((4 * i + k) * panels + panel) * c.Ci * NR + ci * NR;
+        for (int64_t j = 0; j < NR; ++j) {
+          u[0][j] = static_cast<T>(gg[i][0][j]);
+          u[1][j] = static_cast<T>(0.5 * (gg[i][0][j] + gg[i][1][j] + gg[i][2][j]));
+          u[2][j] = static_cast<T>(0.5 * (gg[i][0][j] - gg[i][1][j] + gg[i][2][j]));
+          u[3][j] = static_cast<T>(gg[i][2][j]);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+bool applies(const Correlation<T>& c, const MicroKernel<T>& uk, Taps3* rows, Taps3* cols) {
+  if (!direct_paths_enabled() || !winograd_enabled() || uk.winograd_input == nullptr || uk.fn_arows == nullptr ||
+      uk.nr > 64)
+    return false;
+  if (c.G != 1 || c.step_h != 1 || c.step_w != 1) return false;
+  if (!consecutive_taps(c.hoff, c.rtap, rows) || !consecutive_taps(c.woff, c.stap, cols)) return false;
+  // Channels-last in and out, or NCHW-like (unit pixel steps) through copies.
+  const int64_t* is = c.in_strides;
+  const int64_t* os = c.out_strides;
+  constexpr int64_t kMaxGatherStride = (int64_t(1) << 31) / 64;  // the copies' int32 gather offsets
+  if (is[1] != 1 && (is[3] != 1 || is[1] >= kMaxGatherStride || uk.gather_columns == nullptr)) return false;
+  if (os[1] != 1 && (os[3] != 1 || os[1] >= kMaxGatherStride || uk.gather_columns == nullptr)) return false;
+  if (c.Ci < kMinChannels || c.Ko < kMinChannels) return false;
+  const int64_t tiles = c.N * ceil_div(c.P, 2) * ceil_div(c.Q, 2);
+  if (tiles < kMinTiles) return false;
+  return c.filter_cache != nullptr || 2 * (9 * c.N * c.P * c.Q - 16 * tiles) >= kUncachedSavedFlops;
+}
+
+template <typename T>
+void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const Taps3& trows, const Taps3& tcols) {
+  const int64_t MR = uk.mr, NR = uk.nr;
+  const int64_t TH = ceil_div(c.P, 2), TW = ceil_div(c.Q, 2), tiles = c.N * TH * TW;
+  const int64_t Cld = round_up(c.Ci, int64_t(16)), kpad = round_up(c.Ko, NR);
+  // Tiles per task: v and m within kBlockBytes, and enough tasks for the threads.
+  const int64_t panel_bytes = kPos * MR * (Cld + kpad) * int64_t(sizeof(T));
+  int64_t block_panels = std::clamp<int64_t>(kBlockBytes / panel_bytes, 1, kMaxBlockPanels);
+  const int64_t threads = at::get_num_threads();
+  while (block_panels > 1 && ceil_div(tiles, block_panels * MR) < kTasksPerThread * threads) --block_panels;
+  const int64_t TB = block_panels * MR, tasks = ceil_div(tiles, TB);
+
+  const std::string name = c.filter_cache != nullptr
+                               ? "winograd2x2/" + filter_form_name(c, ReduceOrder::TapsOuter, NR, 0)
+                               : std::string();
+  const std::shared_ptr<const T> u = cached_pack<T>(c.filter_cache, name, size_t(kPos) * kpad * c.Ci,
+                                                    [&](T* dst) { transform_filter(c, trows, tcols, NR, dst); });
+  const int64_t* is = c.in_strides;
+  const int64_t* os = c.out_strides;
+  const int64_t zero_offset = 0;
+  for_tasks(c, tasks, [&](int64_t begin, int64_t end) {
+    AlignedBuffer<T> v(kPos * TB * Cld), m(kPos * TB * kpad);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t t0 = task * TB, tn = std::min(TB, tiles - t0), rows = round_up(tn, MR);
+      for (int64_t i = 0; i < tn; ++i) {
+        const int64_t t = t0 + i, n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
+        const int64_t h0 = 2 * th + trows.lo, w0 = 2 * tw + tcols.lo;
+        uint32_t valid = 0;
+        for (int a = 0; a < 4; ++a)
+          for (int b = 0; b < 4; ++b)
+            if (h0 + a >= 0 && h0 + a < c.H && w0 + b >= 0 && w0 + b < c.W) valid |= uint32_t(1) << (4 * a + b);
+        // The patch's corner may lie in the padding: only valid pixels are read.
+        const T* in = c.in + n * is[0] + h0 * is[2] + w0 * is[3];
+        uk.winograd_input(in, is[2], is[3], valid, c.Ci, v.get() + i * Cld, TB * Cld);
+      }
+      for (int pos = 0; pos < kPos; ++pos)  // rows of the last panel past the last tile
+        std::fill(v.get() + (pos * TB + tn) * Cld, v.get() + (pos * TB + rows) * Cld, T(0));
+      for (int pos = 0; pos < kPos; ++pos)
+        for (int64_t np = 0; np < kpad / NR; ++np) {
+          const T* b = u.get() + (pos * (kpad / NR) + np) * c.Ci * NR;
+          for (int64_t tp = 0; tp < rows / MR; ++tp)
+            uk.fn_arows(1, c.Ci, &zero_offset, v.get() + (pos * TB + tp * MR) * Cld, Cld, b,
+                        m.get() + (pos * TB + tp * MR) * kpad + np * NR, kpad, AccInit::Zero, nullptr, nullptr);
+        }
+      for (int64_t i = 0; i < tn; ++i) {
+        const int64_t t = t0 + i, n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
+        const int64_t p0 = 2 * th, q0 = 2 * tw;
+        uint32_t valid = 1;
+        if (q0 + 1 < c.Q) valid |= 2;
+        if (p0 + 1 < c.P) valid |= 4 | (q0 + 1 < c.Q ? 8 : 0);
+        uk.winograd_output(m.get() + i * kpad, TB * kpad, c.bias, c.Ko, valid,
+                           c.out + n * os[0] + p0 * os[2] + q0 * os[3], os[2], os[3]);
+      }
+      if (c.epilogue != nullptr) {
+        // The block's pixels, as runs along output rows: tiles of one tile row
+        // in a run cover 2 output rows.
+        for (int64_t i = 0; i < tn;) {
+          const int64_t t = t0 + i, n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
+          const int64_t len = std::min(tn - i, TW - tw);
+          const int64_t q0 = 2 * tw, qn = std::min(c.Q, 2 * (tw + len)) - q0;
+          for (int64_t p = 2 * th; p < std::min(c.P, 2 * th + 2); ++p)
+            finish_pixels(c, (n * c.P + p) * c.Q + q0, qn, 0, c.Ko);
+          i += len;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+bool run_winograd(const Correlation<T>& c, const MicroKernel<T>& uk) {
+  Taps3 trows, tcols;
+  if (!applies(c, uk, &trows, &tcols)) return false;
+  const int64_t* is = c.in_strides;
+  const int64_t* os = c.out_strides;
+  const bool in_cl = is[1] == 1, out_cl = os[1] == 1;
+  if (in_cl && out_cl) {
+    winograd(c, uk, trows, tcols);
+    return true;
+  }
+  // NCHW-like input or output (unit pixel step): channels-last copies, made and
+  // read back by the ISA's transposing copy, one row of pixels at a time.
+  Correlation<T> d = c;
+  AlignedBuffer<T> in(in_cl ? 0 : c.N * c.H * c.W * c.Ci), out(out_cl ? 0 : c.N * c.P * c.Q * c.Ko);
+  const int64_t grain_flops = 4 * c.N * c.H * c.W * (c.Ci + c.Ko);
+  if (!in_cl) {
+    d.in = in.get();
+    const int64_t cl[4] = {c.H * c.W * c.Ci, 1, c.W * c.Ci, c.Ci};
+    std::copy(cl, cl + 4, d.in_strides);
+    at::parallel_for(0, c.N * c.H, task_grain(c.N * c.H, grain_flops), [&](int64_t b, int64_t e) {
+      for (int64_t nh = b; nh < e; ++nh)
+        uk.gather_columns(c.in + nh / c.H * is[0] + nh % c.H * is[2], is[1], c.Ci, c.W, in.get() + nh * c.W * c.Ci,
+                          c.Ci);
+    });
+  }
+  if (!out_cl) {
+    d.out = out.get();
+    const int64_t cl[4] = {c.P * c.Q * c.Ko, 1, c.Q * c.Ko, c.Ko};
+    std::copy(cl, cl + 4, d.out_strides);
+  }
+  winograd(d, uk, trows, tcols);
+  if (!out_cl) {
+    at::parallel_for(0, c.N * c.P, task_grain(c.N * c.P, grain_flops), [&](int64_t b, int64_t e) {
+      for (int64_t np = b; np < e; ++np)
+        uk.gather_columns(out.get() + np * c.Q * c.Ko, c.Ko, c.Q, c.Ko, c.out + np / c.P * os[0] + np % c.P * os[2],
+                          os[1]);
+    });
+  }
+  return true;
+}
+
+template bool run_winograd<float>(const Correlation<float>&, const MicroKernel<float>&);
+template bool run_winograd<double>(const Correlation<double>&, const MicroKernel<double>&);
+
+}  // namespace corr
+}  // namespace cpu
+}  // namespace cnnops

@@ -1,0 +1,147 @@
+"""Winograd's F(2x2, 3x3) CPU path (csrc/cpu/conv2d/correlation_winograd.cpp) against
+float64 references: conv2d forwards and their input gradients, conv_transpose2d at
+stride 1, on every ISA, both dtypes, both layouts, odd output sizes (tiles cut by the
+edge), padding 0..2, channel counts off the vector width, fused bias, residual and ReLU.
+
+Shapes here have at least 16 input and output channels and 16 output tiles, where the
+path applies; each test also checks that it ran (its float32 bits differ from the
+direct GEMMs', cnnops._C.set_winograd(False)), so a test cannot pass on another path.
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cnnops
+
+pytestmark = pytest.mark.conv2d
+
+
+def _close(got, want, dtype):
+    # float32: Winograd's transforms add at most a few roundings to each sum; the
+    # tolerance is the direct paths' (relative to the largest output).
+    if dtype == torch.float64:
+        torch.testing.assert_close(got.double(), want, rtol=1e-10, atol=1e-10 * want.abs().max().item())
+    else:
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
+
+
+def _without_winograd(fn):
+    cnnops._C.set_winograd(False)
+    try:
+        return fn()
+    finally:
+        cnnops._C.set_winograd(True)
+
+
+def _ran_winograd(fn):
+    """fn()'s float32 result differs from the direct GEMMs' (the path ran)."""
+    return not torch.equal(fn(), _without_winograd(fn))
+
+
+def _layout(t, layout):
+    return t.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else t.contiguous()
+
+
+# (N, C, K, H, W, padding)
+SHAPES = [
+    (2, 16, 16, 13, 15, 1),   # odd output: the last tile row and column cut by the edge
+    (1, 19, 33, 18, 19, 0),   # 'valid', channels off the vector width
+    (3, 24, 20, 9, 10, 2),    # padding 2: whole tile rows in the padding
+    (1, 70, 48, 20, 22, 1),   # more channels than one vector of every ISA, batch 1
+    (1, 40, 24, 7, 7, 1),     # 16 tiles, the fewest it takes (before the few-pixel paths)
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "N{}C{}K{}H{}W{}p{}".format(*s))
+def test_forward_and_input_gradient_every_isa(cpu_isa, dtype, layout, shape):
+    N, C, K, H, W, pad = shape
+    x = _layout(torch.randn(N, C, H, W, dtype=torch.float64), layout)
+    w = torch.randn(K, C, 3, 3, dtype=torch.float64)
+    b = torch.randn(K, dtype=torch.float64)
+    ref = F.conv2d(x, w, b, padding=pad)
+    dy = _layout(torch.randn_like(ref), layout)
+    want_dx = torch.nn.grad.conv2d_input(x.shape, w, dy, padding=pad)
+    xs, ws, bs, dys = (t.to(dtype) for t in (x, w, b, dy))
+    _close(cnnops.conv2d(xs, ws, bs, padding=pad), ref, dtype)
+    got_dx = torch.ops.cnnops.conv2d_dgrad(dys, ws, None, [H, W], [1, 1], [pad, pad], [1, 1], 1)
+    _close(got_dx, want_dx, dtype)
+    if dtype == torch.float32:
+        assert _ran_winograd(lambda: cnnops.conv2d(xs, ws, bs, padding=pad))
+        if pad < 2:  # dgrad's padding is 2 - pad: 'full' for a 'valid' forward
+            assert _ran_winograd(lambda: torch.ops.cnnops.conv2d_dgrad(dys, ws, None, [H, W], [1, 1],
+                                                                     [pad, pad], [1, 1], 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_conv_transpose_stride_1_every_isa(cpu_isa, dtype, padding, layout):
+    x = _layout(torch.randn(2, 24, 11, 14, dtype=torch.float64), layout)
+    w = torch.randn(24, 40, 3, 3, dtype=torch.float64)
+    b = torch.randn(40, dtype=torch.float64)
+    ref = F.conv_transpose2d(x, w, b, padding=padding)
+    xs, ws, bs = (t.to(dtype) for t in (x, w, b))
+    _close(cnnops.conv_transpose2d(xs, ws, bs, padding=padding), ref, dtype)
+    if dtype == torch.float32:
+        assert _ran_winograd(lambda: cnnops.conv_transpose2d(xs, ws, bs, padding=padding))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_fused_bias_residual_relu_every_isa(cpu_isa, dtype, layout):
+    x = _layout(torch.randn(2, 32, 15, 13, dtype=torch.float64), layout)
+    w = torch.randn(48, 32, 3, 3, dtype=torch.float64)
+    b = torch.randn(48, dtype=torch.float64)
+    ref = F.conv2d(x, w, b, padding=1)
+    res = _layout(torch.randn_like(ref), layout)
+    want = torch.relu(ref + res)
+    xs, ws, bs, rs = (t.to(dtype) for t in (x, w, b, res))
+
+    def fused():
+        with torch.no_grad():
+            return cnnops.functional.conv2d_fused(xs, ws, bs, 1, 1, residual=rs, post_activation="relu")
+
+    _close(fused(), want, dtype)
+    if dtype == torch.float32:
+        assert _ran_winograd(fused)
+
+
+def test_training_gradients_match_torch():
+    # conv2d's autograd at stride 1: dx through Winograd, dw and db through wgrad.
+    x = torch.randn(2, 32, 12, 12, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(32, 32, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(32, dtype=torch.float64, requires_grad=True)
+    xt, wt, bt = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    y, yt = cnnops.conv2d(x, w, b, padding=1), F.conv2d(xt, wt, bt, padding=1)
+    dy = torch.randn_like(y)
+    torch.testing.assert_close(y, yt, rtol=1e-10, atol=1e-10)
+    for g, t in zip(torch.autograd.grad(y, (x, w, b), dy), torch.autograd.grad(yt, (xt, wt, bt), dy)):
+        torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
+
+
+def test_reversed_and_dilated_taps_stay_off_the_path():
+    # Dilation 2 (taps two apart) and stride 2 are not F(2x2, 3x3): other paths, same values.
+    x = torch.randn(2, 32, 20, 20)
+    w = torch.randn(32, 32, 3, 3)
+    for kw in (dict(padding=2, dilation=2), dict(padding=1, stride=2)):
+        got = cnnops.conv2d(x, w, **kw)
+        assert torch.equal(got, _without_winograd(lambda: cnnops.conv2d(x, w, **kw)))
+        torch.testing.assert_close(got, F.conv2d(x, w, **kw), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_results_do_not_depend_on_thread_count(layout):
+    # Blocks of tiles per task change with the thread count; each tile's sums do not.
+    x = _layout(torch.randn(4, 32, 30, 30), layout)
+    w = torch.randn(64, 32, 3, 3)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(cnnops.conv2d(x, w, padding=1))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
