@@ -341,6 +341,9 @@ def test_few_pixels_split_over_output_channel_panels(isa, cl):
     (1, 2100, 12, 12, 40, 1),  # two reduction blocks read in place (of kInPlaceKc at most)
     (1, 40, 9, 9, 66, 2),    # grouped; 81 pixels: NR and MR tails
     (3, 16, 1, 1, 20, 1),    # one pixel per image
+    (2, 1024, 9, 10, 40, 1),   # rows 4 KiB apart crowd one L1 set: tiles copied first
+    (1, 2048, 12, 12, 24, 2),  # ...per group
+    (1, 4096, 12, 11, 20, 1),  # ...two reduction blocks
 ])
 def test_1x1_reads_input_in_place(isa, dtype, layout, N, C, H, W, K, groups):
     # A 1x1 convolution without padding reads its input where it lies: A rows (channels_last)

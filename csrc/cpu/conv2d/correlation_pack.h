@@ -107,6 +107,20 @@ inline int64_t direct_row_blocks(int64_t P, int64_t qtiles, int64_t outer, int64
   return ceil_div(P, std::max<int64_t>(1, 8 / qtiles));
 }
 
+// Whether `rows` rows read side by side at a stride of `stride_bytes` crowd one
+// L1 set: more of them on lines of one set of the 64 than it has ways (every x86
+// L1 seen: 32-48 KiB, 8-12 ways, 64 sets of 64-byte lines). Rows of 1024 floats
+// (4 KiB apart) all share a set: the channels-last 1x1 from 1024 or 2048 channels
+// read its 14 A rows in place at 170 GFLOP/s on Zen 4 (8 ways) against 222 from
+// 768 channels; rows of 512 (7 to a set) ran at 224.
+inline bool rows_crowd_l1_set(int64_t stride_bytes, int64_t rows) {
+  constexpr int64_t kSets = 64, kLine = 64, kMaxPerSet = 8;
+  int64_t count[kSets] = {};
+  for (int64_t i = 0; i < rows; ++i)
+    if (++count[(i * stride_bytes / kLine) % kSets] > kMaxPerSet) return true;
+  return false;
+}
+
 // Pixels per block for `items` pixels cut into panels of `width`, when `outer`
 // (images x groups) tasks share each block index: whole panels, at most
 // kBlockPanels of them, blocks equal to within one panel, and enough blocks for
