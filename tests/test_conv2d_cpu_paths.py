@@ -383,11 +383,12 @@ def test_1x1_reads_input_in_place(isa, dtype, layout, N, C, H, W, K, groups):
     (1, 96, 9, 8, 29, 3, 2, 2, 2, 2, 1),    # dilated, padding beyond the kernel's reach
     (4, 64, 2, 2, 70, 2, 2, 1, 0, 1, 1),    # 1 pixel per image
 ])
+@pytest.mark.parametrize("cached", [False, True], ids=["per_call", "cached"])
 def test_few_pixels_read_the_filter_in_place(isa, dtype, w_layout, x_layout, N, C, H, W, K, R, S, stride,
-                                             padding, dilation, groups):
-    # At most 128 output pixels and a filter of at least 16384 elements: the filter's rows
-    # are read where they lie (KCRS or KRSC order) against an im2col of every pixel;
-    # strided filters take the packed path.
+                                             padding, dilation, groups, cached):
+    # At most 128 output pixels and a filter of at least 16384 elements: a filter packed per
+    # call (no cache) has its rows read where they lie (KCRS or KRSC order) against an
+    # im2col of every pixel, except strided filters; a cached one takes the packed path.
     g = torch.Generator().manual_seed(C * K + R)
     x = torch.randn(N, C, H, W, dtype=dtype, generator=g)
     if x_layout == "channels_last":
@@ -400,6 +401,9 @@ def test_few_pixels_read_the_filter_in_place(isa, dtype, w_layout, x_layout, N, 
     b = torch.randn(K, dtype=dtype, generator=g)
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-4, atol=2e-4)
     cnnops.set_cpu_isa(isa)
+    limit = cnnops.weight_cache_info()["limit"]
+    if not cached:
+        cnnops.set_weight_cache_limit(0)
     try:
         for bias in (b, None):
             got = cnnops.conv2d(x, w, bias, stride, padding, dilation, groups)
@@ -416,6 +420,7 @@ def test_few_pixels_read_the_filter_in_place(isa, dtype, w_layout, x_layout, N, 
         torch.testing.assert_close(got.double(), want, **tol)
     finally:
         cnnops.set_cpu_isa("auto")
+        cnnops.set_weight_cache_limit(limit)
 
 
 @pytest.mark.parametrize("isa", supported_isas())

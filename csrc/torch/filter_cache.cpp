@@ -244,8 +244,7 @@ Store& store() {
 class TensorFilterCache final : public cpu::FilterCache {
  public:
   TensorFilterCache(TensorKey key, at::Tensor w, bool frozen = false)
-      : key_(std::move(key)), w_(std::move(w)), hashed_(frozen), frozen_(frozen) {}
-  bool frozen() const override { return frozen_; }
+      : key_(std::move(key)), w_(std::move(w)), hashed_(frozen) {}
   std::shared_ptr<const void> get(const std::string& name, size_t bytes,
                                   const std::function<void(void*)>& fill) override {
     // Hashed on first use: paths that read the filter in place never pay for it.
@@ -258,7 +257,6 @@ class TensorFilterCache final : public cpu::FilterCache {
   TensorKey key_;
   at::Tensor w_;
   bool hashed_;
-  const bool frozen_;
 };
 
 thread_local bool t_no_cache = false;

@@ -388,9 +388,9 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
 // a block of output channels (rows of the filter, read in place by the
 // strided-A micro-kernel along the reduction) and runs it against every
 // column of an im2col of all the pixels, packed once in the filter's own
-// reduction order. The narrow tile is used when it wastes fewer columns. Not
-// for a frozen filter (cnnops.optimize_for_inference): its packed form is
-// held and needs no hash, and the packed paths' wider tiles then win.
+// reduction order. The narrow tile is used when it wastes fewer columns. Only
+// for filters packed per call (training, or too small for the cache): a cached
+// packed form costs nothing per call, and the packed paths' wider tiles win.
 
 constexpr int64_t kFewPixels = 128;  // at most this many output pixels (N*P*Q)
 // and a filter of at least this many elements (a small one is cheap to pack, and
@@ -401,7 +401,10 @@ template <typename T>
 bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t M = c.N * c.P * c.Q;
   if (M > kFewPixels || c.G * c.Ko * reduction_size(c) < kFewPixelsMinFilter) return false;
-  if (c.filter_cache != nullptr && c.filter_cache->frozen()) return false;
+  // A filter with a cache keeps its packed form across calls: the packed path's
+  // wider tiles then win (728 -> 728 channels at 10x10, channels_last, batch 1:
+  // 1.15 ms in place, 0.60 packed, hash of the filter included, on Zen 4).
+  if (c.filter_cache != nullptr) return false;
   // Filter row i (output channel) along the reduction, as runs of `klen` steps:
   // step kk reads a[i * wt_out + toff[kk / klen] + kk % klen]. One run when the
   // whole reduction is contiguous (fprop's KCRS or KRSC filters); one run of the

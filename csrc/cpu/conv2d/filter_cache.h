@@ -26,9 +26,6 @@ class FilterCache {
   // `fill` if the cache does not hold it. Valid while the returned pointer lives.
   virtual std::shared_ptr<const void> get(const std::string& name, size_t bytes,
                                           const std::function<void(void*)>& fill) = 0;
-  // Whether a held form costs nothing to look up (a frozen filter: no hash of
-  // the filter per call), so that packing pays even where a call reads few pixels.
-  virtual bool frozen() const { return false; }
 };
 
 // The packed form `name` from `cache`, or packed now into a buffer of this call
