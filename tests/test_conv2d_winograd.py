@@ -1,6 +1,6 @@
-"""Winograd's F(2x2, 3x3) CPU path (csrc/cpu/conv2d/correlation_winograd.cpp) against
-float64 references: conv2d forwards and their input gradients, conv_transpose2d at
-stride 1, on every ISA, both dtypes, both layouts, odd output sizes (tiles cut by the
+"""Winograd's F(2x2, 3x3) CPU paths (csrc/cpu/conv2d/correlation_winograd.cpp,
+conv2d_wgrad_winograd.cpp) against float64 references: conv2d forwards, their input and
+filter gradients, conv_transpose2d at stride 1, on every ISA, both dtypes, both layouts, odd output sizes (tiles cut by the
 edge), padding 0..2, channel counts off the vector width, fused bias, residual and ReLU.
 
 Shapes here have at least 16 input and output channels and 16 output tiles, where the
@@ -142,6 +142,50 @@ def test_results_do_not_depend_on_thread_count(layout):
         for n in (1, 2, 3):
             torch.set_num_threads(n)
             results.append(cnnops.conv2d(x, w, padding=1))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+
+
+def _wgrad(x, dy, pad):
+    return torch.ops.cnnops.conv2d_wgrad(dy, x, [3, 3], [1, 1], [pad, pad], [1, 1], 1)
+
+
+# (N, C, K, H, W, padding) of the filter gradient (conv2d_wgrad_winograd.cpp): at least
+# 32 channels each way and 64 tiles.
+WGRAD_SHAPES = [
+    (2, 32, 32, 13, 15, 1),   # odd output: the last tile row and column cut by the edge
+    (1, 33, 47, 18, 19, 0),   # 'valid', channels off the vector width
+    (3, 40, 36, 9, 10, 2),    # padding 2: tile rows in the padding
+    (3, 32, 40, 40, 42, 1),   # 1260 tiles: blocks of tiles summed in turn
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("shape", WGRAD_SHAPES, ids=lambda s: "N{}C{}K{}H{}W{}p{}".format(*s))
+def test_filter_gradient_every_isa(cpu_isa, dtype, layout, shape):
+    N, C, K, H, W, pad = shape
+    x = _layout(torch.randn(N, C, H, W, dtype=torch.float64), layout)
+    dy = _layout(torch.randn(N, K, H + 2 * pad - 2, W + 2 * pad - 2, dtype=torch.float64), layout)
+    want = torch.ops.aten.convolution_backward(dy, x, torch.empty(K, C, 3, 3, dtype=torch.float64), None,
+                                               [1, 1], [pad, pad], [1, 1], False, [0, 0], 1,
+                                               [False, True, False])[1]
+    xs, dys = x.to(dtype), dy.to(dtype)
+    _close(_wgrad(xs, dys, pad), want, dtype)
+    if dtype == torch.float32:
+        assert _ran_winograd(lambda: _wgrad(xs, dys, pad))
+
+
+def test_filter_gradient_does_not_depend_on_thread_count():
+    x = _layout(torch.randn(3, 32, 40, 42), "channels_last")
+    dy = _layout(torch.randn(3, 48, 40, 42), "channels_last")
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(_wgrad(x, dy, 1))
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])

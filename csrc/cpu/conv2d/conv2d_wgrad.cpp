@@ -28,6 +28,7 @@
 #include "../util/copy_row.h"
 #include "conv2d.h"
 #include "conv2d_wgrad_few_columns.h"
+#include "conv2d_wgrad_winograd.h"
 #include "microkernel.h"
 
 namespace cnnops {
@@ -339,6 +340,7 @@ void wgrad(const Conv2dParams& p) {
 
 template <typename T>
 void wgrad_impl(const Conv2dParams& p) {
+  if (conv2d_wgrad_winograd<T>(p)) return;
   const MicroKernel<T>& uk = active_microkernel<T>();
   const int64_t MR = uk.mr, NR = uk.nr;
   const int64_t G = p.groups, Kg = p.K / G, Cg = p.C / G;

@@ -101,6 +101,11 @@ using WinogradInputFn = void (*)(const T* in, int64_t rs, int64_t ps, uint32_t v
 template <typename T>
 using WinogradOutputFn = void (*)(const T* m, int64_t ld, const T* bias, int64_t K, uint32_t valid, T* out,
                                   int64_t rs, int64_t ps);
+// wgrad (conv2d_wgrad_winograd.cpp): a tile's 2x2 output gradient at
+// g + i*rs + j*ps (bit 2i+j of valid) -> 16 positions of K values at dst + pos*ld.
+template <typename T>
+using WinogradGradFn = void (*)(const T* g, int64_t rs, int64_t ps, uint32_t valid, int64_t K, T* dst,
+                                int64_t ld);
 
 constexpr int64_t kPrefetchSteps = 8;
 
@@ -132,6 +137,7 @@ struct MicroKernel {
   GatherColumnsFn<T> gather_columns = nullptr;
   WinogradInputFn<T> winograd_input = nullptr;
   WinogradOutputFn<T> winograd_output = nullptr;
+  WinogradGradFn<T> winograd_grad = nullptr;
 };
 
 // The packed kernels (fn, fn_boff) for a row panel with `rows` valid rows: the

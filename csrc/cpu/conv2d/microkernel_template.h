@@ -356,6 +356,7 @@ MicroKernel<typename V::T> make_microkernel() {
   k.gather_columns = &simd::gather_columns<V>;
   k.winograd_input = &simd::winograd_input<V>;
   k.winograd_output = &simd::winograd_output<V>;
+  k.winograd_grad = &simd::winograd_grad<V>;
   return k;
 }
 

@@ -5,6 +5,7 @@
 // at a time with a masked last step; no shuffles, no constants but 1.
 //   input:  V = B^T d B for a 4x4 input patch d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
 //   output: Y = A^T M A for the 4x4 sums M of a tile, A^T = [1 1 1 0; 0 1 -1 -1]
+//   output gradient (wgrad): A g A^T for a tile's 2x2 gradient g
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -87,6 +88,45 @@ void winograd_output(const typename V::T* m, int64_t ld, const typename V::T* bi
         typename V::T* q = out + i * rs + j * ps + k;
         if (full) V::store(q, y[j]);
         else V::store_masked(q, y[j], bits);
+      }
+    }
+  }
+}
+
+// WinogradGradFn: a tile's 2x2 output gradient (pixel (i, j) at g + i*rs + j*ps,
+// zero where bit 2*i + j of `valid` is clear: past the output's edge), channels
+// [0, K), as A g A^T: position 4*a + b at dst + (4*a + b)*ld. Each axis maps
+// (g0, g1) to (g0, g0 + g1, g0 - g1, -g1).
+template <typename V>
+void winograd_grad(const typename V::T* g, int64_t rs, int64_t ps, uint32_t valid, int64_t K,
+                   typename V::T* dst, int64_t ld) {
+  using Reg = typename V::Reg;
+  constexpr int W = V::kWidth;
+  for (int64_t k = 0; k < K; k += W) {
+    const uint32_t bits = lane_mask<V>(K - k);
+    const bool full = k + W <= K;
+    Reg t[2][4];
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; ++i) {
+      Reg d[2];
+#pragma GCC unroll 2
+      for (int j = 0; j < 2; ++j) {
+        const typename V::T* p = g + i * rs + j * ps + k;
+        d[j] = !(valid >> (2 * i + j) & 1) ? V::zero() : full ? V::load(p) : V::load_masked(p, bits);
+      }
+      t[i][0] = d[0];
+      t[i][1] = V::add(d[0], d[1]);
+      t[i][2] = V::sub(d[0], d[1]);
+      t[i][3] = V::sub(V::zero(), d[1]);
+    }
+#pragma GCC unroll 4
+    for (int b = 0; b < 4; ++b) {
+      const Reg u[4] = {t[0][b], V::add(t[0][b], t[1][b]), V::sub(t[0][b], t[1][b]), V::sub(V::zero(), t[1][b])};
+#pragma GCC unroll 4
+      for (int a = 0; a < 4; ++a) {
+        typename V::T* q = dst + (4 * a + b) * ld + k;
+        if (full) V::store(q, u[a]);
+        else V::store_masked(q, u[a], bits);
       }
     }
   }
