@@ -90,18 +90,30 @@ def test_conv_transpose_stride_1_every_isa(cpu_isa, dtype, padding, layout):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
-def test_fused_bias_residual_relu_every_isa(cpu_isa, dtype, layout):
-    x = _layout(torch.randn(2, 32, 15, 13, dtype=torch.float64), layout)
+@pytest.mark.parametrize("act,res,post,size", [
+    (None, True, "relu", 15),     # ResNet's block end
+    ("relu6", True, "relu", 15),  # both clamps around the residual
+    ("relu", False, None, 15),    # ResNet's 3x3 layers
+    ("relu", True, None, 100),    # an output past the L2 caches: streamed stores
+    ("silu", False, None, 15),    # no register form: a pass after the tiles
+])
+def test_fused_stage_every_isa(cpu_isa, dtype, layout, act, res, post, size):
+    # The fused stage (act, residual, post) in the output transform where it has a
+    # register form; otherwise after it.
+    x = _layout(torch.randn(2, 32, size, size - 2, dtype=torch.float64), layout)
     w = torch.randn(48, 32, 3, 3, dtype=torch.float64)
     b = torch.randn(48, dtype=torch.float64)
     ref = F.conv2d(x, w, b, padding=1)
-    res = _layout(torch.randn_like(ref), layout)
-    want = torch.relu(ref + res)
-    xs, ws, bs, rs = (t.to(dtype) for t in (x, w, b, res))
+    rs = _layout(torch.randn_like(ref), layout) if res else None
+    fns = {None: lambda t: t, "relu": torch.relu, "relu6": F.relu6, "silu": F.silu}
+    want = fns[post](fns[act](ref) + (rs if res else 0))
+    xs, ws, bs = (t.to(dtype) for t in (x, w, b))
+    rs = rs.to(dtype) if res else None
 
     def fused():
         with torch.no_grad():
-            return cnnops.functional.conv2d_fused(xs, ws, bs, 1, 1, residual=rs, post_activation="relu")
+            return cnnops.functional.conv2d_fused(xs, ws, bs, 1, 1, activation=act, residual=rs,
+                                                  post_activation=post)
 
     _close(fused(), want, dtype)
     if dtype == torch.float32:

@@ -37,6 +37,7 @@ namespace {
 constexpr int kPos = 16;               // 4 x 4 transformed positions
 constexpr int64_t kMinChannels = 32;   // fewer: the transforms cost about what the GEMMs save
 constexpr int64_t kMinTiles = 64;      // fewer: one block of few tiles, little to save
+constexpr int64_t kMaxSumsBytes = int64_t(64) << 20;  // the 16 K x C sums (1024 x 1024 floats)
 // Tiles per block (each GEMM's reduction): their transformed patches and
 // gradients within 4 MiB, 128 to 1024 tiles (Zen 4, 2 threads, batch 8: 512 for
 // 64 channels, 256 for 128, 128 for 256 and 512; 1024 for 32 at batch 16; the
@@ -89,6 +90,7 @@ bool conv2d_wgrad_winograd(const Conv2dParams& p) {
 
   const int64_t MR = uk.mr, NR = uk.nr;
   const int64_t kpad = round_up(p.K, MR), cpad = round_up(p.C, NR), kpanels = kpad / MR, cpanels = cpad / NR;
+  if (kPos * kpad * cpad * int64_t(sizeof(T)) > kMaxSumsBytes) return false;
   const int64_t Kld = round_up(p.K, 16);
   const int64_t TB = std::min(tiles, std::clamp<int64_t>(kBlockBytes / (kPos * (cpad + Kld) * int64_t(sizeof(T))),
                                                          kMinTileBlock, kMaxTileBlock));

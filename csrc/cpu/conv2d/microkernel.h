@@ -94,13 +94,14 @@ using GatherColumnsFn = void (*)(const T* src, int64_t lds, int64_t rows, int64_
 // correlation_winograd.cpp). Input: the 4x4 patch at in + i*rs + j*ps (zeros where
 // bit 4i+j of valid is clear) -> 16 positions of C channels at dst + pos*ld.
 // Output: 16 positions of K sums at m + pos*ld -> the 2x2 pixels (+ bias) at
-// out + i*rs + j*ps whose bit 2i+j of valid is set.
+// out + i*rs + j*ps whose bit 2i+j of valid is set, through the fused stage
+// when not null (TileStage below; its residual's row step res_rs).
 template <typename T>
 using WinogradInputFn = void (*)(const T* in, int64_t rs, int64_t ps, uint32_t valid, int64_t C, T* dst,
                                  int64_t ld);
 template <typename T>
 using WinogradOutputFn = void (*)(const T* m, int64_t ld, const T* bias, int64_t K, uint32_t valid, T* out,
-                                  int64_t rs, int64_t ps);
+                                  int64_t rs, int64_t ps, const TileStage<T>* stage, int64_t res_rs);
 // wgrad (conv2d_wgrad_winograd.cpp): a tile's 2x2 output gradient at
 // g + i*rs + j*ps (bit 2i+j of valid) -> 16 positions of K values at dst + pos*ld.
 template <typename T>

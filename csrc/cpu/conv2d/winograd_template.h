@@ -10,6 +10,9 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../util/stream_stores.h"
+#include "microkernel.h"
+
 namespace cnnops {
 namespace cpu {
 namespace simd {
@@ -60,12 +63,18 @@ void winograd_input(const typename V::T* in, int64_t rs, int64_t ps, uint32_t va
 
 // WinogradOutputFn: a tile's 16 sums (position p at m + p*ld, channels [0, K))
 // transformed, plus bias[k] (when not null), stored to the output pixels (i, j)
-// at out + i*rs + j*ps whose bit 2*i + j of `valid` is set.
+// at out + i*rs + j*ps whose bit 2*i + j of `valid` is set; through the fused
+// stage when `stage` is not null (its residual at pixel (0, 0), pixel step ldr,
+// row step res_rs).
 template <typename V>
 void winograd_output(const typename V::T* m, int64_t ld, const typename V::T* bias, int64_t K, uint32_t valid,
-                     typename V::T* out, int64_t rs, int64_t ps) {
+                     typename V::T* out, int64_t rs, int64_t ps, const TileStage<typename V::T>* stage,
+                     int64_t res_rs) {
   using Reg = typename V::Reg;
   constexpr int W = V::kWidth;
+  const TileStage<typename V::T> none;
+  const TileStage<typename V::T>& st = stage != nullptr ? *stage : none;
+  const Reg alo = V::set1(st.act_lo), ahi = V::set1(st.act_hi), plo = V::set1(st.post_lo), phi = V::set1(st.post_hi);
   for (int64_t k = 0; k < K; k += W) {
     const uint32_t bits = lane_mask<V>(K - k);
     const bool full = k + W <= K;
@@ -85,9 +94,16 @@ void winograd_output(const typename V::T* m, int64_t ld, const typename V::T* bi
 #pragma GCC unroll 2
       for (int j = 0; j < 2; ++j) {
         if (!(valid >> (2 * i + j) & 1)) continue;
+        Reg x = y[j];
+        if (st.act) x = V::clamp(x, alo, ahi);
+        if (st.residual != nullptr) {
+          const typename V::T* r = st.residual + i * res_rs + j * st.ldr + k;
+          x = V::add(x, full ? V::load(r) : V::load_masked(r, bits));
+        }
+        if (st.post) x = V::clamp(x, plo, phi);
         typename V::T* q = out + i * rs + j * ps + k;
-        if (full) V::store(q, y[j]);
-        else V::store_masked(q, y[j], bits);
+        if (full) store_or_stream<V>(q, x, st.stream);
+        else V::store_masked(q, x, bits);
       }
     }
   }
