@@ -15,8 +15,9 @@
 //      transformed filter, packed once into the micro-kernel's panels (cached
 //      with the filter like the other packed forms);
 //   3. output transform of each tile's 16 x K sums into its 2x2 pixels (+ bias,
-//      the last row and column dropped past the output's edge), then the
-//      fused stage (finish_pixels).
+//      the last row and column dropped past the output's edge), with the fused
+//      stage applied there when it has a register form (else after the block,
+//      finish_pixels).
 // Every output is written once by one task, in a fixed order: results do not
 // depend on the thread count. float and double.
 //
@@ -39,7 +40,9 @@ constexpr int64_t kMinTiles = 16;                   // fewer: one tile panel per
 // is made per call (no filter cache: training): about its cost, 9-10 ns per pair
 // on two threads (the 3x3 512-channel layer at 7x7 broke even at batch 4, 1480).
 constexpr int64_t kUncachedSavedFlops = 1536;
-constexpr int64_t kBlockBytes = int64_t(1) << 20;  // a task's v and m (half of a 2 MiB L2)
+// A task's v and m: half of the smallest L2 seen (Zen 4's 1 MiB; 1 MiB blocks
+// there ran ResNet's 64- and 128-channel layers at batch 16 6-10% slower).
+constexpr int64_t kBlockBytes = int64_t(512) << 10;
 constexpr int64_t kMaxBlockPanels = 8;
 constexpr int64_t kMaxFilterBytes = int64_t(64) << 20;  // the transformed filter (1024 x 1024 floats)
 constexpr int64_t kTasksPerThread = 4;
