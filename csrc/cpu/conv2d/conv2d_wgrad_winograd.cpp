@@ -98,10 +98,16 @@ bool conv2d_wgrad_winograd(const Conv2dParams& p) {
   const T* dy = static_cast<const T*>(p.y);
   // v: transformed patches [pos][tile][cpad]; gt: transformed gradients
   // [pos][tile][Kld]; a: gt as A panels [pos][kpanel][tile][MR]; m: [pos][kpad][cpad].
-  // Lanes of v past C and rows of a past K are zeroed once and never written.
+  // Lanes of v past C and rows of a past K feed only sums that are never read;
+  // they are zeroed once (no stale denormals in the FMAs) and never written.
   AlignedBuffer<T> v(kPos * TB * cpad), gt(kPos * TB * Kld), a(kPos * kpanels * TB * MR), m(kPos * kpad * cpad);
-  std::fill(v.get(), v.get() + kPos * TB * cpad, T(0));
-  std::fill(a.get(), a.get() + kPos * kpanels * TB * MR, T(0));
+  if (cpad > p.C)
+    for (int64_t row = 0; row < kPos * TB; ++row) std::fill(v.get() + row * cpad + p.C, v.get() + (row + 1) * cpad, T(0));
+  if (kpad > p.K)
+    for (int pos = 0; pos < kPos; ++pos) {
+      T* last = a.get() + (pos * kpanels + kpanels - 1) * TB * MR;
+      std::fill(last, last + TB * MR, T(0));
+    }
   std::vector<int64_t> boff(TB + kPrefetchSteps, 0);
   for (int64_t t = 0; t < TB; ++t) boff[t] = t * cpad;
   const double block_flops = 2.0 * kPos * TB * kpad * cpad;
