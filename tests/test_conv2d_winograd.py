@@ -201,3 +201,45 @@ def test_filter_gradient_does_not_depend_on_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("kernel", [(2, 2), (2, 3), (3, 2), (1, 3), (3, 1)])
+def test_other_filter_sizes_every_isa(cpu_isa, dtype, layout, kernel):
+    # F(2x2, RxS) for 1 to 3 consecutive taps each way (not 1x1): 2x2 filters,
+    # Inception's 1x3 and 3x1, forward and input gradient.
+    R, S = kernel
+    x = _layout(torch.randn(2, 48, 16, 18, dtype=torch.float64), layout)
+    w = torch.randn(40, 48, R, S, dtype=torch.float64)  # cached: its transform made once
+    b = torch.randn(40, dtype=torch.float64)
+    pad = (R // 2, S // 2)
+    ref = F.conv2d(x, w, b, padding=pad)
+    dy = _layout(torch.randn_like(ref), layout)
+    want_dx = torch.nn.grad.conv2d_input(x.shape, w, dy, padding=pad)
+    xs, ws, bs, dys = (t.to(dtype) for t in (x, w, b, dy))
+    _close(cnnops.conv2d(xs, ws, bs, padding=pad), ref, dtype)
+    dgrad = lambda: torch.ops.cnnops.conv2d_dgrad(dys, ws, None, [16, 18], [1, 1], list(pad), [1, 1], 1)
+    _close(dgrad(), want_dx, dtype)
+    if dtype == torch.float32:
+        assert _ran_winograd(lambda: cnnops.conv2d(xs, ws, bs, padding=pad))
+        assert _ran_winograd(dgrad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw", "nchw_long_rows"])
+@pytest.mark.parametrize("padding,output_padding", [(1, 1), (0, 0), (1, 0)])
+def test_conv_transpose_stride_2_every_isa(cpu_isa, dtype, layout, padding, output_padding):
+    # A 3x3 filter at stride 2: dx's stride phases have 2x2, 2x1, 1x2 and 1x1 taps; the
+    # 2x2 one takes Winograd, into a channels-last buffer for an NCHW output (an NCHW
+    # dy copied channels-last once).
+    size = 33 if layout == "nchw_long_rows" else 12
+    x = _layout(torch.randn(2, 32, size, size - 1, dtype=torch.float64), layout)
+    w = torch.randn(32, 24, 3, 3, dtype=torch.float64)
+    b = torch.randn(24, dtype=torch.float64)
+    ref = F.conv_transpose2d(x, w, b, stride=2, padding=padding, output_padding=output_padding)
+    xs, ws, bs = (t.to(dtype) for t in (x, w, b))
+    fn = lambda: cnnops.conv_transpose2d(xs, ws, bs, stride=2, padding=padding, output_padding=output_padding)
+    _close(fn(), ref, dtype)
+    if dtype == torch.float32:
+        assert _ran_winograd(fn)

@@ -76,7 +76,7 @@ void transform_back(const T* m, int64_t pos_stride, int64_t K, int64_t C, int64_
 template <typename T>
 bool conv2d_wgrad_winograd(const Conv2dParams& p) {
   const MicroKernel<T>& uk = active_microkernel<T>();
-  if (!direct_paths_enabled() || !winograd_enabled() || uk.winograd_input == nullptr ||
+  if (!direct_paths_enabled() || !winograd_enabled() || uk.winograd_input[2][2] == nullptr ||
       uk.winograd_grad == nullptr || uk.fn_boff == nullptr)
     return false;
   if (p.groups != 1 || p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 ||
@@ -122,7 +122,7 @@ bool conv2d_wgrad_winograd(const Conv2dParams& p) {
         for (int r = 0; r < 4; ++r)
           for (int s = 0; s < 4; ++s)
             if (h0 + r >= 0 && h0 + r < p.H && w0 + s >= 0 && w0 + s < p.W) valid |= uint32_t(1) << (4 * r + s);
-        uk.winograd_input(x + n * xs[0] + h0 * xs[2] + w0 * xs[3], xs[2], xs[3], valid, p.C, v.get() + i * cpad,
+        uk.winograd_input[2][2](x + n * xs[0] + h0 * xs[2] + w0 * xs[3], xs[2], xs[3], valid, p.C, v.get() + i * cpad,
                           TB * cpad);
         uint32_t gvalid = 1;  // the tile's pixels inside dy
         if (q0 + 1 < p.Q) gvalid |= 2;

@@ -1,20 +1,23 @@
-// Winograd's F(2x2, 3x3) for the correlation's 3x3 unit-step cases over
-// channels-last input and output, one group: conv2d's fprop, and its dgrad at
-// stride 1 (so conv_transpose2d at stride 1 too). A 2x2 output tile costs 16
-// products per channel pair instead of 36: 2.25x fewer FLOPs in the GEMMs,
-// which are most of the work once channels are many.
+// Winograd's F(2x2, RxS) for the correlation's unit-step cases whose taps run
+// over R and S consecutive input offsets (1 to 3 each, not 1x1) over
+// channels-last input and output, one group: conv2d's fprop of 3x3, 2x2, 1x3
+// and 3x1 filters, and dgrad at stride 1 (so conv_transpose2d at stride 1 too)
+// and at stride 2, whose stride phases of a 3x3 filter have 2x2 taps (and 2x1,
+// 1x2 and 1x1 ones, left to the direct paths). A 2x2 output tile costs (R+1)(S+1) products per channel pair
+// instead of 4RS: 16 instead of 36 for 3x3 (2.25x fewer FLOPs in the GEMMs,
+// which are most of the work once channels are many), 9 instead of 16 for 2x2.
 //
 // Parallelism: tasks are blocks of TB output tiles (flat over images, tile rows
 // and tile columns; TB a multiple of the micro-kernel's MR), each computed by
 // one thread in three steps that keep its buffers in L2:
 //   1. input transform (the ISA's adds and subtracts along channels,
-//      winograd_template.h): each tile's 4x4 input patch, zeros in the padding,
-//      becomes 16 positions x C values, v[pos][tile][C];
+//      winograd_template.h): each tile's (R+1)x(S+1) input patch, zeros in the
+//      padding, becomes (R+1)(S+1) positions x C values, v[pos][tile][C];
 //   2. one GEMM per position, m[pos] (TB x K) = v[pos] (TB x C) * u[pos] (C x K),
 //      by the strided-A micro-kernel reading v's tile rows in place; u is the
 //      transformed filter, packed once into the micro-kernel's panels (cached
 //      with the filter like the other packed forms);
-//   3. output transform of each tile's 16 x K sums into its 2x2 pixels (+ bias,
+//   3. output transform of each tile's positions x K sums into its 2x2 pixels (+ bias,
 //      the last row and column dropped past the output's edge), with the fused
 //      stage applied there when it has a register form (else after the block,
 //      finish_pixels).
@@ -27,13 +30,13 @@
 #include <algorithm>
 
 #include "correlation_pack.h"
+#include "winograd_template.h"
 
 namespace cnnops {
 namespace cpu {
 namespace corr {
 namespace {
 
-constexpr int kPos = 16;                            // 4 x 4 transformed positions
 constexpr int64_t kMinChannels = 16;                // fewer input or output channels: transforms dominate
 constexpr int64_t kMinTiles = 16;                   // fewer: one tile panel per GEMM, half empty
 // Flops a filter's transform must save per (input, output) channel pair when it
@@ -47,74 +50,85 @@ constexpr int64_t kMaxBlockPanels = 8;
 constexpr int64_t kMaxFilterBytes = int64_t(64) << 20;  // the transformed filter (1024 x 1024 floats)
 constexpr int64_t kTasksPerThread = 4;
 
-// The three taps of one axis at consecutive input offsets lo, lo+1, lo+2 (in
+// The 1 to 3 taps of one axis at consecutive input offsets lo, lo+1, ... (in
 // either order: dgrad's run backwards), as the filter index of each offset.
-struct Taps3 {
+struct TapRun {
+  int n = 0;
   int64_t lo = 0, filter[3] = {0, 0, 0};
 };
 
-bool consecutive_taps(const std::vector<int64_t>& off, const std::vector<int64_t>& tap, Taps3* t) {
-  if (off.size() != 3) return false;
+bool consecutive_taps(const std::vector<int64_t>& off, const std::vector<int64_t>& tap, TapRun* t) {
+  if (off.empty() || off.size() > 3) return false;
+  t->n = static_cast<int>(off.size());
   t->lo = *std::min_element(off.begin(), off.end());
   bool seen[3] = {false, false, false};
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < t->n; ++i) {
     const int64_t d = off[i] - t->lo;
-    if (d > 2 || seen[d]) return false;
+    if (d >= t->n || seen[d]) return false;
     seen[d] = true;
     t->filter[d] = tap[i];
   }
   return true;
 }
 
+// G of F(2, r) along one axis: (r + 1) x r.
+double g_coef(int taps, int a, int r) {
+  return taps == 3 ? simd::F2<3>::g(a, r) : taps == 2 ? simd::F2<2>::g(a, r) : simd::F2<1>::g(a, r);
+}
+
 // The transformed filter, u[pos][panel][ci][NR] (output channels past Ko zero):
-// U = G g G^T for each 3x3 filter g (rows and columns in input-offset order),
-// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double. One item is a panel's
-// NR output channels at one input channel: their 9 taps are gathered into
-// lane-contiguous rows so the transform runs along the lanes and each position's
-// NR values are stored as one run (per filter, 15 ns as scalar code, 2-3 ns so).
+// U = G_R g G_S^T for each R x S filter g (rows and columns in input-offset
+// order), in double. One item is a panel's NR output channels at one input
+// channel: their taps are gathered into lane-contiguous rows so the transform
+// runs along the lanes and each position's NR values are stored as one run (per
+// filter, 15 ns as scalar code, 2-3 ns so).
 template <typename T>
-void transform_filter(const Correlation<T>& c, const Taps3& rows, const Taps3& cols, int64_t NR, T* dst) {
+void transform_filter(const Correlation<T>& c, const TapRun& rows, const TapRun& cols, int64_t NR, T* dst) {
   constexpr int64_t kMaxLanes = 64;
+  const int AH = rows.n + 1, AW = cols.n + 1;
   const int64_t kpad = round_up(c.Ko, NR), panels = kpad / NR;
   for_tasks(c, panels * c.Ci, [&](int64_t begin, int64_t end) {
     double g[3][3][kMaxLanes], gg[4][3][kMaxLanes];
     for (int64_t item = begin; item < end; ++item) {
       const int64_t panel = item / c.Ci, ci = item % c.Ci, lanes = std::min(NR, c.Ko - panel * NR);
-      for (int r = 0; r < 3; ++r)
-        for (int s = 0; s < 3; ++s) {
+      for (int r = 0; r < rows.n; ++r)
+        for (int s = 0; s < cols.n; ++s) {
           const T* src = c.wt + panel * NR * c.wt_out + ci * c.wt_in + rows.filter[r] * c.wt_r +
                          cols.filter[s] * c.wt_s;
           for (int64_t j = 0; j < lanes; ++j) g[r][s][j] = src[j * c.wt_out];
           for (int64_t j = lanes; j < NR; ++j) g[r][s][j] = 0;
         }
-      for (int s = 0; s < 3; ++s)
-        for (int64_t j = 0; j < NR; ++j) {
-          gg[0][s][j] = g[0][s][j];
-          gg[1][s][j] = 0.5 * (g[0][s][j] + g[1][s][j] + g[2][s][j]);
-          gg[2][s][j] = 0.5 * (g[0][s][j] - g[1][s][j] + g[2][s][j]);
-          gg[3][s][j] = g[2][s][j];
+      for (int a = 0; a < AH; ++a)  // gg = G_R g
+        for (int s = 0; s < cols.n; ++s) {
+          for (int64_t j = 0; j < NR; ++j) gg[a][s][j] = 0;
+          for (int r = 0; r < rows.n; ++r) {
+            const double coef = g_coef(rows.n, a, r);
+            if (coef != 0)
+              for (int64_t j = 0; j < NR; ++j) gg[a][s][j] += coef * g[r][s][j];
+          }
         }
-      for (int i = 0; i < 4; ++i) {
-        T* u[4];
-        for (int k = 0; k < 4; ++k) u[k] = dst + ((4 * i + k) * panels + panel) * c.Ci * NR + ci * NR;
-        for (int64_t j = 0; j < NR; ++j) {
-          u[0][j] = static_cast<T>(gg[i][0][j]);
-          u[1][j] = static_cast<T>(0.5 * (gg[i][0][j] + gg[i][1][j] + gg[i][2][j]));
-          u[2][j] = static_cast<T>(0.5 * (gg[i][0][j] - gg[i][1][j] + gg[i][2][j]));
-          u[3][j] = static_cast<T>(gg[i][2][j]);
+      for (int a = 0; a < AH; ++a)  // u = gg G_S^T
+        for (int b = 0; b < AW; ++b) {
+          double u[kMaxLanes] = {};
+          for (int s = 0; s < cols.n; ++s) {
+            const double coef = g_coef(cols.n, b, s);
+            if (coef != 0)
+              for (int64_t j = 0; j < NR; ++j) u[j] += coef * gg[a][s][j];
+          }
+          T* out = dst + ((AW * a + b) * panels + panel) * c.Ci * NR + ci * NR;
+          for (int64_t j = 0; j < NR; ++j) out[j] = static_cast<T>(u[j]);
         }
-      }
     }
   });
 }
 
 template <typename T>
-bool applies(const Correlation<T>& c, const MicroKernel<T>& uk, Taps3* rows, Taps3* cols) {
-  if (!direct_paths_enabled() || !winograd_enabled() || uk.winograd_input == nullptr || uk.fn_arows == nullptr ||
-      uk.nr > 64)
-    return false;
+bool applies(const Correlation<T>& c, const MicroKernel<T>& uk, TapRun* rows, TapRun* cols) {
+  if (!direct_paths_enabled() || !winograd_enabled() || uk.fn_arows == nullptr || uk.nr > 64) return false;
   if (c.G != 1 || c.step_h != 1 || c.step_w != 1) return false;
   if (!consecutive_taps(c.hoff, c.rtap, rows) || !consecutive_taps(c.woff, c.stap, cols)) return false;
+  // 1x2 and 2x1 (6 products for 8) gained nothing over their transforms.
+  if (rows->n * cols->n < 3 || uk.winograd_input[rows->n - 1][cols->n - 1] == nullptr) return false;
   // Channels-last in and out, or NCHW-like (unit pixel steps) through copies.
   const int64_t* is = c.in_strides;
   const int64_t* os = c.out_strides;
@@ -122,20 +136,28 @@ bool applies(const Correlation<T>& c, const MicroKernel<T>& uk, Taps3* rows, Tap
   if (is[1] != 1 && (is[3] != 1 || is[1] >= kMaxGatherStride || uk.gather_columns == nullptr)) return false;
   if (os[1] != 1 && (os[3] != 1 || os[1] >= kMaxGatherStride || uk.gather_columns == nullptr)) return false;
   if (c.Ci < kMinChannels || c.Ko < kMinChannels) return false;
-  if (kPos * c.Ci * round_up(c.Ko, uk.nr) * int64_t(sizeof(T)) > kMaxFilterBytes) return false;
+  const int64_t npos = (rows->n + 1) * (cols->n + 1);
+  if (npos * c.Ci * round_up(c.Ko, uk.nr) * int64_t(sizeof(T)) > kMaxFilterBytes) return false;
   const int64_t tiles = c.N * ceil_div(c.P, 2) * ceil_div(c.Q, 2);
   if (tiles < kMinTiles) return false;
-  return c.filter_cache != nullptr || 2 * (9 * c.N * c.P * c.Q - 16 * tiles) >= kUncachedSavedFlops;
+  // Products saved per channel pair: at least a quarter of the direct path's, and
+  // with a transform made per call (training), kUncachedSavedFlops.
+  const int64_t direct = rows->n * cols->n * c.N * c.P * c.Q, saved = direct - npos * tiles;
+  if (4 * saved < direct) return false;
+  return c.filter_cache != nullptr || 2 * saved >= kUncachedSavedFlops;
 }
 
 template <typename T>
-void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const Taps3& trows, const Taps3& tcols,
+void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& trows, const TapRun& tcols,
               bool into_output) {
   const int64_t MR = uk.mr, NR = uk.nr;
+  const int AH = trows.n + 1, AW = tcols.n + 1, npos = AH * AW;
+  const WinogradInputFn<T> input = uk.winograd_input[trows.n - 1][tcols.n - 1];
+  const WinogradOutputFn<T> output = uk.winograd_output[trows.n - 1][tcols.n - 1];
   const int64_t TH = ceil_div(c.P, 2), TW = ceil_div(c.Q, 2), tiles = c.N * TH * TW;
   const int64_t Cld = round_up(c.Ci, int64_t(16)), kpad = round_up(c.Ko, NR);
   // Tiles per task: v and m within kBlockBytes, and enough tasks for the threads.
-  const int64_t panel_bytes = kPos * MR * (Cld + kpad) * int64_t(sizeof(T));
+  const int64_t panel_bytes = npos * MR * (Cld + kpad) * int64_t(sizeof(T));
   int64_t block_panels = std::clamp<int64_t>(kBlockBytes / panel_bytes, 1, kMaxBlockPanels);
   const int64_t threads = at::get_num_threads();
   while (block_panels > 1 && ceil_div(tiles, block_panels * MR) < kTasksPerThread * threads) --block_panels;
@@ -144,7 +166,7 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const Taps3& tr
   const std::string name = c.filter_cache != nullptr
                                ? "winograd2x2/" + filter_form_name(c, ReduceOrder::TapsOuter, NR, 0)
                                : std::string();
-  const std::shared_ptr<const T> u = cached_pack<T>(c.filter_cache, name, size_t(kPos) * kpad * c.Ci,
+  const std::shared_ptr<const T> u = cached_pack<T>(c.filter_cache, name, size_t(npos) * kpad * c.Ci,
                                                     [&](T* dst) { transform_filter(c, trows, tcols, NR, dst); });
   const int64_t* is = c.in_strides;
   const int64_t* os = c.out_strides;
@@ -158,23 +180,23 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const Taps3& tr
   const T* residual = c.epilogue != nullptr ? static_cast<const T*>(c.epilogue->residual) : nullptr;
   const int64_t* rs = c.epilogue != nullptr ? c.epilogue->residual_strides : nullptr;
   for_tasks(c, tasks, [&](int64_t begin, int64_t end) {
-    AlignedBuffer<T> v(kPos * TB * Cld), m(kPos * TB * kpad);
+    AlignedBuffer<T> v(npos * TB * Cld), m(npos * TB * kpad);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t t0 = task * TB, tn = std::min(TB, tiles - t0), rows = round_up(tn, MR);
       for (int64_t i = 0; i < tn; ++i) {
         const int64_t t = t0 + i, n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
         const int64_t h0 = 2 * th + trows.lo, w0 = 2 * tw + tcols.lo;
         uint32_t valid = 0;
-        for (int a = 0; a < 4; ++a)
-          for (int b = 0; b < 4; ++b)
-            if (h0 + a >= 0 && h0 + a < c.H && w0 + b >= 0 && w0 + b < c.W) valid |= uint32_t(1) << (4 * a + b);
+        for (int a = 0; a < AH; ++a)
+          for (int b = 0; b < AW; ++b)
+            if (h0 + a >= 0 && h0 + a < c.H && w0 + b >= 0 && w0 + b < c.W) valid |= uint32_t(1) << (AW * a + b);
         // The patch's corner may lie in the padding: only valid pixels are read.
         const T* in = c.in + n * is[0] + h0 * is[2] + w0 * is[3];
-        uk.winograd_input(in, is[2], is[3], valid, c.Ci, v.get() + i * Cld, TB * Cld);
+        input(in, is[2], is[3], valid, c.Ci, v.get() + i * Cld, TB * Cld);
       }
-      for (int pos = 0; pos < kPos; ++pos)  // rows of the last panel past the last tile
+      for (int pos = 0; pos < npos; ++pos)  // rows of the last panel past the last tile
         std::fill(v.get() + (pos * TB + tn) * Cld, v.get() + (pos * TB + rows) * Cld, T(0));
-      for (int pos = 0; pos < kPos; ++pos)
+      for (int pos = 0; pos < npos; ++pos)
         for (int64_t np = 0; np < kpad / NR; ++np) {
           const T* b = u.get() + (pos * (kpad / NR) + np) * c.Ci * NR;
           for (int64_t tp = 0; tp < rows / MR; ++tp)
@@ -189,7 +211,7 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const Taps3& tr
         if (p0 + 1 < c.P) valid |= 4 | (q0 + 1 < c.Q ? 8 : 0);
         TileStage<T> stage = stores.stage;
         if (stores.staged && residual != nullptr) stage.residual = residual + n * rs[0] + p0 * rs[2] + q0 * rs[3];
-        uk.winograd_output(m.get() + i * kpad, TB * kpad, c.bias, c.Ko, valid,
+        output(m.get() + i * kpad, TB * kpad, c.bias, c.Ko, valid,
                            c.out + n * os[0] + p0 * os[2] + q0 * os[3], os[2], os[3], staged ? &stage : nullptr,
                            rs != nullptr ? rs[2] : 0);
       }
@@ -214,7 +236,7 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const Taps3& tr
 
 template <typename T>
 bool run_winograd(const Correlation<T>& c, const MicroKernel<T>& uk) {
-  Taps3 trows, tcols;
+  TapRun trows, tcols;
   if (!applies(c, uk, &trows, &tcols)) return false;
   const int64_t* is = c.in_strides;
   const int64_t* os = c.out_strides;

@@ -90,12 +90,13 @@ using StoreColumnsFn = void (*)(const T* tile, int64_t ld, int64_t rows, int64_t
 template <typename T>
 using GatherColumnsFn = void (*)(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd);
 
-// Winograd F(2x2, 3x3) transforms over channels-last pixels (winograd_template.h,
-// correlation_winograd.cpp). Input: the 4x4 patch at in + i*rs + j*ps (zeros where
-// bit 4i+j of valid is clear) -> 16 positions of C channels at dst + pos*ld.
-// Output: 16 positions of K sums at m + pos*ld -> the 2x2 pixels (+ bias) at
-// out + i*rs + j*ps whose bit 2i+j of valid is set, through the fused stage
-// when not null (TileStage below; its residual's row step res_rs).
+// Winograd F(2x2, RxS) transforms over channels-last pixels (winograd_template.h,
+// correlation_winograd.cpp), A = R + 1 by B = S + 1 positions. Input: the A x B
+// patch at in + i*rs + j*ps (zeros where bit B*i+j of valid is clear) -> A*B
+// positions of C channels at dst + pos*ld. Output: A*B positions of K sums at
+// m + pos*ld -> the 2x2 pixels (+ bias) at out + i*rs + j*ps whose bit 2i+j of
+// valid is set, through the fused stage when not null (TileStage above; its
+// residual's row step res_rs).
 template <typename T>
 using WinogradInputFn = void (*)(const T* in, int64_t rs, int64_t ps, uint32_t valid, int64_t C, T* dst,
                                  int64_t ld);
@@ -136,8 +137,9 @@ struct MicroKernel {
   MicroKernelDotFn<T> dot = nullptr;
   StoreColumnsFn<T> store_columns = nullptr;
   GatherColumnsFn<T> gather_columns = nullptr;
-  WinogradInputFn<T> winograd_input = nullptr;
-  WinogradOutputFn<T> winograd_output = nullptr;
+  // [R - 1][S - 1]: F(2x2, RxS) for R, S of 1 to 3 taps (not 1x1).
+  WinogradInputFn<T> winograd_input[3][3] = {};
+  WinogradOutputFn<T> winograd_output[3][3] = {};
   WinogradGradFn<T> winograd_grad = nullptr;
 };
 

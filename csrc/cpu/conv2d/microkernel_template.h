@@ -354,8 +354,14 @@ MicroKernel<typename V::T> make_microkernel() {
   k.dot = &simd::microkernel_dot<V, DMR, DNR>;
   k.store_columns = &simd::store_columns<V>;
   k.gather_columns = &simd::gather_columns<V>;
-  k.winograd_input = &simd::winograd_input<V>;
-  k.winograd_output = &simd::winograd_output<V>;
+  simd::set_winograd<V, 1, 2>(&k);
+  simd::set_winograd<V, 1, 3>(&k);
+  simd::set_winograd<V, 2, 1>(&k);
+  simd::set_winograd<V, 2, 2>(&k);
+  simd::set_winograd<V, 2, 3>(&k);
+  simd::set_winograd<V, 3, 1>(&k);
+  simd::set_winograd<V, 3, 2>(&k);
+  simd::set_winograd<V, 3, 3>(&k);
   k.winograd_grad = &simd::winograd_grad<V>;
   return k;
 }

@@ -1,11 +1,13 @@
-// The transforms of Winograd's F(2x2, 3x3) (correlation_winograd.cpp), written
-// once over the vector traits V as microkernel_template.h is, and included by
-// each ISA's micro-kernel unit. Vectors run along channels (channels-last
-// pixels), so a transform is adds and subtracts of whole vectors, W channels
-// at a time with a masked last step; no shuffles, no constants but 1.
-//   input:  V = B^T d B for a 4x4 input patch d, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-//   output: Y = A^T M A for the 4x4 sums M of a tile, A^T = [1 1 1 0; 0 1 -1 -1]
-//   output gradient (wgrad): A g A^T for a tile's 2x2 gradient g
+// The transforms of Winograd's F(2x2, RxS) for R, S of 1 to 3 taps
+// (correlation_winograd.cpp; F(2x2, 3x3) for the filter gradient,
+// conv2d_wgrad_winograd.cpp), written once over the vector traits V as
+// microkernel_template.h is, and included by each ISA's micro-kernel unit.
+// Vectors run along channels (channels-last pixels), so a transform is adds and
+// subtracts of whole vectors, W channels at a time with a masked last step; no
+// shuffles, no constants but 1.
+//   input:  B_R^T d B_S for an (R+1) x (S+1) input patch d
+//   output: Y = A_R^T M A_S for the tile's (R+1) x (S+1) sums M
+//   output gradient (wgrad, 3x3): A g A^T for a tile's 2x2 gradient g
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -22,79 +24,145 @@ constexpr uint32_t lane_mask(int64_t lanes) {
   return lanes >= V::kWidth ? uint32_t((uint64_t(1) << V::kWidth) - 1) : uint32_t((uint64_t(1) << lanes) - 1);
 }
 
-// WinogradInputFn: the 4x4 patch whose pixel (i, j) is at in + i*rs + j*ps
-// (zero where bit 4*i + j of `valid` is clear: padding), transformed, channels
-// [0, C): position 4*i + j of the result at dst + (4*i + j)*ld.
-template <typename V>
+// Winograd's F(2, r) along one axis, for r = 1, 2 or 3 taps: alpha = r + 1 input
+// and transformed positions; bt (alpha x alpha) the input transform B^T, at
+// (2 x alpha) the output transform A^T, g (alpha x r) the filter's G. Entries of
+// bt and at are 0 or +-1 (adds and subtracts), of g 0, +-1/2 or 1.
+template <int R>
+struct F2;
+template <>
+struct F2<3> {
+  static constexpr int kAlpha = 4;
+  static constexpr int bt(int a, int i) {
+    constexpr int m[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+    return m[a][i];
+  }
+  static constexpr int at(int o, int a) {
+    constexpr int m[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+    return m[o][a];
+  }
+  static constexpr double g(int a, int r) {
+    constexpr double m[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    return m[a][r];
+  }
+};
+template <>
+struct F2<2> {
+  static constexpr int kAlpha = 3;
+  static constexpr int bt(int a, int i) {
+    constexpr int m[3][3] = {{1, -1, 0}, {0, 1, 0}, {0, -1, 1}};
+    return m[a][i];
+  }
+  static constexpr int at(int o, int a) {
+    constexpr int m[2][3] = {{1, 1, 0}, {0, 1, 1}};
+    return m[o][a];
+  }
+  static constexpr double g(int a, int r) {
+    constexpr double m[3][2] = {{1, 0}, {1, 1}, {0, 1}};
+    return m[a][r];
+  }
+};
+template <>
+struct F2<1> {  // no saving along this axis: the other one's
+  static constexpr int kAlpha = 2;
+  static constexpr int bt(int a, int i) { return a == i ? 1 : 0; }
+  static constexpr int at(int o, int a) { return o == a ? 1 : 0; }
+  static constexpr double g(int, int) { return 1; }
+};
+
+// sum_i coef(i) * x[i] for coefficients 0 or +-1, in order: the positive terms,
+// then the negative ones (no add of a zero register; exact as written out).
+template <typename V, int N, typename Coef>
+__attribute__((always_inline)) inline typename V::Reg combine(const typename V::Reg* x, Coef coef) {
+  typename V::Reg acc = V::zero();
+  bool have = false;
+#pragma GCC unroll 4
+  for (int i = 0; i < N; ++i)
+    if (coef(i) > 0) {
+      acc = have ? V::add(acc, x[i]) : x[i];
+      have = true;
+    }
+#pragma GCC unroll 4
+  for (int i = 0; i < N; ++i)
+    if (coef(i) < 0) {
+      acc = V::sub(acc, x[i]);
+      have = true;
+    }
+  return acc;
+}
+
+// WinogradInputFn of F(2x2, RHxRW): the AH x AW patch whose pixel (i, j) is at
+// in + i*rs + j*ps (zero where bit AW*i + j of `valid` is clear: padding),
+// transformed, channels [0, C): position AW*a + b of the result at
+// dst + (AW*a + b)*ld.
+template <typename V, int RH, int RW>
 void winograd_input(const typename V::T* in, int64_t rs, int64_t ps, uint32_t valid, int64_t C,
                     typename V::T* dst, int64_t ld) {
   using Reg = typename V::Reg;
-  constexpr int W = V::kWidth;
+  constexpr int W = V::kWidth, AH = F2<RH>::kAlpha, AW = F2<RW>::kAlpha;
   for (int64_t c = 0; c < C; c += W) {
     const uint32_t bits = lane_mask<V>(C - c);
     const bool full = c + W <= C;
-    Reg t[4][4];
+    Reg t[AH][AW];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      Reg d[4];
+    for (int j = 0; j < AW; ++j) {
+      Reg d[AH];
 #pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i) {
+      for (int i = 0; i < AH; ++i) {
         const typename V::T* p = in + i * rs + j * ps + c;
-        d[i] = !(valid >> (4 * i + j) & 1) ? V::zero() : full ? V::load(p) : V::load_masked(p, bits);
+        d[i] = !(valid >> (AW * i + j) & 1) ? V::zero() : full ? V::load(p) : V::load_masked(p, bits);
       }
-      t[0][j] = V::sub(d[0], d[2]);
-      t[1][j] = V::add(d[1], d[2]);
-      t[2][j] = V::sub(d[2], d[1]);
-      t[3][j] = V::sub(d[1], d[3]);
+#pragma GCC unroll 4
+      for (int a = 0; a < AH; ++a) t[a][j] = combine<V, AH>(d, [a](int i) { return F2<RH>::bt(a, i); });
     }
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-      const Reg u[4] = {V::sub(t[i][0], t[i][2]), V::add(t[i][1], t[i][2]), V::sub(t[i][2], t[i][1]),
-                        V::sub(t[i][1], t[i][3])};
+    for (int a = 0; a < AH; ++a)
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        typename V::T* q = dst + (4 * i + j) * ld + c;
-        if (full) V::store(q, u[j]);
-        else V::store_masked(q, u[j], bits);
+      for (int b = 0; b < AW; ++b) {
+        const Reg u = combine<V, AW>(t[a], [b](int j) { return F2<RW>::bt(b, j); });
+        typename V::T* q = dst + (AW * a + b) * ld + c;
+        if (full) V::store(q, u);
+        else V::store_masked(q, u, bits);
       }
-    }
   }
 }
 
-// WinogradOutputFn: a tile's 16 sums (position p at m + p*ld, channels [0, K))
-// transformed, plus bias[k] (when not null), stored to the output pixels (i, j)
-// at out + i*rs + j*ps whose bit 2*i + j of `valid` is set; through the fused
-// stage when `stage` is not null (its residual at pixel (0, 0), pixel step ldr,
-// row step res_rs).
-template <typename V>
+// WinogradOutputFn of F(2x2, RHxRW): a tile's AH x AW sums (position p at
+// m + p*ld, channels [0, K)) transformed, plus bias[k] (when not null), stored to
+// the output pixels (i, j) at out + i*rs + j*ps whose bit 2*i + j of `valid` is
+// set; through the fused stage when `stage` is not null (its residual at pixel
+// (0, 0), pixel step ldr, row step res_rs).
+template <typename V, int RH, int RW>
 void winograd_output(const typename V::T* m, int64_t ld, const typename V::T* bias, int64_t K, uint32_t valid,
                      typename V::T* out, int64_t rs, int64_t ps, const TileStage<typename V::T>* stage,
                      int64_t res_rs) {
   using Reg = typename V::Reg;
-  constexpr int W = V::kWidth;
+  constexpr int W = V::kWidth, AH = F2<RH>::kAlpha, AW = F2<RW>::kAlpha;
   const TileStage<typename V::T> none;
   const TileStage<typename V::T>& st = stage != nullptr ? *stage : none;
   const Reg alo = V::set1(st.act_lo), ahi = V::set1(st.act_hi), plo = V::set1(st.post_lo), phi = V::set1(st.post_hi);
   for (int64_t k = 0; k < K; k += W) {
     const uint32_t bits = lane_mask<V>(K - k);
     const bool full = k + W <= K;
-    auto at = [&](int p) { return full ? V::load(m + p * ld + k) : V::load_masked(m + p * ld + k, bits); };
-    Reg s[2][4];
+    Reg s[2][AW];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      const Reg m0 = at(j), m1 = at(4 + j), m2 = at(8 + j), m3 = at(12 + j);
-      s[0][j] = V::add(V::add(m0, m1), m2);
-      s[1][j] = V::sub(V::sub(m1, m2), m3);
-    }
-    const Reg b = bias == nullptr ? V::zero() : full ? V::load(bias + k) : V::load_masked(bias + k, bits);
+    for (int b = 0; b < AW; ++b) {
+      Reg col[AH];
+#pragma GCC unroll 4
+      for (int a = 0; a < AH; ++a) {
+        const typename V::T* p = m + (AW * a + b) * ld + k;
+        col[a] = full ? V::load(p) : V::load_masked(p, bits);
+      }
 #pragma GCC unroll 2
-    for (int i = 0; i < 2; ++i) {
-      const Reg y[2] = {V::add(V::add(V::add(s[i][0], s[i][1]), s[i][2]), b),
-                        V::add(V::sub(V::sub(s[i][1], s[i][2]), s[i][3]), b)};
+      for (int o = 0; o < 2; ++o) s[o][b] = combine<V, AH>(col, [o](int a) { return F2<RH>::at(o, a); });
+    }
+    const Reg bv = bias == nullptr ? V::zero() : full ? V::load(bias + k) : V::load_masked(bias + k, bits);
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; ++i)
 #pragma GCC unroll 2
       for (int j = 0; j < 2; ++j) {
         if (!(valid >> (2 * i + j) & 1)) continue;
-        Reg x = y[j];
+        Reg x = V::add(combine<V, AW>(s[i], [j](int b) { return F2<RW>::at(j, b); }), bv);
         if (st.act) x = V::clamp(x, alo, ahi);
         if (st.residual != nullptr) {
           const typename V::T* r = st.residual + i * res_rs + j * st.ldr + k;
@@ -105,8 +173,13 @@ void winograd_output(const typename V::T* m, int64_t ld, const typename V::T* bi
         if (full) store_or_stream<V>(q, x, st.stream);
         else V::store_masked(q, x, bits);
       }
-    }
   }
+}
+
+template <typename V, int RH, int RW>
+void set_winograd(MicroKernel<typename V::T>* k) {
+  k->winograd_input[RH - 1][RW - 1] = &winograd_input<V, RH, RW>;
+  k->winograd_output[RH - 1][RW - 1] = &winograd_output<V, RH, RW>;
 }
 
 // WinogradGradFn: a tile's 2x2 output gradient (pixel (i, j) at g + i*rs + j*ps,
