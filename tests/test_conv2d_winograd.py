@@ -144,19 +144,29 @@ def test_reversed_and_dilated_taps_stay_off_the_path():
 
 
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
-def test_results_do_not_depend_on_thread_count(layout):
-    # Blocks of tiles per task change with the thread count; each tile's sums do not.
-    x = _layout(torch.randn(4, 32, 30, 30), layout)
-    w = torch.randn(64, 32, 3, 3)
+@pytest.mark.parametrize("N,C,K,H,residual", [
+    (4, 32, 64, 30, False),   # blocks of tiles per task change with the thread count
+    (1, 64, 100, 7, True),    # 16 tiles: few blocks, split by output channels on more threads
+])
+def test_results_do_not_depend_on_thread_count(layout, N, C, K, H, residual):
+    # Each tile's sums do not depend on the partition.
+    x = _layout(torch.randn(N, C, H, H), layout)
+    w = torch.randn(K, C, 3, 3)
+    b = torch.randn(K)
+    res = _layout(torch.randn(N, K, H, H), layout) if residual else None
+    want = F.conv2d(x.double(), w.double(), b.double(), padding=1) + (res.double() if residual else 0)
     threads = torch.get_num_threads()
     try:
         results = []
-        for n in (1, 2, 3):
+        for n in (1, 2, 3, 8):
             torch.set_num_threads(n)
-            results.append(cnnops.conv2d(x, w, padding=1))
+            with torch.no_grad():
+                results.append(cnnops.functional.conv2d_fused(x, w, b, padding=1, residual=res))
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+    assert all(torch.equal(results[0], r) for r in results[1:])
+    _close(results[-1], want, torch.float32)
+    assert _ran_winograd(lambda: cnnops.functional.conv2d_fused(x, w, b, padding=1, residual=res))
 
 
 def _wgrad(x, dy, pad):
@@ -164,12 +174,12 @@ def _wgrad(x, dy, pad):
 
 
 # (N, C, K, H, W, padding) of the filter gradient (conv2d_wgrad_winograd.cpp): at least
-# 32 channels each way and 64 tiles.
+# 64 channels each way and 64 tiles.
 WGRAD_SHAPES = [
-    (2, 32, 32, 13, 15, 1),   # odd output: the last tile row and column cut by the edge
-    (1, 33, 47, 18, 19, 0),   # 'valid', channels off the vector width
-    (3, 40, 36, 9, 10, 2),    # padding 2: tile rows in the padding
-    (3, 32, 40, 40, 42, 1),   # 1260 tiles: blocks of tiles summed in turn
+    (2, 64, 64, 13, 15, 1),   # odd output: the last tile row and column cut by the edge
+    (1, 65, 79, 18, 19, 0),   # 'valid', channels off the vector width
+    (3, 72, 64, 9, 10, 2),    # padding 2: tile rows in the padding
+    (3, 64, 80, 40, 42, 1),   # 1260 tiles: blocks of tiles summed in turn
 ]
 
 
@@ -190,8 +200,8 @@ def test_filter_gradient_every_isa(cpu_isa, dtype, layout, shape):
 
 
 def test_filter_gradient_does_not_depend_on_thread_count():
-    x = _layout(torch.randn(3, 32, 40, 42), "channels_last")
-    dy = _layout(torch.randn(3, 48, 40, 42), "channels_last")
+    x = _layout(torch.randn(3, 64, 40, 42), "channels_last")
+    dy = _layout(torch.randn(3, 80, 40, 42), "channels_last")
     threads = torch.get_num_threads()
     try:
         results = []

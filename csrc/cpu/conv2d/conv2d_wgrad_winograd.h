@@ -8,7 +8,7 @@ namespace cnnops {
 namespace cpu {
 
 // Computes p's filter gradient and returns true when the layer qualifies (3x3,
-// unit stride and dilation, one group, at least 32 input and output channels,
+// unit stride and dilation, one group, at least 64 input and output channels,
 // channels-last x and dy, at least 64 output tiles of 2x2); else returns false
 // and leaves dw.
 template <typename T>

@@ -8,8 +8,9 @@
 // which are most of the work once channels are many), 9 instead of 16 for 2x2.
 //
 // Parallelism: tasks are blocks of TB output tiles (flat over images, tile rows
-// and tile columns; TB a multiple of the micro-kernel's MR), each computed by
-// one thread in three steps that keep its buffers in L2:
+// and tile columns; TB a multiple of the micro-kernel's MR), split by output
+// channels when there are too few blocks for the threads, each computed by one
+// thread in three steps that keep its buffers in L2:
 //   1. input transform (the ISA's adds and subtracts along channels,
 //      winograd_template.h): each tile's (R+1)x(S+1) input patch, zeros in the
 //      padding, becomes (R+1)(S+1) positions x C values, v[pos][tile][C];
@@ -161,7 +162,16 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& t
   int64_t block_panels = std::clamp<int64_t>(kBlockBytes / panel_bytes, 1, kMaxBlockPanels);
   const int64_t threads = at::get_num_threads();
   while (block_panels > 1 && ceil_div(tiles, block_panels * MR) < kTasksPerThread * threads) --block_panels;
-  const int64_t TB = block_panels * MR, tasks = ceil_div(tiles, TB);
+  const int64_t TB = block_panels * MR, blocks = ceil_div(tiles, TB);
+  // Still too few blocks (batch 1 on many threads: 49 tiles of ResNet's 14x14
+  // layers are 4 blocks): each block's output-channel panels are split too, each
+  // split transforming the block's patches again for its panels' GEMMs.
+  const int64_t kpanels = kpad / NR;
+  const int64_t splits = std::min(kpanels, ceil_div(kTasksPerThread * threads, blocks));
+  const int64_t split_panels = ceil_div(kpanels, splits), tasks = blocks * splits;
+  // Positions a line further apart than their tiles (at a power-of-two stride a
+  // tile's positions all fall on one cache set).
+  const int64_t vstride = TB * Cld + 64 / int64_t(sizeof(T)), mstride = TB * kpad + 64 / int64_t(sizeof(T));
 
   const std::string name = c.filter_cache != nullptr
                                ? "winograd2x2/" + filter_form_name(c, ReduceOrder::TapsOuter, NR, 0)
@@ -180,9 +190,12 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& t
   const T* residual = c.epilogue != nullptr ? static_cast<const T*>(c.epilogue->residual) : nullptr;
   const int64_t* rs = c.epilogue != nullptr ? c.epilogue->residual_strides : nullptr;
   for_tasks(c, tasks, [&](int64_t begin, int64_t end) {
-    AlignedBuffer<T> v(npos * TB * Cld), m(npos * TB * kpad);
+    AlignedBuffer<T> v(npos * vstride), m(npos * mstride);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t t0 = task * TB, tn = std::min(TB, tiles - t0), rows = round_up(tn, MR);
+      const int64_t t0 = task / splits * TB, tn = std::min(TB, tiles - t0), rows = round_up(tn, MR);
+      const int64_t np0 = task % splits * split_panels, np1 = std::min(kpanels, np0 + split_panels);
+      if (np0 >= np1) continue;
+      const int64_t k0 = np0 * NR, kn = std::min(c.Ko, np1 * NR) - k0;
       for (int64_t i = 0; i < tn; ++i) {
         const int64_t t = t0 + i, n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
         const int64_t h0 = 2 * th + trows.lo, w0 = 2 * tw + tcols.lo;
@@ -192,16 +205,16 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& t
             if (h0 + a >= 0 && h0 + a < c.H && w0 + b >= 0 && w0 + b < c.W) valid |= uint32_t(1) << (AW * a + b);
         // The patch's corner may lie in the padding: only valid pixels are read.
         const T* in = c.in + n * is[0] + h0 * is[2] + w0 * is[3];
-        input(in, is[2], is[3], valid, c.Ci, v.get() + i * Cld, TB * Cld);
+        input(in, is[2], is[3], valid, c.Ci, v.get() + i * Cld, vstride);
       }
       for (int pos = 0; pos < npos; ++pos)  // rows of the last panel past the last tile
-        std::fill(v.get() + (pos * TB + tn) * Cld, v.get() + (pos * TB + rows) * Cld, T(0));
+        std::fill(v.get() + pos * vstride + tn * Cld, v.get() + pos * vstride + rows * Cld, T(0));
       for (int pos = 0; pos < npos; ++pos)
-        for (int64_t np = 0; np < kpad / NR; ++np) {
-          const T* b = u.get() + (pos * (kpad / NR) + np) * c.Ci * NR;
+        for (int64_t np = np0; np < np1; ++np) {
+          const T* b = u.get() + (pos * kpanels + np) * c.Ci * NR;
           for (int64_t tp = 0; tp < rows / MR; ++tp)
-            uk.fn_arows(1, c.Ci, &zero_offset, v.get() + (pos * TB + tp * MR) * Cld, Cld, b,
-                        m.get() + (pos * TB + tp * MR) * kpad + np * NR, kpad, AccInit::Zero, nullptr, nullptr);
+            uk.fn_arows(1, c.Ci, &zero_offset, v.get() + pos * vstride + tp * MR * Cld, Cld, b,
+                        m.get() + pos * mstride + tp * MR * kpad + np * NR, kpad, AccInit::Zero, nullptr, nullptr);
         }
       for (int64_t i = 0; i < tn; ++i) {
         const int64_t t = t0 + i, n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
@@ -210,10 +223,11 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& t
         if (q0 + 1 < c.Q) valid |= 2;
         if (p0 + 1 < c.P) valid |= 4 | (q0 + 1 < c.Q ? 8 : 0);
         TileStage<T> stage = stores.stage;
-        if (stores.staged && residual != nullptr) stage.residual = residual + n * rs[0] + p0 * rs[2] + q0 * rs[3];
-        output(m.get() + i * kpad, TB * kpad, c.bias, c.Ko, valid,
-                           c.out + n * os[0] + p0 * os[2] + q0 * os[3], os[2], os[3], staged ? &stage : nullptr,
-                           rs != nullptr ? rs[2] : 0);
+        if (stores.staged && residual != nullptr)
+          stage.residual = residual + n * rs[0] + p0 * rs[2] + q0 * rs[3] + k0;
+        output(m.get() + i * kpad + k0, mstride, c.bias != nullptr ? c.bias + k0 : nullptr, kn, valid,
+               c.out + n * os[0] + p0 * os[2] + q0 * os[3] + k0 * os[1], os[2], os[3], staged ? &stage : nullptr,
+               rs != nullptr ? rs[2] : 0);
       }
       if (c.epilogue != nullptr && !stores.staged) {
         // The block's pixels, as runs along output rows: tiles of one tile row
@@ -223,7 +237,7 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& t
           const int64_t len = std::min(tn - i, TW - tw);
           const int64_t q0 = 2 * tw, qn = std::min(c.Q, 2 * (tw + len)) - q0;
           for (int64_t p = 2 * th; p < std::min(c.P, 2 * th + 2); ++p)
-            finish_pixels(c, (n * c.P + p) * c.Q + q0, qn, 0, c.Ko);
+            finish_pixels(c, (n * c.P + p) * c.Q + q0, qn, k0, kn);
           i += len;
         }
       }
