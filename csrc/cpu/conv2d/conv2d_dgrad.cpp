@@ -22,6 +22,7 @@
 #include "../util/balanced_for.h"
 #include "../util/buffer.h"
 #include "../util/copy_row.h"
+#include "channels_last_copy.h"
 #include "conv2d.h"
 #include "conv_correlation.h"
 #include "microkernel.h"
@@ -183,10 +184,9 @@ void dgrad_phases(const Conv2dParams& p) {
 // phase): conv_transpose2d 256 -> 128 channels to 50x50, batch 8, NCHW, 16.9 ->
 // 14.1 ms on Zen 4 (channels_last 14.6 -> 12.2 from Winograd alone).
 constexpr int64_t kChannelsLastMinRow = 64;
-bool phases_take_winograd(const Conv2dParams& p) {
-  return direct_paths_enabled() && winograd_enabled() && p.groups == 1 && p.dil_h == 1 && p.dil_w == 1 &&
-         p.C >= 16 && p.K >= 16 && ceil_div(p.R, p.stride_h) >= 2 && ceil_div(p.S, p.stride_w) >= 2 &&
-         ceil_div(p.R, p.stride_h) <= 3 && ceil_div(p.S, p.stride_w) <= 3;
+bool phases_take_winograd(const Conv2dParams& p) {  // the phase with the most taps
+  return p.groups == 1 && p.dil_h == 1 && p.dil_w == 1 &&
+         winograd_fits(ceil_div(p.R, p.stride_h), ceil_div(p.S, p.stride_w), p.K, p.C);
 }
 
 template <typename T>
@@ -195,24 +195,16 @@ bool dgrad_via_channels_last(const Conv2dParams& p) {
   const auto transpose = active_microkernel<T>().gather_columns;
   const bool winograd = phases_take_winograd(p);
   if (p.stride_h * p.stride_w == 1 || (p.W < kChannelsLastMinRow && !winograd) || xs[3] != 1 || xs[1] == 1 ||
-      transpose == nullptr || p.C > (int64_t(1) << 31) / 64 || p.K > (int64_t(1) << 31) / 64)
+      transpose == nullptr || p.C > (int64_t(1) << 31) / 64)
     return false;
   AlignedBuffer<T> buffer(p.N * p.H * p.W * p.C);
   Conv2dParams q = p;
   const int64_t* ys = p.y_strides;
   const bool copy_dy = winograd && ys[3] == 1 && ys[1] != 1;
   AlignedBuffer<T> dy_copy(copy_dy ? p.N * p.P * p.Q * p.K : 0);
-  if (copy_dy) {  // dy[n, k, p, q] -> dy_copy[n, p, q, k]
-    const T* dy = static_cast<const T*>(p.y);
-    at::parallel_for(0, p.N * p.P, task_grain(p.N * p.P, 4.0 * p.N * p.K * p.P * p.Q), [&](int64_t b, int64_t e) {
-      for (int64_t np = b; np < e; ++np)
-        transpose(dy + np / p.P * ys[0] + np % p.P * ys[2], ys[1], p.K, p.Q, dy_copy.get() + np * p.Q * p.K, p.K);
-    });
+  if (copy_dy) {
+    to_channels_last(static_cast<const T*>(p.y), ys, p.N, p.K, p.P, p.Q, dy_copy.get(), q.y_strides);
     q.y = dy_copy.get();
-    q.y_strides[0] = p.P * p.Q * p.K;
-    q.y_strides[1] = 1;
-    q.y_strides[2] = p.Q * p.K;
-    q.y_strides[3] = p.K;
   }
   q.x = buffer.get();
   q.x_strides[0] = p.H * p.W * p.C;
@@ -220,12 +212,7 @@ bool dgrad_via_channels_last(const Conv2dParams& p) {
   q.x_strides[2] = p.W * p.C;
   q.x_strides[3] = p.C;
   dgrad_phases<T>(q);
-  // dx[n, c, h, w] = buffer[n, h, w, c]: per (n, h), the W x C block transposed.
-  T* dx = static_cast<T*>(p.x);
-  at::parallel_for(0, p.N * p.H, task_grain(p.N * p.H, 4.0 * p.N * p.C * p.H * p.W), [&](int64_t b, int64_t e) {
-    for (int64_t nh = b; nh < e; ++nh)
-      transpose(buffer.get() + nh * p.W * p.C, p.C, p.W, p.C, dx + nh / p.H * xs[0] + nh % p.H * xs[2], xs[1]);
-  });
+  from_channels_last(buffer.get(), p.N, p.C, p.H, p.W, static_cast<T*>(p.x), xs);  // dx[n, c, h, w] = buffer[n, h, w, c]
   return true;
 }
 

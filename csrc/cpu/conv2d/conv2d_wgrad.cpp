@@ -26,6 +26,7 @@
 #include "../util/balanced_for.h"
 #include "../util/buffer.h"
 #include "../util/copy_row.h"
+#include "channels_last_copy.h"
 #include "conv2d.h"
 #include "conv2d_wgrad_few_columns.h"
 #include "conv2d_wgrad_winograd.h"
@@ -195,42 +196,6 @@ void tap_pixel_offsets(const Conv2dParams& p, int64_t hoff, int64_t woff, int64_
     }
   });
   for (int64_t k = kc; k < kc + kPrefetchSteps; ++k) boff[k] = boff[kc - 1];
-}
-
-// A channels-last (n, h, w, c) contiguous copy of a 4-D tensor given in NCHW
-// order with any strides; fills strides[] for it.
-template <typename T>
-void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int64_t H, int64_t W, T* dst,
-                      int64_t* strides) {
-  strides[0] = H * W * C;
-  strides[1] = 1;
-  strides[2] = W * C;
-  strides[3] = C;
-  const int64_t grain = task_grain(N * H, 16.0 * N * C * H * W);
-  // Unit-step rows: each (n, h) row of channels is one transposing gather (the ISA's
-  // vector gathers and stores; 3x3 layers of 128-256 channels 3-5% faster than the
-  // element-wise tiles below).
-  const auto gather = active_microkernel<T>().gather_columns;
-  if (s[3] == 1 && gather != nullptr && s[1] <= (int64_t(1) << 31) / 64) {
-    at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t nh = begin; nh < end; ++nh)
-        gather(src + nh / H * s[0] + nh % H * s[2], s[1], C, W, dst + nh * W * C, C);
-    });
-    return;
-  }
-  at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
-    constexpr int64_t B = 16;  // 16 x 16 tiles: both sides touch whole cache lines
-    for (int64_t nh = begin; nh < end; ++nh) {
-      const T* in = src + nh / H * s[0] + nh % H * s[2];
-      T* out = dst + nh * W * C;
-      for (int64_t c0 = 0; c0 < C; c0 += B)
-        for (int64_t w0 = 0; w0 < W; w0 += B) {
-          const int64_t c1 = std::min(C, c0 + B), w1 = std::min(W, w0 + B);
-          for (int64_t w = w0; w < w1; ++w)
-            for (int64_t c = c0; c < c1; ++c) out[w * C + c] = in[c * s[1] + w * s[3]];
-        }
-    }
-  });
 }
 
 // NCHW 1x1 without padding or stride, large images: dw[k, c] = sum over images and pixels of

@@ -38,6 +38,11 @@ struct Correlation {
   const Epilogue* epilogue = nullptr;   // fused output stage (fprop only; optional)
 };
 
+// Whether Winograd (correlation_winograd.cpp) takes a unit-step correlation with
+// runs of taps_h x taps_w consecutive taps and Ci -> Ko channels, one group (its
+// tile count and filter size aside): the strided dgrad asks it of its phases.
+bool winograd_fits(int64_t taps_h, int64_t taps_w, int64_t Ci, int64_t Ko);
+
 // Runs the correlation with the active micro-kernel, parallel over tasks with
 // at::parallel_for. Writes every element of out.
 template <typename T>

@@ -580,7 +580,7 @@ template <typename T>
 bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk);
 template <typename T>
 bool run_packed_few_pixels(const Correlation<T>& c, const MicroKernel<T>& uk);
-// correlation_winograd.cpp: 3x3 unit-step channels-last cases, or false.
+// correlation_winograd.cpp: unit-step cases of 1-3 consecutive taps each way, or false.
 template <typename T>
 bool run_winograd(const Correlation<T>& c, const MicroKernel<T>& uk);
 

@@ -30,6 +30,7 @@
 // against float64 references at the direct paths' tolerances.
 #include <algorithm>
 
+#include "channels_last_copy.h"
 #include "correlation_pack.h"
 #include "winograd_template.h"
 
@@ -125,18 +126,16 @@ void transform_filter(const Correlation<T>& c, const TapRun& rows, const TapRun&
 
 template <typename T>
 bool applies(const Correlation<T>& c, const MicroKernel<T>& uk, TapRun* rows, TapRun* cols) {
-  if (!direct_paths_enabled() || !winograd_enabled() || uk.fn_arows == nullptr || uk.nr > 64) return false;
-  if (c.G != 1 || c.step_h != 1 || c.step_w != 1) return false;
+  if (uk.fn_arows == nullptr || uk.nr > 64 || c.G != 1 || c.step_h != 1 || c.step_w != 1) return false;
   if (!consecutive_taps(c.hoff, c.rtap, rows) || !consecutive_taps(c.woff, c.stap, cols)) return false;
-  // 1x2 and 2x1 (6 products for 8) gained nothing over their transforms.
-  if (rows->n * cols->n < 3 || uk.winograd_input[rows->n - 1][cols->n - 1] == nullptr) return false;
+  if (!winograd_fits(rows->n, cols->n, c.Ci, c.Ko) || uk.winograd_input[rows->n - 1][cols->n - 1] == nullptr)
+    return false;
   // Channels-last in and out, or NCHW-like (unit pixel steps) through copies.
   const int64_t* is = c.in_strides;
   const int64_t* os = c.out_strides;
   constexpr int64_t kMaxGatherStride = (int64_t(1) << 31) / 64;  // the copies' int32 gather offsets
   if (is[1] != 1 && (is[3] != 1 || is[1] >= kMaxGatherStride || uk.gather_columns == nullptr)) return false;
   if (os[1] != 1 && (os[3] != 1 || os[1] >= kMaxGatherStride || uk.gather_columns == nullptr)) return false;
-  if (c.Ci < kMinChannels || c.Ko < kMinChannels) return false;
   const int64_t npos = (rows->n + 1) * (cols->n + 1);
   if (npos * c.Ci * round_up(c.Ko, uk.nr) * int64_t(sizeof(T)) > kMaxFilterBytes) return false;
   const int64_t tiles = c.N * ceil_div(c.P, 2) * ceil_div(c.Q, 2);
@@ -247,6 +246,15 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& t
 }
 
 }  // namespace
+}  // namespace corr
+
+bool winograd_fits(int64_t taps_h, int64_t taps_w, int64_t Ci, int64_t Ko) {
+  // 1x2 and 2x1 (6 products for 8) gained nothing over their transforms.
+  return direct_paths_enabled() && winograd_enabled() && taps_h >= 1 && taps_h <= 3 && taps_w >= 1 &&
+         taps_w <= 3 && taps_h * taps_w >= 3 && Ci >= corr::kMinChannels && Ko >= corr::kMinChannels;
+}
+
+namespace corr {
 
 template <typename T>
 bool run_winograd(const Correlation<T>& c, const MicroKernel<T>& uk) {
@@ -263,16 +271,9 @@ bool run_winograd(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // read back by the ISA's transposing copy, one row of pixels at a time.
   Correlation<T> d = c;
   AlignedBuffer<T> in(in_cl ? 0 : c.N * c.H * c.W * c.Ci), out(out_cl ? 0 : c.N * c.P * c.Q * c.Ko);
-  const int64_t grain_flops = 4 * c.N * c.H * c.W * (c.Ci + c.Ko);
   if (!in_cl) {
+    to_channels_last(c.in, is, c.N, c.Ci, c.H, c.W, in.get(), d.in_strides);
     d.in = in.get();
-    const int64_t cl[4] = {c.H * c.W * c.Ci, 1, c.W * c.Ci, c.Ci};
-    std::copy(cl, cl + 4, d.in_strides);
-    at::parallel_for(0, c.N * c.H, task_grain(c.N * c.H, grain_flops), [&](int64_t b, int64_t e) {
-      for (int64_t nh = b; nh < e; ++nh)
-        uk.gather_columns(c.in + nh / c.H * is[0] + nh % c.H * is[2], is[1], c.Ci, c.W, in.get() + nh * c.W * c.Ci,
-                          c.Ci);
-    });
   }
   if (!out_cl) {
     d.out = out.get();
@@ -280,13 +281,7 @@ bool run_winograd(const Correlation<T>& c, const MicroKernel<T>& uk) {
     std::copy(cl, cl + 4, d.out_strides);
   }
   winograd(d, uk, trows, tcols, false);
-  if (!out_cl) {
-    at::parallel_for(0, c.N * c.P, task_grain(c.N * c.P, grain_flops), [&](int64_t b, int64_t e) {
-      for (int64_t np = b; np < e; ++np)
-        uk.gather_columns(out.get() + np * c.Q * c.Ko, c.Ko, c.Q, c.Ko, c.out + np / c.P * os[0] + np % c.P * os[2],
-                          os[1]);
-    });
-  }
+  if (!out_cl) from_channels_last(out.get(), c.N, c.Ko, c.P, c.Q, c.out, os);
   return true;
 }
 

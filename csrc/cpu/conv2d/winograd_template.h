@@ -184,8 +184,8 @@ void set_winograd(MicroKernel<typename V::T>* k) {
 
 // WinogradGradFn: a tile's 2x2 output gradient (pixel (i, j) at g + i*rs + j*ps,
 // zero where bit 2*i + j of `valid` is clear: past the output's edge), channels
-// [0, K), as A g A^T: position 4*a + b at dst + (4*a + b)*ld. Each axis maps
-// (g0, g1) to (g0, g0 + g1, g0 - g1, -g1).
+// [0, K), as A g A^T of F(2, 3): position 4*a + b at dst + (4*a + b)*ld (each
+// axis maps (g0, g1) to (g0, g0 + g1, g0 - g1, -g1)).
 template <typename V>
 void winograd_grad(const typename V::T* g, int64_t rs, int64_t ps, uint32_t valid, int64_t K,
                    typename V::T* dst, int64_t ld) {
@@ -203,19 +203,18 @@ void winograd_grad(const typename V::T* g, int64_t rs, int64_t ps, uint32_t vali
         const typename V::T* p = g + i * rs + j * ps + k;
         d[j] = !(valid >> (2 * i + j) & 1) ? V::zero() : full ? V::load(p) : V::load_masked(p, bits);
       }
-      t[i][0] = d[0];
-      t[i][1] = V::add(d[0], d[1]);
-      t[i][2] = V::sub(d[0], d[1]);
-      t[i][3] = V::sub(V::zero(), d[1]);
+#pragma GCC unroll 4
+      for (int b = 0; b < 4; ++b) t[i][b] = combine<V, 2>(d, [b](int j) { return F2<3>::at(j, b); });
     }
 #pragma GCC unroll 4
     for (int b = 0; b < 4; ++b) {
-      const Reg u[4] = {t[0][b], V::add(t[0][b], t[1][b]), V::sub(t[0][b], t[1][b]), V::sub(V::zero(), t[1][b])};
+      const Reg col[2] = {t[0][b], t[1][b]};
 #pragma GCC unroll 4
       for (int a = 0; a < 4; ++a) {
+        const Reg u = combine<V, 2>(col, [a](int i) { return F2<3>::at(i, a); });
         typename V::T* q = dst + (4 * a + b) * ld + k;
-        if (full) V::store(q, u[a]);
-        else V::store_masked(q, u[a], bits);
+        if (full) V::store(q, u);
+        else V::store_masked(q, u, bits);
       }
     }
   }
