@@ -230,6 +230,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     cells never chosen. A call that needs no gradient and no indices skips computing them
     (max_pool2d_values).
     """
+    if (not return_indices and type(kernel_size) is int and type(padding) is int
+            and type(dilation) is int and (stride is None or type(stride) is int)
+            and direct.usable(input)):
+        # The common call, its checks and dispatch in one C++ call (the per-call cost
+        # of small layers); None when an argument needs the checks below.
+        y = direct.max_pool2d_ints(input, kernel_size, kernel_size if stride is None else stride,
+                                   padding, dilation, bool(ceil_mode))
+        if y is not None:
+            return y
     x, unbatched, kernel_size, stride, pad, dilation = _max_pool2d_args(input, kernel_size, stride,
                                                                         padding, dilation)
     if not return_indices and not (torch.is_grad_enabled() and x.requires_grad):

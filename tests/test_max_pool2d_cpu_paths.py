@@ -77,14 +77,16 @@ def test_max_pool2d_channels_last_backward_every_isa(isa, dtype, C, kernel, stri
     assert torch.equal(x.grad, xt.grad)
 
 
-@pytest.mark.parametrize("layout", ["nchw", "strided"])
+@pytest.mark.parametrize("layout", ["nchw", "strided", "channels_last"])
 @pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode",
-                         [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False), (2, 3, 1, 1, True)])
+                         [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False), (2, 3, 1, 1, True),
+                          (3, 3, 1, 1, True), (4, 2, 2, 1, True)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_max_pool2d_tiny_problems(layout, kernel, stride, padding, dilation, ceil_mode, dtype):
     # Problems of at most a few thousand taps, not channels_last, take one plain loop
-    # (fwd_tiny): torch's values and indices with NaN, -inf windows, ties, padding,
-    # dilation and ceil_mode, from contiguous and strided inputs.
+    # (fwd_tiny; its backward bwd_tiny in every layout): torch's values and indices with
+    # NaN, -inf windows, ties, padding, dilation and ceil_mode (windows cut by the
+    # bottom/right edge), from contiguous, strided and channels_last inputs.
     x = torch.randn(2, 3, 9, 16 if layout == "strided" else 8, dtype=dtype)
     if layout == "strided":
         x = x[..., ::2]
@@ -92,6 +94,8 @@ def test_max_pool2d_tiny_problems(layout, kernel, stride, padding, dilation, cei
     x[0, 1, 2, 2] = float("nan")
     x[1, 2, :, :] = float("-inf")
     x[1, 0] = 1.0
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
     kw = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
               ceil_mode=ceil_mode)
     xc, xt = x.clone().requires_grad_(), x.clone().requires_grad_()

@@ -80,6 +80,9 @@ def max_pool2d_values(x, kernel_size, stride, padding, dilation, ceil_mode):
     return ops.max_pool2d_values(x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
+max_pool2d_ints = _direct.max_pool2d_ints  # callers check usable() first
+
+
 def max_pool2d_fwd(x, kernel_size, stride, padding, dilation, ceil_mode):
     if usable(x):
         return _direct.max_pool2d_fwd(x, kernel_size, stride, padding, dilation, ceil_mode)

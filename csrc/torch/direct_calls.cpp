@@ -75,6 +75,20 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& x, const Int
   return op.call(x, kernel, stride, padding, dilation, ceil_mode);
 }
 
+// cnnops.max_pool2d's common call: a 4-D input and int arguments (stride already
+// defaulted to kernel_size), values only; the values op when no graph is recorded,
+// else max_pool2d_fwd's output (the Python wrapper's work, without building the
+// lists). Arguments out of the range the op takes without a message return None,
+// and the Python side runs its checks, which name what is wrong.
+std::optional<at::Tensor> max_pool2d_ints(const at::Tensor& x, int64_t kernel, int64_t stride, int64_t padding,
+                                          int64_t dilation, bool ceil_mode) {
+  if (x.dim() != 4 || kernel <= 0 || stride <= 0 || dilation <= 0 || padding < 0 || padding > kernel / 2)
+    return std::nullopt;
+  const Ints k{kernel, kernel}, s{stride, stride}, d{dilation, dilation}, pad{padding, padding, padding, padding};
+  if (at::GradMode::is_enabled() && x.requires_grad()) return std::get<0>(max_pool2d_fwd(x, k, s, pad, d, ceil_mode));
+  return max_pool2d_values(x, k, s, pad, d, ceil_mode);
+}
+
 // conv_transpose2d's forward (conv2d_dgrad of the input) when its arguments need
 // no message: 4-D float32/float64 input and weight of one dtype, non-empty feature
 // dims, input channels = weight.size(0), output_padding below max(stride, dilation)
@@ -113,6 +127,7 @@ void bind_direct_calls(pybind11::module& m) {
   d.def("depthwise_fprop_fused", &depthwise_fprop_fused);
   d.def("max_pool2d_values", &max_pool2d_values);
   d.def("max_pool2d_fwd", &max_pool2d_fwd);
+  d.def("max_pool2d_ints", &max_pool2d_ints);
 }
 
 }  // namespace cnnops

@@ -49,48 +49,68 @@ bool all_channels_inner(const MaxPool2dParams& p) {
          (p.indices == nullptr || channels_inner(p.i_strides, p.C));
 }
 
-// Tiny problems not channels_last (a few thousand taps in all: batch-1 layers of
-// small models): one plain loop over every output and tap, any strides, on the
-// calling thread. The planes path's per-row calls, phase rows and buffers cost
-// more there than the arithmetic (the channels_last path's vectors do not). Same
-// rule and first-valid-tap start as the vector kernels.
+// Tiny problems (a few thousand taps in all: batch-1 layers of small models): one
+// plain loop over every output and tap, any strides, on the calling thread. The
+// planes path's per-row calls, phase rows and buffers cost more there than the
+// arithmetic; so does the channels_last gather of the backward (its forward's
+// vectors do not, and keep it). Same rule and first-valid-tap start as the
+// vector kernels.
 constexpr int64_t kTinyTaps = 8192;
 
 bool tiny(const MaxPool2dParams& p, bool cl) { return !cl && p.N * p.C * p.P * p.Q * p.R * p.S <= kTinyTaps; }
 
-template <typename T>
-void fwd_tiny(const MaxPool2dParams& p) {
+// The taps [*lo, *hi) of a window starting at `start` that fall inside [0, size).
+inline void valid_taps(int64_t start, int64_t k, int64_t dil, int64_t size, int64_t* lo, int64_t* hi) {
+  *lo = start >= 0 ? 0 : (-start + dil - 1) / dil;
+  *hi = start + (k - 1) * dil < size ? k : start >= size ? 0 : (size - 1 - start) / dil + 1;
+  *hi = std::max(*hi, *lo);
+}
+
+// The update is written as selects, not branches: on a few thousand random
+// taps a mispredicted branch per tap was most of the call.
+template <typename T, bool kIndices>
+void fwd_tiny_impl(const MaxPool2dParams& p) {
   const T* x = static_cast<const T*>(p.x);
   T* y = static_cast<T*>(p.y);
   int64_t* ind = static_cast<int64_t*>(p.indices);
+  const int64_t xsh = p.x_strides[2], xsw = p.x_strides[3];
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t c = 0; c < p.C; ++c) {
       const T* xp = x + n * p.x_strides[0] + c * p.x_strides[1];
+      T* yp = y + n * p.y_strides[0] + c * p.y_strides[1];
+      int64_t* ip = kIndices ? ind + n * p.i_strides[0] + c * p.i_strides[1] : nullptr;
       for (int64_t pp = 0; pp < p.P; ++pp) {
         const int64_t hs = pp * p.stride_h - p.pad_h;
+        int64_t r0, r1;
+        valid_taps(hs, p.R, p.dil_h, p.H, &r0, &r1);
         for (int64_t q = 0; q < p.Q; ++q) {
           const int64_t ws = q * p.stride_w - p.pad_w;
+          int64_t s0, s1;
+          valid_taps(ws, p.S, p.dil_w, p.W, &s0, &s1);
           T best = -std::numeric_limits<T>::infinity();
           int64_t tap = pool_first_valid(hs, p.dil_h) * p.W + pool_first_valid(ws, p.dil_w);
-          for (int64_t r = 0; r < p.R; ++r) {
+          for (int64_t r = r0; r < r1; ++r) {
             const int64_t h = hs + r * p.dil_h;
-            if (h < 0 || h >= p.H) continue;
-            for (int64_t s = 0; s < p.S; ++s) {
+            const T* row = xp + h * xsh;
+            for (int64_t s = s0; s < s1; ++s) {
               const int64_t w = ws + s * p.dil_w;
-              if (w < 0 || w >= p.W) continue;
-              const T v = xp[h * p.x_strides[2] + w * p.x_strides[3]];
-              if (v > best || v != v) {
-                best = v;
-                tap = h * p.W + w;
-              }
+              const T v = row[w * xsw];
+              const bool take = v > best || v != v;
+              best = take ? v : best;
+              if (kIndices) tap = take ? h * p.W + w : tap;
             }
           }
-          y[n * p.y_strides[0] + c * p.y_strides[1] + pp * p.y_strides[2] + q * p.y_strides[3]] = best;
-          if (ind != nullptr)
-            ind[n * p.i_strides[0] + c * p.i_strides[1] + pp * p.i_strides[2] + q * p.i_strides[3]] = tap;
+          yp[pp * p.y_strides[2] + q * p.y_strides[3]] = best;
+          if (kIndices) ip[pp * p.i_strides[2] + q * p.i_strides[3]] = tap;
         }
       }
     }
+}
+
+template <typename T>
+void fwd_tiny(const MaxPool2dParams& p) {
+  if (p.indices != nullptr) fwd_tiny_impl<T, true>(p);
+  else fwd_tiny_impl<T, false>(p);
 }
 
 // The backward of fwd_tiny's problems: a scatter in output order, which is the
@@ -407,7 +427,7 @@ void max_pool2d_fwd(const MaxPool2dParams& p) {
 
 bool max_pool2d_bwd(const MaxPool2dParams& p) {
   const bool cl = all_channels_inner(p);
-  if (tiny(p, cl)) return p.dtype == DType::Float64 ? bwd_tiny<double>(p) : bwd_tiny<float>(p);
+  if (tiny(p, false)) return p.dtype == DType::Float64 ? bwd_tiny<double>(p) : bwd_tiny<float>(p);
   if (p.dtype == DType::Float64) return cl ? bwd_channels_last<double>(p) : bwd_planes<double>(p);
   return cl ? bwd_channels_last<float>(p) : bwd_planes<float>(p);
 }
