@@ -14,6 +14,16 @@
 namespace cnnops {
 namespace cpu {
 
+// Pixels per transposing gather when an image's rows follow each other (plane
+// stride h = W): runs of up to 1024 pixels read each channel as one long stream,
+// 3-5% of an NCHW wgrad's time faster than a row at a time (50x50 images of 128
+// channels: 128 streams of 200 bytes per row), cut finer so every thread gets
+// several runs.
+inline int64_t pixels_per_run(int64_t N, int64_t pixels) {
+  const int64_t want = ceil_div(N * pixels, 4 * int64_t(at::get_num_threads()));
+  return std::clamp<int64_t>(want, 64, 1024);
+}
+
 // A channels-last (n, h, w, c) contiguous copy of a 4-D tensor given in NCHW
 // order with any strides; fills strides[] for it.
 template <typename T>
@@ -29,6 +39,16 @@ void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int6
   // element-wise tiles below).
   const auto gather = active_microkernel<T>().gather_columns;
   if (s[3] == 1 && gather != nullptr && s[1] <= (int64_t(1) << 31) / 64) {
+    if (s[2] == W) {
+      const int64_t pixels = H * W, run = pixels_per_run(N, pixels), runs = ceil_div(pixels, run);
+      at::parallel_for(0, N * runs, task_grain(N * runs, 16.0 * N * C * H * W), [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const int64_t n = i / runs, m0 = i % runs * run;
+          gather(src + n * s[0] + m0, s[1], C, std::min(run, pixels - m0), dst + (n * pixels + m0) * C, C);
+        }
+      });
+      return;
+    }
     at::parallel_for(0, N * H, grain, [&](int64_t begin, int64_t end) {
       for (int64_t nh = begin; nh < end; ++nh)
         gather(src + nh / H * s[0] + nh % H * s[2], s[1], C, W, dst + nh * W * C, C);
@@ -52,10 +72,20 @@ void to_channels_last(const T* src, const int64_t* s, int64_t N, int64_t C, int6
 
 // The reverse: dst[n, c, h, w] (strides d; unit w step, channel stride below
 // 2^31 / 64 for the gathers' int32 offsets) = src[n, h, w, c], a channels-last
-// contiguous buffer, one row of pixels at a time.
+// contiguous buffer, by runs of pixels (rows when dst's rows are apart).
 template <typename T>
 void from_channels_last(const T* src, int64_t N, int64_t C, int64_t H, int64_t W, T* dst, const int64_t* d) {
   const auto gather = active_microkernel<T>().gather_columns;
+  if (d[2] == W) {
+    const int64_t pixels = H * W, run = pixels_per_run(N, pixels), runs = ceil_div(pixels, run);
+    at::parallel_for(0, N * runs, task_grain(N * runs, 4.0 * N * C * H * W), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t n = i / runs, m0 = i % runs * run;
+        gather(src + (n * pixels + m0) * C, C, std::min(run, pixels - m0), C, dst + n * d[0] + m0, d[1]);
+      }
+    });
+    return;
+  }
   at::parallel_for(0, N * H, task_grain(N * H, 4.0 * N * C * H * W), [&](int64_t begin, int64_t end) {
     for (int64_t nh = begin; nh < end; ++nh)
       gather(src + nh * W * C, C, W, C, dst + nh / H * d[0] + nh % H * d[2], d[1]);

@@ -40,7 +40,7 @@ constexpr int64_t kKc = 256;               // pixels per reduction block
 constexpr int64_t kPixelsPerChunk = 2048;  // target pixels per partial sum
 constexpr int64_t kMaxChunks = 32;
 constexpr int64_t kPanelsPerBlock = 16;  // column panels per task (dy is packed once per block)
-constexpr int64_t kOneBlockBytes = int64_t(1) << 20;  // dw tiles of one column block at most
+constexpr int64_t kOneBlockBytes = int64_t(5) << 18;  // dw tiles of one column block at most (1.25 MiB)
 constexpr int64_t kMinTasks = 8;         // split pixels into chunks until there are this many tasks
 // Whether an NCHW problem is first copied into channels-last buffers (then x is read
 // in place, and dy's rows are contiguous) rather than packed as it is. A 1x1 always
@@ -345,7 +345,9 @@ void wgrad_impl(const Conv2dParams& p) {
   // tiles (all of dw, summed in L2) fit kOneBlockBytes: each column block packs
   // its chunk's dy again, and two blocks repacked it for 6-11% of the time (3x3
   // 64 -> 64 at 56x56, batch 8: 1.11-1.15x faster in one block; 128 -> 128 at
-  // 28x28, batch 16: 1.08x).
+  // 28x28, batch 16: 1.08x). Tiles a little past a 1 MiB L2 still gain (Zen 4:
+  // 1x1 1024 -> 256 at 14x14, 1.09 MiB, 1.12-1.19x; the 3x3 stride-2 128 -> 256
+  // at 50x50 of conv_transpose2d's backward, 1.23 MiB, 1.10-1.13x).
   const bool one_block = direct_b && kpad * npad * int64_t(sizeof(T)) <= kOneBlockBytes;
   const int64_t col_blocks = one_block ? 1 : ceil_div(npad / NR, kPanelsPerBlock);
   const int64_t block_panels = ceil_div(npad / NR, col_blocks);
