@@ -77,7 +77,9 @@ def test_all_three_kernels_match_torch(cfg, layout, direct_paths):
 
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_isas_agree_with_torch(isa, dtype):
+def test_isas_agree_with_torch(isa, dtype, output_stores):
+    # output_stores: also with every output that can be streamed streamed (the NCHW
+    # rows of the strided direct path, by transposing stores).
     cnnops.set_cpu_isa(isa)
     try:
         for cfg, cl in itertools.product(ISA_CONFIGS, [False, True]):

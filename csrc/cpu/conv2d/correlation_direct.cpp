@@ -289,6 +289,9 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // The fused stage in registers on full tiles stored in place (a large output
   // also streams there); other tiles get it right after their store.
   const TileStores<T> stores = tile_stores(c, false);
+  // Rows of a large NCHW output go out non-temporally where aligned, unless the
+  // fused stage reads them back right after (the stem at batch 8: a 26 MB output).
+  const bool stream_rows = row_store && stores.stage.stream && !stores.staged;
   // Tiles outermost (each tile against all of the task's panels, its input rows
   // staying in L1) when those panels fit in half of a 1 MiB L2; else panels
   // outermost (each panel's tiles in a row, the panel staying in L2). Layers
@@ -369,7 +372,8 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
                                                       out_row.get() + qt * MR * NR, NR, init, bcol, nullptr);
             }
             uk.store_columns(out_row.get(), NR, c.Q, cols, col_src, col_off,
-                             c.out + n * os[0] + p * os[2] + (g * c.Ko + np * NR) * os[1], false);
+                             c.out + n * os[0] + p * os[2] + (g * c.Ko + np * NR) * os[1], false,
+                             stream_rows);
             if (stores.staged) finish_pixels(c, (n * c.P + p) * c.Q, c.Q, g * c.Ko + np * NR, cols);
           }
         }

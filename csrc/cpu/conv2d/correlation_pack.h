@@ -418,7 +418,7 @@ void store_tile(const T* tile, int64_t ld, int64_t rows, const int64_t* row_off,
       for (i1 = i0 + 1; i1 < rows && row_off[i1] == row_off[i0] + (i1 - i0);) ++i1;
       if (i1 - i0 >= kMinColumnRun) {
         active_microkernel<T>().store_columns(tile + i0 * ld, ld, i1 - i0, n, col_src, col_off, out + row_off[i0],
-                                              add);
+                                              add, false);
         continue;
       }
       for (int64_t t = 0; t < n; ++t)

@@ -71,13 +71,14 @@ using MicroKernelDotFn = void (*)(int64_t len, const T* a, int64_t lda, const T*
 
 // A tile's columns stored as contiguous runs (a channels-on-vector tile into an
 // NCHW-like output): for t < n, i < rows, out[col_off[t] + i] = tile[i*ld + col_src[t]]
-// (with `add`, +=: a reduction block after the first).
+// (with `add`, +=: a reduction block after the first; with `stream`, whole aligned
+// vectors are stored non-temporally: a large output no consumer reads from cache).
 // Each run is read down the tile's column with vector gathers and written with
 // (masked) vector stores: an element-wise copy (two loads of offsets, a load and
 // a store per element) took a large share of the strided NCHW stem's time.
 template <typename T>
 using StoreColumnsFn = void (*)(const T* tile, int64_t ld, int64_t rows, int64_t n, const int64_t* col_src,
-                                const int64_t* col_off, T* out, bool add);
+                                const int64_t* col_off, T* out, bool add, bool stream);
 
 // The transpose of a block of rows (an NCHW-like input's channel rows into
 // channels-last pixels): for i < rows, j < cols, dst[j*ldd + i] = src[i*lds + j].
