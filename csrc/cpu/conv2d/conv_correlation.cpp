@@ -215,6 +215,8 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
               arow = rows_copy.get();
               lda = copy_ld;
             }
+            // The chunk's first panel also fetches the next tile's rows (in place).
+            const T* next = mp + 1 < full ? c.in + (m + MR) * is[3] + (g * c.Ci + kb0) * is[1] : nullptr;
             for (int64_t np = pc; np < pc1; ++np) {
               prefetch.step();
               const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
@@ -224,8 +226,11 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
                 const AccInit init = kb0 == 0 ? first : AccInit::Load;
                 if (flat && cols == NR) {
                   TileStage<T> at;
-                  arows(1, kc, &zero_offset, arow, lda, b, out_g + m * os[3] + np * NR, os[3], init, bcol,
-                        last ? stores.at(c, m, g * c.Ko + np * NR, &at) : nullptr);
+                  const TileStage<T>* stage = last ? stores.at(c, m, g * c.Ko + np * NR, &at) : nullptr;
+                  if (!narrow && np == pc && uk.fn_arows_next != nullptr)
+                    uk.fn_arows_next(kc, arow, lda, b, out_g + m * os[3] + np * NR, os[3], init, bcol, stage, next);
+                  else
+                    arows(1, kc, &zero_offset, arow, lda, b, out_g + m * os[3] + np * NR, os[3], init, bcol, stage);
                   continue;
                 }
                 arows(1, kc, &zero_offset, arow, lda, b, tile, NR, kb0 == 0 ? first : AccInit::Zero, bcol,

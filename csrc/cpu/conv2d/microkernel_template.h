@@ -170,15 +170,36 @@ __attribute__((always_inline)) inline void prefetch_rows(const void* const* base
 }
 #endif
 
-template <typename V, int MR, int NV>
-void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const typename V::T* a, int64_t lda,
-                       const typename V::T* b, typename V::T* c, int64_t ldc, AccInit init,
-                       const typename V::T* bias, const TileStage<typename V::T>* stage) {
+template <typename V, int MR, int NV, bool kNext>
+__attribute__((always_inline)) inline void arows_impl(int64_t ntaps, int64_t klen, const int64_t* toff,
+                                                      const typename V::T* a, int64_t lda, const typename V::T* b,
+                                                      typename V::T* c, int64_t ldc, AccInit init,
+                                                      const typename V::T* bias,
+                                                      const TileStage<typename V::T>* stage,
+                                                      const typename V::T* next) {
   using T = typename V::T;
   constexpr int NR = NV * V::kWidth;
   constexpr int64_t kLine = kLineSteps<T>;
   typename V::Reg acc[MR][NV];
   acc_init<V, MR, NV>(acc, c, ldc, init, bias);
+  // The next tile's lines: row pf_row, element pf_col; lines per step enough to
+  // cover MR rows of klen within klen steps (one for float, two for double).
+  int64_t pf_row = kNext && next != nullptr ? 0 : MR, pf_col = 0;
+  constexpr int kPerStep = (MR * int64_t(sizeof(T)) + 63) / 64;
+  auto prefetch_next = [&]() __attribute__((always_inline)) {
+    if constexpr (kNext) {
+#pragma GCC unroll 2
+      for (int x = 0; x < kPerStep; ++x)
+        if (pf_row < MR) {
+          __builtin_prefetch(next + pf_row * lda + pf_col);
+          pf_col += kLine;
+          if (pf_col >= klen) {
+            pf_col = 0;
+            ++pf_row;
+          }
+        }
+    }
+  };
   for (int64_t t = 0; t < ntaps; ++t) {
     const T* at = a + toff[t];
 #if defined(__x86_64__)
@@ -205,6 +226,7 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
           // to miss L1: 3x3 and 1x1 layers 0.5-2% faster).
           __builtin_prefetch(b + kPrefetchSteps * NR);
           if constexpr (NR * sizeof(T) > 64) __builtin_prefetch(b + kPrefetchSteps * NR + 64 / sizeof(T));
+          prefetch_next();
           acc_step_rows<V, MR, NV>(acc, base, k + u, L, L3, b, std::make_integer_sequence<int, MR>());
           b += NR;
         }
@@ -226,6 +248,21 @@ void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const t
   }
   if (stage != nullptr) acc_store_staged<V, MR, NV>(acc, c, ldc, *stage);
   else acc_store<V, MR, NV>(acc, c, ldc);
+}
+
+template <typename V, int MR, int NV>
+void microkernel_arows(int64_t ntaps, int64_t klen, const int64_t* toff, const typename V::T* a, int64_t lda,
+                       const typename V::T* b, typename V::T* c, int64_t ldc, AccInit init,
+                       const typename V::T* bias, const TileStage<typename V::T>* stage) {
+  arows_impl<V, MR, NV, false>(ntaps, klen, toff, a, lda, b, c, ldc, init, bias, stage, nullptr);
+}
+
+template <typename V, int MR, int NV>
+void microkernel_arows_next(int64_t klen, const typename V::T* a, int64_t lda, const typename V::T* b,
+                            typename V::T* c, int64_t ldc, AccInit init, const typename V::T* bias,
+                            const TileStage<typename V::T>* stage, const typename V::T* next) {
+  const int64_t zero = 0;
+  arows_impl<V, MR, NV, true>(1, klen, &zero, a, lda, b, c, ldc, init, bias, stage, next);
 }
 
 // MR x NR dot products of contiguous rows (MicroKernelDotFn): one register of
@@ -366,6 +403,7 @@ MicroKernel<typename V::T> make_microkernel() {
   k.fn = &simd::microkernel<V, MR, NV>;
   k.fn_boff = &simd::microkernel_boff<V, MR, NV>;
   k.fn_arows = &simd::microkernel_arows<V, MR, NV>;
+  k.fn_arows_next = &simd::microkernel_arows_next<V, MR, NV>;
   k.narrow_mr = MR2;
   k.narrow_nr = NV2 * V::kWidth;
   k.narrow_arows = &simd::microkernel_arows<V, MR2, NV2>;
