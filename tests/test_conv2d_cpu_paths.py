@@ -376,6 +376,46 @@ def test_1x1_reads_input_in_place(isa, dtype, layout, N, C, H, W, K, groups):
 
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("layout", ["channels_last", "cl_channel_slice", "cl_batch_view"])
+@pytest.mark.parametrize("N,C,H,W,K,stride,groups", [
+    (2, 512, 24, 30, 40, 2, 1),       # rows 2 pixels of 512 apart (one L1 set); MR and NR tails
+    (1, 64, 9, 31, 70, (1, 3), 1),    # a column step only; 3 x 11 pixels
+    (3, 40, 7, 5, 66, (3, 2), 2),     # grouped; a row step of 3
+    (1, 2100, 24, 26, 16, 2, 1),      # two reduction blocks; few output channels (narrow tile)
+    (2, 24, 2, 2, 20, 2, 1),          # one pixel per image
+])
+def test_strided_1x1_copies_its_rows(isa, dtype, layout, N, C, H, W, K, stride, groups):
+    # A strided 1x1 of a channels-last input (ResNet's downsampling) reads one input pixel
+    # per output pixel: each tile's rows are gathered into a buffer and multiplied there,
+    # the last partial tile packed (the cached and per-call filter forms alike). Over 128
+    # output pixels each: fewer take the few-pixel paths.
+    g = torch.Generator().manual_seed(N * 1000 + C)
+    if layout == "cl_channel_slice":  # pixel stride larger than the channel count
+        x = torch.randn(N, C + 8, H, W, dtype=dtype, generator=g).to(
+            memory_format=torch.channels_last)[:, 3:C + 3]
+    elif layout == "cl_batch_view":  # batch stride larger than one image
+        x = torch.randn(2 * N, C, H, W, dtype=dtype, generator=g).to(memory_format=torch.channels_last)[::2]
+    else:
+        x = torch.randn(N, C, H, W, dtype=dtype, generator=g).to(memory_format=torch.channels_last)
+    w = torch.randn(K, C // groups, 1, 1, dtype=dtype, generator=g)
+    b = torch.randn(K, dtype=dtype, generator=g)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-4, atol=2e-4)
+    cnnops.set_cpu_isa(isa)
+    try:
+        torch.testing.assert_close(cnnops.conv2d(x, w, b, stride=stride, groups=groups),
+                                   F.conv2d(x, w, b, stride=stride, groups=groups), **tol)
+        # a weight cached across calls (inference): the same path with the packed form kept
+        fused = cnnops.inference.FusedConv2d(w, b, stride=stride, groups=groups, activation="relu")
+        with torch.no_grad():
+            for _ in range(2):
+                torch.testing.assert_close(fused(x), F.relu(F.conv2d(x, w, b, stride=stride, groups=groups)),
+                                           **tol)
+    finally:
+        cnnops.set_cpu_isa("auto")
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("w_layout", ["kcrs", "krsc", "strided"])
 @pytest.mark.parametrize("x_layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("N,C,H,W,K,R,S,stride,padding,dilation,groups", [

@@ -125,17 +125,28 @@ void run_pixels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
 template <typename T>
 void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // Flat channels-last pixels of a 1x1 convolution: each A row (one pixel's
-  // channels) is read in place; only the last, partial tile is packed.
+  // channels) is read in place; only the last, partial tile is packed. A strided
+  // 1x1 of a channels-last input (ResNet's downsampling) reads its rows the same
+  // way, a tile's rows copied first (see copy_rows).
   const int64_t* is = c.in_strides;
   const bool in_place =
       single_tap_in_place(c) && is[1] == 1 && is[2] == c.W * is[3] && (c.N == 1 || is[0] == c.H * is[2]);
+  const bool strided_rows = !in_place && strided_single_tap(c) && is[1] == 1;
+  const bool rows_read = in_place || strided_rows;  // A rows from the input, not packed panels
+  // Input row of output pixel m at reduction offset kb0 of group g.
+  auto pixel_row = [&](int64_t m, int64_t g, int64_t kb0) {
+    const int64_t offset = in_place ? m * is[3]
+                                    : m / (c.P * c.Q) * is[0] + m / c.Q % c.P * c.step_h * is[2] +
+                                          m % c.Q * c.step_w * is[3];
+    return c.in + offset + (g * c.Ci + kb0) * is[1];
+  };
   // Few output channels (MobileNet's 1x1 layers of 16 or 24): the narrow tile
-  // when it wastes fewer columns (reads A in place, so only with in_place).
-  const bool narrow = in_place && round_up(c.Ko, uk.narrow_nr) < round_up(c.Ko, uk.nr);
+  // when it wastes fewer columns (reads A rows as they lie, so only with rows_read).
+  const bool narrow = rows_read && round_up(c.Ko, uk.narrow_nr) < round_up(c.Ko, uk.nr);
   const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
   const MicroKernelArowsFn<T> arows = narrow ? uk.narrow_arows : uk.fn_arows;
   const int64_t red = reduction_size(c);
-  const int64_t kc_block = reduction_block(red, in_place);
+  const int64_t kc_block = reduction_block(red, rows_read);
   const int64_t kpad = round_up(c.Ko, NR);
   const std::shared_ptr<const T> filter = packed_filter(c, ReduceOrder::TapsOuter, NR, kc_block);
   const std::vector<T> bias = padded_bias(c, NR);
@@ -164,8 +175,12 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // or 2048 floats) are copied first into rows a line longer than the reduction
   // block; the copy serves the chunk's panels (1024 -> 256 channels at 14x14,
   // batch 16: 170 -> 201 GFLOP/s on Zen 4; copied a 16 KiB piece at a time, each
-  // piece run against all the chunk's panels, 191).
-  const bool copy_rows = in_place && rows_crowd_l1_set(is[3] * int64_t(sizeof(T)), MR);
+  // piece run against all the chunk's panels, 191). A strided 1x1's rows are
+  // always copied: read in place, 14 rows 2 pixels apart of 512 channels crowd
+  // one set too, and their stride varies from row to row of the output (512 ->
+  // 1024 channels from 28x28 at stride 2, batch 16: 19.4 -> 15.5 ms; the
+  // channels-last direct path read them in place).
+  const bool copy_rows = strided_rows || (in_place && rows_crowd_l1_set(is[3] * int64_t(sizeof(T)), MR));
   const int64_t copy_ld = round_up(kc_block, int64_t(64 / sizeof(T))) + 64 / int64_t(sizeof(T));
 
   for_tasks(c, c.G * blocks * splits, [&](int64_t begin, int64_t end) {
@@ -180,7 +195,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
       const int64_t m0 = blk * block, mn = std::min(block, pixels - m0);
       T* out_g = c.out + g * c.Ko * os[1];
       if (np0 >= np1) continue;
-      const int64_t full = in_place ? mn / MR : 0;  // tiles read in place
+      const int64_t full = rows_read ? mn / MR : 0;  // tiles whose rows are read (not packed)
       const int64_t kn = std::min(c.Ko, np1 * NR) - np0 * NR;
       ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, m0, mn, g * c.Ko + np0 * NR, kn,
                                    stores.staged ? chunk * NR : kn, stores.staged,
@@ -192,7 +207,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
           const int64_t rows = mn - full * MR;
           std::fill(panels.get(), panels.get() + MR * kc, T(0));
           for (int64_t i = 0; i < rows; ++i) {
-            const T* src = c.in + (m0 + full * MR + i) * is[3] + (g * c.Ci + kb0) * is[1];
+            const T* src = pixel_row(m0 + full * MR + i, g, kb0);
             std::copy(src, src + kc, panels.get() + i * kc);
           }
         } else if (full * MR < mn) {
@@ -207,16 +222,18 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
           for (int64_t mp = 0; mp < ceil_div(mn, MR); ++mp) {
             const T* a = panels.get() + (mp - full) * kc * MR;
             const int64_t rows = std::min(MR, mn - mp * MR), m = m0 + mp * MR;
-            const T* arow = c.in + m * is[3] + (g * c.Ci + kb0) * is[1];  // when read in place
+            const T* arow = rows_read ? pixel_row(m, g, kb0) : nullptr;  // when read, not packed
             int64_t lda = is[3];
             if (copy_rows && mp < full) {
-              for (int64_t i = 0; i < MR; ++i)
-                std::copy(arow + i * is[3], arow + i * is[3] + kc, rows_copy.get() + i * copy_ld);
+              for (int64_t i = 0; i < MR; ++i) {
+                const T* src = in_place ? arow + i * is[3] : pixel_row(m + i, g, kb0);
+                std::copy(src, src + kc, rows_copy.get() + i * copy_ld);
+              }
               arow = rows_copy.get();
               lda = copy_ld;
             }
             // The chunk's first panel also fetches the next tile's rows (in place).
-            const T* next = mp + 1 < full ? c.in + (m + MR) * is[3] + (g * c.Ci + kb0) * is[1] : nullptr;
+            const T* next = in_place && mp + 1 < full ? pixel_row(m + MR, g, kb0) : nullptr;
             for (int64_t np = pc; np < pc1; ++np) {
               prefetch.step();
               const T* b = filter.get() + g * kpad * red + kb0 * kpad + np * kc * NR;
@@ -301,7 +318,10 @@ void run_correlation(const Correlation<T>& c) {
   const bool plain_gemm = c.hoff.size() * c.woff.size() == 1 && c.step_h == 1 && c.step_w == 1;
   const bool direct = direct_paths_enabled() && !plain_gemm;
   if (channels_contiguous || c.P * c.Q < uk.nr) {
-    if (!direct || !run_channels_direct(c, uk)) run_channels_on_vector(c, uk);
+    // A strided 1x1 of a channels-last input: its rows copied tile by tile (see
+    // run_channels_on_vector), not read in place by the direct path.
+    const bool strided_rows = strided_single_tap(c) && c.in_strides[1] == 1;
+    if (!direct || strided_rows || !run_channels_direct(c, uk)) run_channels_on_vector(c, uk);
   } else if (c.step_h == 1 && c.step_w == 1) {
     // NCHW-like at unit steps: the channels-last direct path, fed by a transposing
     // copy of its padded rows, beats the pixels-on-vector one wherever its rows fill

@@ -571,6 +571,15 @@ bool single_tap_in_place(const Correlation<T>& c) {
          c.woff[0] == 0 && c.step_h == 1 && c.step_w == 1 && c.P == c.H && c.Q == c.W;
 }
 
+// A single tap at offset (0, 0) at steps other than 1 (a strided 1x1 without
+// padding): every output pixel reads one input pixel, inside the image.
+template <typename T>
+bool strided_single_tap(const Correlation<T>& c) {
+  return direct_paths_enabled() && c.hoff.size() == 1 && c.woff.size() == 1 && c.hoff[0] == 0 &&
+         c.woff[0] == 0 && (c.step_h != 1 || c.step_w != 1) && (c.P - 1) * c.step_h < c.H &&
+         (c.Q - 1) * c.step_w < c.W;
+}
+
 // The paths of correlation_direct.cpp; each returns false when it does not apply.
 template <typename T>
 bool run_pixels_direct(const Correlation<T>& c, const MicroKernel<T>& uk);
