@@ -1,6 +1,6 @@
 """Winograd's F(2x2, 3x3) CPU paths (csrc/cpu/conv2d/correlation_winograd.cpp,
-conv2d_wgrad_winograd.cpp) against float64 references: conv2d forwards, their input and
-filter gradients, conv_transpose2d at stride 1, on every ISA, both dtypes, both layouts, odd output sizes (tiles cut by the
+conv2d_wgrad_winograd.cpp) against float64 references: conv2d forwards (stride 1, and
+stride 2 by its phases), their input and filter gradients, conv_transpose2d at stride 1 and 2, on every ISA, both dtypes, both layouts, odd output sizes (tiles cut by the
 edge), padding 0..2, channel counts off the vector width, fused bias, residual and ReLU.
 
 Shapes here have at least 16 input and output channels and 16 output tiles, where the
@@ -134,13 +134,71 @@ def test_training_gradients_match_torch():
 
 
 def test_reversed_and_dilated_taps_stay_off_the_path():
-    # Dilation 2 (taps two apart) and stride 2 are not F(2x2, 3x3): other paths, same values.
+    # Dilation 2 (taps two apart) is not F(2x2, 3x3), and stride 2 takes at least 64
+    # channels: other paths, same values.
     x = torch.randn(2, 32, 20, 20)
     w = torch.randn(32, 32, 3, 3)
     for kw in (dict(padding=2, dilation=2), dict(padding=1, stride=2)):
         got = cnnops.conv2d(x, w, **kw)
         assert torch.equal(got, _without_winograd(lambda: cnnops.conv2d(x, w, **kw)))
         torch.testing.assert_close(got, F.conv2d(x, w, **kw), rtol=1e-4, atol=1e-4)
+
+
+# (N, C, K, H, W, padding, layout) of a stride-2 3x3 forward: the sum of its four stride
+# phases' F(2x2, RxS) (2x2, 2x1, 1x2 and 1x1 taps on every other pixel); at least 64
+# channels and 48 tiles, through NCHW copies 128 channels and 512 tiles.
+STRIDE2_SHAPES = [
+    (2, 64, 64, 17, 19, 1, "channels_last"),      # odd outputs (9 x 10): tiles cut by the edge
+    (1, 70, 80, 30, 30, 0, "channels_last"),      # 'valid', channels off the vector width
+    (3, 64, 72, 18, 17, 2, "channels_last"),      # padding 2: phase patches in the padding
+    (2, 64, 66, 20, 21, (1, 0), "channels_last"),  # padding per axis: phases start apart
+    (2, 128, 128, 63, 64, 1, "nchw"),             # NCHW through channels-last copies
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", STRIDE2_SHAPES, ids=lambda s: "N{}C{}K{}H{}W{}p{}-{}".format(*s))
+def test_stride_2_every_isa(cpu_isa, dtype, shape):
+    N, C, K, H, W, pad, layout = shape
+    x = _layout(torch.randn(N, C, H, W, dtype=torch.float64), layout)
+    w = torch.randn(K, C, 3, 3, dtype=torch.float64)
+    b = torch.randn(K, dtype=torch.float64)
+    ref = F.conv2d(x, w, b, stride=2, padding=pad)
+    xs, ws, bs = (t.to(dtype) for t in (x, w, b))
+    fn = lambda: cnnops.conv2d(xs, ws, bs, stride=2, padding=pad)
+    _close(fn(), ref, dtype)
+    if dtype == torch.float32:
+        assert _ran_winograd(fn)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_stride_2_fused_stage_and_threads(dtype):
+    # ResNet's downsampling 3x3 with its ReLU, and a residual with a clamp after it, in
+    # the phases' summed output transform; the same bits on 1, 2 and 3 threads.
+    x = _layout(torch.randn(2, 64, 28, 30, dtype=torch.float64), "channels_last")
+    w = torch.randn(80, 64, 3, 3, dtype=torch.float64)
+    b = torch.randn(80, dtype=torch.float64)
+    ref = F.conv2d(x, w, b, stride=2, padding=1)
+    res = _layout(torch.randn_like(ref), "channels_last")
+    xs, ws, bs, rs = (t.to(dtype) for t in (x, w, b, res))
+
+    def fused():
+        with torch.no_grad():
+            return cnnops.functional.conv2d_fused(xs, ws, bs, 2, 1, activation="relu", residual=rs,
+                                                  post_activation="relu6")
+
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(fused())
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(results[0], r) for r in results[1:])
+    _close(results[0], F.relu6(F.relu(ref) + res), dtype)
+    if dtype == torch.float32:
+        assert _ran_winograd(fused)
 
 
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])

@@ -41,6 +41,9 @@ namespace {
 
 constexpr int64_t kMinChannels = 16;                // fewer input or output channels: transforms dominate
 constexpr int64_t kMinTiles = 16;                   // fewer: one tile panel per GEMM, half empty
+// Stride 2 (see applies): channels-last, and through NCHW copies.
+constexpr int64_t kMinStride2Channels = 64, kMinStride2Tiles = 48;
+constexpr int64_t kMinStride2CopyChannels = 128, kMinStride2CopyTiles = 512;
 // Flops a filter's transform must save per (input, output) channel pair when it
 // is made per call (no filter cache: training): about its cost, 9-10 ns per pair
 // on two threads (the 3x3 512-channel layer at 7x7 broke even at batch 4, 1480).
@@ -124,36 +127,112 @@ void transform_filter(const Correlation<T>& c, const TapRun& rows, const TapRun&
   });
 }
 
+// One transform of a Winograd plan: taps along rows and columns (input offsets
+// in steps of the plan's `step` pixels, from the tile's first input row and
+// column plus h_first, w_first) and where its positions start.
+struct Phase {
+  TapRun rows, cols;
+  int64_t h_first = 0, w_first = 0;
+  int pos0 = 0;
+  int positions() const { return (rows.n + 1) * (cols.n + 1); }
+};
+
+// What a correlation runs as: one phase at unit steps, or the four stride
+// phases of a stride-2 3x3 (rows and columns at even offsets from the first
+// tap: taps 0 and 2, 2 of them; at odd offsets: tap 1), each a unit-step
+// F(2x2, RxS) over every other input pixel, their outputs summed.
+struct Plan {
+  int nphases = 0, npos = 0;
+  int64_t step = 1;
+  Phase phase[4];
+};
+
+// Phase taps of one axis of a stride-2 run of 3 taps: even offsets (parity 0,
+// taps at lo and lo + 2) or odd (parity 1, the tap at lo + 1).
+TapRun stride2_taps(const TapRun& t, int parity) {
+  TapRun p;
+  p.lo = t.lo + parity;
+  p.n = parity == 0 ? 2 : 1;
+  p.filter[0] = t.filter[parity];
+  p.filter[1] = parity == 0 ? t.filter[2] : 0;
+  return p;
+}
+
 template <typename T>
-bool applies(const Correlation<T>& c, const MicroKernel<T>& uk, TapRun* rows, TapRun* cols) {
-  if (uk.fn_arows == nullptr || uk.nr > 64 || c.G != 1 || c.step_h != 1 || c.step_w != 1) return false;
-  if (!consecutive_taps(c.hoff, c.rtap, rows) || !consecutive_taps(c.woff, c.stap, cols)) return false;
-  if (!winograd_fits(rows->n, cols->n, c.Ci, c.Ko) || uk.winograd_input[rows->n - 1][cols->n - 1] == nullptr)
-    return false;
+bool applies(const Correlation<T>& c, const MicroKernel<T>& uk, Plan* plan) {
+  if (uk.fn_arows == nullptr || uk.nr > 64 || c.G != 1) return false;
+  TapRun rows, cols;
+  if (!consecutive_taps(c.hoff, c.rtap, &rows) || !consecutive_taps(c.woff, c.stap, &cols)) return false;
+  const bool unit = c.step_h == 1 && c.step_w == 1;
+  const bool stride2 = c.step_h == 2 && c.step_w == 2 && rows.n == 3 && cols.n == 3;
+  if (!unit && !stride2) return false;
+  if (unit) {
+    if (!winograd_fits(rows.n, cols.n, c.Ci, c.Ko) || uk.winograd_input[rows.n - 1][cols.n - 1] == nullptr)
+      return false;
+    plan->nphases = 1;
+    plan->step = 1;
+    plan->phase[0] = Phase{rows, cols, rows.lo, cols.lo, 0};
+  } else {
+    if (!winograd_fits(3, 3, c.Ci, c.Ko) || uk.winograd_output_stride2 == nullptr ||
+        uk.winograd_input[0][0] == nullptr)
+      return false;
+    plan->nphases = 4;
+    plan->step = 2;
+    int pos = 0;
+    for (int i = 0; i < 4; ++i) {  // (even, even), (even, odd), (odd, even), (odd, odd): the output's order
+      Phase& p = plan->phase[i];
+      p.rows = stride2_taps(rows, i / 2);
+      p.cols = stride2_taps(cols, i % 2);
+      p.h_first = p.rows.lo;
+      p.w_first = p.cols.lo;
+      p.pos0 = pos;
+      pos += p.positions();
+    }
+  }
+  plan->npos = 0;
+  for (int i = 0; i < plan->nphases; ++i) plan->npos += plan->phase[i].positions();
   // Channels-last in and out, or NCHW-like (unit pixel steps) through copies.
   const int64_t* is = c.in_strides;
   const int64_t* os = c.out_strides;
   constexpr int64_t kMaxGatherStride = (int64_t(1) << 31) / 64;  // the copies' int32 gather offsets
   if (is[1] != 1 && (is[3] != 1 || is[1] >= kMaxGatherStride || uk.gather_columns == nullptr)) return false;
   if (os[1] != 1 && (os[3] != 1 || os[1] >= kMaxGatherStride || uk.gather_columns == nullptr)) return false;
-  const int64_t npos = (rows->n + 1) * (cols->n + 1);
-  if (npos * c.Ci * round_up(c.Ko, uk.nr) * int64_t(sizeof(T)) > kMaxFilterBytes) return false;
+  if (plan->npos * c.Ci * round_up(c.Ko, uk.nr) * int64_t(sizeof(T)) > kMaxFilterBytes) return false;
   const int64_t tiles = c.N * ceil_div(c.P, 2) * ceil_div(c.Q, 2);
   if (tiles < kMinTiles) return false;
-  // Products saved per channel pair: at least a quarter of the direct path's, and
+  // Stride 2 saves at most 31% of the products, and its transformed filter is
+  // 25/9 of the filter: it needs more tiles and channels to pay. Interleaved A/B
+  // against the direct path on Zen 4, channels-last: 8x8 outputs of 256 channels
+  // at batch 1 0.83x, of 512 at batch 2 0.86x, 32 channels 0.91x; 64-256
+  // channels from 64 tiles on 1.1-1.3x. NCHW (whole-tensor copies, where the
+  // direct path copies rows in cache): 0.88-0.98x at batch 1 (128 channels at
+  // 16x16, 256 at 14x14) and with 64 channels at 56x56, 1.05-1.27x from 128
+  // channels and 512 tiles.
+  if (plan->step == 2) {
+    const bool copies = is[1] != 1 || os[1] != 1;
+    const int64_t channels = std::min(c.Ci, c.Ko);
+    if (channels < kMinStride2Channels || tiles < kMinStride2Tiles) return false;
+    if (copies && (channels < kMinStride2CopyChannels || tiles < kMinStride2CopyTiles)) return false;
+  }
+  // Products saved per channel pair: at least a quarter of the direct path's (a
+  // fifth at stride 2, whose most is 31%: outputs of odd size save 23-28%), and
   // with a transform made per call (training), kUncachedSavedFlops.
-  const int64_t direct = rows->n * cols->n * c.N * c.P * c.Q, saved = direct - npos * tiles;
-  if (4 * saved < direct) return false;
+  const int64_t direct = rows.n * cols.n * c.N * c.P * c.Q, saved = direct - plan->npos * tiles;
+  if ((plan->step == 2 ? 5 : 4) * saved < direct) return false;
   return c.filter_cache != nullptr || 2 * saved >= kUncachedSavedFlops;
 }
 
 template <typename T>
-void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& trows, const TapRun& tcols,
-              bool into_output) {
+void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const Plan& plan, bool into_output) {
   const int64_t MR = uk.mr, NR = uk.nr;
-  const int AH = trows.n + 1, AW = tcols.n + 1, npos = AH * AW;
-  const WinogradInputFn<T> input = uk.winograd_input[trows.n - 1][tcols.n - 1];
-  const WinogradOutputFn<T> output = uk.winograd_output[trows.n - 1][tcols.n - 1];
+  const int npos = plan.npos;
+  const int64_t step = plan.step;
+  WinogradInputFn<T> inputs[4];
+  for (int i = 0; i < plan.nphases; ++i)
+    inputs[i] = uk.winograd_input[plan.phase[i].rows.n - 1][plan.phase[i].cols.n - 1];
+  const WinogradOutputFn<T> output =
+      plan.nphases == 1 ? uk.winograd_output[plan.phase[0].rows.n - 1][plan.phase[0].cols.n - 1]
+                        : uk.winograd_output_stride2;
   const int64_t TH = ceil_div(c.P, 2), TW = ceil_div(c.Q, 2), tiles = c.N * TH * TW;
   const int64_t Cld = round_up(c.Ci, int64_t(16)), kpad = round_up(c.Ko, NR);
   // Tiles per task: v and m within kBlockBytes, and enough tasks for the threads.
@@ -173,10 +252,16 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& t
   const int64_t vstride = TB * Cld + 64 / int64_t(sizeof(T)), mstride = TB * kpad + 64 / int64_t(sizeof(T));
 
   const std::string name = c.filter_cache != nullptr
-                               ? "winograd2x2/" + filter_form_name(c, ReduceOrder::TapsOuter, NR, 0)
+                               ? (step == 1 ? "winograd2x2/" : "winograd2x2s2/") +
+                                     filter_form_name(c, ReduceOrder::TapsOuter, NR, 0)
                                : std::string();
-  const std::shared_ptr<const T> u = cached_pack<T>(c.filter_cache, name, size_t(npos) * kpad * c.Ci,
-                                                    [&](T* dst) { transform_filter(c, trows, tcols, NR, dst); });
+  const std::shared_ptr<const T> u =
+      cached_pack<T>(c.filter_cache, name, size_t(npos) * kpad * c.Ci, [&](T* dst) {
+        for (int i = 0; i < plan.nphases; ++i) {
+          const Phase& p = plan.phase[i];
+          transform_filter(c, p.rows, p.cols, NR, dst + int64_t(p.pos0) * kpad * c.Ci);
+        }
+      });
   const int64_t* is = c.in_strides;
   const int64_t* os = c.out_strides;
   const int64_t zero_offset = 0;
@@ -197,14 +282,21 @@ void winograd(const Correlation<T>& c, const MicroKernel<T>& uk, const TapRun& t
       const int64_t k0 = np0 * NR, kn = std::min(c.Ko, np1 * NR) - k0;
       for (int64_t i = 0; i < tn; ++i) {
         const int64_t t = t0 + i, n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
-        const int64_t h0 = 2 * th + trows.lo, w0 = 2 * tw + tcols.lo;
-        uint32_t valid = 0;
-        for (int a = 0; a < AH; ++a)
-          for (int b = 0; b < AW; ++b)
-            if (h0 + a >= 0 && h0 + a < c.H && w0 + b >= 0 && w0 + b < c.W) valid |= uint32_t(1) << (AW * a + b);
-        // The patch's corner may lie in the padding: only valid pixels are read.
-        const T* in = c.in + n * is[0] + h0 * is[2] + w0 * is[3];
-        input(in, is[2], is[3], valid, c.Ci, v.get() + i * Cld, vstride);
+        for (int ph = 0; ph < plan.nphases; ++ph) {
+          // The phase's patch: AH x AW input pixels `step` apart from (h0, w0).
+          const Phase& p = plan.phase[ph];
+          const int AH = p.rows.n + 1, AW = p.cols.n + 1;
+          const int64_t h0 = 2 * step * th + p.h_first, w0 = 2 * step * tw + p.w_first;
+          uint32_t valid = 0;
+          for (int a = 0; a < AH; ++a)
+            for (int b = 0; b < AW; ++b) {
+              const int64_t h = h0 + step * a, w = w0 + step * b;
+              if (h >= 0 && h < c.H && w >= 0 && w < c.W) valid |= uint32_t(1) << (AW * a + b);
+            }
+          // The patch's corner may lie in the padding: only valid pixels are read.
+          const T* in = c.in + n * is[0] + h0 * is[2] + w0 * is[3];
+          inputs[ph](in, step * is[2], step * is[3], valid, c.Ci, v.get() + p.pos0 * vstride + i * Cld, vstride);
+        }
       }
       for (int pos = 0; pos < npos; ++pos)  // rows of the last panel past the last tile
         std::fill(v.get() + pos * vstride + tn * Cld, v.get() + pos * vstride + rows * Cld, T(0));
@@ -258,13 +350,13 @@ namespace corr {
 
 template <typename T>
 bool run_winograd(const Correlation<T>& c, const MicroKernel<T>& uk) {
-  TapRun trows, tcols;
-  if (!applies(c, uk, &trows, &tcols)) return false;
+  Plan plan;
+  if (!applies(c, uk, &plan)) return false;
   const int64_t* is = c.in_strides;
   const int64_t* os = c.out_strides;
   const bool in_cl = is[1] == 1, out_cl = os[1] == 1;
   if (in_cl && out_cl) {
-    winograd(c, uk, trows, tcols, true);
+    winograd(c, uk, plan, true);
     return true;
   }
   // NCHW-like input or output (unit pixel step): channels-last copies, made and
@@ -280,7 +372,7 @@ bool run_winograd(const Correlation<T>& c, const MicroKernel<T>& uk) {
     const int64_t cl[4] = {c.P * c.Q * c.Ko, 1, c.Q * c.Ko, c.Ko};
     std::copy(cl, cl + 4, d.out_strides);
   }
-  winograd(d, uk, trows, tcols, false);
+  winograd(d, uk, plan, false);
   if (!out_cl) from_channels_last(out.get(), c.N, c.Ko, c.P, c.Q, c.out, os);
   return true;
 }

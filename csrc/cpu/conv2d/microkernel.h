@@ -149,9 +149,13 @@ struct MicroKernel {
   MicroKernelDotFn<T> dot = nullptr;
   StoreColumnsFn<T> store_columns = nullptr;
   GatherColumnsFn<T> gather_columns = nullptr;
-  // [R - 1][S - 1]: F(2x2, RxS) for R, S of 1 to 3 taps (not 1x1).
+  // [R - 1][S - 1]: F(2x2, RxS) for R, S of 1 to 3 taps (the 1x1 input
+  // transform, a copy, serves the stride-2 phases only).
   WinogradInputFn<T> winograd_input[3][3] = {};
   WinogradOutputFn<T> winograd_output[3][3] = {};
+  // A stride-2 3x3's output: the sum of its four phases' transforms, positions
+  // 2x2 taps (9), 2x1 (6), 1x2 (6) and 1x1 (4) in that order.
+  WinogradOutputFn<T> winograd_output_stride2 = nullptr;
   WinogradGradFn<T> winograd_grad = nullptr;
 };
 

@@ -421,6 +421,7 @@ MicroKernel<typename V::T> make_microkernel() {
   simd::set_winograd<V, 3, 1>(&k);
   simd::set_winograd<V, 3, 2>(&k);
   simd::set_winograd<V, 3, 3>(&k);
+  simd::set_winograd_stride2<V>(&k);
   k.winograd_grad = &simd::winograd_grad<V>;
   return k;
 }

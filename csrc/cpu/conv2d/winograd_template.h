@@ -6,7 +6,8 @@
 // subtracts of whole vectors, W channels at a time with a masked last step; no
 // shuffles, no constants but 1.
 //   input:  B_R^T d B_S for an (R+1) x (S+1) input patch d
-//   output: Y = A_R^T M A_S for the tile's (R+1) x (S+1) sums M
+//   output: Y = A_R^T M A_S for the tile's (R+1) x (S+1) sums M (or the sum
+//           of such over the four stride phases of a stride-2 3x3)
 //   output gradient (wgrad, 3x3): A g A^T for a tile's 2x2 gradient g
 #pragma once
 #include <algorithm>
@@ -127,42 +128,80 @@ void winograd_input(const typename V::T* in, int64_t rs, int64_t ps, uint32_t va
   }
 }
 
-// WinogradOutputFn of F(2x2, RHxRW): a tile's AH x AW sums (position p at
-// m + p*ld, channels [0, K)) transformed, plus bias[k] (when not null), stored to
-// the output pixels (i, j) at out + i*rs + j*ps whose bit 2*i + j of `valid` is
-// set; through the fused stage when `stage` is not null (its residual at pixel
-// (0, 0), pixel step ldr, row step res_rs).
+// Adds to y[i][j] the 2x2 outputs A_RH^T M A_RW of one F(2x2, RHxRW)
+// transform, its AH x AW sums M at m + p*ld (channels [k, k + W), the lanes of
+// `bits` when not full).
 template <typename V, int RH, int RW>
-void winograd_output(const typename V::T* m, int64_t ld, const typename V::T* bias, int64_t K, uint32_t valid,
-                     typename V::T* out, int64_t rs, int64_t ps, const TileStage<typename V::T>* stage,
-                     int64_t res_rs) {
+__attribute__((always_inline)) inline void add_tile_outputs(const typename V::T* m, int64_t ld, int64_t k,
+                                                           bool full, uint32_t bits, bool first,
+                                                           typename V::Reg y[2][2]) {
   using Reg = typename V::Reg;
-  constexpr int W = V::kWidth, AH = F2<RH>::kAlpha, AW = F2<RW>::kAlpha;
+  constexpr int AH = F2<RH>::kAlpha, AW = F2<RW>::kAlpha;
+  Reg s[2][AW];
+#pragma GCC unroll 4
+  for (int b = 0; b < AW; ++b) {
+    Reg col[AH];
+#pragma GCC unroll 4
+    for (int a = 0; a < AH; ++a) {
+      const typename V::T* p = m + (AW * a + b) * ld + k;
+      col[a] = full ? V::load(p) : V::load_masked(p, bits);
+    }
+#pragma GCC unroll 2
+    for (int o = 0; o < 2; ++o) s[o][b] = combine<V, AH>(col, [o](int a) { return F2<RH>::at(o, a); });
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; ++j) {
+      const Reg x = combine<V, AW>(s[i], [j](int b) { return F2<RW>::at(j, b); });
+      y[i][j] = first ? x : V::add(y[i][j], x);
+    }
+}
+
+// The WinogradOutputFn contract for a sum of transforms, each F(2x2, RH_t x RW_t)
+// with its positions after the previous ones' (Phases: a list of Phase<RH, RW>):
+// one transform for a unit-step correlation, the four stride phases of a
+// stride-2 one. Each output pixel gets the sum, plus bias[k] (when not null),
+// through the fused stage, stored where bit 2*i + j of `valid` is set.
+template <int RH, int RW>
+struct Phase {
+  static constexpr int kPositions = F2<RH>::kAlpha * F2<RW>::kAlpha;
+};
+template <typename V, typename... Phases>
+void winograd_output_sum(const typename V::T* m, int64_t ld, const typename V::T* bias, int64_t K, uint32_t valid,
+                         typename V::T* out, int64_t rs, int64_t ps, const TileStage<typename V::T>* stage,
+                         int64_t res_rs);
+
+template <typename V, int RH, int RW, typename... Rest>
+__attribute__((always_inline)) inline void add_phases(const typename V::T* m, int64_t ld, int64_t k, bool full,
+                                                     uint32_t bits, bool first, typename V::Reg y[2][2],
+                                                     Phase<RH, RW>, Rest... rest) {
+  add_tile_outputs<V, RH, RW>(m, ld, k, full, bits, first, y);
+  if constexpr (sizeof...(Rest) > 0)
+    add_phases<V>(m + Phase<RH, RW>::kPositions * ld, ld, k, full, bits, false, y, rest...);
+}
+
+template <typename V, typename... Phases>
+void winograd_output_sum(const typename V::T* m, int64_t ld, const typename V::T* bias, int64_t K, uint32_t valid,
+                         typename V::T* out, int64_t rs, int64_t ps, const TileStage<typename V::T>* stage,
+                         int64_t res_rs) {
+  using Reg = typename V::Reg;
+  constexpr int W = V::kWidth;
   const TileStage<typename V::T> none;
   const TileStage<typename V::T>& st = stage != nullptr ? *stage : none;
   const Reg alo = V::set1(st.act_lo), ahi = V::set1(st.act_hi), plo = V::set1(st.post_lo), phi = V::set1(st.post_hi);
   for (int64_t k = 0; k < K; k += W) {
     const uint32_t bits = lane_mask<V>(K - k);
     const bool full = k + W <= K;
-    Reg s[2][AW];
-#pragma GCC unroll 4
-    for (int b = 0; b < AW; ++b) {
-      Reg col[AH];
-#pragma GCC unroll 4
-      for (int a = 0; a < AH; ++a) {
-        const typename V::T* p = m + (AW * a + b) * ld + k;
-        col[a] = full ? V::load(p) : V::load_masked(p, bits);
-      }
-#pragma GCC unroll 2
-      for (int o = 0; o < 2; ++o) s[o][b] = combine<V, AH>(col, [o](int a) { return F2<RH>::at(o, a); });
-    }
+    Reg y[2][2];
+    add_phases<V>(m, ld, k, full, bits, true, y, Phases()...);
     const Reg bv = bias == nullptr ? V::zero() : full ? V::load(bias + k) : V::load_masked(bias + k, bits);
 #pragma GCC unroll 2
     for (int i = 0; i < 2; ++i)
 #pragma GCC unroll 2
       for (int j = 0; j < 2; ++j) {
         if (!(valid >> (2 * i + j) & 1)) continue;
-        Reg x = V::add(combine<V, AW>(s[i], [j](int b) { return F2<RW>::at(j, b); }), bv);
+        Reg x = V::add(y[i][j], bv);
         if (st.act) x = V::clamp(x, alo, ahi);
         if (st.residual != nullptr) {
           const typename V::T* r = st.residual + i * res_rs + j * st.ldr + k;
@@ -179,7 +218,17 @@ void winograd_output(const typename V::T* m, int64_t ld, const typename V::T* bi
 template <typename V, int RH, int RW>
 void set_winograd(MicroKernel<typename V::T>* k) {
   k->winograd_input[RH - 1][RW - 1] = &winograd_input<V, RH, RW>;
-  k->winograd_output[RH - 1][RW - 1] = &winograd_output<V, RH, RW>;
+  k->winograd_output[RH - 1][RW - 1] = &winograd_output_sum<V, Phase<RH, RW>>;
+}
+
+// A stride-2 3x3 correlation as the sum of its four stride phases (input rows
+// and columns at even or odd offsets from the first tap: 2x2, 2x1, 1x2 and 1x1
+// taps on every other pixel), each a unit-step F(2x2, RxS): 9 + 6 + 6 + 4 = 25
+// positions per 2x2 output tile instead of 36 products.
+template <typename V>
+void set_winograd_stride2(MicroKernel<typename V::T>* k) {
+  k->winograd_input[0][0] = &winograd_input<V, 1, 1>;
+  k->winograd_output_stride2 = &winograd_output_sum<V, Phase<2, 2>, Phase<2, 1>, Phase<1, 2>, Phase<1, 1>>;
 }
 
 // WinogradGradFn: a tile's 2x2 output gradient (pixel (i, j) at g + i*rs + j*ps,
