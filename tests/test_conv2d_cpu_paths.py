@@ -379,16 +379,17 @@ def test_1x1_reads_input_in_place(isa, dtype, layout, N, C, H, W, K, groups):
 @pytest.mark.parametrize("layout", ["channels_last", "cl_channel_slice", "cl_batch_view"])
 @pytest.mark.parametrize("N,C,H,W,K,stride,groups", [
     (2, 512, 24, 30, 40, 2, 1),       # rows 2 pixels of 512 apart (one L1 set); MR and NR tails
-    (1, 64, 9, 31, 70, (1, 3), 1),    # a column step only; 3 x 11 pixels
-    (3, 40, 7, 5, 66, (3, 2), 2),     # grouped; a row step of 3
-    (1, 2100, 24, 26, 16, 2, 1),      # two reduction blocks; few output channels (narrow tile)
+    (1, 512, 9, 62, 70, (1, 2), 1),   # a column step only; 9 x 31 pixels
+    (3, 1024, 12, 24, 66, (3, 2), 2), # grouped; a row step of 3
+    (1, 4096, 24, 26, 16, 2, 1),      # two reduction blocks; few output channels (narrow tile)
+    (2, 64, 24, 26, 20, 2, 1),        # rows 512 bytes apart: read in place by the direct path
     (2, 24, 2, 2, 20, 2, 1),          # one pixel per image
 ])
 def test_strided_1x1_copies_its_rows(isa, dtype, layout, N, C, H, W, K, stride, groups):
     # A strided 1x1 of a channels-last input (ResNet's downsampling) reads one input pixel
-    # per output pixel: each tile's rows are gathered into a buffer and multiplied there,
-    # the last partial tile packed (the cached and per-call filter forms alike). Over 128
-    # output pixels each: fewer take the few-pixel paths.
+    # per output pixel: where a tile's rows would crowd one L1 set, they are gathered into
+    # a buffer and multiplied there, the last partial tile packed (the cached and per-call
+    # filter forms alike). Over 128 output pixels each: fewer take the few-pixel paths.
     g = torch.Generator().manual_seed(N * 1000 + C)
     if layout == "cl_channel_slice":  # pixel stride larger than the channel count
         x = torch.randn(N, C + 8, H, W, dtype=dtype, generator=g).to(
