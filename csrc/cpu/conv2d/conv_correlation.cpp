@@ -319,11 +319,14 @@ void run_correlation(const Correlation<T>& c) {
   const bool direct = direct_paths_enabled() && !plain_gemm;
   if (channels_contiguous || c.P * c.Q < uk.nr) {
     // A strided 1x1 of a channels-last input whose tile rows would crowd one L1
-    // set: its rows copied tile by tile (see run_channels_on_vector), not read in
-    // place by the direct path (rows 2 KiB apart, 256 channels at stride 2, read
-    // in place ran 1.13x faster in ResNet-50 at batch 16 than copied).
+    // set, or whose output rows the tiles do not divide (the direct path would
+    // then copy whole padded input rows, twice the pixels it reads): its rows
+    // copied tile by tile (see run_channels_on_vector). Rows 2 KiB apart in full
+    // tiles (256 channels at stride 2 to 28x28) stay read in place by the direct
+    // path: ResNet-50's at batch 16 ran 1.13x faster so than copied.
     const bool strided_rows = strided_single_tap(c) && c.in_strides[1] == 1 &&
-                              rows_crowd_l1_set(c.step_w * c.in_strides[3] * int64_t(sizeof(T)), uk.mr);
+                              (c.Q % uk.mr != 0 ||
+                               rows_crowd_l1_set(c.step_w * c.in_strides[3] * int64_t(sizeof(T)), uk.mr));
     if (!direct || strided_rows || !run_channels_direct(c, uk)) run_channels_on_vector(c, uk);
   } else if (c.step_h == 1 && c.step_w == 1) {
     // NCHW-like at unit steps: the channels-last direct path, fed by a transposing
