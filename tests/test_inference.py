@@ -18,6 +18,7 @@ import cnnops
 import cnnops.functional as cf
 from cnnops import models
 from cnnops import nn as cnn
+from cnnops._ops import direct
 from cnnops._torchvision import load_torchvision
 from cnnops.inference import FusedConv2d, FusedSeparableConv2d, InferenceModel
 
@@ -549,19 +550,19 @@ def test_layouts(channels_last):
 def test_weights_are_frozen_and_example_inputs_run(monkeypatch):
     frozen, fused_calls = [], []
     monkeypatch.setattr(cnnops._C, "freeze_filter", frozen.append, raising=False)
-    reference = cf.conv2d_fused
-
-    def spy(*args, **kwargs):
-        fused_calls.append(torch.is_grad_enabled())
-        return reference(*args, **kwargs)
-
-    monkeypatch.setattr(cf, "conv2d_fused", spy)
+    for name in ("conv2d_fprop_fused", "depthwise_fprop_fused"):  # what every fused path calls
+        def spy(*args, reference=getattr(direct, name), **kwargs):
+            fused_calls.append(torch.is_grad_enabled())
+            return reference(*args, **kwargs)
+        monkeypatch.setattr(direct, name, spy)
     model = randomize_batchnorms(models.mini_xception(10)).eval()
     opt = cnnops.optimize_for_inference(model, example_inputs=(torch.randn(1, 3, 32, 32),))
     fused = fused_modules(opt)
     buffers = [t for m in fused for t in m.buffers() if t.dim() == 4]
     assert len(frozen) == len(buffers) and all(any(t is b for b in buffers) for t in frozen)
-    assert len(fused_calls) == len(fused) and not any(fused_calls)  # one run, under no_grad
+    # one run, under no_grad: a call per module, two per separable one (depthwise, pointwise)
+    separable = sum(isinstance(m, FusedSeparableConv2d) for m in fused)
+    assert separable > 0 and len(fused_calls) == len(fused) + separable and not any(fused_calls)
 
 
 def test_report_table():
