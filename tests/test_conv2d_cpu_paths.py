@@ -469,7 +469,8 @@ def test_few_pixels_read_the_filter_in_place(isa, dtype, w_layout, x_layout, N, 
 @pytest.mark.parametrize("isa", supported_isas())
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("N,C,H,W,K,groups,batch_view", [
-    (2, 64, 24, 25, 40, 1, False),   # 600 pixels: three chunks, a masked tail in the last
+    (2, 64, 24, 25, 40, 1, False),   # 600 pixels: one chunk, a masked tail
+    (1, 16, 70, 65, 12, 1, False),   # 4550 pixels: two chunks of the image (of 4096 at most)
     (3, 13, 23, 23, 7, 1, True),     # edge tiles in both directions; batch stride > image
     (1, 36, 32, 17, 20, 2, False),   # grouped
     (2, 2, 16, 33, 3, 1, False),     # fewer rows than the dot tile
