@@ -151,33 +151,24 @@ class FusedSeparableConv2d(_FusedBase):
         self._set_stage(bias, activation, post_activation, channels_last)
         self.stride, self.dilation = _pair(stride), _pair(dilation)
         self.padding = padding if isinstance(padding, str) else _pair(padding)
-
-    def _depthwise_padding(self, x):
-        """[top, bottom, left, right] of the depthwise part for input x ('same' resolved)."""
-        if self.padding == "valid":
-            return [0, 0, 0, 0]
-        if self.padding == "same":
-            k = self.depthwise_weight.shape[2:]
-            (t, b), (l, r) = (same_padding(x.shape[2 + i], k[i], self.stride[i], self.dilation[i])
-                              for i in range(2))
-            return [t, b, l, r]
-        return [self.padding[0], self.padding[0], self.padding[1], self.padding[1]]
+        # int arguments: the ops can take them as they are (see _fast_forward)
+        self._fast = all(isinstance(v, int) for v in (*self.stride, *self.dilation)) and (
+            isinstance(self.padding, str) or all(isinstance(v, int) for v in self.padding))
 
     def _fast_forward(self, x, residual):
         """Both parts by the ops themselves, skipping the functional wrappers' argument parsing
         (two calls per layer, 34 layers in Xception); None where that path does not apply."""
         dw, pw = self.depthwise_weight, self.pointwise_weight
-        if (x.dim() != 4 or x.shape[1] == 0 or dw.shape[0] % x.shape[1] != 0
-                or not all(isinstance(v, int) for v in (*self.stride, *self.dilation))
-                or not (isinstance(self.padding, str) or all(isinstance(v, int) for v in self.padding))):
+        if not self._fast or x.dim() != 4 or x.shape[1] == 0 or dw.shape[0] % x.shape[1] != 0:
             return None
         if residual is not None:
             y_shape = (x.shape[0], pw.shape[0], *_conv_out_hw(x, dw.shape[2:], self.stride, self.padding,
                                                              self.dilation))
             if (torch.is_grad_enabled() and residual.requires_grad) or not _fits(y_shape, x, residual):
                 return None
-        y = direct.depthwise_fprop_fused(x, dw, None, list(self.stride), self._depthwise_padding(x),
-                                         list(self.dilation), "none", None, "none")
+        pad = cf.conv_padding(self.padding, x, dw, self.stride, self.dilation, "depthwise_conv2d")
+        y = direct.depthwise_fprop_fused(x, dw, None, list(self.stride), pad, list(self.dilation), "none",
+                                         None, "none")
         return direct.conv2d_fprop_fused(y, pw, self.bias, [1, 1], [0, 0, 0, 0], [1, 1], 1,
                                          self.activation or "none", residual,
                                          self.post_activation or "none")

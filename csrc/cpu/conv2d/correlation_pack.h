@@ -562,21 +562,24 @@ void fill_bias_or_zero(const Correlation<T>& c) {
   });
 }
 
-// A single tap at offset 0 with unit steps and the output the input's size (a
-// 1x1 convolution without padding): output pixel m reads input pixel m, so
-// the GEMM can read the input where it lies instead of packing it.
+// One tap at input offset (0, 0) (a 1x1 convolution without padding), with the
+// direct paths on: each output pixel reads one input pixel, which the GEMM can
+// read where it lies instead of packing it.
 template <typename T>
-bool single_tap_in_place(const Correlation<T>& c) {
-  return direct_paths_enabled() && c.hoff.size() == 1 && c.woff.size() == 1 && c.hoff[0] == 0 &&
-         c.woff[0] == 0 && c.step_h == 1 && c.step_w == 1 && c.P == c.H && c.Q == c.W;
+bool single_tap_at_origin(const Correlation<T>& c) {
+  return direct_paths_enabled() && c.hoff.size() == 1 && c.woff.size() == 1 && c.hoff[0] == 0 && c.woff[0] == 0;
 }
 
-// A single tap at offset (0, 0) at steps other than 1 (a strided 1x1 without
-// padding): every output pixel reads one input pixel, inside the image.
+// ...at unit steps, the output the input's size: output pixel m reads input pixel m.
+template <typename T>
+bool single_tap_in_place(const Correlation<T>& c) {
+  return single_tap_at_origin(c) && c.step_h == 1 && c.step_w == 1 && c.P == c.H && c.Q == c.W;
+}
+
+// ...at steps other than 1 (a strided 1x1), every pixel read inside the image.
 template <typename T>
 bool strided_single_tap(const Correlation<T>& c) {
-  return direct_paths_enabled() && c.hoff.size() == 1 && c.woff.size() == 1 && c.hoff[0] == 0 &&
-         c.woff[0] == 0 && (c.step_h != 1 || c.step_w != 1) && (c.P - 1) * c.step_h < c.H &&
+  return single_tap_at_origin(c) && (c.step_h != 1 || c.step_w != 1) && (c.P - 1) * c.step_h < c.H &&
          (c.Q - 1) * c.step_w < c.W;
 }
 

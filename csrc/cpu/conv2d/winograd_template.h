@@ -167,11 +167,6 @@ template <int RH, int RW>
 struct Phase {
   static constexpr int kPositions = F2<RH>::kAlpha * F2<RW>::kAlpha;
 };
-template <typename V, typename... Phases>
-void winograd_output_sum(const typename V::T* m, int64_t ld, const typename V::T* bias, int64_t K, uint32_t valid,
-                         typename V::T* out, int64_t rs, int64_t ps, const TileStage<typename V::T>* stage,
-                         int64_t res_rs);
-
 template <typename V, int RH, int RW, typename... Rest>
 __attribute__((always_inline)) inline void add_phases(const typename V::T* m, int64_t ld, int64_t k, bool full,
                                                      uint32_t bits, bool first, typename V::Reg y[2][2],
