@@ -7,14 +7,21 @@
 // M[pos] (K x C) = sum over tiles of gt[pos][tile][k] * v[pos][tile][c], 16
 // products per channel pair and tile instead of the direct path's 36.
 //
-// Parallelism: tiles are taken in blocks (of 128 to 1024), in order. For each
-// block all threads transform its input patches and gradients (the ISA's
-// winograd_input and winograd_grad along channels; tasks: tiles), then run its
-// GEMMs (tasks: a position and a panel of MR output channels, which packs its
-// gradient rows into the micro-kernel's A panel and runs it against every
-// column panel of v, read in place through per-tile offsets). Each task owns
-// its rows of M and adds the blocks in order, so results do not depend on the
-// thread count. Last, G^T M G per (k, c) into dw (tasks: output channels).
+// Parallelism: tasks are the 16 positions (times groups of MR-row panels of
+// K when threads outnumber positions). Each thread runs through all tiles in
+// chunks, in order; per chunk it transforms its positions of the chunk's input
+// patches and gradients (the ISA's wgrad_input and wgrad_grad along channels,
+// only the rows of positions it owns) into its own buffers, about 256 KiB, and
+// runs their GEMMs at once: each of its panels of gradient rows is packed into
+// the micro-kernel's A panel and run against every column panel of the patches,
+// read in place through per-tile offsets, adding into its rows of M. So the
+// transformed data stays in the core's L2 between the two steps, and no cache
+// line is written by one core and read by another. (Blocks of tiles shared by
+// all threads, transformed by all then multiplied by all, ran 2x slower
+// whenever this VM's two vCPUs sat far apart: 13 ms instead of 6.5 at 64
+// channels, 56x56, batch 8, for minutes at a time.) Each element of M is a sum
+// over tiles in order, whichever thread owns it, so results do not depend on
+// the thread count. Last, G^T M G per (k, c) into dw (tasks: output channels).
 //
 // Accuracy: the transforms add and subtract (coefficients 0 and +-1) and the
 // last one halves; float32 sums run over blocks of tiles as the direct path's
@@ -38,12 +45,11 @@ constexpr int kPos = 16;               // 4 x 4 transformed positions
 constexpr int64_t kMinChannels = 64;   // fewer: the transforms cost about what the GEMMs save (32: 0.84-1.03x)
 constexpr int64_t kMinTiles = 64;      // fewer: one block of few tiles, little to save
 constexpr int64_t kMaxSumsBytes = int64_t(64) << 20;  // the 16 K x C sums (1024 x 1024 floats)
-// Tiles per block (each GEMM's reduction): their transformed patches and
-// gradients within 4 MiB, 128 to 1024 tiles (Zen 4, 2 threads, batch 8: 512 for
-// 64 channels, 256 for 128, 128 for 256 and 512; 1024 for 32 at batch 16; the
-// blocks' two parallel passes cost more than their buffers' cache misses).
-constexpr int64_t kBlockBytes = int64_t(4) << 20;
-constexpr int64_t kMinTileBlock = 128, kMaxTileBlock = 1024;
+// A thread's transformed patches and gradients per chunk of tiles: half the
+// smallest L2 seen (Zen 4's 1 MiB; 64 to 1024 KiB ran within 5% of each other
+// on 64- to 512-channel layers), 32 to 512 tiles (the GEMMs' reduction).
+constexpr int64_t kChunkBytes = int64_t(256) << 10;
+constexpr int64_t kMinChunk = 32, kMaxChunk = 512;
 
 // dw[k][c][r][s] = (G^T M G)[r][s] for each channel pair, G^T = [1 1/2 1/2 0;
 // 0 1/2 -1/2 0; 0 1/2 1/2 1], M's 16 positions at m + pos * pos_stride.
@@ -71,89 +77,110 @@ void transform_back(const T* m, int64_t pos_stride, int64_t K, int64_t C, int64_
   });
 }
 
+// The 4x4 patch of tile t (pixels inside x: bits of `valid`) and its 2x2
+// output gradient (pixels inside dy: bits of `gvalid`).
+struct TileAt {
+  const void* x;
+  const void* dy;
+  uint32_t valid, gvalid;
+};
+template <typename T>
+TileAt tile_at(const Conv2dParams& p, int64_t TH, int64_t TW, int64_t t) {
+  const int64_t n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
+  const int64_t p0 = 2 * th, q0 = 2 * tw, h0 = p0 - p.pad_h, w0 = q0 - p.pad_w;
+  uint32_t valid = 0;
+  for (int r = 0; r < 4; ++r)
+    for (int s = 0; s < 4; ++s)
+      if (h0 + r >= 0 && h0 + r < p.H && w0 + s >= 0 && w0 + s < p.W) valid |= uint32_t(1) << (4 * r + s);
+  uint32_t gvalid = 1;
+  if (q0 + 1 < p.Q) gvalid |= 2;
+  if (p0 + 1 < p.P) gvalid |= 4 | (q0 + 1 < p.Q ? 8 : 0);
+  const int64_t* xs = p.x_strides;
+  const int64_t* ys = p.y_strides;
+  return {static_cast<const T*>(p.x) + n * xs[0] + h0 * xs[2] + w0 * xs[3],
+          static_cast<const T*>(p.y) + n * ys[0] + p0 * ys[2] + q0 * ys[3], valid, gvalid};
+}
+
+// The shape's tiles and GEMM sizes (K rows and C columns padded to the tile).
+struct Sizes {
+  int64_t TH, TW, tiles, MR, NR, kpad, cpad, kpanels, cpanels, Kld;
+};
+
+// Rows [0, rows) of A panel kp's tile rows from the transformed gradients g
+// (tile t's K values at g + t*Kld), MR wide, zeros past rows.
+template <typename T>
+void pack_panel(const T* g, int64_t Kld, int64_t kp, int64_t MR, int64_t rows, int64_t tn, T* a) {
+  for (int64_t t = 0; t < tn; ++t) {
+    std::copy(g + t * Kld + kp * MR, g + t * Kld + kp * MR + rows, a + t * MR);
+    std::fill(a + t * MR + rows, a + (t + 1) * MR, T(0));
+  }
+}
+
+// The GEMMs of positions [begin, end) / kgroups (see Parallelism above) into m.
+template <typename T>
+void owned_positions(const Conv2dParams& p, const MicroKernel<T>& uk, const Sizes& z, T* m) {
+  const int64_t threads = at::get_num_threads();
+  const int64_t kgroups = std::min(z.kpanels, ceil_div(threads, kPos)), tasks = kPos * kgroups;
+  const double flops = 2.0 * kPos * z.tiles * z.kpad * z.cpad;
+  at::parallel_for(0, tasks, task_grain(tasks, flops), [&](int64_t begin, int64_t end) {
+    const int p0 = int(begin / kgroups), p1 = int((end - 1) / kgroups) + 1, np = p1 - p0;
+    const int64_t TB = std::min(
+        z.tiles, std::clamp<int64_t>(kChunkBytes / (np * (z.cpad + z.Kld) * int64_t(sizeof(T))), kMinChunk, kMaxChunk));
+    const int64_t vld = TB * z.cpad + 64 / int64_t(sizeof(T)), gld = TB * z.Kld + 64 / int64_t(sizeof(T));
+    AlignedBuffer<T> v(np * vld), g(np * gld), a(TB * z.MR);
+    if (z.cpad > p.C)  // lanes the GEMMs read but the transforms never write
+      for (int64_t i = 0; i < np * TB; ++i) {
+        T* row = v.get() + i / TB * vld + i % TB * z.cpad;
+        std::fill(row + p.C, row + z.cpad, T(0));
+      }
+    std::vector<int64_t> boff(TB + kPrefetchSteps, 0);
+    for (int64_t t = 0; t < TB; ++t) boff[t] = t * z.cpad;
+    for (int64_t t0 = 0; t0 < z.tiles; t0 += TB) {
+      const int64_t tn = std::min(TB, z.tiles - t0);
+      for (int64_t i = 0; i < tn; ++i) {
+        const TileAt tile = tile_at<T>(p, z.TH, z.TW, t0 + i);
+        uk.wgrad_input(static_cast<const T*>(tile.x), p.x_strides[2], p.x_strides[3], tile.valid, p.C, p0, p1,
+                       v.get() + i * z.cpad, vld);
+        uk.wgrad_grad(static_cast<const T*>(tile.dy), p.y_strides[2], p.y_strides[3], tile.gvalid, p.K, p0, p1,
+                      g.get() + i * z.Kld, gld);
+      }
+      const AccInit init = t0 == 0 ? AccInit::Zero : AccInit::Load;
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t pos = task / kgroups, kg = task % kgroups;
+        for (int64_t kp = kg * z.kpanels / kgroups; kp < (kg + 1) * z.kpanels / kgroups; ++kp) {
+          pack_panel(g.get() + (pos - p0) * gld, z.Kld, kp, z.MR, std::min(z.MR, p.K - kp * z.MR), tn, a.get());
+          for (int64_t cp = 0; cp < z.cpanels; ++cp)
+            uk.fn_boff(tn, a.get(), v.get() + (pos - p0) * vld + cp * z.NR, boff.data(),
+                       m + pos * z.kpad * z.cpad + kp * z.MR * z.cpad + cp * z.NR, z.cpad, init, nullptr);
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 template <typename T>
 bool conv2d_wgrad_winograd(const Conv2dParams& p) {
   const MicroKernel<T>& uk = active_microkernel<T>();
-  if (!direct_paths_enabled() || !winograd_enabled() || uk.winograd_input[2][2] == nullptr ||
-      uk.winograd_grad == nullptr || uk.fn_boff == nullptr)
+  if (!direct_paths_enabled() || !winograd_enabled() || uk.wgrad_input == nullptr || uk.wgrad_grad == nullptr ||
+      uk.fn_boff == nullptr)
     return false;
   if (p.groups != 1 || p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 ||
       p.dil_w != 1)
     return false;
-  const int64_t* xs = p.x_strides;
-  const int64_t* ys = p.y_strides;
-  if (xs[1] != 1 || ys[1] != 1 || p.C < kMinChannels || p.K < kMinChannels) return false;
-  const int64_t TH = ceil_div(p.P, 2), TW = ceil_div(p.Q, 2), tiles = p.N * TH * TW;
-  if (tiles < kMinTiles) return false;
-
-  const int64_t MR = uk.mr, NR = uk.nr;
-  const int64_t kpad = round_up(p.K, MR), cpad = round_up(p.C, NR), kpanels = kpad / MR, cpanels = cpad / NR;
-  if (kPos * kpad * cpad * int64_t(sizeof(T)) > kMaxSumsBytes) return false;
-  const int64_t Kld = round_up(p.K, 16);
-  const int64_t TB = std::min(tiles, std::clamp<int64_t>(kBlockBytes / (kPos * (cpad + Kld) * int64_t(sizeof(T))),
-                                                         kMinTileBlock, kMaxTileBlock));
-  const T* x = static_cast<const T*>(p.x);
-  const T* dy = static_cast<const T*>(p.y);
-  // v: transformed patches [pos][tile][cpad]; gt: transformed gradients
-  // [pos][tile][Kld]; a: gt as A panels [pos][kpanel][tile][MR]; m: [pos][kpad][cpad].
-  // Lanes of v past C and rows of a past K feed only sums that are never read;
-  // they are zeroed once (no stale denormals in the FMAs) and never written.
-  // Positions a line further apart than their tiles: at a power-of-two stride
-  // (512 tiles of 64 channels: 128 KiB) a tile's 16 positions, and v's and gt's,
-  // fell on one set of L1 and L2 (the 64-channel layer at 56x56 ran 2x slower
-  // whenever the heap placed the two buffers so).
-  const int64_t vstride = TB * cpad + 64 / int64_t(sizeof(T)), gstride = TB * Kld + 64 / int64_t(sizeof(T));
-  AlignedBuffer<T> v(kPos * vstride), gt(kPos * gstride), a(kPos * kpanels * TB * MR), m(kPos * kpad * cpad);
-  if (cpad > p.C)
-    for (int pos = 0; pos < kPos; ++pos)
-      for (int64_t t = 0; t < TB; ++t) {
-        T* row = v.get() + pos * vstride + t * cpad;
-        std::fill(row + p.C, row + cpad, T(0));
-      }
-  if (kpad > p.K)
-    for (int pos = 0; pos < kPos; ++pos) {
-      T* last = a.get() + (pos * kpanels + kpanels - 1) * TB * MR;
-      std::fill(last, last + TB * MR, T(0));
-    }
-  std::vector<int64_t> boff(TB + kPrefetchSteps, 0);
-  for (int64_t t = 0; t < TB; ++t) boff[t] = t * cpad;
-  const double block_flops = 2.0 * kPos * TB * kpad * cpad;
-
-  for (int64_t t0 = 0; t0 < tiles; t0 += TB) {
-    const int64_t tn = std::min(TB, tiles - t0);
-    at::parallel_for(0, tn, task_grain(tn, block_flops), [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const int64_t t = t0 + i, n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
-        const int64_t p0 = 2 * th, q0 = 2 * tw, h0 = p0 - p.pad_h, w0 = q0 - p.pad_w;
-        uint32_t valid = 0;  // the patch's pixels inside x (the rest is padding: zeros)
-        for (int r = 0; r < 4; ++r)
-          for (int s = 0; s < 4; ++s)
-            if (h0 + r >= 0 && h0 + r < p.H && w0 + s >= 0 && w0 + s < p.W) valid |= uint32_t(1) << (4 * r + s);
-        uk.winograd_input[2][2](x + n * xs[0] + h0 * xs[2] + w0 * xs[3], xs[2], xs[3], valid, p.C, v.get() + i * cpad,
-                          vstride);
-        uint32_t gvalid = 1;  // the tile's pixels inside dy
-        if (q0 + 1 < p.Q) gvalid |= 2;
-        if (p0 + 1 < p.P) gvalid |= 4 | (q0 + 1 < p.Q ? 8 : 0);
-        uk.winograd_grad(dy + n * ys[0] + p0 * ys[2] + q0 * ys[3], ys[2], ys[3], gvalid, p.K, gt.get() + i * Kld,
-                         gstride);
-      }
-    });
-    const AccInit init = t0 == 0 ? AccInit::Zero : AccInit::Load;
-    at::parallel_for(0, kPos * kpanels, task_grain(kPos * kpanels, block_flops), [&](int64_t begin, int64_t end) {
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t pos = task / kpanels, kp = task % kpanels, rows = std::min(MR, p.K - kp * MR);
-        T* ap = a.get() + task * TB * MR;
-        const T* g = gt.get() + pos * gstride + kp * MR;
-        for (int64_t t = 0; t < tn; ++t) std::copy(g + t * Kld, g + t * Kld + rows, ap + t * MR);
-        for (int64_t cp = 0; cp < cpanels; ++cp)
-          uk.fn_boff(tn, ap, v.get() + pos * vstride + cp * NR, boff.data(),
-                     m.get() + pos * kpad * cpad + kp * MR * cpad + cp * NR, cpad, init, nullptr);
-      }
-    });
-  }
-  transform_back(m.get(), kpad * cpad, p.K, p.C, cpad, static_cast<T*>(p.w), p.w_strides);
+  if (p.x_strides[1] != 1 || p.y_strides[1] != 1 || p.C < kMinChannels || p.K < kMinChannels) return false;
+  Sizes z;
+  z.TH = ceil_div(p.P, 2), z.TW = ceil_div(p.Q, 2), z.tiles = p.N * z.TH * z.TW;
+  if (z.tiles < kMinTiles) return false;
+  z.MR = uk.mr, z.NR = uk.nr;
+  z.kpad = round_up(p.K, z.MR), z.cpad = round_up(p.C, z.NR), z.kpanels = z.kpad / z.MR, z.cpanels = z.cpad / z.NR;
+  z.Kld = round_up(p.K, 16);
+  const int64_t sums_bytes = kPos * z.kpad * z.cpad * int64_t(sizeof(T));  // m: [pos][kpad][cpad]
+  if (sums_bytes > kMaxSumsBytes) return false;
+  AlignedBuffer<T> m(kPos * z.kpad * z.cpad);
+  owned_positions<T>(p, uk, z, m.get());
+  transform_back(m.get(), z.kpad * z.cpad, p.K, p.C, z.cpad, static_cast<T*>(p.w), p.w_strides);
   return true;
 }
 

@@ -114,11 +114,13 @@ using WinogradInputFn = void (*)(const T* in, int64_t rs, int64_t ps, uint32_t v
 template <typename T>
 using WinogradOutputFn = void (*)(const T* m, int64_t ld, const T* bias, int64_t K, uint32_t valid, T* out,
                                   int64_t rs, int64_t ps, const TileStage<T>* stage, int64_t res_rs);
-// wgrad (conv2d_wgrad_winograd.cpp): a tile's 2x2 output gradient at
-// g + i*rs + j*ps (bit 2i+j of valid) -> 16 positions of K values at dst + pos*ld.
+// wgrad (conv2d_wgrad_winograd.cpp): F(2x2, 3x3)'s transforms of a 4x4 input
+// patch (winograd_input's contract) or of a tile's 2x2 output gradient (pixel
+// (i, j) at in + i*rs + j*ps when bit 2i+j of valid is set), channels [0, C),
+// for positions [p0, p1) of the 16 only (position 4a + b at dst + (4a+b-p0)*ld).
 template <typename T>
-using WinogradGradFn = void (*)(const T* g, int64_t rs, int64_t ps, uint32_t valid, int64_t K, T* dst,
-                                int64_t ld);
+using WinogradPositionsFn = void (*)(const T* in, int64_t rs, int64_t ps, uint32_t valid, int64_t C, int p0,
+                                     int p1, T* dst, int64_t ld);
 
 constexpr int64_t kPrefetchSteps = 8;
 
@@ -156,7 +158,7 @@ struct MicroKernel {
   // A stride-2 3x3's output: the sum of its four phases' transforms, positions
   // 2x2 taps (9), 2x1 (6), 1x2 (6) and 1x1 (4) in that order.
   WinogradOutputFn<T> winograd_output_stride2 = nullptr;
-  WinogradGradFn<T> winograd_grad = nullptr;
+  WinogradPositionsFn<T> wgrad_input = nullptr, wgrad_grad = nullptr;
 };
 
 // The packed kernels (fn, fn_boff) for a row panel with `rows` valid rows: the

@@ -422,7 +422,8 @@ MicroKernel<typename V::T> make_microkernel() {
   simd::set_winograd<V, 3, 2>(&k);
   simd::set_winograd<V, 3, 3>(&k);
   simd::set_winograd_stride2<V>(&k);
-  k.winograd_grad = &simd::winograd_grad<V>;
+  k.wgrad_input = &simd::wgrad_positions<V, false>;
+  k.wgrad_grad = &simd::wgrad_positions<V, true>;
   return k;
 }
 

@@ -226,40 +226,91 @@ void set_winograd_stride2(MicroKernel<typename V::T>* k) {
   k->winograd_output_stride2 = &winograd_output_sum<V, Phase<2, 2>, Phase<2, 1>, Phase<1, 2>, Phase<1, 1>>;
 }
 
-// WinogradGradFn: a tile's 2x2 output gradient (pixel (i, j) at g + i*rs + j*ps,
-// zero where bit 2*i + j of `valid` is clear: past the output's edge), channels
-// [0, K), as A g A^T of F(2, 3): position 4*a + b at dst + (4*a + b)*ld (each
-// axis maps (g0, g1) to (g0, g0 + g1, g0 - g1, -g1)).
-template <typename V>
-void winograd_grad(const typename V::T* g, int64_t rs, int64_t ps, uint32_t valid, int64_t K,
-                   typename V::T* dst, int64_t ld) {
+// The filter gradient's transforms (WinogradPositionsFn), one row a of
+// positions (4a + b for b in [b0, b1)) at a time, so that a thread owning some
+// positions loads and combines only what they need. Input patch: B^T d B, row a
+// from the two input rows of B^T's row a. Output gradient: A g A^T of F(2, 3),
+// each axis mapping (g0, g1) to (g0, g0 + g1, g0 - g1, -g1).
+template <typename V, int A>
+__attribute__((always_inline)) inline void wgrad_input_row(const typename V::T* in, int64_t rs, int64_t ps,
+                                                          uint32_t valid, int64_t c, bool full, uint32_t bits,
+                                                          int b0, int b1, typename V::T* dst, int64_t ld) {
   using Reg = typename V::Reg;
-  constexpr int W = V::kWidth;
-  for (int64_t k = 0; k < K; k += W) {
-    const uint32_t bits = lane_mask<V>(K - k);
-    const bool full = k + W <= K;
-    Reg t[2][4];
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; ++i) {
-      Reg d[2];
-#pragma GCC unroll 2
-      for (int j = 0; j < 2; ++j) {
-        const typename V::T* p = g + i * rs + j * ps + k;
-        d[j] = !(valid >> (2 * i + j) & 1) ? V::zero() : full ? V::load(p) : V::load_masked(p, bits);
-      }
+  Reg t[4];
 #pragma GCC unroll 4
-      for (int b = 0; b < 4; ++b) t[i][b] = combine<V, 2>(d, [b](int j) { return F2<3>::at(j, b); });
+  for (int j = 0; j < 4; ++j) {
+    Reg d[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const typename V::T* p = in + i * rs + j * ps + c;
+      d[i] = F2<3>::bt(A, i) == 0 || !(valid >> (4 * i + j) & 1) ? V::zero()
+             : full                                             ? V::load(p)
+                                                                : V::load_masked(p, bits);
+    }
+    t[j] = combine<V, 4>(d, [](int i) { return F2<3>::bt(A, i); });
+  }
+#pragma GCC unroll 4
+  for (int b = 0; b < 4; ++b)
+    if (b >= b0 && b < b1) {
+      const Reg u = combine<V, 4>(t, [b](int j) { return F2<3>::bt(b, j); });
+      typename V::T* q = dst + (b - b0) * ld + c;
+      if (full) V::store(q, u);
+      else V::store_masked(q, u, bits);
+    }
+}
+
+template <typename V, int A>
+__attribute__((always_inline)) inline void wgrad_grad_row(const typename V::T* g, int64_t rs, int64_t ps,
+                                                         uint32_t valid, int64_t k, bool full, uint32_t bits,
+                                                         int b0, int b1, typename V::T* dst, int64_t ld) {
+  using Reg = typename V::Reg;
+  Reg t[2][4];
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i) {
+    Reg d[2];
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; ++j) {
+      const typename V::T* p = g + i * rs + j * ps + k;
+      d[j] = F2<3>::at(i, A) == 0 || !(valid >> (2 * i + j) & 1) ? V::zero()
+             : full                                             ? V::load(p)
+                                                                : V::load_masked(p, bits);
     }
 #pragma GCC unroll 4
-    for (int b = 0; b < 4; ++b) {
-      const Reg col[2] = {t[0][b], t[1][b]};
+    for (int b = 0; b < 4; ++b) t[i][b] = combine<V, 2>(d, [b](int j) { return F2<3>::at(j, b); });
+  }
 #pragma GCC unroll 4
-      for (int a = 0; a < 4; ++a) {
-        const Reg u = combine<V, 2>(col, [a](int i) { return F2<3>::at(i, a); });
-        typename V::T* q = dst + (4 * a + b) * ld + k;
-        if (full) V::store(q, u);
-        else V::store_masked(q, u, bits);
-      }
+  for (int b = 0; b < 4; ++b)
+    if (b >= b0 && b < b1) {
+      const Reg col[2] = {t[0][b], t[1][b]};
+      const Reg u = combine<V, 2>(col, [](int i) { return F2<3>::at(i, A); });
+      typename V::T* q = dst + (b - b0) * ld + k;
+      if (full) V::store(q, u);
+      else V::store_masked(q, u, bits);
+    }
+}
+
+template <typename V, bool Grad, int A>
+__attribute__((always_inline)) inline void wgrad_row(const typename V::T* in, int64_t rs, int64_t ps, uint32_t valid,
+                                                    int64_t c, bool full, uint32_t bits, int b0, int b1,
+                                                    typename V::T* dst, int64_t ld) {
+  if constexpr (Grad) wgrad_grad_row<V, A>(in, rs, ps, valid, c, full, bits, b0, b1, dst, ld);
+  else wgrad_input_row<V, A>(in, rs, ps, valid, c, full, bits, b0, b1, dst, ld);
+}
+
+template <typename V, bool Grad>
+void wgrad_positions(const typename V::T* in, int64_t rs, int64_t ps, uint32_t valid, int64_t C, int p0, int p1,
+                     typename V::T* dst, int64_t ld) {
+  constexpr int W = V::kWidth;
+  for (int64_t c = 0; c < C; c += W) {
+    const uint32_t bits = lane_mask<V>(C - c);
+    const bool full = c + W <= C;
+    for (int a = p0 / 4; 4 * a < p1; ++a) {
+      const int b0 = std::max(p0 - 4 * a, 0), b1 = std::min(p1 - 4 * a, 4);
+      typename V::T* row = dst + (4 * a + b0 - p0) * ld;
+      if (a == 0) wgrad_row<V, Grad, 0>(in, rs, ps, valid, c, full, bits, b0, b1, row, ld);
+      else if (a == 1) wgrad_row<V, Grad, 1>(in, rs, ps, valid, c, full, bits, b0, b1, row, ld);
+      else if (a == 2) wgrad_row<V, Grad, 2>(in, rs, ps, valid, c, full, bits, b0, b1, row, ld);
+      else wgrad_row<V, Grad, 3>(in, rs, ps, valid, c, full, bits, b0, b1, row, ld);
     }
   }
 }
