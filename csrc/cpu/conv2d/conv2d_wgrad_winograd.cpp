@@ -43,7 +43,7 @@ namespace {
 
 constexpr int kPos = 16;               // 4 x 4 transformed positions
 constexpr int64_t kMinChannels = 64;   // fewer: the transforms cost about what the GEMMs save (32: 0.84-1.03x)
-constexpr int64_t kMinTiles = 64;      // fewer: one block of few tiles, little to save
+constexpr int64_t kMinTiles = 64;      // fewer: short GEMMs, little to save
 constexpr int64_t kMaxSumsBytes = int64_t(64) << 20;  // the 16 K x C sums (1024 x 1024 floats)
 // A thread's transformed patches and gradients per chunk of tiles: half the
 // smallest L2 seen (Zen 4's 1 MiB; 64 to 1024 KiB ran within 5% of each other
@@ -79,13 +79,14 @@ void transform_back(const T* m, int64_t pos_stride, int64_t K, int64_t C, int64_
 
 // The 4x4 patch of tile t (pixels inside x: bits of `valid`) and its 2x2
 // output gradient (pixels inside dy: bits of `gvalid`).
+template <typename T>
 struct TileAt {
-  const void* x;
-  const void* dy;
+  const T* x;
+  const T* dy;
   uint32_t valid, gvalid;
 };
 template <typename T>
-TileAt tile_at(const Conv2dParams& p, int64_t TH, int64_t TW, int64_t t) {
+TileAt<T> tile_at(const Conv2dParams& p, int64_t TH, int64_t TW, int64_t t) {
   const int64_t n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
   const int64_t p0 = 2 * th, q0 = 2 * tw, h0 = p0 - p.pad_h, w0 = q0 - p.pad_w;
   uint32_t valid = 0;
@@ -138,11 +139,9 @@ void owned_positions(const Conv2dParams& p, const MicroKernel<T>& uk, const Size
     for (int64_t t0 = 0; t0 < z.tiles; t0 += TB) {
       const int64_t tn = std::min(TB, z.tiles - t0);
       for (int64_t i = 0; i < tn; ++i) {
-        const TileAt tile = tile_at<T>(p, z.TH, z.TW, t0 + i);
-        uk.wgrad_input(static_cast<const T*>(tile.x), p.x_strides[2], p.x_strides[3], tile.valid, p.C, p0, p1,
-                       v.get() + i * z.cpad, vld);
-        uk.wgrad_grad(static_cast<const T*>(tile.dy), p.y_strides[2], p.y_strides[3], tile.gvalid, p.K, p0, p1,
-                      g.get() + i * z.Kld, gld);
+        const TileAt<T> tile = tile_at<T>(p, z.TH, z.TW, t0 + i);
+        uk.wgrad_input(tile.x, p.x_strides[2], p.x_strides[3], tile.valid, p.C, p0, p1, v.get() + i * z.cpad, vld);
+        uk.wgrad_grad(tile.dy, p.y_strides[2], p.y_strides[3], tile.gvalid, p.K, p0, p1, g.get() + i * z.Kld, gld);
       }
       const AccInit init = t0 == 0 ? AccInit::Zero : AccInit::Load;
       for (int64_t task = begin; task < end; ++task) {
