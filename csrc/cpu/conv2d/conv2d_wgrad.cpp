@@ -180,13 +180,15 @@ void pack_x_panels(const Conv2dParams& p, const T* x, int64_t c0, const std::vec
 // channel at them, so all panels of a tap share one set (3x3 layers of 64-256
 // channels 1-3% faster than a set per panel), and a padding pixel reads from
 // x + zero_off + that channel: a zero buffer C + NR long. boff gets
-// kc + kPrefetchSteps entries.
+// kc + kFarSteps entries: past the block, those of the pixels that follow it
+// up to pixel `end` (the chunk's end; the prefetches' lead), then the last.
 template <typename T>
-void tap_pixel_offsets(const Conv2dParams& p, int64_t hoff, int64_t woff, int64_t kb0, int64_t kc,
+void tap_pixel_offsets(const Conv2dParams& p, int64_t hoff, int64_t woff, int64_t kb0, int64_t kc, int64_t end,
                        int64_t zero_off, int64_t* boff) {
   const int64_t* xs = p.x_strides;
+  const int64_t filled = std::min(kc + kFarSteps, end - kb0);
   int64_t t = 0;
-  for_each_row_run(kb0, kb0 + kc, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
+  for_each_row_run(kb0, kb0 + filled, p.P, p.Q, [&](int64_t n, int64_t pp, int64_t q0, int64_t len) {
     const int64_t h = pp * p.stride_h + hoff;
     const int64_t row = n * xs[0] + h * xs[2];
     const bool row_in = h >= 0 && h < p.H;
@@ -195,7 +197,7 @@ void tap_pixel_offsets(const Conv2dParams& p, int64_t hoff, int64_t woff, int64_
       boff[t] = row_in && w >= 0 && w < p.W ? row + w * xs[3] : zero_off;
     }
   });
-  for (int64_t k = kc; k < kc + kPrefetchSteps; ++k) boff[k] = boff[kc - 1];
+  for (int64_t k = filled; k < kc + kFarSteps; ++k) boff[k] = boff[filled - 1];
 }
 
 // NCHW 1x1 without padding or stride, large images: dw[k, c] = sum over images and pixels of
@@ -380,8 +382,8 @@ void wgrad_impl(const Conv2dParams& p) {
     AlignedBuffer<T> b_panels(direct_b ? 0 : kKc * block_panels * NR);
     AlignedBuffer<T> zeros(direct_b ? p.C + NR : 0);
     std::vector<int64_t> slot(block_panels);  // each panel's set of offsets in boff
-    // The x offsets of the block's taps for the chunk's pixels, kKc + kPrefetchSteps apiece.
-    const int64_t boff_step = kKc + kPrefetchSteps;
+    // The x offsets of the block's taps for the chunk's pixels, kKc + kFarSteps apiece.
+    const int64_t boff_step = kKc + kFarSteps;
     std::vector<int64_t> boff(direct_b ? block_panels * boff_step : 0);
     if (direct_b) std::fill(zeros.get(), zeros.get() + p.C + NR, T(0));
     // The zero row as an offset from x (both in this process's flat address space).
@@ -435,17 +437,20 @@ void wgrad_impl(const Conv2dParams& p) {
               continue;
             }
             slot[np] = slots++;
-            tap_pixel_offsets<T>(p, cc.hoff, cc.woff, kb0, kc, zero_off, boff.data() + slot[np] * boff_step);
+            tap_pixel_offsets<T>(p, cc.hoff, cc.woff, kb0, kc, m_end, zero_off, boff.data() + slot[np] * boff_step);
           }
           // Row panels outer: a task's A panel (14 KB) stays in L1 while the x rows
           // of its column panels stream past (the other order kept the x rows and
           // re-read the A panels: 3x3 layers of 128-256 channels 5-6% slower).
+          // The first row panel brings the block's x rows from memory, with the
+          // far prefetch (fn_boff_far); the others find them in L2.
           for (int64_t mp = mp0; mp < mp1; ++mp)
             for (int64_t np = 0; np < panels; ++np)
               run(mp, np, init, [&](const RowPanelKernels<T>& k, T* c, int64_t ld, AccInit in) {
                 const T* b = x + g * Cg + column[(panel0 + np) * NR].c;  // x's channel stride is 1
-                k.fn_boff(kc, a_panels.get() + (mp - mp0) * kc * MR, b, boff.data() + slot[np] * boff_step, c,
-                           ld, in, nullptr);
+                const bool far = mp == mp0 && k.mr == MR;
+                (far ? uk.fn_boff_far : k.fn_boff)(kc, a_panels.get() + (mp - mp0) * kc * MR, b,
+                                                   boff.data() + slot[np] * boff_step, c, ld, in, nullptr);
               });
           continue;
         }

@@ -123,6 +123,9 @@ using WinogradPositionsFn = void (*)(const T* in, int64_t rs, int64_t ps, uint32
                                      int p1, T* dst, int64_t ld);
 
 constexpr int64_t kPrefetchSteps = 8;
+// fn_boff_far's lead: the B rows of the step this far ahead are fetched into
+// L2, which covers memory's latency where kPrefetchSteps covers L2's.
+constexpr int64_t kFarSteps = 64;
 
 template <typename T>
 struct MicroKernel {
@@ -130,6 +133,11 @@ struct MicroKernel {
   int64_t nr = 0;  // columns of C per call (vector side)
   MicroKernelFn<T> fn = nullptr;
   MicroKernelBoffFn<T> fn_boff = nullptr;
+  // fn_boff that also fetches the B rows of step k + kFarSteps into L2 (boff
+  // holds kc + kFarSteps entries): for the first pass over B rows that come
+  // from memory at a large stride, which the hardware prefetchers do not
+  // follow far enough (channels-last wgrad: x rows of C channels each).
+  MicroKernelBoffFn<T> fn_boff_far = nullptr;
   MicroKernelArowsFn<T> fn_arows = nullptr;
   MicroKernelArowsNextFn<T> fn_arows_next = nullptr;  // fn_arows of one tap, prefetching the next tile
   // A taller, narrower tile with the fn_arows contract, for GEMMs with few

@@ -129,7 +129,8 @@ void microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, typ
 
 // B rows at per-step offsets; a row of more than one cache line has each of its
 // lines prefetched (the second missed L1: channels-last wgrad 1-8% faster).
-template <typename V, int MR, int NV, int AS = MR>
+// kFar: also fetch the rows kFarSteps ahead into L2 (fn_boff_far).
+template <typename V, int MR, int NV, int AS = MR, bool kFar = false>
 void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b, const int64_t* boff,
                       typename V::T* c, int64_t ldc, AccInit init, const typename V::T* bias) {
   typename V::Reg acc[MR][NV];
@@ -139,6 +140,11 @@ void microkernel_boff(int64_t kc, const typename V::T* a, const typename V::T* b
     const char* ahead = reinterpret_cast<const char*>(b + boff[k + kPrefetchSteps]);
     __builtin_prefetch(ahead);
     if constexpr (two_lines) __builtin_prefetch(ahead + 64);
+    if constexpr (kFar) {
+      const char* far = reinterpret_cast<const char*>(b + boff[k + kFarSteps]);
+      __builtin_prefetch(far, 0, 2);
+      if constexpr (two_lines) __builtin_prefetch(far + 64, 0, 2);
+    }
     __builtin_prefetch(a + 2 * kPrefetchSteps * AS);
     acc_step<V, MR, NV>(acc, a, 1, b + boff[k]);
     a += AS;
@@ -402,6 +408,7 @@ MicroKernel<typename V::T> make_microkernel() {
   k.nr = NV * V::kWidth;
   k.fn = &simd::microkernel<V, MR, NV>;
   k.fn_boff = &simd::microkernel_boff<V, MR, NV>;
+  k.fn_boff_far = &simd::microkernel_boff<V, MR, NV, MR, true>;
   k.fn_arows = &simd::microkernel_arows<V, MR, NV>;
   k.fn_arows_next = &simd::microkernel_arows_next<V, MR, NV>;
   k.narrow_mr = MR2;
