@@ -498,3 +498,37 @@ def test_nchw_1x1_wgrad_dot_products(isa, dtype, N, C, H, W, K, groups, batch_vi
         cnnops.set_cpu_isa("auto")
     torch.testing.assert_close(got[0].double(), want, **tol)
     assert torch.equal(got[0], got[1])
+
+
+@pytest.mark.parametrize("isa", supported_isas())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("N,C,H,W,K,R,stride,groups", [
+    (2, 256, 8, 8, 264, 1, 1, 1),    # 1x1, 64 pixels: output-channel tail
+    (1, 288, 9, 7, 256, 3, 1, 1),    # 3x3, 63 pixels
+    (3, 40, 6, 5, 24, 3, 2, 2),      # 3x2 pixels, few channels: below a vector of pixels
+    (2, 512, 8, 8, 512, 3, 2, 2),    # stride 2 to 4x4, grouped
+    (1, 300, 11, 11, 300, 1, 1, 1),  # 121 pixels: just under the limit
+])
+def test_nchw_deep_layers_run_through_channels_last(isa, dtype, N, C, H, W, K, R, stride, groups):
+    # NCHW input and output with few pixels per image and many channels: the
+    # correlation runs on channels-last copies (fprop, and dgrad's unit-step
+    # correlation), its output copied back into the NCHW tensor, a fused output
+    # stage included.
+    g = torch.Generator().manual_seed(N * C + K)
+    x = torch.randn(N, C, H, W, dtype=dtype, generator=g)
+    w = torch.randn(K, C // groups, R, R, dtype=dtype, generator=g) / (C * R * R) ** 0.5
+    b = torch.randn(K, dtype=dtype, generator=g)
+    pad = R // 2
+    cnnops.set_cpu_isa(isa)
+    try:
+        if dtype == torch.float64:
+            assert_matches_with_grads(lambda x, w: cnnops.conv2d(x, w, b, stride, pad, 1, groups),
+                                      lambda x, w: F.conv2d(x, w, b, stride, pad, 1, groups), x, w)
+        want = F.conv2d(x.double(), w.double(), b.double(), stride, pad, 1, groups)
+        r = torch.randn(want.shape, dtype=dtype, generator=g)
+        got = cnnops.functional.conv2d_fused(x, w, b, stride, pad, 1, groups, "relu", r, "relu6")
+        tol = 1e-4 if dtype == torch.float32 else 1e-10
+        torch.testing.assert_close(got.double(), (want.relu() + r.double()).clamp(0, 6), rtol=tol, atol=tol)
+        assert got.is_contiguous()
+    finally:
+        cnnops.set_cpu_isa("auto")
