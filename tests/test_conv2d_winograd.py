@@ -58,7 +58,10 @@ SHAPES = [
 def test_forward_and_input_gradient_every_isa(cpu_isa, dtype, layout, shape):
     N, C, K, H, W, pad = shape
     x = _layout(torch.randn(N, C, H, W, dtype=torch.float64), layout)
-    w = torch.randn(K, C, 3, 3, dtype=torch.float64)
+    # The filter in the input's layout: its transform reads a channels-last
+    # filter by taps and an NCHW one by channel blocks (both in blocks of 64
+    # input channels, the lanes past K zero).
+    w = _layout(torch.randn(K, C, 3, 3, dtype=torch.float64), layout)
     b = torch.randn(K, dtype=torch.float64)
     ref = F.conv2d(x, w, b, padding=pad)
     dy = _layout(torch.randn_like(ref), layout)
