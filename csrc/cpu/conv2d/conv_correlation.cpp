@@ -34,9 +34,10 @@ constexpr int64_t kMinGroupLanes = 16;
 // tile's 14 rows of A, or an NCHW tile's filter panel, are then at most 112 KiB,
 // in L2).
 constexpr int64_t kInPlaceKc = 2048;
-// NCHW correlations with fewer output pixels per image than this, and at least
-// kChannelsLastWidth output channels and reduction steps, run through
-// channels-last copies (see through_channels_last).
+// NCHW correlations with fewer output pixels per image than this (and rows of
+// them that fill no whole number of vectors, or a batch of at most this many
+// pixels), and at least kChannelsLastWidth output channels and reduction steps,
+// run through channels-last copies (see through_channels_last).
 constexpr int64_t kChannelsLastPixels = 128;
 constexpr int64_t kChannelsLastWidth = 256;
 
@@ -322,8 +323,12 @@ bool through_channels_last(const Correlation<T>& c, const MicroKernel<T>& uk) {
   const int64_t* os = c.out_strides;
   if (is[3] != 1 || is[1] == 1 || os[3] != 1 || os[1] == 1 || os[1] > (int64_t(1) << 31) / 64) return false;
   const int64_t pixels = c.P * c.Q;
-  return pixels < uk.nr ||
-         (pixels < kChannelsLastPixels && c.G * c.Ko >= kChannelsLastWidth && reduction_size(c) >= kChannelsLastWidth);
+  if (pixels < uk.nr) return true;
+  // Rows of pixels that fill whole vectors are the NCHW path's own best case,
+  // unless the batch is so small that the few-pixel paths take them (1x1s of
+  // 256 -> 1024 and 1024 -> 512 at 8x8, batch 16: 1.2x slower through copies).
+  const bool wide = c.G * c.Ko >= kChannelsLastWidth && reduction_size(c) >= kChannelsLastWidth;
+  return wide && pixels < kChannelsLastPixels && (pixels % uk.nr != 0 || c.N * pixels <= kChannelsLastPixels);
 }
 
 template <typename T>
