@@ -195,7 +195,7 @@ bool dgrad_via_channels_last(const Conv2dParams& p) {
   const auto transpose = active_microkernel<T>().gather_columns;
   const bool winograd = phases_take_winograd(p);
   if (p.stride_h * p.stride_w == 1 || (p.W < kChannelsLastMinRow && !winograd) || xs[3] != 1 || xs[1] == 1 ||
-      transpose == nullptr || p.C > (int64_t(1) << 31) / 64)
+      transpose == nullptr || p.C > kMaxGatherStride)
     return false;
   AlignedBuffer<T> buffer(p.N * p.H * p.W * p.C);
   Conv2dParams q = p;

@@ -18,7 +18,6 @@
 // are in correlation_direct.cpp, what the paths share in correlation_pack.h.
 #include <atomic>
 
-#include "channels_last_copy.h"
 #include "correlation_pack.h"
 
 namespace cnnops {
@@ -321,7 +320,7 @@ bool through_channels_last(const Correlation<T>& c, const MicroKernel<T>& uk) {
   using namespace corr;
   const int64_t* is = c.in_strides;
   const int64_t* os = c.out_strides;
-  if (is[3] != 1 || is[1] == 1 || os[3] != 1 || os[1] == 1 || os[1] > (int64_t(1) << 31) / 64) return false;
+  if (is[3] != 1 || is[1] == 1 || os[3] != 1 || os[1] == 1 || os[1] > kMaxGatherStride) return false;
   const int64_t pixels = c.P * c.Q;
   if (pixels < uk.nr) return true;
   // Rows of pixels that fill whole vectors are the NCHW path's own best case,
@@ -329,22 +328,6 @@ bool through_channels_last(const Correlation<T>& c, const MicroKernel<T>& uk) {
   // 256 -> 1024 and 1024 -> 512 at 8x8, batch 16: 1.2x slower through copies).
   const bool wide = c.G * c.Ko >= kChannelsLastWidth && reduction_size(c) >= kChannelsLastWidth;
   return wide && pixels < kChannelsLastPixels && (pixels % uk.nr != 0 || c.N * pixels <= kChannelsLastPixels);
-}
-
-template <typename T>
-void run_through_channels_last(const Correlation<T>& c) {
-  const int64_t C = c.G * c.Ci, K = c.G * c.Ko;
-  AlignedBuffer<T> in(c.N * C * c.H * c.W), out(c.N * K * c.P * c.Q);
-  Correlation<T> d = c;
-  to_channels_last(c.in, c.in_strides, c.N, C, c.H, c.W, in.get(), d.in_strides);
-  d.in = in.get();
-  d.out = out.get();
-  d.out_strides[0] = c.P * c.Q * K;
-  d.out_strides[1] = 1;
-  d.out_strides[2] = c.Q * K;
-  d.out_strides[3] = K;
-  run_correlation(d);
-  from_channels_last(out.get(), c.N, K, c.P, c.Q, c.out, c.out_strides);
 }
 
 template <typename T>
@@ -360,7 +343,7 @@ void run_correlation(const Correlation<T>& c) {
   // too (3x3 512 -> 512 at 7x7, batch 1: 1.17x; 256 channels at 10x10 2.9x).
   if (run_winograd(c, uk)) return;
   if (through_channels_last(c, uk)) {
-    run_through_channels_last(c);
+    through_channels_last_copies(c, [](const Correlation<T>& d) { run_correlation(d); });
     return;
   }
   if (direct_paths_enabled() && (run_filter_in_place(c, uk) || run_packed_few_pixels(c, uk))) return;

@@ -20,8 +20,6 @@ namespace corr {
 constexpr double kMinTileUse = 0.75;  // below this fraction of useful lanes: im2col path
 constexpr double kTinyFlops = 5e5;    // ...unless the whole problem is smaller than this
 constexpr int64_t kMaxPadBytes = int64_t(1) << 30;
-// Channel strides whose gathers' int32 offsets (16 lanes) cannot overflow.
-constexpr int64_t kMaxGatherStride = (int64_t(1) << 31) / 64;
 
 // The padded extent along one axis: padded index i' holds input index i' + lo.
 struct PadAxis {

@@ -18,6 +18,7 @@
 #include "../util/copy_row.h"
 #include "../util/epilogue.h"
 #include "../util/stream_stores.h"
+#include "channels_last_copy.h"
 #include "conv2d.h"
 #include "conv_correlation.h"
 #include "microkernel.h"
@@ -142,6 +143,30 @@ int64_t reduction_size(const Correlation<T>& c) {
 template <typename T>
 double correlation_flops(const Correlation<T>& c) {
   return 2.0 * c.N * c.G * c.Ko * c.P * c.Q * reduction_size(c);
+}
+
+// Runs fn(d) on a copy d of correlation c in which an NCHW-like input and an
+// NCHW-like output (unit pixel steps, channel strides of at most
+// kMaxGatherStride) are channels-last buffers: the input copied in before, the
+// output copied back after, by the ISA's transposing copies. A channels-last
+// side is used as it is.
+template <typename T, typename F>
+void through_channels_last_copies(const Correlation<T>& c, const F& fn) {
+  const int64_t C = c.G * c.Ci, K = c.G * c.Ko;
+  const bool in_cl = c.in_strides[1] == 1, out_cl = c.out_strides[1] == 1;
+  Correlation<T> d = c;
+  AlignedBuffer<T> in(in_cl ? 0 : c.N * c.H * c.W * C), out(out_cl ? 0 : c.N * c.P * c.Q * K);
+  if (!in_cl) {
+    to_channels_last(c.in, c.in_strides, c.N, C, c.H, c.W, in.get(), d.in_strides);
+    d.in = in.get();
+  }
+  if (!out_cl) {
+    d.out = out.get();
+    const int64_t cl[4] = {c.P * c.Q * K, 1, c.Q * K, K};
+    std::copy(cl, cl + 4, d.out_strides);
+  }
+  fn(d);
+  if (!out_cl) from_channels_last(out.get(), c.N, K, c.P, c.Q, c.out, c.out_strides);
 }
 
 // The tasks of this correlation on balanced_for_ranges (one thread if tiny):

@@ -100,6 +100,9 @@ using StoreColumnsFn = void (*)(const T* tile, int64_t ld, int64_t rows, int64_t
 // path's time on NCHW inputs.
 template <typename T>
 using GatherColumnsFn = void (*)(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd);
+// The largest lds (and the copies' channel strides) whose gathers' int32
+// offsets (16 lanes of 4-byte elements) cannot overflow.
+constexpr int64_t kMaxGatherStride = (int64_t(1) << 31) / 64;
 
 // Winograd F(2x2, RxS) transforms over channels-last pixels (winograd_template.h,
 // correlation_winograd.cpp), A = R + 1 by B = S + 1 positions. Input: the A x B
