@@ -12,6 +12,7 @@
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -84,9 +85,12 @@ std::optional<at::Tensor> max_pool2d_ints(const at::Tensor& x, int64_t kernel, i
                                           int64_t dilation, bool ceil_mode) {
   if (x.dim() != 4 || kernel <= 0 || stride <= 0 || dilation <= 0 || padding < 0 || padding > kernel / 2)
     return std::nullopt;
-  const Ints k{kernel, kernel}, s{stride, stride}, d{dilation, dilation}, pad{padding, padding, padding, padding};
-  if (at::GradMode::is_enabled() && x.requires_grad()) return std::get<0>(max_pool2d_fwd(x, k, s, pad, d, ceil_mode));
-  return max_pool2d_values(x, k, s, pad, d, ceil_mode);
+  static const auto fwd = typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
+  static const auto values = typed_op<sig::MaxPool2dValues>("cnnops::max_pool2d_values");
+  const std::array<int64_t, 2> k{kernel, kernel}, s{stride, stride}, d{dilation, dilation};
+  const std::array<int64_t, 4> pad{padding, padding, padding, padding};
+  if (at::GradMode::is_enabled() && x.requires_grad()) return std::get<0>(fwd.call(x, k, s, pad, d, ceil_mode));
+  return values.call(x, k, s, pad, d, ceil_mode);
 }
 
 // conv_transpose2d's forward (conv2d_dgrad of the input) when its arguments need

@@ -17,14 +17,15 @@ namespace cnnops {
 namespace cpu {
 namespace simd {
 
-// A block of B lanes from src, of which the first nb are real: src itself when
-// the block is whole, else a copy into pad with -inf after them (max pooling).
-// A template on V, like the loops below, so no ISA's copy is shared.
-template <typename V, int64_t B, typename T = typename V::T>
-inline const T* neg_inf_padded(const T* src, int64_t nb, T* pad) {
-  if (nb == B) return src;
-  for (int64_t j = 0; j < B; ++j) pad[j] = j < nb ? src[j] : -__builtin_inf();
-  return pad;
+// The lanes of register j (W lanes each) of a block whose first nb lanes are
+// real, as load_masked's bits. A partial block's taps are read by masked loads:
+// the lanes past nb hold zeros, and their results are never stored. (A -inf
+// padded copy of the whole block per tap was most of a small channels_last
+// call: 8 channels, 4 taps, 16 pixels.)
+template <int W>
+inline uint32_t block_lanes(int64_t nb, int j) {
+  const int64_t k = nb - int64_t(j) * W;
+  return k >= W ? (uint32_t(1) << W) - 1 : k <= 0 ? 0u : (uint32_t(1) << k) - 1;
 }
 
 // The loops below are templates on V only so that each ISA's translation unit
@@ -34,7 +35,7 @@ inline const T* neg_inf_padded(const T* src, int64_t nb, T* pad) {
 // Blocks of two registers of lanes: the running max and the winning tap id
 // (held as a value of T: exact for any tap count below 2^24) stay in registers
 // across the taps; the id becomes the flat index once, at the end. A last
-// partial block reads its taps through a -inf padded copy.
+// partial block reads its taps by masked loads (block_lanes).
 template <typename V, typename T = typename V::T>
 void max_taps(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base, int64_t step,
               const int64_t* init_idx, T* out, int64_t* idx) {
@@ -60,13 +61,23 @@ void max_taps(int64_t n, int64_t ntaps, const T* const* x, const int64_t* base, 
   for (int64_t i0 = 0; i0 < n; i0 += B) {
     const int64_t nb = n - i0 < B ? n - i0 : B;
     typename V::Reg m0 = V::set1(-__builtin_inf()), m1 = m0, tap0 = V::set1(T(-1)), tap1 = tap0;
-    T tail[B];
-    for (int64_t t = 0; t < ntaps; ++t) {
-      if (x[t] == nullptr) continue;
-      const T* xt = neg_inf_padded<V, B>(x[t] + i0, nb, tail);
-      const typename V::Reg tv = V::set1(static_cast<T>(t));
-      V::max_update(V::load(xt), tv, m0, tap0);
-      V::max_update(V::load(xt + W), tv, m1, tap1);
+    if (nb == B) {
+      for (int64_t t = 0; t < ntaps; ++t) {
+        if (x[t] == nullptr) continue;
+        const T* xt = x[t] + i0;
+        const typename V::Reg tv = V::set1(static_cast<T>(t));
+        V::max_update(V::load(xt), tv, m0, tap0);
+        V::max_update(V::load(xt + W), tv, m1, tap1);
+      }
+    } else {
+      const uint32_t b0 = block_lanes<W>(nb, 0), b1 = block_lanes<W>(nb, 1);
+      for (int64_t t = 0; t < ntaps; ++t) {
+        if (x[t] == nullptr) continue;
+        const T* xt = x[t] + i0;
+        const typename V::Reg tv = V::set1(static_cast<T>(t));
+        V::max_update(V::load_masked(xt, b0), tv, m0, tap0);
+        if (b1 != 0) V::max_update(V::load_masked(xt + W, b1), tv, m1, tap1);
+      }
     }
     T mv[B], tv[B];
     V::store(mv, m0);
@@ -104,12 +115,19 @@ void max_values(int64_t n, int64_t ntaps, const T* const* x, T* out) {
     const int64_t nb = n - i0 < B ? n - i0 : B;
     typename V::Reg m[4], unused = none;
     for (int j = 0; j < 4; ++j) m[j] = V::set1(-__builtin_inf());
-    T tail[B];
+    uint32_t bits[4];
+    for (int j = 0; j < 4; ++j) bits[j] = block_lanes<W>(nb, j);
     for (int64_t t = 0; t < ntaps; ++t) {
       if (x[t] == nullptr) continue;
-      const T* xt = neg_inf_padded<V, B>(x[t] + i0, nb, tail);
-      for (int j = 0; j < 4; ++j) V::max_update(V::load(xt + j * W), none, m[j], unused);
+      const T* xt = x[t] + i0;
+      if (nb == B) {
+        for (int j = 0; j < 4; ++j) V::max_update(V::load(xt + j * W), none, m[j], unused);
+      } else {
+        for (int j = 0; j < 4; ++j)
+          if (bits[j] != 0) V::max_update(V::load_masked(xt + j * W, bits[j]), none, m[j], unused);
+      }
     }
+    T tail[B];
     if (nb == B) {
       for (int j = 0; j < 4; ++j) V::store(out + i0 + j * W, m[j]);
     } else {
