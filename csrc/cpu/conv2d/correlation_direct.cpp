@@ -398,6 +398,8 @@ constexpr int64_t kFewPixels = 128;  // at most this many output pixels (N*P*Q)
 // and a filter of at least this many elements (a small one is cheap to pack, and
 // the packed paths have less set-up per call)
 constexpr int64_t kFewPixelsMinFilter = 16384;
+// What a lane of the narrow tile costs, in lanes of the wide one (see below).
+constexpr double kNarrowLaneCost = 1.4;
 
 template <typename T>
 bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
@@ -428,7 +430,12 @@ bool run_filter_in_place(const Correlation<T>& c, const MicroKernel<T>& uk) {
     return false;  // single steps scattered over the filter: packing it reads better
   }
   const int64_t ntaps = red / klen;
-  const bool narrow = round_up(M, uk.narrow_nr) < round_up(M, uk.nr);
+  // The narrow tile (one vector of pixels) broadcasts as many filter elements per
+  // step as the wide one (two vectors) for half the FMAs, so it pays only where it
+  // saves a large share of the lanes: 728 -> 728 channels at 10x10, batch 1, filter
+  // not cached (Zen 4, 2 threads): 112 lanes narrow 1.0-1.2 ms, 128 lanes wide
+  // 0.82-0.94 (fprop; dgrad 1.1-1.24 -> 0.8-1.0).
+  const bool narrow = double(round_up(M, uk.narrow_nr)) * kNarrowLaneCost < double(round_up(M, uk.nr));
   const int64_t MR = narrow ? uk.narrow_mr : uk.mr, NR = narrow ? uk.narrow_nr : uk.nr;
   const MicroKernelArowsFn<T> kernel = narrow ? uk.narrow_arows : uk.fn_arows;
   const int64_t panels = ceil_div(M, NR);
