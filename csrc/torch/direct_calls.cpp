@@ -64,16 +64,24 @@ at::Tensor depthwise_fprop_fused(const at::Tensor& x, const at::Tensor& w, const
   return op.call(x, w, b, stride, sym(padding), dilation, act, residual, post);
 }
 
+// The max-pool handles, shared by the list calls and max_pool2d_ints below.
+const c10::TypedOperatorHandle<sig::MaxPool2dValues>& max_pool2d_values_op() {
+  static const auto op = typed_op<sig::MaxPool2dValues>("cnnops::max_pool2d_values");
+  return op;
+}
+const c10::TypedOperatorHandle<sig::MaxPool2dFwd>& max_pool2d_fwd_op() {
+  static const auto op = typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
+  return op;
+}
+
 at::Tensor max_pool2d_values(const at::Tensor& x, const Ints& kernel, const Ints& stride, const Ints& padding,
                              const Ints& dilation, bool ceil_mode) {
-  static const auto op = typed_op<sig::MaxPool2dValues>("cnnops::max_pool2d_values");
-  return op.call(x, kernel, stride, padding, dilation, ceil_mode);
+  return max_pool2d_values_op().call(x, kernel, stride, padding, dilation, ceil_mode);
 }
 
 std::tuple<at::Tensor, at::Tensor> max_pool2d_fwd(const at::Tensor& x, const Ints& kernel, const Ints& stride,
                                                   const Ints& padding, const Ints& dilation, bool ceil_mode) {
-  static const auto op = typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
-  return op.call(x, kernel, stride, padding, dilation, ceil_mode);
+  return max_pool2d_fwd_op().call(x, kernel, stride, padding, dilation, ceil_mode);
 }
 
 // cnnops.max_pool2d's common call: a 4-D input and int arguments (stride already
@@ -85,12 +93,12 @@ std::optional<at::Tensor> max_pool2d_ints(const at::Tensor& x, int64_t kernel, i
                                           int64_t dilation, bool ceil_mode) {
   if (x.dim() != 4 || kernel <= 0 || stride <= 0 || dilation <= 0 || padding < 0 || padding > kernel / 2)
     return std::nullopt;
-  static const auto fwd = typed_op<sig::MaxPool2dFwd>("cnnops::max_pool2d_fwd");
-  static const auto values = typed_op<sig::MaxPool2dValues>("cnnops::max_pool2d_values");
+  // Fixed-size lists: no allocation per call.
   const std::array<int64_t, 2> k{kernel, kernel}, s{stride, stride}, d{dilation, dilation};
   const std::array<int64_t, 4> pad{padding, padding, padding, padding};
-  if (at::GradMode::is_enabled() && x.requires_grad()) return std::get<0>(fwd.call(x, k, s, pad, d, ceil_mode));
-  return values.call(x, k, s, pad, d, ceil_mode);
+  if (at::GradMode::is_enabled() && x.requires_grad())
+    return std::get<0>(max_pool2d_fwd_op().call(x, k, s, pad, d, ceil_mode));
+  return max_pool2d_values_op().call(x, k, s, pad, d, ceil_mode);
 }
 
 // conv_transpose2d's forward (conv2d_dgrad of the input) when its arguments need
