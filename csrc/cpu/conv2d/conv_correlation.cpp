@@ -203,8 +203,7 @@ void run_channels_on_vector(const Correlation<T>& c, const MicroKernel<T>& uk) {
       if (np0 >= np1) continue;
       const int64_t full = rows_read ? mn / MR : 0;  // tiles whose rows are read (not packed)
       const int64_t kn = std::min(c.Ko, np1 * NR) - np0 * NR;
-      ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, m0, mn, g * c.Ko + np0 * NR, kn,
-                                   stores.staged ? chunk * NR : kn, stores.staged,
+      ResidualPrefetch<T> prefetch(stores.staged ? nullptr : c.epilogue, c.P, c.Q, m0, mn, g * c.Ko + np0 * NR, kn,
                                    ceil_div(red, kc_block) * (np1 - np0) * ceil_div(mn, MR));
       for (int64_t kb0 = 0; kb0 < red; kb0 += kc_block) {
         const int64_t kc = std::min(kc_block, red - kb0);

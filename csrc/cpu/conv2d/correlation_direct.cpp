@@ -322,9 +322,8 @@ bool run_channels_direct(const Correlation<T>& c, const MicroKernel<T>& uk) {
         rows_base = rows_buf.get();
       }
       const int64_t kn = std::min(c.Ko, (np0 + split_panels) * NR) - np0 * NR;
-      ResidualPrefetch<T> prefetch(c.epilogue, c.P, c.Q, (n * c.P + p0) * c.Q, (p1 - p0) * c.Q,
-                                   g * c.Ko + np0 * NR, kn, stores.staged && !tiles_outer ? NR : kn, stores.staged,
-                                   split_panels * (p1 - p0) * qtiles);
+      ResidualPrefetch<T> prefetch(stores.staged ? nullptr : c.epilogue, c.P, c.Q, (n * c.P + p0) * c.Q,
+                                   (p1 - p0) * c.Q, g * c.Ko + np0 * NR, kn, split_panels * (p1 - p0) * qtiles);
       // Tile qt of output row p against panel np, stored (and staged) in place or
       // through the tile buffer.
       auto tile_at = [&](int64_t np, int64_t p, int64_t qt) {

@@ -70,6 +70,21 @@ __attribute__((always_inline)) inline void acc_store(typename V::Reg (&acc)[MR][
   }
 }
 
+// The tile's residual into L1 as its sums start (TileStage): the stage reads
+// it a whole tile's reduction later, after the lines have arrived from L2 or
+// memory. (A prefetch of the task's residual block into L2 spread over its
+// tiles, ResidualPrefetch, cost more in instructions than it saved: 1x1 64 ->
+// 256 at 56x56 with its residual and ReLU, batch 16, two threads on Zen 4,
+// 11.3 -> 9.4 ms, against 8.2 without a residual.)
+template <typename V, int MR, int NV>
+__attribute__((always_inline)) inline void prefetch_residual(const TileStage<typename V::T>& s) {
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) __builtin_prefetch(s.residual + i * s.ldr + v * V::kWidth, 0, 3);
+  }
+}
+
 // acc_store with the fused stage applied on the way (TileStage).
 template <typename V, int MR, int NV>
 __attribute__((always_inline)) inline void acc_store_staged(typename V::Reg (&acc)[MR][NV], typename V::T* c, int64_t ldc,
@@ -188,6 +203,7 @@ __attribute__((always_inline)) inline void arows_impl(int64_t ntaps, int64_t kle
   constexpr int64_t kLine = kLineSteps<T>;
   typename V::Reg acc[MR][NV];
   acc_init<V, MR, NV>(acc, c, ldc, init, bias);
+  if (stage != nullptr && stage->residual != nullptr) prefetch_residual<V, MR, NV>(*stage);
   // The next tile's lines: row pf_row, element pf_col; lines per step enough to
   // cover MR rows of klen within klen steps (one for float, two for double).
   int64_t pf_row = kNext && next != nullptr ? 0 : MR, pf_col = 0;

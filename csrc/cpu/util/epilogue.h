@@ -85,40 +85,36 @@ void apply_epilogue_pixels(const Epilogue& e, T* y, const int64_t* ys, int64_t P
 }
 
 // Brings the residual of output pixels [m0, m0 + mn) and channels [k0, k0 + kn)
-// (flat m = (n*P + p)*Q + q) into L2 while a kernel computes that block, so the
-// fused stage does not wait on memory: at batch 16 a ResNet block's residual is
-// tens of MB, and the hardware prefetchers, which stop at each 4 KiB page, left
-// the stage reading it at a few GB/s. The lines go in the order the stage will
-// read them: channel chunks of `chunk` (the whole kn when the stage runs over
-// the block at its end; the kernel's panel width when each tile applies it as
-// it is stored), pixels in order within a chunk. The caller spreads `steps`
-// calls of step() over the block's work; they issue equal shares of the lines
-// and are done by three quarters of the way, except that with `first_now` the
-// first chunk (read by the first tiles) is issued at once. Only residuals with
-// contiguous channels (channels_last, the layout of
-// cnnops.optimize_for_inference) are fetched; others are left to the hardware.
+// (flat m = (n*P + p)*Q + q) into L2 while a kernel computes that block, for a
+// fused stage applied to the block after its last tile (apply_epilogue): at
+// batch 16 a ResNet block's residual is tens of MB, and the hardware
+// prefetchers, which stop at each 4 KiB page, left the stage reading it at a
+// few GB/s. The lines go in the order the stage will read them, pixel by pixel.
+// The caller spreads `steps` calls of step() over the block's work; they issue
+// equal shares of the lines and are done by three quarters of the way. (A stage
+// applied in registers fetches each tile's residual itself, TileStage in
+// ../conv2d/microkernel.h.) Only residuals with contiguous channels
+// (channels_last, the layout of cnnops.optimize_for_inference) are fetched;
+// others are left to the hardware.
 template <typename T>
 class ResidualPrefetch {
  public:
   ResidualPrefetch(const Epilogue* e, int64_t P, int64_t Q, int64_t m0, int64_t mn, int64_t k0, int64_t kn,
-                   int64_t chunk, bool first_now, int64_t steps)
-      : P_(P), Q_(Q), m0_(m0), m_(m0), mend_(m0 + mn), k_(k0), kend_(k0 + kn), chunk_(std::max<int64_t>(1, chunk)) {
+                   int64_t steps)
+      : P_(P), Q_(Q), m_(m0), mend_(m0 + mn), k0_(k0), kn_(kn) {
     if (e == nullptr || e->residual == nullptr || e->residual_strides[1] != 1 || mn <= 0 || kn <= 0) {
-      k_ = kend_;
+      m_ = mend_;
       return;
     }
     r_ = static_cast<const T*>(e->residual);
     rs_ = e->residual_strides;
-    const int64_t chunks = (kn + chunk_ - 1) / chunk_;
-    const int64_t lines = mn * (chunks + (kn * int64_t(sizeof(T)) + 63) / 64);
+    const int64_t lines = mn * (1 + (kn * int64_t(sizeof(T)) + 63) / 64);
     const int64_t spread = std::max<int64_t>(1, steps * 3 / 4);
     per_step_ = (lines + spread - 1) / spread;
     start_pixel();
-    if (first_now)
-      while (k_ < kend_ && k_ == k0) issue();
   }
   void step() {
-    for (int64_t i = 0; i < per_step_ && k_ < kend_; ++i) issue();
+    for (int64_t i = 0; i < per_step_ && m_ < mend_; ++i) issue();
   }
 
  private:
@@ -126,22 +122,19 @@ class ResidualPrefetch {
     __builtin_prefetch(line_, 0, 2);
     line_ += 64;
     if (line_ <= last_) return;
-    if (++m_ == mend_) {  // next chunk
-      m_ = m0_;
-      k_ = std::min(kend_, k_ + chunk_);
-    }
+    ++m_;
     start_pixel();
   }
   void start_pixel() {
-    if (k_ >= kend_) return;
+    if (m_ >= mend_) return;
     const int64_t n = m_ / (P_ * Q_), p = m_ / Q_ % P_, q = m_ % Q_;
-    const T* run = r_ + n * rs_[0] + p * rs_[2] + q * rs_[3] + k_;
+    const T* run = r_ + n * rs_[0] + p * rs_[2] + q * rs_[3] + k0_;
     line_ = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(run) & ~uintptr_t(63));
-    last_ = reinterpret_cast<const char*>(run + std::min(chunk_, kend_ - k_) - 1);
+    last_ = reinterpret_cast<const char*>(run + kn_ - 1);
   }
   const T* r_ = nullptr;
   const int64_t* rs_ = nullptr;
-  int64_t P_, Q_, m0_, m_, mend_, k_, kend_, chunk_, per_step_ = 0;
+  int64_t P_, Q_, m_, mend_, k0_, kn_, per_step_ = 0;
   const char* line_ = nullptr;
   const char* last_ = nullptr;
 };
