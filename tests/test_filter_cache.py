@@ -139,9 +139,10 @@ def test_inference_tensors():
         _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
 
 
-@pytest.mark.parametrize("how", ["data", "numpy", "tiny"])
+@pytest.mark.parametrize("how", ["data", "numpy", "tiny", "swap"])
 def test_writes_the_version_counter_misses(how):
-    """gradcheck and older training code write through `.data`; numpy shares the memory."""
+    """gradcheck and older training code write through `.data`; numpy shares the memory; a
+    permutation of the output channels moves words without changing any value."""
     x, w = torch.randn(2, 16, 9, 9, dtype=torch.float64), torch.randn(32, 16, 3, 3, dtype=torch.float64)
     for _ in range(2):
         _close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
@@ -150,8 +151,10 @@ def test_writes_the_version_counter_misses(how):
         w.data.add_(1)
     elif how == "numpy":
         w.numpy()[5, 3, 2, 1] = 7.0
-    else:  # the last bit of one element, as a finite difference does
+    elif how == "tiny":  # the last bit of one element, as a finite difference does
         w.data[23, 15, 2, 2] += 1e-12
+    else:
+        w.data[[3, 7, 20]] = w.data[[20, 3, 7]].clone()
     assert w._version == version
     torch.testing.assert_close(cnnops.conv2d(x, w, padding=1), F.conv2d(x, w, padding=1), rtol=0, atol=1e-12)
 
