@@ -206,3 +206,23 @@ def test_training_calls_pack_per_call():
     frozen = w.detach()  # a frozen layer inside a trained model still uses it
     cnnops.conv2d(x, frozen, padding=1).sum().backward()
     assert cnnops.weight_cache_info()["hits"] == 2
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "cl"])
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_few_pixels_read_a_hashed_filter_in_place(channels_last, kernel):
+    """A layer whose pixels fill one narrow tile is bound by reading its filter: an
+    unfrozen filter (hashed per lookup) is read once in place, not hashed and then read
+    packed; a frozen one (no hash) keeps its packed form."""
+    from cnnops import _C
+    x = _x(channels_last, n=1, c=96, h=3)
+    w = torch.randn(192, 96, kernel, kernel)  # 18432 and more elements: the few-pixel paths
+    with torch.no_grad():
+        for _ in range(2):
+            _close(cnnops.conv2d(x, w, padding=kernel // 2), F.conv2d(x, w, padding=kernel // 2))
+        assert cnnops.weight_cache_info()["entries"] == 0
+        assert _C.freeze_filter(w)
+        for _ in range(2):
+            _close(cnnops.conv2d(x, w, padding=kernel // 2), F.conv2d(x, w, padding=kernel // 2))
+        info = cnnops.weight_cache_info()
+        assert info["entries"] == 1 and info["hits"] >= 1

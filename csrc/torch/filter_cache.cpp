@@ -326,6 +326,7 @@ class TensorFilterCache final : public cpu::FilterCache {
     hashed_ = true;
     return store().get(key_, w_.storage(), name, bytes, fill);
   }
+  bool lookup_reads_filter() const override { return !hashed_; }
 
  private:
   TensorKey key_;

@@ -26,6 +26,10 @@ class FilterCache {
   // `fill` if the cache does not hold it. Valid while the returned pointer lives.
   virtual std::shared_ptr<const void> get(const std::string& name, size_t bytes,
                                           const std::function<void(void*)>& fill) = 0;
+  // Whether a lookup first reads the whole filter (to hash it): then a path that
+  // reads the filter once in place can cost less than the lookup plus the read of
+  // the packed form.
+  virtual bool lookup_reads_filter() const { return false; }
 };
 
 // The packed form `name` from `cache`, or packed now into a buffer of this call
