@@ -85,22 +85,47 @@ __attribute__((always_inline)) inline void prefetch_residual(const TileStage<typ
   }
 }
 
-// acc_store with the fused stage applied on the way (TileStage).
-template <typename V, int MR, int NV>
-__attribute__((always_inline)) inline void acc_store_staged(typename V::Reg (&acc)[MR][NV], typename V::T* c, int64_t ldc,
-                             const TileStage<typename V::T>& s) {
+// acc_store with the fused stage applied on the way (TileStage), its switches as
+// template arguments. Tested per register (four tests, each reloading the stage,
+// which a store may alias), they cost the tiles of short reductions most: a 1x1
+// from 32 channels to 256 ran 9-12% slower, from 64 channels 4-7% (docs/design.md).
+template <typename V, int MR, int NV, bool kAct, bool kResidual, bool kPost, bool kStream>
+__attribute__((always_inline)) inline void acc_store_stage_as(typename V::Reg (&acc)[MR][NV], typename V::T* c,
+                                                              int64_t ldc, const TileStage<typename V::T>& s) {
   using Reg = typename V::Reg;
   const Reg alo = V::set1(s.act_lo), ahi = V::set1(s.act_hi), plo = V::set1(s.post_lo), phi = V::set1(s.post_hi);
+  const typename V::T* residual = s.residual;
+  const int64_t ldr = s.ldr;
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       Reg x = acc[i][v];
-      if (s.act) x = V::clamp(x, alo, ahi);
-      if (s.residual != nullptr) x = V::add(x, V::load(s.residual + i * s.ldr + v * V::kWidth));
-      if (s.post) x = V::clamp(x, plo, phi);
-      store_or_stream<V>(c + i * ldc + v * V::kWidth, x, s.stream);
+      if constexpr (kAct) x = V::clamp(x, alo, ahi);
+      if constexpr (kResidual) x = V::add(x, V::load(residual + i * ldr + v * V::kWidth));
+      if constexpr (kPost) x = V::clamp(x, plo, phi);
+      if constexpr (kStream) V::stream(c + i * ldc + v * V::kWidth, x);
+      else V::store(c + i * ldc + v * V::kWidth, x);
     }
+  }
+}
+
+template <typename V, int MR, int NV>
+__attribute__((always_inline)) inline void acc_store_staged(typename V::Reg (&acc)[MR][NV], typename V::T* c, int64_t ldc,
+                             const TileStage<typename V::T>& s) {
+  // Streams only when every register's address is aligned for it (store_or_stream).
+  constexpr int64_t kReg = sizeof(typename V::Reg);
+  const bool stream = s.stream && reinterpret_cast<uintptr_t>(c) % kReg == 0 &&
+                      (MR == 1 || ldc * int64_t(sizeof(typename V::T)) % kReg == 0);
+  const int which = (s.act ? 1 : 0) | (s.residual != nullptr ? 2 : 0) | (s.post ? 4 : 0) | (stream ? 8 : 0);
+  switch (which) {
+#define CNNOPS_STAGE_CASE(n) \
+  case n: return acc_store_stage_as<V, MR, NV, (n & 1) != 0, (n & 2) != 0, (n & 4) != 0, (n & 8) != 0>(acc, c, ldc, s);
+    CNNOPS_STAGE_CASE(0) CNNOPS_STAGE_CASE(1) CNNOPS_STAGE_CASE(2) CNNOPS_STAGE_CASE(3)
+    CNNOPS_STAGE_CASE(4) CNNOPS_STAGE_CASE(5) CNNOPS_STAGE_CASE(6) CNNOPS_STAGE_CASE(7)
+    CNNOPS_STAGE_CASE(8) CNNOPS_STAGE_CASE(9) CNNOPS_STAGE_CASE(10) CNNOPS_STAGE_CASE(11)
+    CNNOPS_STAGE_CASE(12) CNNOPS_STAGE_CASE(13) CNNOPS_STAGE_CASE(14) CNNOPS_STAGE_CASE(15)
+#undef CNNOPS_STAGE_CASE
   }
 }
 
