@@ -6,7 +6,9 @@
 
 #include <cstring>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#include "../cpu/isa/isa.h"
+
+#if CNNOPS_CPU_X86_UNITS
 #include <immintrin.h>
 #endif
 
@@ -231,8 +233,8 @@ void hash_blocks_scalar(const unsigned char* p, int64_t blocks, uint64_t* lane) 
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12 warns that its own _mm512_undefined placeholders inside these intrinsics
+#if CNNOPS_CPU_X86_UNITS
+// GCC 12 warns that the undefined-value operands it passes inside these intrinsics
 // may be uninitialised; they are never read.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -270,9 +272,12 @@ __attribute__((target("avx2"))) void hash_blocks_avx2(const unsigned char* p, in
 
 using HashBlocks = void (*)(const unsigned char*, int64_t, uint64_t*);
 HashBlocks pick_hash_blocks() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) return hash_blocks_avx512;
-  if (__builtin_cpu_supports("avx2")) return hash_blocks_avx2;
+#if CNNOPS_CPU_X86_UNITS
+  switch (cpu::best_cpu_isa()) {
+    case cpu::CpuIsa::Avx512: return hash_blocks_avx512;
+    case cpu::CpuIsa::Avx2: return hash_blocks_avx2;
+    default: break;
+  }
 #endif
   return hash_blocks_scalar;
 }

@@ -106,6 +106,8 @@ bool set_cpu_isa(const char* name) {
 
 const char* supported_cpu_isas() { return registry().names.c_str(); }
 
+CpuIsa best_cpu_isa() { return static_cast<CpuIsa>(registry().best()); }
+
 FmaProbeFn active_fma_probe(bool float64) {
   static const PerIsa<FmaProbes> probes(fma_probes_avx512, fma_probes_avx2, fma_probes_generic);
   const FmaProbes& p = probes.active();

@@ -47,6 +47,9 @@ CpuIsa active_cpu_isa();
 bool set_cpu_isa(const char* name);
 // Comma-separated ISAs compiled in and supported by this CPU, best first.
 const char* supported_cpu_isas();
+// The best of those, whatever set_cpu_isa chose (for code whose result does not
+// depend on the ISA, such as the filter cache's hash).
+CpuIsa best_cpu_isa();
 
 // A family's kernels of one ISA build for both dtypes of the CPU kernels
 // (Kernels<T>: a struct of function pointers).
